@@ -1,0 +1,75 @@
+// Shared pieces of the crew CLI's subcommands.
+#pragma once
+
+#include <crew/error.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace crew::cli {
+
+/// Exit codes of the crew CLI (documented in `crew --help`).
+enum exit_code : int {
+  ok = 0,
+  tasks_failed = 1,  ///< the command ran, but some tasks failed
+  usage = 2,         ///< bad command line
+  internal = 3,      ///< crew itself failed
+};
+
+/// An io_context run by one background thread for the lifetime of the object: what the
+/// process pool's asynchronous work runs on while the CLI's main thread waits.
+class io_thread {
+ public:
+  io_thread();
+  ~io_thread();
+  boost::asio::io_context& context() noexcept { return ioc_; }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+  std::thread thread_;
+};
+
+/// Seconds elapsed on a steady clock since construction.
+class stopwatch {
+ public:
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+/// Python's repr of a float: the shortest text that reads back to the same double.
+std::string py_float(double v);
+/// The current time as Python's time.ctime() prints it.
+std::string ctime_now();
+/// "code: message" for a failed task.
+std::string describe(const std::exception_ptr& ep);
+/// The errc name of a failed task ("job_failed", ...).
+std::string error_name(const std::exception_ptr& ep);
+
+/// While alive, in-process writes to stdout go to stderr; `json_out()` writes to the
+/// real stdout. Used by --json so that stdout holds nothing but the JSON document.
+class stdout_to_stderr {
+ public:
+  explicit stdout_to_stderr(bool active);
+  ~stdout_to_stderr();
+  void json_out(const boost::json::value& v) const;
+
+ private:
+  int saved_ = -1;
+};
+
+int notebook_main(const std::vector<std::string>& args);
+int run_main(const std::vector<std::string>& args);
+
+}  // namespace crew::cli

@@ -1,0 +1,191 @@
+// crew run: one job over a range of integers, inline, on threads or on worker processes.
+#include "common.hpp"
+#include "demo_jobs.hpp"
+
+#include <crew/inline_runner.hpp>
+#include <crew/process_pool.hpp>
+#include <crew/thread_pool.hpp>
+
+#include <boost/asio/use_future.hpp>
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+
+#include <functional>
+#include <future>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+namespace crew::cli {
+namespace po = boost::program_options;
+namespace json = boost::json;
+namespace {
+
+struct outcome {
+  int arg;
+  std::exception_ptr error;
+  json::value value;  // the result as JSON
+  std::string text;   // the result as Python would print it
+};
+
+template <class R>
+void set_value(outcome& o, const R& v) {
+  if constexpr (std::is_floating_point_v<R>) {
+    o.value = v;
+    o.text = py_float(v);
+  } else {
+    o.value = v;
+    o.text = std::to_string(v);
+  }
+}
+
+// Submits job(i) for every i through `runner` and waits for all of them, keeping each
+// task's own outcome (map() would stop at the first failure).
+template <class Runner, class R>
+std::vector<outcome> run_range(Runner& runner, const job<R(int)>& j, int first, int last) {
+  std::vector<std::future<R>> futures;
+  for (int i = first; i < last; ++i) futures.push_back(runner.submit(j(i)));
+  std::vector<outcome> out;
+  for (int i = first; i < last; ++i) {
+    outcome o{i, nullptr, nullptr, {}};
+    try {
+      set_value(o, futures[static_cast<std::size_t>(i - first)].get());
+    } catch (...) {
+      o.error = std::current_exception();
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+using range_runner = std::function<std::vector<outcome>(const std::string& mode, std::size_t workers,
+                                                        double io_scale, int first, int last)>;
+
+template <class R>
+range_runner make_runner(const job<R(int)>& j) {
+  return [&j](const std::string& mode, std::size_t workers, double io_scale, int first, int last) {
+    registry jobs;
+    demo::register_jobs(jobs);
+    demo::set_io_scale(io_scale);
+    if (mode == "inline") {
+      inline_runner r(jobs);
+      return run_range(r, j, first, last);
+    }
+    if (mode == "threads") {
+      thread_pool pool(jobs, workers);
+      return run_range(pool, j, first, last);
+    }
+    io_thread io;
+    process_pool_options o;
+    o.workers = workers;
+    o.args = {"--io-scale", std::to_string(io_scale)};
+    process_pool pool(io.context().get_executor(), o);
+    auto out = run_range(pool, j, first, last);
+    pool.join();
+    return out;
+  };
+}
+
+// The jobs `crew run` can drive: those that take a single int.
+const std::map<std::string, range_runner>& runnable_jobs() {
+  static const std::map<std::string, range_runner> jobs{
+      {demo::long_io.name(), make_runner(demo::long_io)},
+      {demo::long_comp.name(), make_runner(demo::long_comp)},
+      {demo::identity.name(), make_runner(demo::identity)},
+      {demo::chatty.name(), make_runner(demo::chatty)},
+  };
+  return jobs;
+}
+
+bool parse_range(const std::string& s, int& first, int& last) {
+  std::istringstream in(s);
+  char colon = 0;
+  if (!(in >> first >> colon >> last) || colon != ':' || !in.eof()) return false;
+  return first <= last;
+}
+
+}  // namespace
+
+int run_main(const std::vector<std::string>& args) {
+  po::options_description desc("crew run: run a job over a range of integers\n\noptions");
+  std::string job_name, range, mode = "processes";
+  std::size_t workers = 0;
+  double io_scale = 1.0;
+  desc.add_options()("help,h", "show this help")(
+      "job", po::value(&job_name)->required(), "job to run (long_io, long_comp, identity, chatty)")(
+      "range", po::value(&range)->required(), "A:B runs job(i) for A <= i < B")(
+      "mode", po::value(&mode)->default_value(mode), "inline | threads | processes")(
+      "workers", po::value(&workers)->default_value(workers), "threads or processes (0: one per CPU)")(
+      "io-scale", po::value(&io_scale)->default_value(io_scale), "scale long_io's 2 s sleep")(
+      "json", "print one JSON document instead of text");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\nexample: crew run --job long_comp --range 0:4 --mode processes --json\n";
+      return ok;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "crew run: " << e.what() << "\n(see crew run --help)\n";
+    return usage;
+  }
+  int first = 0, last = 0;
+  if (!parse_range(range, first, last)) {
+    std::cerr << "crew run: --range must be A:B with integers A <= B, not '" << range << "'\n";
+    return usage;
+  }
+  if (mode != "inline" && mode != "threads" && mode != "processes") {
+    std::cerr << "crew run: --mode must be inline, threads or processes, not '" << mode << "'\n";
+    return usage;
+  }
+  if (io_scale < 0) {
+    std::cerr << "crew run: --io-scale must not be negative\n";
+    return usage;
+  }
+  const auto& jobs = runnable_jobs();
+  auto it = jobs.find(job_name);
+  if (it == jobs.end()) {
+    std::string names;
+    for (const auto& [name, _] : jobs) names += (names.empty() ? "" : ", ") + name;
+    std::cerr << "crew run: unknown job '" << job_name << "' (jobs that take one integer: " << names
+              << ")\n";
+    return usage;
+  }
+
+  const bool as_json = vm.count("json") > 0;
+  stdout_to_stderr redirect(as_json);
+  stopwatch clock;
+  auto outcomes = it->second(mode, workers, io_scale, first, last);
+  const double seconds = clock.seconds();
+
+  std::size_t failed = 0;
+  json::array results;
+  for (const auto& o : outcomes) {
+    json::object r{{"arg", o.arg}};
+    if (o.error) {
+      ++failed;
+      r["error"] = error_name(o.error);
+      r["message"] = describe(o.error);
+      if (!as_json) std::cout << job_name << "(" << o.arg << ") failed: " << describe(o.error) << "\n";
+    } else {
+      r["value"] = o.value;
+      if (!as_json) std::cout << job_name << "(" << o.arg << ") = " << o.text << "\n";
+    }
+    results.push_back(std::move(r));
+  }
+  if (as_json) {
+    redirect.json_out(json::object{{"job", job_name},
+                                   {"mode", mode},
+                                   {"range", json::array{first, last}},
+                                   {"wall_seconds", seconds},
+                                   {"failed", failed},
+                                   {"results", std::move(results)}});
+  } else {
+    std::cout << outcomes.size() << " tasks, " << failed << " failed, " << seconds << " s (" << mode
+              << ")\n";
+  }
+  return failed ? tasks_failed : ok;
+}
+
+}  // namespace crew::cli

@@ -1,0 +1,286 @@
+// crew/codec.hpp — how arguments and results become bytes, and back.
+//
+// Wire format (all integers little-endian, see docs/protocol.md):
+//   arithmetic      fixed width: bool 1 byte (0 or 1), iN/uN N/8 bytes, f32/f64 IEEE 754
+//   std::string     u64 byte count, then the bytes
+//   std::vector<T>  u64 element count, then each element (one memcpy for arithmetic T)
+//   pair / tuple    the elements in order, nothing else
+//
+// Decoding is bounds-checked: malformed input throws `decode_error`, never reads past
+// the end and never allocates more than the input could hold.
+//
+// Adding your own type: specialize `crew::codec<T>` with `name`, `encode` and `decode`,
+// or derive it from `crew::member_codec<T, &T::a, &T::b, ...>` (see docs/protocol.md).
+#pragma once
+
+#include <crew/error.hpp>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace crew {
+
+static_assert(std::endian::native == std::endian::little,
+              "crew's wire format is little-endian; big-endian hosts need byte swapping");
+
+/// Thrown when bytes do not decode as the declared type. Its code is `errc::decode_error`.
+class decode_error : public task_error {
+ public:
+  explicit decode_error(const std::string& what)
+      : task_error(make_error_code(errc::decode_error), what) {}
+};
+
+/// Appends encoded values to a byte buffer. Thread safety: none (one per message).
+class encoder {
+ public:
+  explicit encoder(std::vector<std::byte>& out) noexcept : out_(&out) {}
+  /// Appends `n` raw bytes.
+  void write(const void* data, std::size_t n) {
+    if (n == 0) return;
+    const auto old = out_->size();
+    out_->resize(old + n);
+    std::memcpy(out_->data() + old, data, n);
+  }
+  /// Appends a value through its codec.
+  template <class T>
+  void put(const T& value);
+  /// The buffer written so far.
+  std::vector<std::byte>& buffer() noexcept { return *out_; }
+
+ private:
+  std::vector<std::byte>* out_;
+};
+
+/// Reads encoded values from a byte range, checking every length against what is left.
+/// Thread safety: none (one per message).
+class decoder {
+ public:
+  decoder(const std::byte* data, std::size_t size) noexcept : p_(data), end_(data + size) {}
+  explicit decoder(const std::vector<std::byte>& v) noexcept : decoder(v.data(), v.size()) {}
+  /// Bytes not consumed yet.
+  std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  /// Consumes `n` bytes and returns a pointer to them; throws decode_error if fewer remain.
+  const std::byte* take(std::size_t n) {
+    if (n > remaining())
+      throw decode_error("truncated input: needed " + std::to_string(n) + " bytes, " +
+                         std::to_string(remaining()) + " left");
+    const std::byte* p = p_;
+    p_ += n;
+    return p;
+  }
+  /// Decodes a value through its codec.
+  template <class T>
+  T get();
+  /// Throws decode_error unless every byte was consumed.
+  void expect_end() const {
+    if (remaining() != 0)
+      throw decode_error(std::to_string(remaining()) + " unexpected trailing bytes");
+  }
+
+ private:
+  const std::byte* p_;
+  const std::byte* end_;
+};
+
+/// The codec of `T`. The primary template is undefined: a type without a codec does not
+/// compile as a job argument or result. Specializations provide
+///   `static std::string name()`               the type's name in job signatures,
+///   `static void encode(encoder&, const T&)`,
+///   `static T decode(decoder&)`,
+/// and may provide `static constexpr std::size_t min_size` (bytes the smallest value
+/// takes, default 1), used to reject impossible element counts before allocating.
+template <class T, class Enable = void>
+struct codec;
+
+/// True when `T` has a codec.
+template <class T>
+concept encodable = requires(encoder& e, decoder& d, const T& v) {
+  { codec<T>::name() } -> std::convertible_to<std::string>;
+  codec<T>::encode(e, v);
+  { codec<T>::decode(d) } -> std::same_as<T>;
+};
+
+namespace detail {
+template <class T>
+constexpr std::size_t min_size() {
+  if constexpr (requires { codec<T>::min_size; })
+    return codec<T>::min_size;
+  else
+    return 1;
+}
+template <class T>
+constexpr bool is_plain_number = std::is_arithmetic_v<T> && !std::is_same_v<T, bool>;
+}  // namespace detail
+
+template <class T>
+void encoder::put(const T& value) {
+  codec<T>::encode(*this, value);
+}
+template <class T>
+T decoder::get() {
+  return codec<T>::decode(*this);
+}
+
+template <class T>
+struct codec<T, std::enable_if_t<detail::is_plain_number<T>>> {
+  static constexpr std::size_t min_size = sizeof(T);
+  static std::string name() {
+    if constexpr (std::is_floating_point_v<T>)
+      return "f" + std::to_string(sizeof(T) * 8);
+    else
+      return (std::is_signed_v<T> ? "i" : "u") + std::to_string(sizeof(T) * 8);
+  }
+  static void encode(encoder& e, T v) { e.write(&v, sizeof v); }
+  static T decode(decoder& d) {
+    T v;
+    std::memcpy(&v, d.take(sizeof v), sizeof v);
+    return v;
+  }
+};
+
+template <>
+struct codec<bool> {
+  static constexpr std::size_t min_size = 1;
+  static std::string name() { return "bool"; }
+  static void encode(encoder& e, bool v) {
+    const auto b = static_cast<std::uint8_t>(v ? 1 : 0);
+    e.write(&b, 1);
+  }
+  static bool decode(decoder& d) {
+    const auto b = static_cast<std::uint8_t>(*d.take(1));
+    if (b > 1) throw decode_error("bool byte is " + std::to_string(b) + ", not 0 or 1");
+    return b == 1;
+  }
+};
+
+namespace detail {
+/// Reads a u64 element count and checks that `count` elements of at least `unit` bytes
+/// each can fit in what is left, before anything is allocated.
+inline std::size_t take_count(decoder& d, std::size_t unit, const char* what) {
+  const auto n = codec<std::uint64_t>::decode(d);
+  if (unit == 0) unit = 1;
+  if (n > d.remaining() / unit)
+    throw decode_error(std::string(what) + " claims " + std::to_string(n) +
+                       " elements but only " + std::to_string(d.remaining()) + " bytes remain");
+  return static_cast<std::size_t>(n);
+}
+}  // namespace detail
+
+template <>
+struct codec<std::string> {
+  static constexpr std::size_t min_size = 8;
+  static std::string name() { return "str"; }
+  static void encode(encoder& e, const std::string& s) {
+    codec<std::uint64_t>::encode(e, s.size());
+    e.write(s.data(), s.size());
+  }
+  static std::string decode(decoder& d) {
+    const auto n = detail::take_count(d, 1, "string");
+    const auto* p = d.take(n);
+    return std::string(reinterpret_cast<const char*>(p), n);
+  }
+};
+
+template <class T, class A>
+struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
+  static constexpr std::size_t min_size = 8;
+  static std::string name() { return "vec<" + codec<T>::name() + ">"; }
+  static void encode(encoder& e, const std::vector<T, A>& v) {
+    codec<std::uint64_t>::encode(e, v.size());
+    if constexpr (detail::is_plain_number<T>) {
+      e.write(v.data(), v.size() * sizeof(T));
+    } else {
+      for (const auto& x : v) codec<T>::encode(e, x);
+    }
+  }
+  static std::vector<T, A> decode(decoder& d) {
+    const auto n = detail::take_count(d, detail::min_size<T>(), "vector");
+    std::vector<T, A> v;
+    if constexpr (detail::is_plain_number<T>) {
+      v.resize(n);
+      std::memcpy(v.data(), d.take(n * sizeof(T)), n * sizeof(T));
+    } else {
+      v.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) v.push_back(codec<T>::decode(d));
+    }
+    return v;
+  }
+};
+
+namespace detail {
+template <class... T>
+std::string join_names() {
+  std::string s;
+  ((s += (s.empty() ? "" : ","), s += codec<T>::name()), ...);
+  return s;
+}
+}  // namespace detail
+
+template <class... T>
+struct codec<std::tuple<T...>, std::enable_if_t<(encodable<T> && ...)>> {
+  static constexpr std::size_t min_size = (std::size_t{0} + ... + detail::min_size<T>());
+  static std::string name() { return "tuple<" + detail::join_names<T...>() + ">"; }
+  static void encode(encoder& e, const std::tuple<T...>& t) {
+    std::apply([&](const T&... x) { (codec<T>::encode(e, x), ...); }, t);
+  }
+  static std::tuple<T...> decode(decoder& d) {
+    // Braced initialization evaluates left to right, which is the wire order.
+    return std::tuple<T...>{codec<T>::decode(d)...};
+  }
+};
+
+template <class A, class B>
+struct codec<std::pair<A, B>, std::enable_if_t<encodable<A> && encodable<B>>> {
+  static constexpr std::size_t min_size = detail::min_size<A>() + detail::min_size<B>();
+  static std::string name() { return "pair<" + detail::join_names<A, B>() + ">"; }
+  static void encode(encoder& e, const std::pair<A, B>& p) {
+    codec<A>::encode(e, p.first);
+    codec<B>::encode(e, p.second);
+  }
+  static std::pair<A, B> decode(decoder& d) {
+    A a = codec<A>::decode(d);
+    B b = codec<B>::decode(d);
+    return {std::move(a), std::move(b)};
+  }
+};
+
+/// A codec for an aggregate, from a list of its members: each member is encoded in
+/// order, exactly as a tuple of them would be. Derive your specialization from it and
+/// give it a `name()`:
+/// @code
+/// struct point { double x, y; };
+/// template <> struct crew::codec<point> : crew::member_codec<point, &point::x, &point::y> {
+///   static std::string name() { return "point"; }
+/// };
+/// @endcode
+template <class T, auto... Members>
+struct member_codec {
+  static constexpr std::size_t min_size =
+      (std::size_t{0} + ... +
+       detail::min_size<std::remove_cvref_t<decltype(std::declval<T&>().*Members)>>());
+  static void encode(encoder& e, const T& v) { (e.put(v.*Members), ...); }
+  static T decode(decoder& d) {
+    T v{};
+    ((v.*Members = d.get<std::remove_cvref_t<decltype(v.*Members)>>()), ...);
+    return v;
+  }
+};
+
+/// Encodes `values...` one after the other (the encoding of a job's argument list).
+template <class... T>
+std::vector<std::byte> encode_values(const T&... values) {
+  std::vector<std::byte> out;
+  encoder e(out);
+  (e.put(values), ...);
+  return out;
+}
+
+}  // namespace crew

@@ -1,0 +1,186 @@
+// crew/process_pool.hpp — jobs run in a pool of persistent worker processes.
+#pragma once
+
+#include <crew/codec.hpp>
+#include <crew/error.hpp>
+#include <crew/job.hpp>
+#include <crew/protocol.hpp>
+#include <crew/runner.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace crew {
+
+/// One line a worker wrote to its stdout or stderr (without the newline).
+struct output_line {
+  enum class stream { out, err };
+  std::size_t worker;     ///< the worker's slot in the pool, 0..workers-1
+  int pid;                ///< the worker's process id
+  stream source;          ///< which of its streams
+  std::string_view text;  ///< the line; valid only during the callback
+};
+
+/// How a process_pool is set up.
+struct process_pool_options {
+  /// Number of worker processes; 0 means one per hardware thread.
+  std::size_t workers = 0;
+  /// The worker executable; empty means `default_worker_executable()`.
+  std::filesystem::path executable;
+  /// Arguments passed to every worker (after the executable name).
+  std::vector<std::string> args;
+  /// Largest frame payload accepted from a worker or sent to one.
+  std::size_t max_payload = protocol::default_max_payload;
+  /// Receives every line workers write to stdout/stderr, on the pool's executor.
+  /// Empty: lines go to this process's stdout/stderr as `[worker N pid P] text`.
+  std::function<void(const output_line&)> on_output;
+  /// How long a stopping worker gets after end of input before SIGTERM, and again
+  /// after SIGTERM before SIGKILL.
+  std::chrono::milliseconds shutdown_grace{2000};
+  /// Workers failing to start this many times in a row stop respawning: the pool fails
+  /// its queued and future tasks with `worker_boot_failed` and the last reason.
+  unsigned max_boot_failures = 3;
+};
+
+/// The worker used when options name none: `$CREW_WORKER` if set, else `crew-worker`
+/// next to the running executable, else `crew-worker` found on PATH.
+std::filesystem::path default_worker_executable();
+
+namespace detail {
+class pool_core;
+/// A task as the pool's core sees it: the job by name, encoded arguments, and a
+/// completion called exactly once on the pool's strand with an error or the result bytes.
+struct raw_task {
+  std::string job;
+  std::string signature;
+  std::vector<std::byte> args;
+  std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
+};
+}  // namespace detail
+
+/// A pool of persistent worker processes (`crew-worker` or your own executable built on
+/// crew/worker_runtime.hpp). Tasks are queued and sent to idle workers over pipes (fd 3
+/// and fd 4 of the worker); results come back in the same frames. Workers' stdout and
+/// stderr are captured and passed to `options.on_output` line by line.
+///
+/// A worker that dies fails only its own in-flight task (`worker_crashed`, with the
+/// signal or exit code, pid and stderr tail) and is replaced.
+///
+/// The pool runs on the executor it is given and owns no threads: that executor must be
+/// run (e.g. `io_context::run` on some thread) for tasks to progress.
+///
+/// Thread safety: every member function may be called from any thread concurrently,
+/// except the destructor.
+class process_pool : public basic_runner<process_pool> {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  /// Starts `options.workers` workers. Start-up failures do not throw: they surface as
+  /// `worker_boot_failed` on the tasks (a missing executable is reported with its path).
+  explicit process_pool(executor_type ex, process_pool_options options = {});
+
+  /// Bounded and leaves no child behind: queued and running tasks fail with
+  /// `shutting_down`, workers get end of input, then SIGTERM, then SIGKILL, each after
+  /// `shutdown_grace`, and are reaped. For a graceful end call `close()` and `join()`.
+  ~process_pool();
+
+  process_pool(const process_pool&) = delete;
+  process_pool& operator=(const process_pool&) = delete;
+
+  /// The executor the pool runs on; completions default to it.
+  executor_type get_executor() const noexcept { return executor_; }
+
+  /// Runs `inv` on a worker. Completion signature: `task_signature_t<R>`, i.e.
+  /// `void(std::exception_ptr, R)`: the exception is a task_error whose code says why
+  /// (`job_failed` with the job's message, `worker_crashed`, `unknown_job`,
+  /// `payload_too_large`, `shutting_down`, `decode_error`, ...).
+  /// The handler is never invoked from within this function; it runs on its associated
+  /// executor (default: the pool's).
+  template <class R, class... A,
+            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_submit(invocation<R, A...> inv, CompletionToken&& token = {});
+
+  /// Stops taking work: later submissions fail with `shutting_down`. Queued and running
+  /// tasks go on. Like Python's `Pool.close()`.
+  void close();
+
+  /// Completes when the pool is closed (this closes it), every task has resolved and
+  /// every worker has exited and been reaped. Completion signature: `void()`.
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_join(CompletionToken&& token = {});
+
+  /// Blocking `async_join`, like Python's `Pool.join()`. Do not call it from a thread
+  /// that must run the pool's executor.
+  void join();
+
+  /// Number of worker slots.
+  std::size_t size() const noexcept;
+
+  /// Process ids of the workers alive now (started and not yet reaped).
+  std::vector<int> pids() const;
+
+ private:
+  void submit_raw(detail::raw_task t);
+  void join_raw(std::function<void()> done);
+
+  executor_type executor_;
+  std::shared_ptr<detail::pool_core> core_;
+};
+
+template <class R, class... A, class CompletionToken>
+auto process_pool::async_submit(invocation<R, A...> inv, CompletionToken&& token) {
+  return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
+      [this](auto handler, invocation<R, A...> call) {
+        detail::raw_task t;
+        t.job = call.target->name();
+        t.signature = call.target->signature();
+        {
+          encoder e(t.args);
+          e.put(call.args);
+        }
+        detail::shared_handler<decltype(handler)> h(std::move(handler));
+        t.done = [h, ex = executor_](std::exception_ptr ep,
+                                     std::span<const std::byte> bytes) mutable {
+          if constexpr (std::is_void_v<R>) {
+            detail::post_completion(h.take(), ex, ep);
+          } else {
+            R value{};
+            if (!ep) {
+              try {
+                decoder d(bytes.data(), bytes.size());
+                value = d.get<R>();
+                d.expect_end();
+              } catch (...) {
+                ep = std::current_exception();
+              }
+            }
+            detail::post_completion(h.take(), ex, ep, std::move(value));
+          }
+        };
+        submit_raw(std::move(t));
+      },
+      token, std::move(inv));
+}
+
+template <class CompletionToken>
+auto process_pool::async_join(CompletionToken&& token) {
+  return boost::asio::async_initiate<CompletionToken, void()>(
+      [this](auto handler) {
+        detail::shared_handler<decltype(handler)> h(std::move(handler));
+        join_raw([h, ex = executor_]() mutable { detail::post_completion(h.take(), ex); });
+      },
+      token);
+}
+
+}  // namespace crew

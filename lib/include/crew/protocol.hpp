@@ -1,0 +1,110 @@
+// crew/protocol.hpp — the framed wire protocol between a coordinator and a worker.
+// Pure functions and buffers, no IO: the channels and the worker runtime do the IO.
+// The format is specified in docs/protocol.md.
+#pragma once
+
+#include <crew/error.hpp>
+#include <crew/registry.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace crew::protocol {
+
+/// First four bytes of every frame: "CREW" in ASCII.
+inline constexpr std::uint32_t magic = 0x57455243;
+/// The protocol version this build speaks.
+inline constexpr std::uint8_t version = 1;
+/// Bytes in a frame header.
+inline constexpr std::size_t header_size = 20;
+/// Default largest payload accepted, checked before anything is allocated.
+inline constexpr std::size_t default_max_payload = std::size_t{256} << 20;
+
+/// What a frame carries.
+enum class frame_type : std::uint8_t {
+  hello = 1,     ///< worker -> coordinator, first frame: pid and served jobs
+  task = 2,      ///< coordinator -> worker: run a job
+  result = 3,    ///< worker -> coordinator: the job's encoded result
+  error = 4,     ///< worker -> coordinator: the job failed (errc + message)
+  cancel = 5,    ///< coordinator -> worker: stop the task if it can (reserved in v1)
+  shutdown = 6,  ///< coordinator -> worker: finish and exit 0
+};
+
+/// A decoded frame header.
+struct frame_header {
+  frame_type type{};
+  std::uint16_t flags = 0;
+  std::uint64_t task_id = 0;
+  std::uint32_t length = 0;
+};
+
+/// A complete frame, viewing bytes owned by the frame_reader that produced it.
+struct frame_view {
+  frame_header header;
+  std::span<const std::byte> payload;
+};
+
+/// Appends one frame (header and payload) to `out`.
+void append_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
+                  std::span<const std::byte> payload);
+
+/// Decodes the `header_size` bytes at `in`. Fails with `protocol_error` for a bad magic,
+/// version, type or flags, and with `payload_too_large` for a length over `max_payload`.
+boost::system::error_code parse_header(const std::byte* in, std::size_t max_payload,
+                                       frame_header& out) noexcept;
+
+/// Reassembles frames from a byte stream read in arbitrary pieces.
+/// Usage: `auto buf = prepare(n); n = read(fd, buf); commit(n); while (next(f, ec)) ...`.
+/// After `next` reports an error the stream is broken and must be dropped.
+/// Thread safety: none.
+class frame_reader {
+ public:
+  explicit frame_reader(std::size_t max_payload = default_max_payload);
+  /// Space for at least `min_bytes` more input (more if a known frame needs it).
+  std::span<std::byte> prepare(std::size_t min_bytes = 64 * 1024);
+  /// Marks `n` bytes of the last prepared space as filled.
+  void commit(std::size_t n) noexcept { end_ += n; }
+  /// Extracts the next complete frame. Returns false when more input is needed or when
+  /// `ec` was set. The view stays valid until the next call of prepare or next.
+  bool next(frame_view& out, boost::system::error_code& ec);
+  /// True when some bytes of an incomplete frame are buffered (EOF now = truncation).
+  bool mid_frame() const noexcept { return end_ != begin_; }
+
+ private:
+  std::size_t max_payload_;
+  std::vector<std::byte> buf_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+};
+
+/// The worker's handshake: the first frame it sends.
+struct hello {
+  std::uint32_t pid = 0;
+  std::vector<job_info> jobs;
+};
+std::vector<std::byte> encode_hello(const hello& h);
+/// Throws decode_error for a malformed payload.
+hello decode_hello(std::span<const std::byte> payload);
+
+/// The payload of a task frame: the job's index in the worker's hello list, then the
+/// encoded arguments.
+void append_task_payload(std::vector<std::byte>& out, std::uint32_t job_index,
+                         std::span<const std::byte> args);
+
+/// Appends a whole task frame: header, job index, arguments (one copy of the arguments).
+void append_task_frame(std::vector<std::byte>& out, std::uint64_t task_id, std::uint32_t job_index,
+                       std::span<const std::byte> args);
+
+/// The payload of an error frame: an errc value and a message.
+struct error_payload {
+  errc code = errc::job_failed;
+  std::string message;
+};
+std::vector<std::byte> encode_error(const error_payload& e);
+/// Throws decode_error for a malformed payload or an unknown code.
+error_payload decode_error_payload(std::span<const std::byte> payload);
+
+}  // namespace crew::protocol

@@ -1,0 +1,93 @@
+// crew/registry.hpp — the implementations of jobs, looked up by name.
+#pragma once
+
+#include <crew/codec.hpp>
+#include <crew/job.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <typeinfo>
+#include <vector>
+
+namespace crew {
+
+/// A job as a worker announces it: its name and its signature in wire type names.
+struct job_info {
+  std::string name;
+  std::string signature;
+  friend bool operator==(const job_info&, const job_info&) = default;
+};
+
+/// Maps job names to implementations. Workers serve the jobs of a registry; the thread
+/// pool and the inline runner call them in-process.
+/// Thread safety: `add` is not thread-safe; after the last `add`, every const member may
+/// be called from any number of threads at once.
+class registry {
+ public:
+  /// Runs a job on encoded arguments and appends its encoded result to `result`.
+  /// Throws decode_error for malformed arguments; whatever the job throws passes through.
+  using encoded_call = std::function<void(decoder& args, std::vector<std::byte>& result)>;
+
+  /// One registered job.
+  struct entry {
+    job_info info;
+    encoded_call call_encoded;
+    std::type_index signature_type;
+    std::shared_ptr<const void> typed;  // std::function<R(decayed Args...)>
+  };
+
+  /// Registers `fn` as the implementation of `j`; `fn` must be callable with the job's
+  /// decayed argument types and return something convertible to its result.
+  /// Throws std::invalid_argument if a job of that name is already registered.
+  template <class R, class... A, class F>
+  registry& add(const job<R(A...)>& j, F fn);
+
+  /// The entry named `name`, or nullptr.
+  const entry* find(std::string_view name) const noexcept;
+
+  /// The jobs registered, sorted by name.
+  std::vector<job_info> jobs() const;
+
+  /// Calls the job of `inv` in this thread. Throws task_error with `unknown_job` or
+  /// `signature_mismatch` if the registry has no such job; the job's exceptions pass through.
+  template <class R, class... A>
+  R call(invocation<R, A...> inv) const;
+
+ private:
+  void insert(entry e);
+  const entry& lookup(const std::string& name, const std::string& signature,
+                      const std::type_info& type) const;
+
+  std::map<std::string, entry, std::less<>> entries_;
+};
+
+template <class R, class... A, class F>
+registry& registry::add(const job<R(A...)>& j, F fn) {
+  using fn_type = std::function<R(std::decay_t<A>...)>;
+  auto typed = std::make_shared<const fn_type>(std::move(fn));
+  encoded_call encoded = [typed](decoder& d, std::vector<std::byte>& out) {
+    auto args = d.get<typename job<R(A...)>::args_tuple>();
+    d.expect_end();
+    if constexpr (std::is_void_v<R>) {
+      std::apply(*typed, std::move(args));
+    } else {
+      encoder e(out);
+      e.put(static_cast<R>(std::apply(*typed, std::move(args))));
+    }
+  };
+  insert(entry{{j.name(), j.signature()}, std::move(encoded), typeid(R(std::decay_t<A>...)), typed});
+  return *this;
+}
+
+template <class R, class... A>
+R registry::call(invocation<R, A...> inv) const {
+  const auto& e = lookup(inv.target->name(), inv.target->signature(), typeid(R(std::decay_t<A>...)));
+  const auto& fn = *static_cast<const std::function<R(std::decay_t<A>...)>*>(e.typed.get());
+  return std::apply(fn, std::move(inv.args));
+}
+
+}  // namespace crew

@@ -1,0 +1,157 @@
+// crew/runner.hpp — what every crew pool offers on top of its `async_submit`:
+// `submit` returning a std::future, and `async_map` / `map` over a range, results in order.
+#pragma once
+
+#include <crew/job.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <atomic>
+#include <exception>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <vector>
+
+namespace crew {
+
+/// The completion signature of a task whose job returns `R`:
+/// `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` when `R` is void.
+/// The exception, when set, is a `crew::task_error` (see error.hpp).
+template <class R>
+struct task_signature {
+  using type = void(std::exception_ptr, R);
+};
+template <>
+struct task_signature<void> {
+  using type = void(std::exception_ptr);
+};
+template <class R>
+using task_signature_t = typename task_signature<R>::type;
+
+namespace detail {
+
+/// Invokes `handler(args...)` through the handler's associated executor (falling back to
+/// `fallback`), never from inside the caller's frame, keeping that executor busy meanwhile.
+template <class Handler, class Fallback, class... Args>
+void post_completion(Handler&& handler, const Fallback& fallback, Args&&... args) {
+  auto ex = boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
+                                boost::asio::execution::outstanding_work.tracked);
+  boost::asio::post(std::move(ex), [h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
+    std::move(h)(std::move(a)...);
+  });
+}
+
+/// A move-only handler stored in a copyable callable, for type-erased storage.
+template <class Handler>
+class shared_handler {
+ public:
+  explicit shared_handler(Handler h) : h_(std::make_shared<std::optional<Handler>>(std::move(h))) {}
+  /// Takes the handler out; valid once.
+  Handler take() {
+    Handler h = std::move(**h_);
+    h_->reset();
+    return h;
+  }
+  const Handler& get() const { return **h_; }
+
+ private:
+  std::shared_ptr<std::optional<Handler>> h_;
+};
+
+template <class R>
+struct map_state {
+  std::mutex mutex;
+  std::vector<std::optional<R>> results;
+  std::exception_ptr first_error;
+  std::size_t pending = 0;
+};
+
+}  // namespace detail
+
+/// Mix-in giving a pool `submit`, `async_map` and `map` from its `async_submit`.
+/// `Derived` provides `async_submit(invocation, token)` and `get_executor()`.
+template <class Derived>
+class basic_runner {
+ public:
+  /// Submits one task; the future holds its result or its task_error.
+  /// Thread safety: as the derived pool's async_submit.
+  template <class R, class... A>
+  std::future<R> submit(invocation<R, A...> inv) {
+    return self().async_submit(std::move(inv), boost::asio::use_future);
+  }
+
+  /// Runs `j` once per element of `inputs` (each element is the job's single argument,
+  /// or a tuple of its arguments) and completes with all results, in input order.
+  /// Completion signature: `void(std::exception_ptr, std::vector<R>)`; on failure the
+  /// exception is the first task error observed and the vector is empty. Every task
+  /// still runs to its end before the completion.
+  template <class R, class... A, std::ranges::input_range Range,
+            class CompletionToken = boost::asio::default_completion_token_t<
+                boost::asio::any_io_executor>>
+  auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {}) {
+    static_assert(!std::is_void_v<R>, "map needs a job with a result");
+    using signature = void(std::exception_ptr, std::vector<R>);
+    return boost::asio::async_initiate<CompletionToken, signature>(
+        [this, &j](auto handler, Range&& in) {
+          auto state = std::make_shared<detail::map_state<R>>();
+          std::vector<invocation<R, A...>> calls;
+          for (auto&& x : in) calls.push_back(make_call(j, std::forward<decltype(x)>(x)));
+          state->results.resize(calls.size());
+          state->pending = calls.size();
+          detail::shared_handler<decltype(handler)> h(std::move(handler));
+          auto finish = [this, state, h]() mutable {
+            std::vector<R> out;
+            if (!state->first_error) {
+              out.reserve(state->results.size());
+              for (auto& r : state->results) out.push_back(std::move(*r));
+            }
+            detail::post_completion(h.take(), self().get_executor(), state->first_error,
+                                    std::move(out));
+          };
+          if (calls.empty()) return finish();
+          for (std::size_t i = 0; i < calls.size(); ++i) {
+            self().async_submit(std::move(calls[i]), [state, i, finish](std::exception_ptr ep,
+                                                                        R value) mutable {
+              bool last;
+              {
+                std::lock_guard lock(state->mutex);
+                if (ep && !state->first_error) state->first_error = ep;
+                if (!ep) state->results[i].emplace(std::move(value));
+                last = --state->pending == 0;
+              }
+              if (last) finish();
+            });
+          }
+        },
+        token, std::forward<Range>(inputs));
+  }
+
+  /// Blocking `async_map`: returns the results in order or throws the first task error.
+  /// Do not call it from a thread that must run the pool's executor for it to finish.
+  template <class R, class... A, std::ranges::input_range Range>
+  std::vector<R> map(const job<R(A...)>& j, Range&& inputs) {
+    return async_map(j, std::forward<Range>(inputs), boost::asio::use_future).get();
+  }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+
+  template <class R, class... A, class X>
+  static invocation<R, A...> make_call(const job<R(A...)>& j, X&& x) {
+    if constexpr (sizeof...(A) == 1)
+      return j(std::forward<X>(x));
+    else
+      return std::apply(j, std::forward<X>(x));
+  }
+};
+
+}  // namespace crew

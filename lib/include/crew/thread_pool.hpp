@@ -1,0 +1,122 @@
+// crew/thread_pool.hpp — the same jobs, run in-process on an asio::thread_pool.
+#pragma once
+
+#include <crew/error.hpp>
+#include <crew/job.hpp>
+#include <crew/registry.hpp>
+#include <crew/runner.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <thread>
+
+namespace crew {
+
+/// Runs registered jobs on its own threads (an `asio::thread_pool`), with the same
+/// submit/map API as process_pool. No isolation: a job that crashes takes the process
+/// with it; no IPC: arguments are moved, not encoded.
+/// Thread safety: every member may be called from any thread, except the destructor.
+class thread_pool : public basic_runner<thread_pool> {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  /// `threads` threads (0: one per hardware thread) serving the jobs of `jobs`, which
+  /// must outlive the pool.
+  explicit thread_pool(const registry& jobs, std::size_t threads = 0)
+      : jobs_(&jobs), pool_(threads ? threads : default_threads()) {}
+
+  /// Waits for queued work to finish, then stops the threads.
+  ~thread_pool() { join(); }
+
+  /// Completions default to the pool's own threads.
+  executor_type get_executor() noexcept { return pool_.get_executor(); }
+
+  /// Runs `inv` on a pool thread. Completion signature: `task_signature_t<R>`; a job's
+  /// exception arrives as given (a std::exception from the job is wrapped in a
+  /// task_error with `job_failed`). Never completes inside this call.
+  template <class R, class... A,
+            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_submit(invocation<R, A...> inv, CompletionToken&& token = {}) {
+    return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
+        [this](auto handler, invocation<R, A...> call) {
+          if (closed_.load()) {
+            if constexpr (std::is_void_v<R>)
+              detail::post_completion(std::move(handler), get_executor(),
+                                      make_task_error(errc::shutting_down, "the pool is closed"));
+            else
+              detail::post_completion(std::move(handler), get_executor(),
+                                      make_task_error(errc::shutting_down, "the pool is closed"), R{});
+            return;
+          }
+          boost::asio::post(pool_, [this, h = std::move(handler), c = std::move(call)]() mutable {
+            run_and_complete(*jobs_, std::move(c), std::move(h), get_executor());
+          });
+        },
+        token, std::move(inv));
+  }
+
+  /// Stops taking work; later submissions fail with `shutting_down`.
+  void close() noexcept { closed_ = true; }
+
+  /// Closes the pool, waits for every queued task to finish and stops the threads.
+  /// Do not call it from a pool thread.
+  void join() {
+    close();
+    pool_.join();
+  }
+
+  /// Runs a job in this thread and posts its completion: what thread_pool and
+  /// inline_runner share.
+  template <class R, class... A, class Handler, class Executor>
+  static void run_and_complete(const registry& jobs, invocation<R, A...> call, Handler&& h,
+                               const Executor& fallback) {
+    std::exception_ptr ep;
+    if constexpr (std::is_void_v<R>) {
+      try {
+        jobs.call(std::move(call));
+      } catch (...) {
+        ep = wrap_current();
+      }
+      detail::post_completion(std::forward<Handler>(h), fallback, ep);
+    } else {
+      R value{};
+      try {
+        value = jobs.call(std::move(call));
+      } catch (...) {
+        ep = wrap_current();
+      }
+      detail::post_completion(std::forward<Handler>(h), fallback, ep, std::move(value));
+    }
+  }
+
+ private:
+  static std::size_t default_threads() {
+    const auto n = std::thread::hardware_concurrency();
+    return n ? n : 1;
+  }
+  // Gives in-process failures the same shape as a worker's: a task_error whose code is
+  // job_failed and whose message is the job's what().
+  static std::exception_ptr wrap_current() {
+    try {
+      throw;
+    } catch (const task_error&) {
+      return std::current_exception();
+    } catch (const std::exception& e) {
+      return make_task_error(errc::job_failed, e.what());
+    } catch (...) {
+      return make_task_error(errc::job_failed, "unknown exception");
+    }
+  }
+
+  const registry* jobs_;
+  boost::asio::thread_pool pool_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace crew

@@ -1,0 +1,36 @@
+// crew/worker_runtime.hpp — the inside of a worker process: handshake, read a task, run
+// the job, reply. `crew-worker` is a main() around `serve`; so is any user's own worker.
+#pragma once
+
+#include <crew/protocol.hpp>
+#include <crew/registry.hpp>
+
+#include <cstddef>
+
+namespace crew {
+
+/// How a worker talks to its coordinator.
+struct worker_options {
+  /// Descriptor the coordinator writes frames to (the worker reads).
+  int in_fd = 3;
+  /// Descriptor the worker writes frames to.
+  int out_fd = 4;
+  /// Largest frame payload accepted from the coordinator.
+  std::size_t max_payload = protocol::default_max_payload;
+};
+
+/// Exit codes of `serve`, which a worker's main() returns.
+enum class worker_exit : int {
+  ok = 0,               ///< shutdown frame or end of input: the coordinator is done
+  not_started_by_crew = 2,  ///< fd 3 / fd 4 are not open
+  protocol_error = 3,   ///< the coordinator sent bytes that break the protocol
+  io_error = 4,         ///< reading or writing a channel failed
+};
+
+/// Serves the jobs of `jobs` until the coordinator closes the channel or sends shutdown.
+/// Runs one task at a time on the calling thread. Jobs' exceptions become error frames;
+/// stdout is flushed after each task so that what a job prints shows up promptly.
+/// Returns the process exit code (see worker_exit); never throws.
+int serve(const registry& jobs, const worker_options& options = {}) noexcept;
+
+}  // namespace crew

@@ -1,0 +1,636 @@
+#include <crew/process_pool.hpp>
+
+#include "line_splitter.hpp"
+#include "spawn.hpp"
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/process/v2/process.hpp>
+
+#include <array>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace crew {
+
+namespace asio = boost::asio;
+namespace bp = boost::process::v2;
+using boost::system::error_code;
+
+std::filesystem::path default_worker_executable() {
+  if (const char* env = std::getenv("CREW_WORKER"); env && *env) return env;
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto sibling = self.parent_path() / "crew-worker";
+    if (std::filesystem::exists(sibling, ec)) return sibling;
+  }
+  if (const char* path = std::getenv("PATH")) {
+    std::string_view rest(path);
+    while (!rest.empty()) {
+      auto colon = rest.find(':');
+      std::filesystem::path candidate = std::filesystem::path(rest.substr(0, colon)) / "crew-worker";
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+  }
+  return "crew-worker";
+}
+
+namespace detail {
+namespace {
+
+constexpr std::size_t stderr_tail_lines = 12;
+constexpr std::chrono::milliseconds exit_linger{300};
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* abbrev = sigabbrev_np(sig);
+    std::string s = "was killed by signal " + std::to_string(sig);
+    if (abbrev) s += std::string(" (SIG") + abbrev + ")";
+    if (sig == SIGKILL) s += "; if crew did not send it, the OOM killer may have";
+    return s;
+  }
+  return "ended with status " + std::to_string(status);
+}
+
+struct pending_task {
+  std::uint64_t id = 0;
+  raw_task task;
+};
+
+struct worker {
+  enum class state { booting, idle, busy, stopping };
+
+  worker(const asio::any_io_executor& ex, std::size_t slot_, std::size_t max_payload)
+      : slot(slot_),
+        to(ex),
+        from(ex),
+        out(ex),
+        err(ex),
+        reader(max_payload),
+        linger(ex),
+        stop_timer(ex) {}
+
+  std::size_t slot;
+  int pid = -1;
+  std::optional<bp::process> proc;
+  bool booted = false;
+  asio::posix::stream_descriptor to, from, out, err;
+  protocol::frame_reader reader;
+  std::vector<std::byte> wbuf;
+  std::size_t woff = 0;
+  state st = state::booting;
+  std::unordered_map<std::string, std::pair<std::uint32_t, std::string>> jobs;
+  std::string job_list;
+  std::optional<pending_task> current;
+  bool exited = false, channel_done = false, out_done = false, err_done = false;
+  bool finalized = false;
+  int status = 0;
+  std::optional<std::pair<errc, std::string>> failure;
+  line_splitter out_lines, err_lines;
+  std::array<char, 4096> out_buf{}, err_buf{};
+  std::deque<std::string> err_tail;
+  asio::steady_timer linger, stop_timer;
+};
+
+}  // namespace
+
+class pool_core : public std::enable_shared_from_this<pool_core> {
+ public:
+  pool_core(asio::any_io_executor ex, process_pool_options o)
+      : ex_(ex), strand_(asio::make_strand(ex)), opts_(std::move(o)), respawn_timers_() {
+    if (opts_.workers == 0) opts_.workers = std::max(1u, std::thread::hardware_concurrency());
+    if (opts_.executable.empty()) opts_.executable = default_worker_executable();
+    slots_.resize(opts_.workers);
+    for (std::size_t i = 0; i < opts_.workers; ++i)
+      respawn_timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
+  }
+
+  void start() {
+    asio::post(strand_, [self = shared_from_this()] {
+      for (std::size_t i = 0; i < self->slots_.size(); ++i) self->spawn(i);
+    });
+  }
+
+  std::size_t size() const noexcept { return opts_.workers; }
+
+  std::vector<int> pids() const {
+    std::lock_guard lock(pid_mutex_);
+    return live_pids_;
+  }
+
+  void submit(raw_task t) {
+    if (closed_flag_.load()) {
+      fail_now(std::move(t), errc::shutting_down, "the pool is closed");
+      return;
+    }
+    if (t.args.size() + 4 > opts_.max_payload) {
+      fail_now(std::move(t), errc::payload_too_large,
+               "arguments of " + t.job + " take " + std::to_string(t.args.size()) +
+                   " bytes; the limit is " + std::to_string(opts_.max_payload));
+      return;
+    }
+    asio::post(strand_, [self = shared_from_this(), t = std::move(t)]() mutable {
+      if (self->closed_) return self->fail_now(std::move(t), errc::shutting_down, "the pool is closed");
+      if (self->broken_)
+        return self->fail_now(std::move(t), errc::worker_boot_failed, self->broken_reason_);
+      self->queue_.push_back({++self->next_id_, std::move(t)});
+      self->dispatch();
+    });
+  }
+
+  void close() {
+    closed_flag_ = true;
+    asio::post(strand_, [self = shared_from_this()] {
+      self->closed_ = true;
+      self->check_join();
+    });
+  }
+
+  void join(std::function<void()> done) {
+    closed_flag_ = true;
+    asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
+      self->closed_ = true;
+      self->joiners_.push_back(std::move(done));
+      self->check_join();
+    });
+  }
+
+  // The destructor's path: see ~process_pool.
+  void terminate() {
+    closed_flag_ = true;
+    auto ran = std::make_shared<std::promise<void>>();
+    auto ran_future = ran->get_future();
+    bool posted = false;
+    // An io_context that is stopped runs nothing we post: go straight to the fallback.
+    const auto* ioc_ex = ex_.target<asio::io_context::executor_type>();
+    if (ioc_ex == nullptr || !ioc_ex->context().stopped()) {
+      asio::post(strand_, [self = shared_from_this(), ran] {
+        self->terminate_on_strand();
+        ran->set_value();
+      });
+      posted = true;
+    }
+    const auto grace = opts_.shutdown_grace;
+    const auto deadline = std::chrono::steady_clock::now() + 2 * grace + std::chrono::milliseconds(500);
+    if (posted) ran_future.wait_until(deadline);
+    // Wait for the strand to reap every worker (it escalates TERM -> KILL on its own).
+    {
+      std::unique_lock lock(pid_mutex_);
+      pids_cv_.wait_until(lock, deadline, [&] { return live_pids_.empty(); });
+    }
+    // Whatever is still alive now belongs to an executor that is not running: kill and
+    // reap it here, so that no child outlives the pool.
+    std::vector<int> left = pids();
+    for (int pid : left) {
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    std::lock_guard lock(pid_mutex_);
+    live_pids_.clear();
+  }
+
+ private:
+  using strand_type = asio::strand<asio::any_io_executor>;
+
+  // --- completing tasks -------------------------------------------------------------
+
+  void fail_now(raw_task t, errc code, std::string message) {
+    t.done(make_task_error(code, message), {});
+  }
+  void fail(pending_task& p, errc code, std::string message) {
+    fail_now(std::move(p.task), code, std::move(message));
+  }
+
+  // --- spawning ---------------------------------------------------------------------
+
+  void spawn(std::size_t slot) {
+    auto w = std::make_shared<worker>(strand_, slot, opts_.max_payload);
+    slots_[slot] = w;
+    if (::access(opts_.executable.c_str(), X_OK) != 0) {
+      const int e = errno;
+      return boot_failed(slot, "cannot start worker '" + opts_.executable.string() +
+                                   "': " + std::strerror(e));
+    }
+    pipe_pair to, from, out, err;
+    for (auto* p : {&to, &from, &out, &err})
+      if (auto ec = make_pipe(*p))
+        return boot_failed(slot, "cannot create pipes for a worker: " + ec.message());
+    error_code ec;
+    child_fds fds{out.write.get(), err.write.get(), to.read.get(), from.write.get()};
+    auto proc = spawn_worker(ex_, opts_.executable, opts_.args, fds, ec);
+    if (ec)
+      return boot_failed(slot, "cannot start worker '" + opts_.executable.string() + "': " + ec.message());
+    w->proc.emplace(std::move(proc));
+    w->pid = w->proc->id();
+    {
+      std::lock_guard lock(pid_mutex_);
+      live_pids_.push_back(w->pid);
+    }
+    for (auto* p : {&to, &from, &out, &err}) ::fcntl(p->write.get(), F_SETFL, O_NONBLOCK);
+    w->to.assign(to.write.release());
+    w->from.assign(from.read.release());
+    w->out.assign(out.read.release());
+    w->err.assign(err.read.release());
+    w->to.non_blocking(true);
+    read_channel(w);
+    read_output(w, output_line::stream::out);
+    read_output(w, output_line::stream::err);
+    wait_exit(w);
+  }
+
+  void boot_failed(std::size_t slot, std::string reason) {
+    slots_[slot].reset();
+    ++boot_failures_;
+    if (closed_ && queue_.empty()) return check_join();
+    if (boot_failures_ >= opts_.max_boot_failures) {
+      broken_ = true;
+      broken_reason_ = "workers failed to start " + std::to_string(boot_failures_) +
+                       " times in a row; last: " + reason;
+      while (!queue_.empty()) {
+        fail(queue_.front(), errc::worker_boot_failed, broken_reason_);
+        queue_.pop_front();
+      }
+      return check_join();
+    }
+    // Back off before trying again, so that a broken worker cannot cause a fork storm.
+    auto& timer = *respawn_timers_[slot];
+    timer.expires_after(std::chrono::milliseconds(100) * (1 << std::min(boot_failures_, 6u)));
+    timer.async_wait([self = shared_from_this(), slot](error_code ec) {
+      if (ec || self->slots_[slot] || self->broken_) return;
+      if (self->closed_ && self->queue_.empty()) return self->check_join();
+      self->spawn(slot);
+    });
+  }
+
+  // --- reading ------------------------------------------------------------------------
+
+  void read_channel(const std::shared_ptr<worker>& w) {
+    auto space = w->reader.prepare();
+    w->from.async_read_some(asio::buffer(space.data(), space.size()),
+                            [self = shared_from_this(), w](error_code ec, std::size_t n) {
+                              self->on_channel(w, ec, n);
+                            });
+  }
+
+  void on_channel(const std::shared_ptr<worker>& w, error_code ec, std::size_t n) {
+    if (w->channel_done) return;
+    if (ec) {
+      w->channel_done = true;
+      if (w->reader.mid_frame() && !w->failure)
+        w->failure = {errc::worker_crashed, "its channel ended in the middle of a frame (discarded)"};
+      if (!w->exited) kill_group(w, SIGKILL);  // a worker without a channel is useless
+      return maybe_finalize(w);
+    }
+    w->reader.commit(n);
+    protocol::frame_view f;
+    while (w->reader.next(f, ec)) {
+      if (!on_frame(w, f)) return;
+    }
+    if (ec) return violation(w, "bad frame header: " + ec.message());
+    read_channel(w);
+  }
+
+  bool on_frame(const std::shared_ptr<worker>& w, const protocol::frame_view& f) {
+    using protocol::frame_type;
+    switch (f.header.type) {
+      case frame_type::hello: {
+        if (w->booted) return violation(w, "a second hello"), false;
+        w->booted = true;
+        try {
+          auto h = protocol::decode_hello(f.payload);
+          for (std::uint32_t i = 0; i < h.jobs.size(); ++i) {
+            w->jobs[h.jobs[i].name] = {i, h.jobs[i].signature};
+            w->job_list += (i ? ", " : "") + h.jobs[i].name;
+          }
+        } catch (const decode_error& e) {
+          return violation(w, std::string("bad hello: ") + e.what()), false;
+        }
+        if (w->st == worker::state::booting) w->st = worker::state::idle;
+        boot_failures_ = 0;
+        dispatch();
+        check_join();
+        return true;
+      }
+      case frame_type::result:
+      case frame_type::error: {
+        if (w->st != worker::state::busy || !w->current || w->current->id != f.header.task_id)
+          return violation(w, "a reply for task " + std::to_string(f.header.task_id) +
+                                  ", which is not the task it runs"),
+                 false;
+        auto p = std::move(*w->current);
+        w->current.reset();
+        w->st = worker::state::idle;
+        if (f.header.type == frame_type::result) {
+          p.task.done(nullptr, f.payload);
+        } else {
+          try {
+            auto e = protocol::decode_error_payload(f.payload);
+            fail(p, e.code, e.message);
+          } catch (const decode_error& e) {
+            fail(p, errc::protocol_error, std::string("bad error frame: ") + e.what());
+            return violation(w, std::string("bad error frame: ") + e.what()), false;
+          }
+        }
+        dispatch();
+        check_join();
+        return true;
+      }
+      default:
+        return violation(w, "an unexpected frame type " +
+                                std::to_string(static_cast<int>(f.header.type))),
+               false;
+    }
+  }
+
+  // The worker broke the protocol: it is killed, and its task fails with protocol_error.
+  void violation(const std::shared_ptr<worker>& w, std::string what) {
+    if (!w->failure) w->failure = {errc::protocol_error, "protocol violation: " + what};
+    w->channel_done = true;
+    error_code ignored;
+    w->from.close(ignored);
+    kill_group(w, SIGKILL);
+    maybe_finalize(w);
+  }
+
+  void read_output(const std::shared_ptr<worker>& w, output_line::stream which) {
+    const bool is_out = which == output_line::stream::out;
+    auto& pipe = is_out ? w->out : w->err;
+    auto& buf = is_out ? w->out_buf : w->err_buf;
+    pipe.async_read_some(asio::buffer(buf), [self = shared_from_this(), w, which, is_out](
+                                                error_code ec, std::size_t n) {
+      auto& splitter = is_out ? w->out_lines : w->err_lines;
+      auto emit = [&](std::string_view line) { self->emit_line(*w, which, line); };
+      if (ec) {
+        splitter.finish(emit);
+        (is_out ? w->out_done : w->err_done) = true;
+        return self->maybe_finalize(w);
+      }
+      splitter.feed(std::string_view((is_out ? w->out_buf : w->err_buf).data(), n), emit);
+      self->read_output(w, which);
+    });
+  }
+
+  void emit_line(worker& w, output_line::stream which, std::string_view text) {
+    if (which == output_line::stream::err) {
+      w.err_tail.emplace_back(text.substr(0, 512));
+      if (w.err_tail.size() > stderr_tail_lines) w.err_tail.pop_front();
+    }
+    const output_line line{w.slot, w.pid, which, text};
+    if (opts_.on_output) {
+      try {
+        opts_.on_output(line);
+      } catch (...) {
+        // A throwing log sink must not break the pool; the line is dropped.
+      }
+      return;
+    }
+    std::string s = "[worker " + std::to_string(w.slot) + " pid " + std::to_string(w.pid) + "] ";
+    s.append(text);
+    s += '\n';
+    const int fd = which == output_line::stream::out ? STDOUT_FILENO : STDERR_FILENO;
+    [[maybe_unused]] auto r = ::write(fd, s.data(), s.size());
+  }
+
+  // --- process exit -------------------------------------------------------------------
+
+  void wait_exit(const std::shared_ptr<worker>& w) {
+    w->proc->handle().async_wait(
+        asio::bind_executor(strand_, [self = shared_from_this(), w](error_code ec, int status) {
+          w->exited = true;
+          w->status = ec ? -1 : status;
+          {
+            std::lock_guard lock(self->pid_mutex_);
+            std::erase(self->live_pids_, w->pid);
+          }
+          self->pids_cv_.notify_all();
+          // Give the pipes a moment to drain (a reply written just before exiting is
+          // still delivered), but never wait on them for long: a grandchild may hold them.
+          w->linger.expires_after(exit_linger);
+          w->linger.async_wait([self, w](error_code e) {
+            if (e) return;
+            w->channel_done = w->out_done = w->err_done = true;
+            self->maybe_finalize(w);
+          });
+          self->maybe_finalize(w);
+        }));
+  }
+
+  void kill_group(const std::shared_ptr<worker>& w, int sig) {
+    if (w->exited || w->pid <= 0) return;
+    ::kill(-w->pid, sig);  // the worker leads its own process group: its children too
+    ::kill(w->pid, sig);
+  }
+
+  void maybe_finalize(const std::shared_ptr<worker>& w) {
+    if (w->finalized || !w->exited) return;
+    if (!(w->channel_done && w->out_done && w->err_done)) return;
+    w->finalized = true;
+    error_code ignored;
+    w->linger.cancel();
+    w->stop_timer.cancel();
+    for (auto* d : {&w->to, &w->from, &w->out, &w->err}) d->close(ignored);
+    if (slots_[w->slot] == w) slots_[w->slot].reset();
+
+    std::string who = "worker " + std::to_string(w->slot) + " (pid " + std::to_string(w->pid) + ")";
+    std::string how = w->status >= 0 ? describe_status(w->status) : "ended (status unknown)";
+    std::string tail;
+    for (const auto& l : w->err_tail) tail += (tail.empty() ? "" : " | ") + l;
+    auto detail = [&](std::string head) {
+      if (!tail.empty()) head += "; stderr: " + tail;
+      return head;
+    };
+    if (w->st == worker::state::stopping && !w->current) return check_join();  // asked to go
+    if (!w->booted && !w->failure)
+      return boot_failed(w->slot, detail(who + " " + how + " before its handshake"));
+    if (!w->booted) return boot_failed(w->slot, detail(who + ": " + w->failure->second + "; it " + how));
+    if (w->current) {
+      const errc code = w->failure ? w->failure->first : errc::worker_crashed;
+      std::string msg = w->failure ? who + ": " + w->failure->second + "; it " + how : who + " " + how;
+      fail(*w->current, code, detail(msg));
+      w->current.reset();
+    }
+    if (!closed_ || !queue_.empty()) {
+      if (!broken_) spawn(w->slot);  // replace it and go on serving
+    }
+    check_join();
+  }
+
+  // --- dispatch -----------------------------------------------------------------------
+
+  void dispatch() {
+    while (!queue_.empty()) {
+      std::shared_ptr<worker> idle;
+      for (auto& w : slots_)
+        if (w && w->st == worker::state::idle) {
+          idle = w;
+          break;
+        }
+      if (!idle) return;
+      pending_task p = std::move(queue_.front());
+      queue_.pop_front();
+      auto it = idle->jobs.find(p.task.job);
+      if (it == idle->jobs.end()) {
+        fail(p, errc::unknown_job,
+             "worker " + opts_.executable.filename().string() + " does not serve job '" +
+                 p.task.job + "'; it serves: " + idle->job_list);
+        continue;
+      }
+      if (it->second.second != p.task.signature) {
+        fail(p, errc::signature_mismatch,
+             "job '" + p.task.job + "' is " + it->second.second + " in the worker but " +
+                 p.task.signature + " in the caller: rebuild both from the same header");
+        continue;
+      }
+      idle->wbuf.clear();
+      idle->woff = 0;
+      protocol::append_task_frame(idle->wbuf, p.id, it->second.first, p.task.args);
+      p.task.args = {};
+      idle->current = std::move(p);
+      idle->st = worker::state::busy;
+      write_some(idle);
+    }
+  }
+
+  void write_some(const std::shared_ptr<worker>& w) {
+    while (w->woff < w->wbuf.size()) {
+      if (w->exited || !w->to.is_open()) return;
+      const long n = write_no_sigpipe(w->to.native_handle(), w->wbuf.data() + w->woff,
+                                      w->wbuf.size() - w->woff);
+      if (n >= 0) {
+        w->woff += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        w->to.async_wait(asio::posix::stream_descriptor::wait_write,
+                         [self = shared_from_this(), w](error_code ec) {
+                           if (!ec) self->write_some(w);
+                         });
+        return;
+      }
+      // EPIPE: the worker closed its input or died; its exit explains the task's fate.
+      kill_group(w, SIGKILL);
+      return;
+    }
+    w->wbuf.clear();
+    w->woff = 0;
+  }
+
+  // --- shutdown -----------------------------------------------------------------------
+
+  bool busy() const {
+    if (!queue_.empty()) return true;
+    for (auto& w : slots_)
+      if (w && (w->current || w->st == worker::state::busy)) return true;
+    return false;
+  }
+
+  void check_join() {
+    if (!closed_) return;
+    if (busy() && !broken_) return;
+    bool any_alive = false;
+    for (auto& w : slots_) {
+      if (!w) continue;
+      any_alive = true;
+      if (w->st == worker::state::idle || w->st == worker::state::booting) stop(w);
+    }
+    if (any_alive) return;
+    for (auto& t : respawn_timers_) t->cancel();
+    auto joiners = std::move(joiners_);
+    joiners_.clear();
+    for (auto& j : joiners) j();
+  }
+
+  // End of input asks the worker to exit; SIGTERM and SIGKILL follow if it does not.
+  void stop(const std::shared_ptr<worker>& w) {
+    if (w->st == worker::state::stopping) return;
+    w->st = worker::state::stopping;
+    error_code ignored;
+    w->to.close(ignored);
+    w->stop_timer.expires_after(opts_.shutdown_grace);
+    w->stop_timer.async_wait([self = shared_from_this(), w](error_code ec) {
+      if (ec || w->exited) return;
+      self->kill_group(w, SIGTERM);
+      w->stop_timer.expires_after(self->opts_.shutdown_grace);
+      w->stop_timer.async_wait([self, w](error_code e) {
+        if (!e) self->kill_group(w, SIGKILL);
+      });
+    });
+  }
+
+  void terminate_on_strand() {
+    closed_ = true;
+    while (!queue_.empty()) {
+      fail(queue_.front(), errc::shutting_down, "the pool was destroyed");
+      queue_.pop_front();
+    }
+    for (auto& w : slots_) {
+      if (!w) continue;
+      if (w->current) {
+        fail(*w->current, errc::shutting_down, "the pool was destroyed while the task ran");
+        w->current.reset();
+      }
+      w->st = worker::state::idle;
+      stop(w);
+      kill_group(w, SIGTERM);
+    }
+    for (auto& t : respawn_timers_) t->cancel();
+  }
+
+  asio::any_io_executor ex_;
+  strand_type strand_;
+  process_pool_options opts_;
+  std::vector<std::shared_ptr<worker>> slots_;
+  std::vector<std::unique_ptr<asio::steady_timer>> respawn_timers_;
+  std::deque<pending_task> queue_;
+  std::uint64_t next_id_ = 0;
+  bool closed_ = false;
+  std::atomic<bool> closed_flag_{false};
+  bool broken_ = false;
+  std::string broken_reason_;
+  unsigned boot_failures_ = 0;
+  std::vector<std::function<void()>> joiners_;
+
+  mutable std::mutex pid_mutex_;
+  std::condition_variable pids_cv_;
+  std::vector<int> live_pids_;
+};
+
+}  // namespace detail
+
+process_pool::process_pool(executor_type ex, process_pool_options options)
+    : executor_(ex), core_(std::make_shared<detail::pool_core>(ex, std::move(options))) {
+  core_->start();
+}
+
+process_pool::~process_pool() { core_->terminate(); }
+
+void process_pool::submit_raw(detail::raw_task t) { core_->submit(std::move(t)); }
+void process_pool::join_raw(std::function<void()> done) { core_->join(std::move(done)); }
+void process_pool::close() { core_->close(); }
+void process_pool::join() { async_join(asio::use_future).get(); }
+std::size_t process_pool::size() const noexcept { return core_->size(); }
+std::vector<int> process_pool::pids() const { return core_->pids(); }
+
+}  // namespace crew

@@ -1,0 +1,156 @@
+#include <crew/protocol.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace crew::protocol {
+namespace {
+
+template <class T>
+T load(const std::byte* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+void store(std::byte* p, T v) noexcept {
+  std::memcpy(p, &v, sizeof v);
+}
+
+constexpr std::uint8_t max_type = static_cast<std::uint8_t>(frame_type::shutdown);
+
+}  // namespace
+
+void append_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
+                  std::span<const std::byte> payload) {
+  const auto at = out.size();
+  out.resize(at + header_size + payload.size());
+  std::byte* h = out.data() + at;
+  store(h + 0, magic);
+  store(h + 4, version);
+  store(h + 5, static_cast<std::uint8_t>(type));
+  store(h + 6, std::uint16_t{0});
+  store(h + 8, task_id);
+  store(h + 16, static_cast<std::uint32_t>(payload.size()));
+  if (!payload.empty()) std::memcpy(h + header_size, payload.data(), payload.size());
+}
+
+boost::system::error_code parse_header(const std::byte* in, std::size_t max_payload,
+                                       frame_header& out) noexcept {
+  if (load<std::uint32_t>(in) != magic) return errc::protocol_error;
+  if (load<std::uint8_t>(in + 4) != version) return errc::protocol_error;
+  const auto type = load<std::uint8_t>(in + 5);
+  if (type == 0 || type > max_type) return errc::protocol_error;
+  out.type = static_cast<frame_type>(type);
+  out.flags = load<std::uint16_t>(in + 6);
+  if (out.flags != 0) return errc::protocol_error;
+  out.task_id = load<std::uint64_t>(in + 8);
+  out.length = load<std::uint32_t>(in + 16);
+  if (out.length > max_payload) return errc::payload_too_large;
+  return {};
+}
+
+frame_reader::frame_reader(std::size_t max_payload) : max_payload_(max_payload) {}
+
+std::span<std::byte> frame_reader::prepare(std::size_t min_bytes) {
+  // Compact first: what was consumed is never needed again.
+  if (begin_ != 0) {
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  std::size_t want = end_ + min_bytes;
+  // A header already in the buffer tells how much the frame needs: make room for all of
+  // it at once, so a large payload arrives in few reads. Its length was checked against
+  // the limit by next(), which is the only way a frame's size can be known here.
+  if (end_ >= header_size) {
+    const auto len = load<std::uint32_t>(buf_.data() + 16);
+    if (len <= max_payload_) want = std::max(want, header_size + len);
+  }
+  if (buf_.size() < want) buf_.resize(want);
+  return {buf_.data() + end_, buf_.size() - end_};
+}
+
+bool frame_reader::next(frame_view& out, boost::system::error_code& ec) {
+  ec.clear();
+  const std::size_t have = end_ - begin_;
+  if (have < header_size) return false;
+  const std::byte* h = buf_.data() + begin_;
+  frame_header header;
+  ec = parse_header(h, max_payload_, header);
+  if (ec) return false;
+  if (have - header_size < header.length) return false;
+  out.header = header;
+  out.payload = {h + header_size, header.length};
+  begin_ += header_size + header.length;
+  if (begin_ == end_) begin_ = end_ = 0;  // the view stays valid: nothing is moved here
+  return true;
+}
+
+std::vector<std::byte> encode_hello(const hello& h) {
+  std::vector<std::byte> out;
+  encoder e(out);
+  e.put(h.pid);
+  e.put(static_cast<std::uint32_t>(h.jobs.size()));
+  for (const auto& j : h.jobs) {
+    e.put(j.name);
+    e.put(j.signature);
+  }
+  return out;
+}
+
+hello decode_hello(std::span<const std::byte> payload) {
+  decoder d(payload.data(), payload.size());
+  hello h;
+  h.pid = d.get<std::uint32_t>();
+  const auto n = d.get<std::uint32_t>();
+  // Each job takes at least two length prefixes: reject impossible counts up front.
+  if (n > d.remaining() / 16) throw decode_error("hello lists more jobs than its bytes hold");
+  h.jobs.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    job_info j;
+    j.name = d.get<std::string>();
+    j.signature = d.get<std::string>();
+    h.jobs.push_back(std::move(j));
+  }
+  d.expect_end();
+  return h;
+}
+
+void append_task_payload(std::vector<std::byte>& out, std::uint32_t job_index,
+                         std::span<const std::byte> args) {
+  encoder e(out);
+  e.put(job_index);
+  e.write(args.data(), args.size());
+}
+
+void append_task_frame(std::vector<std::byte>& out, std::uint64_t task_id, std::uint32_t job_index,
+                       std::span<const std::byte> args) {
+  const auto at = out.size();
+  append_frame(out, frame_type::task, task_id, {});
+  append_task_payload(out, job_index, args);
+  store(out.data() + at + 16, static_cast<std::uint32_t>(out.size() - at - header_size));
+}
+
+std::vector<std::byte> encode_error(const error_payload& ep) {
+  std::vector<std::byte> out;
+  encoder e(out);
+  e.put(static_cast<std::uint32_t>(ep.code));
+  e.put(ep.message);
+  return out;
+}
+
+error_payload decode_error_payload(std::span<const std::byte> payload) {
+  decoder d(payload.data(), payload.size());
+  error_payload ep;
+  const auto code = d.get<std::uint32_t>();
+  if (code < static_cast<std::uint32_t>(errc::job_failed) ||
+      code > static_cast<std::uint32_t>(errc::cancelled))
+    throw decode_error("error frame carries unknown code " + std::to_string(code));
+  ep.code = static_cast<errc>(code);
+  ep.message = d.get<std::string>();
+  d.expect_end();
+  return ep;
+}
+
+}  // namespace crew::protocol

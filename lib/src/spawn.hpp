@@ -1,0 +1,64 @@
+// Private: starting a worker process. See spawn.cpp for why this is posix_spawn and not
+// one of Boost.Process v2's fork-based launchers.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace crew::detail {
+
+/// A file descriptor closed on destruction.
+class unique_fd {
+ public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(o.release()) {}
+  unique_fd& operator=(unique_fd&& o) noexcept;
+  ~unique_fd();
+  int get() const noexcept { return fd_; }
+  int release() noexcept {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+/// Both ends of a pipe, each O_CLOEXEC.
+struct pipe_pair {
+  unique_fd read;
+  unique_fd write;
+};
+boost::system::error_code make_pipe(pipe_pair& p);
+
+/// What the child gets as its descriptors 1, 2, 3 and 4 (stdin is /dev/null).
+struct child_fds {
+  int out = -1;       ///< becomes fd 1
+  int err = -1;       ///< becomes fd 2
+  int channel_in = -1;   ///< becomes fd 3 (the worker reads frames)
+  int channel_out = -1;  ///< becomes fd 4 (the worker writes frames)
+};
+
+/// Starts `exe args...` in its own process group with exactly the descriptors in `fds`,
+/// default signal dispositions and an empty signal mask; returns it as a Boost.Process
+/// v2 process on `ex` (pidfd-backed on Linux). On failure `ec` names the errno and the
+/// returned process is empty.
+boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
+                                         const std::filesystem::path& exe,
+                                         const std::vector<std::string>& args,
+                                         const child_fds& fds, boost::system::error_code& ec);
+
+/// write(2) that reports EPIPE as an error instead of raising SIGPIPE in the process
+/// (the library must not depend on the host's SIGPIPE disposition). Returns bytes written
+/// or -1 with errno set.
+long write_no_sigpipe(int fd, const void* data, std::size_t n) noexcept;
+
+}  // namespace crew::detail
