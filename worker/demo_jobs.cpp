@@ -85,8 +85,12 @@ double long_comp_value(int i) {
   return x;
 }
 
-void set_io_scale(double factor) { scale = factor; }
-double io_scale() { return scale; }
+void set_io_scale(double factor) {
+  scale = factor;
+}
+double io_scale() {
+  return scale;
+}
 
 void register_jobs(registry& r) {
   r.add(long_io, run_long_io);

@@ -13,9 +13,9 @@ namespace crew::demo {
 /// The notebook's IO function: prints `function i started at <ctime>`, sleeps
 /// 2 s x io_scale(), prints `function i finished at <ctime>`, returns i*2.
 inline const job<int(int)> long_io{"long_io"};
-/// The notebook's CPU function (printing the same started/finished lines) with Python's semantics: integer arithmetic while x is an
-/// integer, then floating point `pow`, 5,000,000 iterations. long_comp(0..3) is
-/// 2236.5678097446853, bit for bit as in CPython.
+/// The notebook's CPU function (printing the same started/finished lines) with Python's semantics:
+/// integer arithmetic while x is an integer, then floating point `pow`, 5,000,000 iterations.
+/// long_comp(0..3) is 2236.5678097446853, bit for bit as in CPython.
 inline const job<double(int)> long_comp{"long_comp"};
 /// Returns its argument unchanged (bytes in, bytes out).
 inline const job<std::string(std::string)> echo{"echo"};

@@ -15,11 +15,13 @@ int main(int argc, char** argv) {
     if (arg == "--io-scale" && i + 1 < argc) {
       crew::demo::set_io_scale(std::strtod(argv[++i], nullptr));
     } else if (arg == "--list") {
-      for (const auto& j : jobs.jobs()) std::printf("%s %s\n", j.name.c_str(), j.signature.c_str());
+      for (const auto& j : jobs.jobs())
+        std::printf("%s %s\n", j.name.c_str(), j.signature.c_str());
       return 0;
     } else {
-      std::fprintf(stderr, "usage: crew-worker [--io-scale F] [--list]\n"
-                           "Started by a crew coordinator; speaks the crew protocol on fd 3/4.\n");
+      std::fprintf(stderr,
+                   "usage: crew-worker [--io-scale F] [--list]\n"
+                   "Started by a crew coordinator; speaks the crew protocol on fd 3/4.\n");
       return 64;
     }
   }

@@ -10,7 +10,8 @@
 
 namespace crew::cli {
 
-io_thread::io_thread() : guard_(ioc_.get_executor()), thread_([this] { ioc_.run(); }) {}
+io_thread::io_thread() : guard_(ioc_.get_executor()), thread_([this] { ioc_.run(); }) {
+}
 
 io_thread::~io_thread() {
   guard_.reset();

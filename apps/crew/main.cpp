@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
     std::cerr << "crew " << command << ": " << e.what() << "\n";
     return crew::cli::internal;
   }
-  std::cerr << "crew: unknown command '" << command << "' (commands: notebook, run; see crew --help)\n";
+  std::cerr << "crew: unknown command '" << command
+            << "' (commands: notebook, run; see crew --help)\n";
   return crew::cli::usage;
 }

@@ -39,8 +39,12 @@ std::string repr(const py_dict& d) {
   return s + "}";
 }
 
-std::string value_text(int v) { return std::to_string(v); }
-std::string value_text(double v) { return py_float(v); }
+std::string value_text(int v) {
+  return std::to_string(v);
+}
+std::string value_text(double v) {
+  return py_float(v);
+}
 
 struct cell {
   std::string id, function, mode;
@@ -48,7 +52,8 @@ struct cell {
   py_dict res;
   json::value json_results() const {
     json::object o;
-    for (const auto& [k, v] : res) o[std::to_string(k)] = json::parse(v);
+    for (const auto& [k, v] : res)
+      o[std::to_string(k)] = json::parse(v);
     return o;
   }
 };
@@ -71,12 +76,14 @@ void say(const std::string& line) {
 
 // In [3] / In [5]: `[f(i, res) for i in range(4)]`, one call after the other.
 template <class R>
-cell sequential(const registry& jobs, const job<R(int)>& j, const std::string& id, const settings& s) {
+cell sequential(const registry& jobs, const job<R(int)>& j, const std::string& id,
+                const settings& s) {
   title(id, j.name() + ": sequentially, in this thread (crew::inline_runner)");
   cell c{id, j.name(), "sequential", 0, {}};
   inline_runner runner(jobs);
   stopwatch clock;
-  for (int i = 0; i < s.tasks; ++i) c.res.emplace_back(i, value_text(runner.submit(j(i)).get()));
+  for (int i = 0; i < s.tasks; ++i)
+    c.res.emplace_back(i, value_text(runner.submit(j(i)).get()));
   c.seconds = clock.seconds();
   say(repr(c.res));
   return c;
@@ -122,15 +129,17 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s) {
     o.workers = s.workers;
     o.args = {"--io-scale", std::to_string(s.scale)};
     process_pool pool(io.context().get_executor(), o);
-    for (int i = 0; i < s.tasks; ++i) futures.push_back(pool.submit(j(i)));
+    for (int i = 0; i < s.tasks; ++i)
+      futures.push_back(pool.submit(j(i)));
     say("all processes started at " + ctime_now());
     pool.close();  // close pool so that it does not accept further submissions
     pool.join();   // wait until all processes are finished
   }
   c.seconds = clock.seconds();
   say("all processes finished at " + ctime_now());
-  say("res = " + repr(res) + "   <- the workers are other processes: nothing they do reaches "
-                             "this process's memory");
+  say("res = " + repr(res) +
+      "   <- the workers are other processes: nothing they do reaches "
+      "this process's memory");
   std::string got = "[";
   for (std::size_t i = 0; i < futures.size(); ++i) {
     std::string v;
@@ -142,7 +151,8 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s) {
     c.res.emplace_back(static_cast<int>(i), v);
     got += (i ? ", " : "") + v;
   }
-  say("[process.get() for process in processes] = " + got + "]   <- results come back as return values");
+  say("[process.get() for process in processes] = " + got +
+      "]   <- results come back as return values");
   return c;
 }
 
@@ -168,8 +178,8 @@ cell asio_timers(int count, const settings& s) {
   say("all " + std::to_string(count) + " waits started at " + ctime_now());
   ioc.run();
   c.seconds = clock.seconds();
-  say("all " + std::to_string(done) + " waits finished at " + ctime_now() + "; sum of i*2 = " +
-      std::to_string(sum));
+  say("all " + std::to_string(done) + " waits finished at " + ctime_now() +
+      "; sum of i*2 = " + std::to_string(sum));
   c.res.emplace_back(count, std::to_string(sum));
   return c;
 }
@@ -199,7 +209,8 @@ process_costs measure_process_costs(const settings& s) {
   pc.first_result_ms = clock.seconds() * 1e3;
   constexpr int n = 2000;
   stopwatch rt;
-  for (int i = 0; i < n; ++i) pool.submit(demo::identity(i)).get();
+  for (int i = 0; i < n; ++i)
+    pool.submit(demo::identity(i)).get();
   pc.round_trip_us = rt.seconds() * 1e6 / n;
   pool.join();
   return pc;
@@ -211,33 +222,40 @@ std::vector<std::string> conclude(const std::vector<cell>& c, const process_cost
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const double io_t = c[0].seconds / c[2].seconds, io_p = c[0].seconds / c[4].seconds;
   const double cpu_t = c[1].seconds / c[3].seconds, cpu_p = c[1].seconds / c[5].seconds;
-  const double ideal_cpu = std::min<double>({static_cast<double>(cores), static_cast<double>(s.workers),
-                                             static_cast<double>(s.tasks)});
+  const double ideal_cpu = std::min<double>(
+      {static_cast<double>(cores), static_cast<double>(s.workers), static_cast<double>(s.tasks)});
   std::vector<std::string> out;
-  out.push_back("IO-bound: threads ran the " + std::to_string(s.tasks) + " sleeps " + fixed(io_t, 1) +
-                "x faster than one after the other, processes " + fixed(io_p, 1) +
-                "x; as in Python, waiting needs no CPU, so both overlap the waits. One thread with " +
-                "Asio timers did " + std::to_string(c[6].res[0].first) + " such waits in " +
-                fixed(c[6].seconds) + " s: for IO, an event loop beats both.");
-  std::string cpu = "CPU-bound: threads ran long_comp " + fixed(cpu_t, 1) + "x faster than sequentially on " +
-                    std::to_string(cores) + " core(s) (best possible here: " + fixed(ideal_cpu, 1) + "x). ";
+  out.push_back(
+      "IO-bound: threads ran the " + std::to_string(s.tasks) + " sleeps " + fixed(io_t, 1) +
+      "x faster than one after the other, processes " + fixed(io_p, 1) +
+      "x; as in Python, waiting needs no CPU, so both overlap the waits. One thread with " +
+      "Asio timers did " + std::to_string(c[6].res[0].first) + " such waits in " +
+      fixed(c[6].seconds) + " s: for IO, an event loop beats both.");
+  std::string cpu = "CPU-bound: threads ran long_comp " + fixed(cpu_t, 1) +
+                    "x faster than sequentially on " + std::to_string(cores) +
+                    " core(s) (best possible here: " + fixed(ideal_cpu, 1) + "x). ";
   if (cpu_t >= 0.75 * ideal_cpu && ideal_cpu > 1)
-    cpu += "This is where C++ parts with the notebook: there is no GIL, so threads scale on CPU work "
-           "too, and processes are not needed for speed.";
+    cpu +=
+        "This is where C++ parts with the notebook: there is no GIL, so threads scale on CPU work "
+        "too, and processes are not needed for speed.";
   else if (ideal_cpu <= 1)
     cpu += "With one core nothing can run in parallel, in C++ or in Python.";
   else
     cpu += "That is below what the cores allow: something else was using the CPU during this run.";
   out.push_back(cpu);
-  out.push_back("Processes ran long_comp " + fixed(cpu_p, 1) + "x faster than sequentially, close to the "
-                "threads' " + fixed(cpu_t, 1) + "x. What they cost: a pool of " + std::to_string(s.workers) +
+  out.push_back("Processes ran long_comp " + fixed(cpu_p, 1) +
+                "x faster than sequentially, close to the "
+                "threads' " +
+                fixed(cpu_t, 1) + "x. What they cost: a pool of " + std::to_string(s.workers) +
                 " workers gave its first result after " + fixed(pc.first_result_ms, 1) +
-                " ms, and each task pays a round trip through pipes (" + fixed(pc.round_trip_us, 1) +
+                " ms, and each task pays a round trip through pipes (" +
+                fixed(pc.round_trip_us, 1) +
                 " us for a trivial task here), against nothing for a thread.");
-  out.push_back("What processes buy in C++ is isolation, not speed: a job that crashes, leaks, hangs "
-                "or is not thread-safe cannot take the coordinator down, can be killed on a deadline, "
-                "and can be any executable. Use threads (or an event loop) for IO, threads for CPU work "
-                "you trust, and processes for CPU work you do not.");
+  out.push_back(
+      "What processes buy in C++ is isolation, not speed: a job that crashes, leaks, hangs "
+      "or is not thread-safe cannot take the coordinator down, can be killed on a deadline, "
+      "and can be any executable. Use threads (or an event loop) for IO, threads for CPU work "
+      "you trust, and processes for CPU work you do not.");
   return out;
 }
 
@@ -246,9 +264,11 @@ std::vector<std::string> conclude(const std::vector<cell>& c, const process_cost
 int notebook_main(const std::vector<std::string>& args) {
   settings s;
   po::options_description desc("crew notebook: the parallel-computing notebook, in C++\n\noptions");
-  desc.add_options()("help,h", "show this help")(
-      "scale", po::value(&s.scale)->default_value(s.scale), "scale long_io's 2 s sleep (0.1: 0.2 s)")(
-      "workers", po::value(&s.workers)->default_value(s.workers), "threads and worker processes (the notebook: 4)")(
+  desc.add_options()("help,h", "show this help")("scale",
+                                                 po::value(&s.scale)->default_value(s.scale),
+                                                 "scale long_io's 2 s sleep (0.1: 0.2 s)")(
+      "workers", po::value(&s.workers)->default_value(s.workers),
+      "threads and worker processes (the notebook: 4)")(
       "json", "print one JSON document (the narrative goes to stderr)");
   po::variables_map vm;
   try {
@@ -295,7 +315,8 @@ int notebook_main(const std::vector<std::string>& args) {
                 c.seconds, base / c.seconds);
   }
   title("Conclusion", "from the numbers above");
-  for (const auto& line : conclusion) say("* " + line);
+  for (const auto& line : conclusion)
+    say("* " + line);
 
   if (as_json) {
     json::array jc;
@@ -306,7 +327,8 @@ int notebook_main(const std::vector<std::string>& args) {
                                 {"wall_seconds", c.seconds},
                                 {"results", c.json_results()}});
     json::array concl;
-    for (const auto& l : conclusion) concl.push_back(json::string(l));
+    for (const auto& l : conclusion)
+      concl.push_back(json::string(l));
     redirect.json_out(json::object{{"scale", s.scale},
                                    {"workers", s.workers},
                                    {"hardware_threads", std::thread::hardware_concurrency()},

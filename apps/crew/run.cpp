@@ -44,7 +44,8 @@ void set_value(outcome& o, const R& v) {
 template <class Runner, class R>
 std::vector<outcome> run_range(Runner& runner, const job<R(int)>& j, int first, int last) {
   std::vector<std::future<R>> futures;
-  for (int i = first; i < last; ++i) futures.push_back(runner.submit(j(i)));
+  for (int i = first; i < last; ++i)
+    futures.push_back(runner.submit(j(i)));
   std::vector<outcome> out;
   for (int i = first; i < last; ++i) {
     outcome o{i, nullptr, nullptr, {}};
@@ -58,8 +59,8 @@ std::vector<outcome> run_range(Runner& runner, const job<R(int)>& j, int first, 
   return out;
 }
 
-using range_runner = std::function<std::vector<outcome>(const std::string& mode, std::size_t workers,
-                                                        double io_scale, int first, int last)>;
+using range_runner = std::function<std::vector<outcome>(
+    const std::string& mode, std::size_t workers, double io_scale, int first, int last)>;
 
 template <class R>
 range_runner make_runner(const job<R(int)>& j) {
@@ -115,14 +116,16 @@ int run_main(const std::vector<std::string>& args) {
       "job", po::value(&job_name)->required(), "job to run (long_io, long_comp, identity, chatty)")(
       "range", po::value(&range)->required(), "A:B runs job(i) for A <= i < B")(
       "mode", po::value(&mode)->default_value(mode), "inline | threads | processes")(
-      "workers", po::value(&workers)->default_value(workers), "threads or processes (0: one per CPU)")(
+      "workers", po::value(&workers)->default_value(workers),
+      "threads or processes (0: one per CPU)")(
       "io-scale", po::value(&io_scale)->default_value(io_scale), "scale long_io's 2 s sleep")(
       "json", "print one JSON document instead of text");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
     if (vm.count("help")) {
-      std::cout << desc << "\nexample: crew run --job long_comp --range 0:4 --mode processes --json\n";
+      std::cout << desc
+                << "\nexample: crew run --job long_comp --range 0:4 --mode processes --json\n";
       return ok;
     }
     po::notify(vm);
@@ -147,7 +150,8 @@ int run_main(const std::vector<std::string>& args) {
   auto it = jobs.find(job_name);
   if (it == jobs.end()) {
     std::string names;
-    for (const auto& [name, _] : jobs) names += (names.empty() ? "" : ", ") + name;
+    for (const auto& [name, _] : jobs)
+      names += (names.empty() ? "" : ", ") + name;
     std::cerr << "crew run: unknown job '" << job_name << "' (jobs that take one integer: " << names
               << ")\n";
     return usage;
@@ -167,7 +171,8 @@ int run_main(const std::vector<std::string>& args) {
       ++failed;
       r["error"] = error_name(o.error);
       r["message"] = describe(o.error);
-      if (!as_json) std::cout << job_name << "(" << o.arg << ") failed: " << describe(o.error) << "\n";
+      if (!as_json)
+        std::cout << job_name << "(" << o.arg << ") failed: " << describe(o.error) << "\n";
     } else {
       r["value"] = o.value;
       if (!as_json) std::cout << job_name << "(" << o.arg << ") = " << o.text << "\n";

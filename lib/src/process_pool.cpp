@@ -43,7 +43,8 @@ std::filesystem::path default_worker_executable() {
     std::string_view rest(path);
     while (!rest.empty()) {
       auto colon = rest.find(':');
-      std::filesystem::path candidate = std::filesystem::path(rest.substr(0, colon)) / "crew-worker";
+      std::filesystem::path candidate =
+          std::filesystem::path(rest.substr(0, colon)) / "crew-worker";
       if (::access(candidate.c_str(), X_OK) == 0) return candidate;
       if (colon == std::string_view::npos) break;
       rest.remove_prefix(colon + 1);
@@ -126,7 +127,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
 
   void start() {
     asio::post(strand_, [self = shared_from_this()] {
-      for (std::size_t i = 0; i < self->slots_.size(); ++i) self->spawn(i);
+      for (std::size_t i = 0; i < self->slots_.size(); ++i)
+        self->spawn(i);
     });
   }
 
@@ -149,7 +151,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       return;
     }
     asio::post(strand_, [self = shared_from_this(), t = std::move(t)]() mutable {
-      if (self->closed_) return self->fail_now(std::move(t), errc::shutting_down, "the pool is closed");
+      if (self->closed_)
+        return self->fail_now(std::move(t), errc::shutting_down, "the pool is closed");
       if (self->broken_)
         return self->fail_now(std::move(t), errc::worker_boot_failed, self->broken_reason_);
       self->queue_.push_back({++self->next_id_, std::move(t)});
@@ -190,7 +193,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       posted = true;
     }
     const auto grace = opts_.shutdown_grace;
-    const auto deadline = std::chrono::steady_clock::now() + 2 * grace + std::chrono::milliseconds(500);
+    const auto deadline =
+        std::chrono::steady_clock::now() + 2 * grace + std::chrono::milliseconds(500);
     if (posted) ran_future.wait_until(deadline);
     // Wait for the strand to reap every worker (it escalates TERM -> KILL on its own).
     {
@@ -229,8 +233,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     slots_[slot] = w;
     if (::access(opts_.executable.c_str(), X_OK) != 0) {
       const int e = errno;
-      return boot_failed(slot, "cannot start worker '" + opts_.executable.string() +
-                                   "': " + std::strerror(e));
+      return boot_failed(
+          slot, "cannot start worker '" + opts_.executable.string() + "': " + std::strerror(e));
     }
     pipe_pair to, from, out, err;
     for (auto* p : {&to, &from, &out, &err})
@@ -240,14 +244,18 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     child_fds fds{out.write.get(), err.write.get(), to.read.get(), from.write.get()};
     auto proc = spawn_worker(ex_, opts_.executable, opts_.args, fds, ec);
     if (ec)
-      return boot_failed(slot, "cannot start worker '" + opts_.executable.string() + "': " + ec.message());
+      return boot_failed(
+          slot, "cannot start worker '" + opts_.executable.string() + "': " + ec.message());
     w->proc.emplace(std::move(proc));
     w->pid = w->proc->id();
     {
       std::lock_guard lock(pid_mutex_);
       live_pids_.push_back(w->pid);
     }
-    for (auto* p : {&to, &from, &out, &err}) ::fcntl(p->write.get(), F_SETFL, O_NONBLOCK);
+    // Only our end of the task pipe: O_NONBLOCK belongs to the open file description,
+    // so setting it on the other pipes' write ends would make the worker's own writes
+    // to fd 1, 2 and 4 non-blocking too.
+    ::fcntl(to.write.get(), F_SETFL, O_NONBLOCK);
     w->to.assign(to.write.release());
     w->from.assign(from.read.release());
     w->out.assign(out.read.release());
@@ -298,7 +306,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     if (ec) {
       w->channel_done = true;
       if (w->reader.mid_frame() && !w->failure)
-        w->failure = {errc::worker_crashed, "its channel ended in the middle of a frame (discarded)"};
+        w->failure = {errc::worker_crashed,
+                      "its channel ended in the middle of a frame (discarded)"};
       if (!w->exited) kill_group(w, SIGKILL);  // a worker without a channel is useless
       return maybe_finalize(w);
     }
@@ -449,13 +458,15 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     error_code ignored;
     w->linger.cancel();
     w->stop_timer.cancel();
-    for (auto* d : {&w->to, &w->from, &w->out, &w->err}) d->close(ignored);
+    for (auto* d : {&w->to, &w->from, &w->out, &w->err})
+      d->close(ignored);
     if (slots_[w->slot] == w) slots_[w->slot].reset();
 
     std::string who = "worker " + std::to_string(w->slot) + " (pid " + std::to_string(w->pid) + ")";
     std::string how = w->status >= 0 ? describe_status(w->status) : "ended (status unknown)";
     std::string tail;
-    for (const auto& l : w->err_tail) tail += (tail.empty() ? "" : " | ") + l;
+    for (const auto& l : w->err_tail)
+      tail += (tail.empty() ? "" : " | ") + l;
     auto detail = [&](std::string head) {
       if (!tail.empty()) head += "; stderr: " + tail;
       return head;
@@ -463,10 +474,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     if (w->st == worker::state::stopping && !w->current) return check_join();  // asked to go
     if (!w->booted && !w->failure)
       return boot_failed(w->slot, detail(who + " " + how + " before its handshake"));
-    if (!w->booted) return boot_failed(w->slot, detail(who + ": " + w->failure->second + "; it " + how));
+    if (!w->booted)
+      return boot_failed(w->slot, detail(who + ": " + w->failure->second + "; it " + how));
     if (w->current) {
       const errc code = w->failure ? w->failure->first : errc::worker_crashed;
-      std::string msg = w->failure ? who + ": " + w->failure->second + "; it " + how : who + " " + how;
+      std::string msg =
+          w->failure ? who + ": " + w->failure->second + "; it " + how : who + " " + how;
       fail(*w->current, code, detail(msg));
       w->current.reset();
     }
@@ -556,10 +569,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       if (w->st == worker::state::idle || w->st == worker::state::booting) stop(w);
     }
     if (any_alive) return;
-    for (auto& t : respawn_timers_) t->cancel();
+    for (auto& t : respawn_timers_)
+      t->cancel();
     auto joiners = std::move(joiners_);
     joiners_.clear();
-    for (auto& j : joiners) j();
+    for (auto& j : joiners)
+      j();
   }
 
   // End of input asks the worker to exit; SIGTERM and SIGKILL follow if it does not.
@@ -595,7 +610,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       stop(w);
       kill_group(w, SIGTERM);
     }
-    for (auto& t : respawn_timers_) t->cancel();
+    for (auto& t : respawn_timers_)
+      t->cancel();
   }
 
   asio::any_io_executor ex_;
@@ -624,13 +640,27 @@ process_pool::process_pool(executor_type ex, process_pool_options options)
   core_->start();
 }
 
-process_pool::~process_pool() { core_->terminate(); }
+process_pool::~process_pool() {
+  core_->terminate();
+}
 
-void process_pool::submit_raw(detail::raw_task t) { core_->submit(std::move(t)); }
-void process_pool::join_raw(std::function<void()> done) { core_->join(std::move(done)); }
-void process_pool::close() { core_->close(); }
-void process_pool::join() { async_join(asio::use_future).get(); }
-std::size_t process_pool::size() const noexcept { return core_->size(); }
-std::vector<int> process_pool::pids() const { return core_->pids(); }
+void process_pool::submit_raw(detail::raw_task t) {
+  core_->submit(std::move(t));
+}
+void process_pool::join_raw(std::function<void()> done) {
+  core_->join(std::move(done));
+}
+void process_pool::close() {
+  core_->close();
+}
+void process_pool::join() {
+  async_join(asio::use_future).get();
+}
+std::size_t process_pool::size() const noexcept {
+  return core_->size();
+}
+std::vector<int> process_pool::pids() const {
+  return core_->pids();
+}
 
 }  // namespace crew

@@ -50,7 +50,8 @@ boost::system::error_code parse_header(const std::byte* in, std::size_t max_payl
   return {};
 }
 
-frame_reader::frame_reader(std::size_t max_payload) : max_payload_(max_payload) {}
+frame_reader::frame_reader(std::size_t max_payload) : max_payload_(max_payload) {
+}
 
 std::span<std::byte> frame_reader::prepare(std::size_t min_bytes) {
   // Compact first: what was consumed is never needed again.

@@ -18,7 +18,8 @@ const registry::entry* registry::find(std::string_view name) const noexcept {
 std::vector<job_info> registry::jobs() const {
   std::vector<job_info> out;
   out.reserve(entries_.size());
-  for (const auto& [name, e] : entries_) out.push_back(e.info);
+  for (const auto& [name, e] : entries_)
+    out.push_back(e.info);
   return out;
 }
 
@@ -27,9 +28,9 @@ const registry::entry& registry::lookup(const std::string& name, const std::stri
   const entry* e = find(name);
   if (!e) throw task_error(make_error_code(errc::unknown_job), "no job named '" + name + "'");
   if (e->signature_type != std::type_index(type))
-    throw task_error(make_error_code(errc::signature_mismatch),
-                     "job '" + name + "' is registered as " + e->info.signature + ", called as " +
-                         signature);
+    throw task_error(
+        make_error_code(errc::signature_mismatch),
+        "job '" + name + "' is registered as " + e->info.signature + ", called as " + signature);
   return *e;
 }
 

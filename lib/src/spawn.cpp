@@ -64,8 +64,8 @@ struct spawn_setup {
 // Boost.Process v2 process, adopted by pid, so waiting and signalling go through v2.
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
-                                         const std::vector<std::string>& args,
-                                         const child_fds& fds, boost::system::error_code& ec) {
+                                         const std::vector<std::string>& args, const child_fds& fds,
+                                         boost::system::error_code& ec) {
   namespace bp = boost::process::v2;
   ec.clear();
   // Move every source descriptor above the targets first, so that no dup2 below can
@@ -82,7 +82,8 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
   spawn_setup s;
   int rc = posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
   for (int target = 1; rc == 0 && target <= 4; ++target)
-    rc = posix_spawn_file_actions_adddup2(&s.actions, high[static_cast<std::size_t>(target - 1)].get(), target);
+    rc = posix_spawn_file_actions_adddup2(&s.actions,
+                                          high[static_cast<std::size_t>(target - 1)].get(), target);
   if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&s.actions, 5);
 
   sigset_t empty, defaults;
@@ -104,7 +105,8 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
   std::vector<char*> argv;
   const std::string exe_str = exe.string();
   argv.push_back(const_cast<char*>(exe_str.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
 
   pid_t pid = -1;

@@ -41,8 +41,8 @@ boost::system::error_code make_pipe(pipe_pair& p);
 
 /// What the child gets as its descriptors 1, 2, 3 and 4 (stdin is /dev/null).
 struct child_fds {
-  int out = -1;       ///< becomes fd 1
-  int err = -1;       ///< becomes fd 2
+  int out = -1;          ///< becomes fd 1
+  int err = -1;          ///< becomes fd 2
   int channel_in = -1;   ///< becomes fd 3 (the worker reads frames)
   int channel_out = -1;  ///< becomes fd 4 (the worker writes frames)
 };
@@ -53,8 +53,8 @@ struct child_fds {
 /// returned process is empty.
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
-                                         const std::vector<std::string>& args,
-                                         const child_fds& fds, boost::system::error_code& ec);
+                                         const std::vector<std::string>& args, const child_fds& fds,
+                                         boost::system::error_code& ec);
 
 /// write(2) that reports EPIPE as an error instead of raising SIGPIPE in the process
 /// (the library must not depend on the host's SIGPIPE disposition). Returns bytes written

@@ -31,7 +31,8 @@ void flush_stdio() {
 }
 
 // Runs one task frame and returns the reply frame's type and payload.
-protocol::frame_type run_task(const registry& jobs, const std::vector<const registry::entry*>& index,
+protocol::frame_type run_task(const registry& jobs,
+                              const std::vector<const registry::entry*>& index,
                               std::span<const std::byte> payload, std::vector<std::byte>& out) {
   auto fail = [&](errc code, std::string message) {
     out = protocol::encode_error({code, std::move(message)});
@@ -80,7 +81,8 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
     h.pid = static_cast<std::uint32_t>(::getpid());
     h.jobs = jobs.jobs();
     std::vector<const registry::entry*> index;
-    for (const auto& j : h.jobs) index.push_back(jobs.find(j.name));
+    for (const auto& j : h.jobs)
+      index.push_back(jobs.find(j.name));
 
     std::vector<std::byte> out;
     protocol::append_frame(out, protocol::frame_type::hello, 0, protocol::encode_hello(h));

@@ -65,6 +65,8 @@ class decoder {
  public:
   decoder(const std::byte* data, std::size_t size) noexcept : p_(data), end_(data + size) {}
   explicit decoder(const std::vector<std::byte>& v) noexcept : decoder(v.data(), v.size()) {}
+  /// A decoder must not outlive its bytes: decoding a temporary vector does not compile.
+  explicit decoder(std::vector<std::byte>&&) = delete;
   /// Bytes not consumed yet.
   std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
   /// Consumes `n` bytes and returns a pointer to them; throws decode_error if fewer remain.
@@ -117,7 +119,10 @@ constexpr std::size_t min_size() {
     return 1;
 }
 template <class T>
-constexpr bool is_plain_number = std::is_arithmetic_v<T> && !std::is_same_v<T, bool>;
+// long double is excluded: its size and padding differ between platforms (x87 80-bit
+// in 16 bytes on x86-64), so it has no portable wire form.
+constexpr bool is_plain_number =
+    std::is_arithmetic_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, long double>;
 }  // namespace detail
 
 template <class T>
@@ -168,8 +173,8 @@ inline std::size_t take_count(decoder& d, std::size_t unit, const char* what) {
   const auto n = codec<std::uint64_t>::decode(d);
   if (unit == 0) unit = 1;
   if (n > d.remaining() / unit)
-    throw decode_error(std::string(what) + " claims " + std::to_string(n) +
-                       " elements but only " + std::to_string(d.remaining()) + " bytes remain");
+    throw decode_error(std::string(what) + " claims " + std::to_string(n) + " elements but only " +
+                       std::to_string(d.remaining()) + " bytes remain");
   return static_cast<std::size_t>(n);
 }
 }  // namespace detail
@@ -191,6 +196,9 @@ struct codec<std::string> {
 
 template <class T, class A>
 struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
+  // The element count is checked against the bytes left, which needs every element to
+  // take at least one byte (a vector of empty tuples could claim 2^64 of them for free).
+  static_assert(detail::min_size<T>() > 0, "vector elements must encode to at least one byte");
   static constexpr std::size_t min_size = 8;
   static std::string name() { return "vec<" + codec<T>::name() + ">"; }
   static void encode(encoder& e, const std::vector<T, A>& v) {
@@ -198,7 +206,8 @@ struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
     if constexpr (detail::is_plain_number<T>) {
       e.write(v.data(), v.size() * sizeof(T));
     } else {
-      for (const auto& x : v) codec<T>::encode(e, x);
+      for (const auto& x : v)
+        codec<T>::encode(e, x);
     }
   }
   static std::vector<T, A> decode(decoder& d) {
@@ -206,10 +215,12 @@ struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
     std::vector<T, A> v;
     if constexpr (detail::is_plain_number<T>) {
       v.resize(n);
-      std::memcpy(v.data(), d.take(n * sizeof(T)), n * sizeof(T));
+      const std::byte* src = d.take(n * sizeof(T));
+      if (n != 0) std::memcpy(v.data(), src, n * sizeof(T));  // data() may be null when empty
     } else {
       v.reserve(n);
-      for (std::size_t i = 0; i < n; ++i) v.push_back(codec<T>::decode(d));
+      for (std::size_t i = 0; i < n; ++i)
+        v.push_back(codec<T>::decode(d));
     }
     return v;
   }

@@ -67,8 +67,9 @@ inline std::exception_ptr make_task_error(errc e, const std::string& message) {
   return std::make_exception_ptr(task_error(make_error_code(e), message));
 }
 
-/// The error code carried by `ep`: the task_error's code, `job_failed` for any other
-/// exception, and an empty code for a null pointer.
+/// The error code carried by `ep`: the code of a boost::system::system_error (a
+/// task_error's crew::errc included), `job_failed` for any other exception, and an empty
+/// code for a null pointer.
 boost::system::error_code error_of(const std::exception_ptr& ep) noexcept;
 
 }  // namespace crew

@@ -21,8 +21,7 @@ class inline_runner : public basic_runner<inline_runner> {
 
   /// Serves the jobs of `jobs` (which must outlive the runner); completions default to
   /// `ex`.
-  explicit inline_runner(const registry& jobs,
-                         executor_type ex = boost::asio::system_executor())
+  explicit inline_runner(const registry& jobs, executor_type ex = boost::asio::system_executor())
       : jobs_(&jobs), ex_(std::move(ex)) {}
 
   executor_type get_executor() const noexcept { return ex_; }

@@ -79,13 +79,15 @@ registry& registry::add(const job<R(A...)>& j, F fn) {
       e.put(static_cast<R>(std::apply(*typed, std::move(args))));
     }
   };
-  insert(entry{{j.name(), j.signature()}, std::move(encoded), typeid(R(std::decay_t<A>...)), typed});
+  insert(
+      entry{{j.name(), j.signature()}, std::move(encoded), typeid(R(std::decay_t<A>...)), typed});
   return *this;
 }
 
 template <class R, class... A>
 R registry::call(invocation<R, A...> inv) const {
-  const auto& e = lookup(inv.target->name(), inv.target->signature(), typeid(R(std::decay_t<A>...)));
+  const auto& e =
+      lookup(inv.target->name(), inv.target->signature(), typeid(R(std::decay_t<A>...)));
   const auto& fn = *static_cast<const std::function<R(std::decay_t<A>...)>*>(e.typed.get());
   return std::apply(fn, std::move(inv.args));
 }

@@ -5,8 +5,8 @@
 #include <crew/job.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
@@ -45,9 +45,10 @@ template <class Handler, class Fallback, class... Args>
 void post_completion(Handler&& handler, const Fallback& fallback, Args&&... args) {
   auto ex = boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
                                 boost::asio::execution::outstanding_work.tracked);
-  boost::asio::post(std::move(ex), [h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
-    std::move(h)(std::move(a)...);
-  });
+  boost::asio::post(std::move(ex),
+                    [h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
+                      std::move(h)(std::move(a)...);
+                    });
 }
 
 /// A move-only handler stored in a copyable callable, for type-erased storage.
@@ -94,9 +95,9 @@ class basic_runner {
   /// Completion signature: `void(std::exception_ptr, std::vector<R>)`; on failure the
   /// exception is the first task error observed and the vector is empty. Every task
   /// still runs to its end before the completion.
-  template <class R, class... A, std::ranges::input_range Range,
-            class CompletionToken = boost::asio::default_completion_token_t<
-                boost::asio::any_io_executor>>
+  template <
+      class R, class... A, std::ranges::input_range Range,
+      class CompletionToken = boost::asio::default_completion_token_t<boost::asio::any_io_executor>>
   auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {}) {
     static_assert(!std::is_void_v<R>, "map needs a job with a result");
     using signature = void(std::exception_ptr, std::vector<R>);
@@ -104,7 +105,8 @@ class basic_runner {
         [this, &j](auto handler, Range&& in) {
           auto state = std::make_shared<detail::map_state<R>>();
           std::vector<invocation<R, A...>> calls;
-          for (auto&& x : in) calls.push_back(make_call(j, std::forward<decltype(x)>(x)));
+          for (auto&& x : in)
+            calls.push_back(make_call(j, std::forward<decltype(x)>(x)));
           state->results.resize(calls.size());
           state->pending = calls.size();
           detail::shared_handler<decltype(handler)> h(std::move(handler));
@@ -112,24 +114,25 @@ class basic_runner {
             std::vector<R> out;
             if (!state->first_error) {
               out.reserve(state->results.size());
-              for (auto& r : state->results) out.push_back(std::move(*r));
+              for (auto& r : state->results)
+                out.push_back(std::move(*r));
             }
             detail::post_completion(h.take(), self().get_executor(), state->first_error,
                                     std::move(out));
           };
           if (calls.empty()) return finish();
           for (std::size_t i = 0; i < calls.size(); ++i) {
-            self().async_submit(std::move(calls[i]), [state, i, finish](std::exception_ptr ep,
-                                                                        R value) mutable {
-              bool last;
-              {
-                std::lock_guard lock(state->mutex);
-                if (ep && !state->first_error) state->first_error = ep;
-                if (!ep) state->results[i].emplace(std::move(value));
-                last = --state->pending == 0;
-              }
-              if (last) finish();
-            });
+            self().async_submit(std::move(calls[i]),
+                                [state, i, finish](std::exception_ptr ep, R value) mutable {
+                                  bool last;
+                                  {
+                                    std::lock_guard lock(state->mutex);
+                                    if (ep && !state->first_error) state->first_error = ep;
+                                    if (!ep) state->results[i].emplace(std::move(value));
+                                    last = --state->pending == 0;
+                                  }
+                                  if (last) finish();
+                                });
           }
         },
         token, std::forward<Range>(inputs));

@@ -51,7 +51,8 @@ class thread_pool : public basic_runner<thread_pool> {
                                       make_task_error(errc::shutting_down, "the pool is closed"));
             else
               detail::post_completion(std::move(handler), get_executor(),
-                                      make_task_error(errc::shutting_down, "the pool is closed"), R{});
+                                      make_task_error(errc::shutting_down, "the pool is closed"),
+                                      R{});
             return;
           }
           boost::asio::post(pool_, [this, h = std::move(handler), c = std::move(call)]() mutable {

@@ -21,10 +21,10 @@ struct worker_options {
 
 /// Exit codes of `serve`, which a worker's main() returns.
 enum class worker_exit : int {
-  ok = 0,               ///< shutdown frame or end of input: the coordinator is done
+  ok = 0,                   ///< shutdown frame or end of input: the coordinator is done
   not_started_by_crew = 2,  ///< fd 3 / fd 4 are not open
-  protocol_error = 3,   ///< the coordinator sent bytes that break the protocol
-  io_error = 4,         ///< reading or writing a channel failed
+  protocol_error = 3,       ///< the coordinator sent bytes that break the protocol
+  io_error = 4,             ///< reading or writing a channel failed
 };
 
 /// Serves the jobs of `jobs` until the coordinator closes the channel or sends shutdown.

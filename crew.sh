@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# crew's one entry script: installs what the build needs (Debian 12), builds, and runs.
+#   ./crew.sh notebook [crew notebook options]   build, then play the notebook
+#   ./crew.sh test [--sanitize address,undefined|thread]   build, then run every test
+#   ./crew.sh build                               build only
+#   ./crew.sh crew <args>                         build, then run the crew CLI
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(g++ make cmake ccache libboost1.81-dev libboost-filesystem1.81-dev
+          libboost-test1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "crew.sh: installing ${missing[*]}" >&2
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "crew.sh: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {  # build <dir> [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+  notebook)
+    install_missing
+    build build
+    exec build/bin/crew notebook "$@" ;;
+  crew)
+    install_missing
+    build build
+    exec build/bin/crew "$@" ;;
+  build)
+    install_missing
+    build build ;;
+  test)
+    install_missing
+    dir=build extra=()
+    if [ "${1:-}" = "--sanitize" ]; then
+      [ -n "${2:-}" ] || { echo "crew.sh: --sanitize needs address,undefined or thread" >&2; exit 2; }
+      dir="build-${2//,/-}"; extra=(-DCREW_SANITIZE="$2")
+    fi
+    build "$dir" "${extra[@]}"
+    ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" ;;
+  *)
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2 ;;
+esac

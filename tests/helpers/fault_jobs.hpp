@@ -1,0 +1,23 @@
+// Jobs of the fault-injection worker (tests/helpers/fault_worker.cpp).
+#pragma once
+
+#include <crew/job.hpp>
+
+#include <string>
+
+namespace crew::test {
+
+/// Raises the given signal in the worker.
+inline const job<int(int)> crash{"crash"};
+/// _exit()s with the given code without replying.
+inline const job<int(int)> exit_now{"exit_now"};
+/// Writes the given bytes raw to the reply channel (fd 4), then sleeps.
+inline const job<int(std::string)> raw_reply{"raw_reply"};
+/// Replies to a task id that is not the one it runs.
+inline const job<int(int)> wrong_id_reply{"wrong_id_reply"};
+/// Writes half of a large result frame, then exits.
+inline const job<int(int)> die_mid_frame{"die_mid_frame"};
+/// Sleeps for the given number of milliseconds, then returns it.
+inline const job<int(int)> sleep_ms{"sleep_ms"};
+
+}  // namespace crew::test

@@ -1,0 +1,92 @@
+// crew-fault-worker: crew-worker's demo jobs plus faults, for the integration tests.
+// Start-up modes (argv): --exit-at-start CODE, --garbage-hello, --old-version, --silent.
+#include "demo_jobs.hpp"
+#include "fault_jobs.hpp"
+
+#include <crew/protocol.hpp>
+#include <crew/worker_runtime.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <thread>
+
+#include <unistd.h>
+
+namespace {
+
+void write_raw(const void* p, std::size_t n) {
+  [[maybe_unused]] auto w = ::write(4, p, n);
+}
+
+void write_frame(crew::protocol::frame_type type, std::uint64_t id,
+                 std::span<const std::byte> payload) {
+  std::vector<std::byte> out;
+  crew::protocol::append_frame(out, type, id, payload);
+  write_raw(out.data(), out.size());
+}
+
+[[noreturn]] void sleep_forever() {
+  for (;;)
+    std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--exit-at-start" && i + 1 < argc) {
+      std::fprintf(stderr, "fault worker: exiting at start-up as asked\n");
+      return std::atoi(argv[++i]);
+    }
+    if (arg == "--garbage-hello") {
+      write_raw("this is not a crew frame at all.....", 36);
+      sleep_forever();
+    }
+    if (arg == "--old-version") {
+      std::vector<std::byte> out;
+      crew::protocol::append_frame(out, crew::protocol::frame_type::hello, 0, {});
+      out[4] = std::byte{0};  // protocol version 0
+      write_raw(out.data(), out.size());
+      sleep_forever();
+    }
+    if (arg == "--silent") sleep_forever();
+  }
+
+  crew::registry jobs;
+  crew::demo::register_jobs(jobs);
+  jobs.add(crew::test::crash, [](int sig) {
+    std::fprintf(stderr, "fault worker: raising signal %d\n", sig);
+    std::raise(sig);
+    return 0;
+  });
+  jobs.add(crew::test::exit_now, [](int code) -> int {
+    std::fprintf(stderr, "fault worker: _exit(%d) mid-task\n", code);
+    std::fflush(stderr);
+    ::_exit(code);
+  });
+  jobs.add(crew::test::raw_reply, [](const std::string& bytes) -> int {
+    write_raw(bytes.data(), bytes.size());
+    sleep_forever();
+  });
+  jobs.add(crew::test::wrong_id_reply, [](int) -> int {
+    std::vector<std::byte> payload(4);
+    write_frame(crew::protocol::frame_type::result, 987654321, payload);
+    sleep_forever();
+  });
+  jobs.add(crew::test::die_mid_frame, [](int) -> int {
+    std::vector<std::byte> payload(1 << 20);
+    std::vector<std::byte> out;
+    crew::protocol::append_frame(out, crew::protocol::frame_type::result, 1, payload);
+    write_raw(out.data(), out.size() / 2);
+    ::_exit(0);
+  });
+  jobs.add(crew::test::sleep_ms, [](int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  });
+  return crew::serve(jobs);
+}

@@ -1,0 +1,23 @@
+// Shared test utilities: what a process-level test checks at its end.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace crew::test {
+
+/// Direct children of this process (any state), from /proc.
+std::vector<int> children();
+/// Children of this process in state Z.
+std::vector<int> zombies();
+/// Every process whose process group is `pgid`.
+std::vector<int> group_members(int pgid);
+/// Open file descriptors of this process.
+std::set<int> open_fds();
+/// True if a process with this pid exists (zombies included).
+bool process_exists(int pid);
+/// Waits up to `seconds` until this process has no children left; returns the leftovers.
+std::vector<int> wait_for_no_children(double seconds = 5.0);
+
+}  // namespace crew::test

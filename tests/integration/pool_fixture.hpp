@@ -1,0 +1,53 @@
+// An io_context run by one thread for a test, and the leak checks every process test
+// ends with.
+#pragma once
+
+#include "test_support.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <thread>
+
+namespace crew::test {
+
+struct io_fixture {
+  boost::asio::io_context ioc;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{
+      ioc.get_executor()};
+  // Asio opens its reactor's descriptors (epoll, eventfd, timerfd) lazily: open them
+  // now, so that the baseline below holds them.
+  boost::asio::steady_timer warm_up{ioc};
+  std::thread runner{[this] { ioc.run(); }};
+  std::set<int> fds_before = open_fds();
+
+  ~io_fixture() {
+    guard.reset();
+    ioc.stop();
+    runner.join();
+  }
+};
+
+/// No child process and no zombie remain, and no fd leaked since `before`.
+inline void expect_no_leaks(const std::set<int>& before) {
+  auto left = wait_for_no_children(5.0);
+  BOOST_TEST(left.empty(), "child processes left: " << left.size());
+  BOOST_TEST(zombies().empty());
+  // The pool's last handlers may still be finishing on the io thread: give them a moment.
+  std::set<int> after;
+  for (int i = 0; i < 250; ++i) {
+    after = open_fds();
+    bool extra = false;
+    for (int fd : after)
+      extra = extra || before.count(fd) == 0;
+    if (!extra) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int fd : after)
+    BOOST_TEST(before.count(fd) == 1, "fd " << fd << " leaked");
+}
+
+}  // namespace crew::test

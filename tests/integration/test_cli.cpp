@@ -1,0 +1,148 @@
+// The crew CLI as a user runs it: output, JSON, exit codes, error messages.
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <sys/wait.h>
+
+namespace json = boost::json;
+
+namespace {
+
+struct run_result {
+  int exit_code = -1;
+  std::string out;  // stdout only; stderr is captured into err
+  std::string err;
+};
+
+// Runs `crew <args>` with stdout and stderr captured.
+run_result crew(const std::string& args) {
+  const std::string err_file = "crew-cli-test-stderr.txt";
+  const std::string cmd = std::string(CREW_CLI_PATH) + " " + args + " 2>" + err_file;
+  run_result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  BOOST_REQUIRE(p != nullptr);
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+    r.out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (FILE* e = std::fopen(err_file.c_str(), "r")) {
+    while ((n = std::fread(buf.data(), 1, buf.size(), e)) > 0)
+      r.err.append(buf.data(), n);
+    std::fclose(e);
+  }
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli, *boost::unit_test::timeout(120))
+
+BOOST_AUTO_TEST_CASE(run_long_comp_on_processes_as_json) {
+  auto r = crew("run --job long_comp --range 0:4 --mode processes --workers 2 --json");
+  BOOST_TEST(r.exit_code == 0);
+  auto doc = json::parse(r.out).as_object();  // stdout holds nothing but the document
+  BOOST_TEST(doc.at("job").as_string() == "long_comp");
+  BOOST_TEST(doc.at("failed").to_number<int>() == 0);
+  const auto& results = doc.at("results").as_array();
+  BOOST_TEST(results.size() == 4u);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    BOOST_TEST(results[i].at("arg").to_number<int>() == static_cast<int>(i));
+    BOOST_TEST(results[i].at("value").as_double() == 2236.5678097446853);
+  }
+  // What the jobs printed went to stderr, tagged with the worker.
+  BOOST_TEST(contains(r.err, "] function 0 started at "));
+}
+
+BOOST_AUTO_TEST_CASE(run_prints_text_in_every_mode) {
+  for (const char* mode : {"inline", "threads", "processes"}) {
+    auto r = crew(std::string("run --job identity --range 3:6 --workers 2 --mode ") + mode);
+    BOOST_TEST(r.exit_code == 0, mode);
+    BOOST_TEST(contains(r.out, "identity(3) = 3\nidentity(4) = 4\nidentity(5) = 5\n"), mode);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_command_lines_get_a_clear_message_and_exit_code_2) {
+  auto r = crew("run --job no_such_job --range 0:1");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "unknown job 'no_such_job'"));
+  BOOST_TEST(contains(r.err, "long_comp"));
+  r = crew("run --job long_comp --range 4:1");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "--range"));
+  r = crew("run --job long_comp --range 0:1 --mode gpu");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "--mode"));
+  r = crew("run --job long_comp --range 0:1 --frobnicate");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "frobnicate"));
+  r = crew("launch");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "unknown command 'launch'"));
+  r = crew("");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "usage"));
+}
+
+BOOST_AUTO_TEST_CASE(help_is_available_for_every_command) {
+  auto r = crew("--help");
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(contains(r.out, "notebook"));
+  BOOST_TEST(contains(r.out, "exit codes"));
+  for (const char* c : {"notebook", "run"}) {
+    r = crew(std::string(c) + " --help");
+    BOOST_TEST(r.exit_code == 0, c);
+    BOOST_TEST(contains(r.out, "--workers"), c);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(notebook_shows_every_cell_with_the_notebooks_results) {
+  auto r = crew("notebook --scale 0.05 --workers 4");
+  BOOST_TEST(r.exit_code == 0);
+  for (const char* cell : {"In [3]", "In [5]", "In [7]", "In [8]", "In [10]", "In [12]", "In [+]"})
+    BOOST_TEST(contains(r.out, cell), cell);
+  BOOST_TEST(contains(r.out, "{0: 0, 1: 2, 2: 4, 3: 6}"));
+  BOOST_TEST(contains(r.out, "{0: 2236.5678097446853,\n 1: 2236.5678097446853,"));
+  BOOST_TEST(contains(r.out, "res = {}"));
+  BOOST_TEST(contains(r.out, "= [0, 2, 4, 6]"));
+  BOOST_TEST(contains(
+      r.out, "[2236.5678097446853, 2236.5678097446853, 2236.5678097446853, 2236.5678097446853]"));
+  BOOST_TEST(contains(r.out, "all threads started at"));
+  BOOST_TEST(contains(r.out, "all processes finished at"));
+  BOOST_TEST(contains(r.out, "[worker 3 pid "));  // lines from the workers, tagged
+  BOOST_TEST(contains(r.out, "Conclusion"));
+  BOOST_TEST((contains(r.out, "no GIL") || contains(r.out, "below what the cores allow") ||
+              contains(r.out, "With one core")));
+}
+
+BOOST_AUTO_TEST_CASE(notebook_json_holds_every_cell) {
+  auto r = crew("notebook --scale 0.02 --workers 2 --json");
+  BOOST_TEST(r.exit_code == 0);
+  auto doc = json::parse(r.out).as_object();
+  const auto& cells = doc.at("cells").as_array();
+  BOOST_TEST(cells.size() == 7u);
+  for (std::size_t k = 0; k < 6; ++k) {
+    const auto& c = cells[k].as_object();
+    const auto& res = c.at("results").as_object();
+    BOOST_TEST(res.size() == 4u);
+    for (int i = 0; i < 4; ++i) {
+      const auto& v = res.at(std::to_string(i));
+      if (c.at("function").as_string() == "long_comp")
+        BOOST_TEST(v.as_double() == 2236.5678097446853);
+      else
+        BOOST_TEST(v.to_number<int>() == 2 * i);
+    }
+  }
+  BOOST_TEST(doc.at("conclusion").as_array().size() >= 3u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,145 @@
+// The same registered jobs give the same results inline, on threads and in processes.
+#include <crew/inline_runner.hpp>
+#include <crew/process_pool.hpp>
+#include <crew/thread_pool.hpp>
+
+#include "demo_jobs.hpp"
+#include "pool_fixture.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <numeric>
+
+namespace asio = boost::asio;
+using namespace crew::test;
+
+namespace {
+
+crew::registry demo_registry() {
+  crew::registry r;
+  crew::demo::register_jobs(r);
+  return r;
+}
+
+crew::process_pool_options worker_options() {
+  crew::process_pool_options o;
+  o.workers = 2;
+  o.executable = CREW_WORKER_PATH;
+  o.args = {"--io-scale", "0.01"};
+  o.on_output = [](const crew::output_line&) {};
+  return o;
+}
+
+// Runs the same checks through any runner.
+template <class Runner>
+struct results {
+  std::vector<int> identity, long_io;
+  std::vector<double> long_comp, sums;
+  std::vector<std::string> echoes;
+  std::string error_message;
+  crew::errc error_code{};
+
+  explicit results(Runner& r) {
+    std::vector<int> ints(50);
+    std::iota(ints.begin(), ints.end(), 0);
+    identity = r.map(crew::demo::identity, ints);
+    long_io = r.map(crew::demo::long_io, std::vector<int>{0, 1, 2, 3});
+    long_comp = r.map(crew::demo::long_comp, std::vector<int>{0, 1, 2, 3});
+    std::vector<std::vector<double>> vectors{
+        {}, {1.5}, {1e308, -1e308, 0.25}, std::vector<double>(10000, 0.5)};
+    sums = r.map(crew::demo::sum, vectors);
+    echoes = r.map(crew::demo::echo, std::vector<std::string>{"", "x", std::string(100000, '\0')});
+    try {
+      r.submit(crew::demo::fail("same message everywhere")).get();
+    } catch (const crew::task_error& e) {
+      error_message = e.message();
+      error_code = static_cast<crew::errc>(e.code().value());
+    }
+  }
+};
+
+template <class A, class B>
+void expect_equal(const A& a, const B& b) {
+  BOOST_TEST(a.identity == b.identity, boost::test_tools::per_element());
+  BOOST_TEST(a.long_io == b.long_io, boost::test_tools::per_element());
+  BOOST_TEST(a.long_comp == b.long_comp, boost::test_tools::per_element());
+  BOOST_TEST(a.sums == b.sums, boost::test_tools::per_element());
+  BOOST_TEST((a.echoes == b.echoes));
+  BOOST_TEST(a.error_message == b.error_message);
+  BOOST_TEST(static_cast<int>(a.error_code) == static_cast<int>(b.error_code));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(modes, *boost::unit_test::timeout(120))
+
+BOOST_FIXTURE_TEST_CASE(inline_threads_and_processes_agree, io_fixture) {
+  const auto jobs = demo_registry();
+  crew::demo::set_io_scale(0.01);
+  crew::inline_runner in(jobs);
+  results<crew::inline_runner> a(in);
+
+  // The notebook's exact values, bit for bit as CPython computes them.
+  for (double v : a.long_comp)
+    BOOST_TEST(v == 2236.5678097446853);
+  BOOST_TEST(a.long_io == (std::vector<int>{0, 2, 4, 6}), boost::test_tools::per_element());
+  BOOST_TEST(a.error_message == "same message everywhere");
+  BOOST_TEST(static_cast<int>(a.error_code) == static_cast<int>(crew::errc::job_failed));
+
+  for (std::size_t threads : {1u, 2u, 4u}) {
+    crew::thread_pool tp(jobs, threads);
+    results<crew::thread_pool> b(tp);
+    expect_equal(a, b);
+  }
+  {
+    crew::process_pool pp(ioc.get_executor(), worker_options());
+    results<crew::process_pool> c(pp);
+    expect_equal(a, c);
+    pp.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(in_process_runners_take_every_completion_token, io_fixture) {
+  const auto jobs = demo_registry();
+  crew::thread_pool tp(jobs, 2);
+  crew::inline_runner in(jobs, ioc.get_executor());
+  auto f = asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<int> {
+        int a = co_await tp.async_submit(crew::demo::identity(1), asio::use_awaitable);
+        int b = co_await in.async_submit(crew::demo::identity(2), asio::use_awaitable);
+        co_return a + b;
+      },
+      asio::use_future);
+  BOOST_TEST(f.get() == 3);
+  std::promise<int> p;
+  in.async_submit(crew::demo::identity(5), [&](std::exception_ptr, int v) {
+    BOOST_CHECK(ioc.get_executor().running_in_this_thread());
+    p.set_value(v);
+  });
+  BOOST_TEST(p.get_future().get() == 5);
+  tp.join();
+  try {
+    tp.submit(crew::demo::identity(1)).get();
+    BOOST_FAIL("a joined thread_pool must refuse work");
+  } catch (const crew::task_error& e) {
+    BOOST_TEST(e.code() == make_error_code(crew::errc::shutting_down));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_job_missing_from_the_registry_is_an_error_in_process) {
+  crew::registry empty;
+  crew::inline_runner in(empty);
+  try {
+    in.submit(crew::demo::identity(1)).get();
+    BOOST_FAIL("expected unknown_job");
+  } catch (const crew::task_error& e) {
+    BOOST_TEST(e.code() == make_error_code(crew::errc::unknown_job));
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

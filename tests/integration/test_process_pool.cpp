@@ -1,0 +1,367 @@
+// process_pool with real worker processes: results, errors, captured output, clean ends.
+#include <crew/process_pool.hpp>
+
+#include "demo_jobs.hpp"
+#include "fault_jobs.hpp"
+#include "pool_fixture.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+namespace asio = boost::asio;
+using crew::errc;
+using namespace crew::test;
+
+namespace {
+
+crew::process_pool_options worker_options(std::size_t workers = 2) {
+  crew::process_pool_options o;
+  o.workers = workers;
+  o.executable = CREW_WORKER_PATH;
+  o.on_output = [](const crew::output_line&) {};  // keep the test log readable
+  return o;
+}
+
+crew::process_pool_options fault_options(std::size_t workers = 1) {
+  auto o = worker_options(workers);
+  o.executable = CREW_FAULT_WORKER_PATH;
+  return o;
+}
+
+// The task's error, or a failed check if it succeeded.
+template <class R>
+crew::task_error error_of(std::future<R> f) {
+  try {
+    f.get();
+  } catch (const crew::task_error& e) {
+    return e;
+  }
+  BOOST_FAIL("the task succeeded, an error was expected");
+  throw;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(process_pool_tests, *boost::unit_test::timeout(60))
+
+BOOST_FIXTURE_TEST_CASE(results_come_back_from_worker_processes, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    BOOST_TEST(pool.size() == 2u);
+    BOOST_TEST(pool.submit(crew::demo::identity(41)).get() == 41);
+    BOOST_TEST(pool.submit(crew::demo::echo(std::string("a\0b", 3))).get() ==
+               std::string("a\0b", 3));
+    std::vector<double> v(1000);
+    std::iota(v.begin(), v.end(), 1.0);
+    BOOST_TEST(pool.submit(crew::demo::sum(v)).get() == 500500.0);
+    for (int i = 0; i < 4; ++i)
+      BOOST_TEST(pool.submit(crew::demo::long_comp(i)).get() == 2236.5678097446853);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(map_returns_results_in_input_order, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    std::vector<int> in(300);
+    std::iota(in.begin(), in.end(), -100);
+    BOOST_TEST(pool.map(crew::demo::identity, in) == in, boost::test_tools::per_element());
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_job_exception_arrives_with_its_message, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    auto e = error_of(pool.submit(crew::demo::fail("disk quota exceeded on /data")));
+    BOOST_TEST(e.code() == make_error_code(errc::job_failed));
+    BOOST_TEST(e.message() == "disk quota exceeded on /data");
+    BOOST_TEST(contains(e.what(), "disk quota exceeded on /data"));
+    // The worker survives a job's exception and serves the next task.
+    BOOST_TEST(pool.submit(crew::demo::identity(7)).get() == 7);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(what_a_job_prints_is_captured_and_tagged_not_mixed_into_the_protocol,
+                        io_fixture) {
+  std::mutex m;
+  std::vector<crew::output_line> lines;
+  std::vector<std::string> texts;
+  std::vector<int> pids;
+  {
+    auto o = worker_options(1);
+    o.on_output = [&](const crew::output_line& l) {
+      std::lock_guard lock(m);
+      lines.push_back(l);
+      texts.emplace_back(l.text);
+    };
+    crew::process_pool pool(ioc.get_executor(), o);
+    BOOST_TEST(pool.submit(crew::demo::chatty(50)).get() == 50);
+    BOOST_TEST(pool.submit(crew::demo::identity(3)).get() == 3);
+    pids = pool.pids();
+    pool.join();
+  }
+  std::lock_guard lock(m);
+  std::size_t out = 0, err = 0;
+  for (std::size_t k = 0; k < lines.size(); ++k) {
+    BOOST_TEST(lines[k].worker == 0u);
+    BOOST_TEST(lines[k].pid == pids.at(0));
+    if (lines[k].source == crew::output_line::stream::out) {
+      BOOST_TEST(texts[k] == "chatty line " + std::to_string(out) +
+                                 ": CREW\x01\x03 looks like a frame header but is not one");
+      ++out;
+    } else {
+      BOOST_TEST(texts[k] == "chatty wrote 50 lines");
+      ++err;
+    }
+  }
+  BOOST_TEST(out == 50u);
+  BOOST_TEST(err == 1u);
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(every_completion_token_works, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    // use_future
+    BOOST_TEST(pool.async_submit(crew::demo::identity(1), asio::use_future).get() == 1);
+    // a callback, run on the pool's executor
+    std::promise<int> p;
+    pool.async_submit(crew::demo::identity(2), [&](std::exception_ptr ep, int v) {
+      BOOST_CHECK(!ep);
+      BOOST_CHECK(ioc.get_executor().running_in_this_thread());
+      p.set_value(v);
+    });
+    BOOST_TEST(p.get_future().get() == 2);
+    // use_awaitable, errors as exceptions
+    auto f = asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<int> {
+          int v = co_await pool.async_submit(crew::demo::identity(3), asio::use_awaitable);
+          try {
+            co_await pool.async_submit(crew::demo::fail("inside a coroutine"), asio::use_awaitable);
+          } catch (const crew::task_error& e) {
+            if (e.message() == "inside a coroutine") v += 100;
+          }
+          co_return v;
+        },
+        asio::use_future);
+    BOOST_TEST(f.get() == 103);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(many_threads_submit_at_once, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        std::vector<std::future<int>> fs;
+        for (int i = 0; i < 200; ++i)
+          fs.push_back(pool.submit(crew::demo::identity(t * 1000 + i)));
+        for (int i = 0; i < 200; ++i)
+          if (fs[static_cast<std::size_t>(i)].get() != t * 1000 + i) ++wrong;
+      });
+    for (auto& th : threads)
+      th.join();
+    BOOST_TEST(wrong.load() == 0);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_jobs_and_mismatched_signatures_are_named, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options(1));
+    const crew::job<int(int)> missing{"no_such_job"};
+    auto e = error_of(pool.submit(missing(1)));
+    BOOST_TEST(e.code() == make_error_code(errc::unknown_job));
+    BOOST_TEST(contains(e.message(), "no_such_job"));
+    BOOST_TEST(contains(e.message(), "long_comp"));  // it lists what the worker serves
+
+    const crew::job<int(double)> wrong_signature{"identity"};
+    e = error_of(pool.submit(wrong_signature(1.5)));
+    BOOST_TEST(e.code() == make_error_code(errc::signature_mismatch));
+    BOOST_TEST(contains(e.message(), "i32(i32)"));
+    BOOST_TEST(contains(e.message(), "i32(f64)"));
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(closed_pool_refuses_work_and_join_leaves_no_child, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    auto before = pool.submit(crew::demo::long_comp(1));
+    pool.close();
+    auto after = pool.submit(crew::demo::identity(1));
+    BOOST_TEST(error_of(std::move(after)).code() == make_error_code(errc::shutting_down));
+    pool.join();
+    BOOST_TEST(before.get() == 2236.5678097446853);  // queued work finished
+    BOOST_TEST(pool.pids().empty());
+    BOOST_TEST(children().empty());
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(destructor_fails_running_tasks_and_leaves_no_child, io_fixture) {
+  std::future<int> running;
+  std::vector<int> pids;
+  {
+    auto o = fault_options(2);
+    o.shutdown_grace = std::chrono::milliseconds(200);
+    crew::process_pool pool(ioc.get_executor(), o);
+    running = pool.submit(crew::test::sleep_ms(60000));
+    BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);
+    pids = pool.pids();
+  }
+  BOOST_TEST(error_of(std::move(running)).code() == make_error_code(errc::shutting_down));
+  for (int pid : pids)
+    BOOST_TEST(!process_exists(pid));
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(oversized_arguments_fail_at_submit, io_fixture) {
+  {
+    auto o = worker_options(1);
+    o.max_payload = 1024;
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = error_of(pool.submit(crew::demo::echo(std::string(2000, 'x'))));
+    BOOST_TEST(e.code() == make_error_code(errc::payload_too_large));
+    BOOST_TEST(pool.submit(crew::demo::echo(std::string(500, 'x'))).get() == std::string(500, 'x'));
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(worker_faults, *boost::unit_test::timeout(60))
+
+BOOST_FIXTURE_TEST_CASE(a_crashing_worker_fails_only_its_task_and_is_replaced, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), fault_options(1));
+    const int first_pid = pool.submit(crew::demo::identity(1)).get() == 1 ? pool.pids().at(0) : -1;
+    auto e = error_of(pool.submit(crew::test::crash(SIGSEGV)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
+    BOOST_TEST(contains(e.message(), "SIGSEGV"));
+    BOOST_TEST(contains(e.message(), "pid " + std::to_string(first_pid)));
+    BOOST_TEST(contains(e.message(), "raising signal"));  // the stderr tail
+    BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
+    BOOST_TEST(pool.pids().at(0) != first_pid);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(exit_zero_mid_task_is_not_a_success, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), fault_options(1));
+    auto e = error_of(pool.submit(crew::test::exit_now(0)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
+    BOOST_TEST(contains(e.message(), "exited with code 0"));
+    BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(garbage_and_wrong_ids_are_protocol_errors, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), fault_options(1));
+    auto e = error_of(pool.submit(crew::test::raw_reply(std::string(64, '\x7f'))));
+    BOOST_TEST(e.code() == make_error_code(errc::protocol_error));
+    e = error_of(pool.submit(crew::test::wrong_id_reply(0)));
+    BOOST_TEST(e.code() == make_error_code(errc::protocol_error));
+    BOOST_TEST(contains(e.message(), "987654321"));
+    // A header claiming 4 GiB is refused before anything is allocated.
+    std::string huge(
+        "CREW\x01\x03\x00\x00"
+        "\x01\x00\x00\x00\x00\x00\x00\x00"
+        "\xff\xff\xff\xff",
+        20);
+    e = error_of(pool.submit(crew::test::raw_reply(huge)));
+    BOOST_TEST(e.code() == make_error_code(errc::protocol_error));
+    BOOST_TEST(pool.submit(crew::demo::identity(9)).get() == 9);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_worker_dying_mid_frame_fails_its_task, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), fault_options(1));
+    auto e = error_of(pool.submit(crew::test::die_mid_frame(0)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
+    BOOST_TEST(contains(e.message(), "middle of a frame"));
+    BOOST_TEST(pool.submit(crew::demo::identity(4)).get() == 4);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_missing_executable_is_named_and_fails_fast, io_fixture) {
+  {
+    auto o = worker_options(1);
+    o.executable = "/nonexistent/dir/crew-worker";
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = error_of(pool.submit(crew::demo::identity(1)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
+    BOOST_TEST(contains(e.message(), "/nonexistent/dir/crew-worker"));
+    BOOST_TEST(contains(e.message(), "No such file or directory"));
+    // After the pool gave up, submissions fail at once with the same reason.
+    e = error_of(pool.submit(crew::demo::identity(2)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(boot_failures_report_exit_code_and_stderr, io_fixture) {
+  {
+    auto o = fault_options(1);
+    o.args = {"--exit-at-start", "7"};
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = error_of(pool.submit(crew::demo::identity(1)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
+    BOOST_TEST(contains(e.message(), "exited with code 7"));
+    BOOST_TEST(contains(e.message(), "exiting at start-up as asked"));
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_bad_handshake_is_a_boot_failure, io_fixture) {
+  for (const char* mode : {"--garbage-hello", "--old-version"}) {
+    auto o = fault_options(1);
+    o.args = {mode};
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = error_of(pool.submit(crew::demo::identity(1)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed), mode);
+    BOOST_TEST(contains(e.message(), "protocol"), mode << ": " << e.message());
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
