@@ -110,7 +110,14 @@ cell threads(const registry& jobs, const job<R(int)>& j, const std::string& id, 
   }
   c.seconds = clock.seconds();
   say("all threads finished at " + ctime_now());
+  // Python's dict keeps insertion order, which here is completion order; show the dict
+  // by key, as the notebook's IO cell shows it, and say in which order the calls ended.
+  std::string order;
+  for (const auto& [k, v] : c.res) order += (order.empty() ? "" : ", ") + std::to_string(k);
+  std::sort(c.res.begin(), c.res.end());
   say(repr(c.res));
+  say("(the handlers, running on the pool's threads in this process, wrote into res as the "
+      "calls finished: " + order + ")");
   return c;
 }
 
@@ -153,6 +160,7 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s) {
   }
   say("[process.get() for process in processes] = " + got +
       "]   <- results come back as return values");
+  say("{i: process.get() for i, process in enumerate(processes)} = " + repr(c.res));
   return c;
 }
 

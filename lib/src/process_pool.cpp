@@ -110,6 +110,9 @@ struct worker {
   std::array<char, 4096> out_buf{}, err_buf{};
   std::deque<std::string> err_tail;
   asio::steady_timer linger, stop_timer;
+
+  /// False once the worker is known to be ending: it must get no new task.
+  bool alive() const { return !exited && !channel_done && !failure && to.is_open(); }
 };
 
 }  // namespace
@@ -180,31 +183,43 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   // The destructor's path: see ~process_pool.
   void terminate() {
     closed_flag_ = true;
-    auto ran = std::make_shared<std::promise<void>>();
-    auto ran_future = ran->get_future();
-    bool posted = false;
-    // An io_context that is stopped runs nothing we post: go straight to the fallback.
-    const auto* ioc_ex = ex_.target<asio::io_context::executor_type>();
-    if (ioc_ex == nullptr || !ioc_ex->context().stopped()) {
-      asio::post(strand_, [self = shared_from_this(), ran] {
-        self->terminate_on_strand();
-        ran->set_value();
-      });
-      posted = true;
-    }
+    terminated_ = true;
     const auto grace = opts_.shutdown_grace;
-    const auto deadline =
-        std::chrono::steady_clock::now() + 2 * grace + std::chrono::milliseconds(500);
-    if (posted) ran_future.wait_until(deadline);
-    // Wait for the strand to reap every worker (it escalates TERM -> KILL on its own).
-    {
+    // The strand can do the orderly shutdown (fail tasks, end of input, TERM, KILL, reap)
+    // unless the executor is a stopped io_context, or we are on the strand ourselves.
+    const auto* ioc_ex = ex_.target<asio::io_context::executor_type>();
+    const bool on_strand = strand_.running_in_this_thread();
+    if (on_strand) {
+      terminate_on_strand();
+    } else if (ioc_ex == nullptr || !ioc_ex->context().stopped()) {
+      asio::post(strand_, [self = shared_from_this()] { self->terminate_on_strand(); });
       std::unique_lock lock(pid_mutex_);
-      pids_cv_.wait_until(lock, deadline, [&] { return live_pids_.empty(); });
+      pids_cv_.wait_until(
+          lock, std::chrono::steady_clock::now() + 2 * grace + std::chrono::milliseconds(500),
+          [&] { return live_pids_.empty(); });
     }
-    // Whatever is still alive now belongs to an executor that is not running: kill and
-    // reap it here, so that no child outlives the pool.
+    // Whatever is still alive belongs to an executor that is not running (or to the
+    // strand we are blocking): stop and reap it here, so that no child outlives the pool.
+    reap_now(on_strand ? grace : std::chrono::milliseconds(0));
+  }
+
+  // SIGTERM, up to `grace` to exit, then SIGKILL; reaps every worker still listed.
+  // A pid is only signalled while waitpid says it is our unreaped child, so it cannot
+  // have been recycled.
+  void reap_now(std::chrono::milliseconds grace) {
     std::vector<int> left = pids();
+    if (left.empty()) return;
+    reaped_by_destructor_ = true;
+    auto running = [](int pid) { return ::waitpid(pid, nullptr, WNOHANG) == 0; };
+    for (int pid : left)
+      if (running(pid)) ::kill(-pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+      std::erase_if(left, [&](int pid) { return !running(pid); });
+      if (!left.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     for (int pid : left) {
+      if (!running(pid)) continue;
       ::kill(-pid, SIGKILL);
       ::kill(pid, SIGKILL);
       while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
@@ -229,6 +244,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   // --- spawning ---------------------------------------------------------------------
 
   void spawn(std::size_t slot) {
+    if (terminated_.load()) return;  // the pool's destructor has run
     auto w = std::make_shared<worker>(strand_, slot, opts_.max_payload);
     slots_[slot] = w;
     if (::access(opts_.executable.c_str(), X_OK) != 0) {
@@ -256,15 +272,25 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     // so setting it on the other pipes' write ends would make the worker's own writes
     // to fd 1, 2 and 4 non-blocking too.
     ::fcntl(to.write.get(), F_SETFL, O_NONBLOCK);
-    w->to.assign(to.write.release());
-    w->from.assign(from.read.release());
-    w->out.assign(out.read.release());
-    w->err.assign(err.read.release());
-    w->to.non_blocking(true);
+    wait_exit(w);  // first: whatever happens below, the process gets reaped
+    try {
+      // Ownership moves to Asio only once it has accepted the descriptor.
+      auto adopt = [](asio::posix::stream_descriptor& d, unique_fd& fd) {
+        d.assign(fd.get());
+        fd.release();
+      };
+      adopt(w->to, to.write);
+      adopt(w->from, from.read);
+      adopt(w->out, out.read);
+      adopt(w->err, err.read);
+    } catch (const boost::system::system_error& e) {  // the reactor refused a descriptor
+      w->failure = {errc::worker_boot_failed, std::string("cannot watch its pipes: ") + e.what()};
+      w->channel_done = w->out_done = w->err_done = true;
+      return kill_group(w, SIGKILL);
+    }
     read_channel(w);
     read_output(w, output_line::stream::out);
     read_output(w, output_line::stream::err);
-    wait_exit(w);
   }
 
   void boot_failed(std::size_t slot, std::string reason) {
@@ -308,7 +334,18 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       if (w->reader.mid_frame() && !w->failure)
         w->failure = {errc::worker_crashed,
                       "its channel ended in the middle of a frame (discarded)"};
-      if (!w->exited) kill_group(w, SIGKILL);  // a worker without a channel is useless
+      if (!w->exited) {
+        // Usually the process is exiting and its pidfd fires next. If it lives on without
+        // a reply channel it is useless: kill it.
+        w->linger.expires_after(exit_linger);
+        w->linger.async_wait([self = shared_from_this(), w](error_code e) {
+          if (e || w->exited) return;
+          if (!w->failure)
+            w->failure = {errc::worker_crashed,
+                          "it closed its reply channel without exiting; crew killed it"};
+          self->kill_group(w, SIGKILL);
+        });
+      }
       return maybe_finalize(w);
     }
     w->reader.commit(n);
@@ -325,7 +362,6 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     switch (f.header.type) {
       case frame_type::hello: {
         if (w->booted) return violation(w, "a second hello"), false;
-        w->booted = true;
         try {
           auto h = protocol::decode_hello(f.payload);
           for (std::uint32_t i = 0; i < h.jobs.size(); ++i) {
@@ -335,6 +371,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         } catch (const decode_error& e) {
           return violation(w, std::string("bad hello: ") + e.what()), false;
         }
+        w->booted = true;
         if (w->st == worker::state::booting) w->st = worker::state::idle;
         boot_failures_ = 0;
         dispatch();
@@ -343,6 +380,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       }
       case frame_type::result:
       case frame_type::error: {
+        if (w->woff < w->wbuf.size())
+          return violation(w, "a reply before it read its whole task"), false;
         if (w->st != worker::state::busy || !w->current || w->current->id != f.header.task_id)
           return violation(w, "a reply for task " + std::to_string(f.header.task_id) +
                                   ", which is not the task it runs"),
@@ -418,7 +457,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     s.append(text);
     s += '\n';
     const int fd = which == output_line::stream::out ? STDOUT_FILENO : STDERR_FILENO;
-    [[maybe_unused]] auto r = ::write(fd, s.data(), s.size());
+    // A closed stdout (`app | head`) must not kill the host; a failing write drops the line.
+    for (std::size_t off = 0; off < s.size();) {
+      const long n = write_no_sigpipe(fd, s.data() + off, s.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
   }
 
   // --- process exit -------------------------------------------------------------------
@@ -428,6 +473,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         asio::bind_executor(strand_, [self = shared_from_this(), w](error_code ec, int status) {
           w->exited = true;
           w->status = ec ? -1 : status;
+          // Reaped: drop the pidfd, so that ~basic_process (which kills a pid it finds
+          // running) can never signal a recycled pid.
+                    w->proc->detach();
+          // Its children die with it: the worker led its own process group. (The group
+          // id cannot be reused while any member is alive, so this reaches only them.)
+          if (!self->reaped_by_destructor_.load()) ::kill(-w->pid, SIGKILL);
           {
             std::lock_guard lock(self->pid_mutex_);
             std::erase(self->live_pids_, w->pid);
@@ -446,7 +497,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   }
 
   void kill_group(const std::shared_ptr<worker>& w, int sig) {
-    if (w->exited || w->pid <= 0) return;
+    // After the destructor's fallback reaped the workers itself, their pids may be reused.
+    if (w->exited || w->pid <= 0 || reaped_by_destructor_.load()) return;
     ::kill(-w->pid, sig);  // the worker leads its own process group: its children too
     ::kill(w->pid, sig);
   }
@@ -483,9 +535,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       fail(*w->current, code, detail(msg));
       w->current.reset();
     }
-    if (!closed_ || !queue_.empty()) {
-      if (!broken_) spawn(w->slot);  // replace it and go on serving
-    }
+    if ((!closed_ || !queue_.empty()) && !broken_ && !terminated_.load())
+      spawn(w->slot);  // replace it and go on serving
     check_join();
   }
 
@@ -495,7 +546,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     while (!queue_.empty()) {
       std::shared_ptr<worker> idle;
       for (auto& w : slots_)
-        if (w && w->st == worker::state::idle) {
+        if (w && w->st == worker::state::idle /*w->st == worker::state::idle && w->alive()& w->alive()*/) {
           idle = w;
           break;
         }
@@ -623,6 +674,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   std::uint64_t next_id_ = 0;
   bool closed_ = false;
   std::atomic<bool> closed_flag_{false};
+  std::atomic<bool> terminated_{false};
+  std::atomic<bool> reaped_by_destructor_{false};
   bool broken_ = false;
   std::string broken_reason_;
   unsigned boot_failures_ = 0;

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -115,7 +117,23 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     ec.assign(rc, boost::system::system_category());
     return bp::process(ex);
   }
-  return bp::process(ex, pid);
+  // Open the pidfd here rather than letting Boost.Process do it: if that fails (EMFILE,
+  // a seccomp filter, a pre-5.3 kernel) the child must not be left behind unreaped.
+  auto give_up = [&](int err) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    ec.assign(err, boost::system::system_category());
+    return bp::process(ex);
+  };
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return give_up(errno);
+  try {
+    return bp::process(ex, pid, pidfd);
+  } catch (const boost::system::system_error& e) {
+    ::close(pidfd);
+    return give_up(e.code().value() ? e.code().value() : EIO);
+  }
 }
 
 long write_no_sigpipe(int fd, const void* data, std::size_t n) noexcept {

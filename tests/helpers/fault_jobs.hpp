@@ -17,6 +17,11 @@ inline const job<int(std::string)> raw_reply{"raw_reply"};
 inline const job<int(int)> wrong_id_reply{"wrong_id_reply"};
 /// Writes half of a large result frame, then exits.
 inline const job<int(int)> die_mid_frame{"die_mid_frame"};
+/// Forks a child that leaves the worker's process group and keeps the worker's pipes
+/// open for the given milliseconds; returns at once.
+inline const job<int(int)> escape_child{"escape_child"};
+/// Forks a child that sleeps forever in the worker's process group; returns its pid.
+inline const job<int(int)> spawn_grandchild{"spawn_grandchild"};
 /// Sleeps for the given number of milliseconds, then returns it.
 inline const job<int(int)> sleep_ms{"sleep_ms"};
 

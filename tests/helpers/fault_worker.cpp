@@ -53,6 +53,11 @@ int main(int argc, char** argv) {
       write_raw(out.data(), out.size());
       sleep_forever();
     }
+    if (arg == "--bad-hello-payload") {  // a valid header around a payload too short
+      std::vector<std::byte> four(4);
+      write_frame(crew::protocol::frame_type::hello, 0, four);
+      sleep_forever();
+    }
     if (arg == "--silent") sleep_forever();
   }
 
@@ -83,6 +88,19 @@ int main(int argc, char** argv) {
     crew::protocol::append_frame(out, crew::protocol::frame_type::result, 1, payload);
     write_raw(out.data(), out.size() / 2);
     ::_exit(0);
+  });
+  jobs.add(crew::test::escape_child, [](int ms) {
+    if (::fork() == 0) {  // leaves the worker's process group, keeping its pipes open
+      ::setpgid(0, 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      ::_exit(0);
+    }
+    return ms;
+  });
+  jobs.add(crew::test::spawn_grandchild, [](int) {
+    const pid_t child = ::fork();
+    if (child == 0) sleep_forever();
+    return static_cast<int>(child);
   });
   jobs.add(crew::test::sleep_ms, [](int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));

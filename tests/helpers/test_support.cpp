@@ -74,6 +74,11 @@ bool process_exists(int pid) {
   return ::kill(pid, 0) == 0 || errno == EPERM;
 }
 
+bool process_alive(int pid) {
+  proc_stat st;
+  return read_stat(pid, st) && st.state != 'Z';
+}
+
 std::vector<int> wait_for_no_children(double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   for (;;) {

@@ -17,6 +17,8 @@ std::vector<int> group_members(int pgid);
 std::set<int> open_fds();
 /// True if a process with this pid exists (zombies included).
 bool process_exists(int pid);
+/// True if a process with this pid exists and is not a zombie.
+bool process_alive(int pid);
 /// Waits up to `seconds` until this process has no children left; returns the leftovers.
 std::vector<int> wait_for_no_children(double seconds = 5.0);
 

@@ -131,6 +131,33 @@ BOOST_FIXTURE_TEST_CASE(in_process_runners_take_every_completion_token, io_fixtu
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_joined_thread_pool_still_completes_callbacks) {
+  const auto jobs = demo_registry();
+  crew::thread_pool tp(jobs, 2);
+  tp.join();
+  std::promise<crew::errc> p;
+  tp.async_submit(crew::demo::identity(1), [&](std::exception_ptr ep, int) {
+    p.set_value(static_cast<crew::errc>(crew::error_of(ep).value()));
+  });
+  auto f = p.get_future();
+  BOOST_REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  BOOST_TEST(static_cast<int>(f.get()) == static_cast<int>(crew::errc::shutting_down));
+}
+
+BOOST_AUTO_TEST_CASE(async_map_outlives_the_runner_that_started_it) {
+  // The map's completion runs after the runner is gone (caught by ASan if it touches it).
+  const auto jobs = demo_registry();
+  boost::asio::io_context ioc;
+  std::vector<int> got;
+  {
+    crew::inline_runner in(jobs, ioc.get_executor());
+    in.async_map(crew::demo::identity, std::vector<int>{1, 2, 3},
+                 [&](std::exception_ptr, std::vector<int> v) { got = std::move(v); });
+  }
+  ioc.run();
+  BOOST_TEST(got == (std::vector<int>{1, 2, 3}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(a_job_missing_from_the_registry_is_an_error_in_process) {
   crew::registry empty;
   crew::inline_runner in(empty);

@@ -17,6 +17,9 @@
 #include <numeric>
 #include <thread>
 
+#include <signal.h>
+#include <unistd.h>
+
 namespace asio = boost::asio;
 using crew::errc;
 using namespace crew::test;
@@ -254,9 +257,89 @@ BOOST_FIXTURE_TEST_CASE(oversized_arguments_fail_at_submit, io_fixture) {
   expect_no_leaks(fds_before);
 }
 
+BOOST_AUTO_TEST_CASE(destroying_a_pool_whose_executor_stopped_leaves_nothing_running) {
+  boost::asio::io_context ioc;
+  auto guard = boost::asio::make_work_guard(ioc);
+  std::thread runner([&] { ioc.run(); });
+  std::vector<int> pids;
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    BOOST_TEST(pool.submit(crew::demo::identity(1)).get() == 1);
+    pids = pool.pids();
+    ioc.stop();  // the host's loop ends before the pool does
+    runner.join();
+  }
+  for (int pid : pids)
+    BOOST_TEST(!process_exists(pid));
+  BOOST_TEST(children().empty());
+  // The loop comes back: the dead pool must not respawn anything.
+  guard.reset();
+  ioc.restart();
+  ioc.run_for(std::chrono::milliseconds(500));
+  BOOST_TEST(children().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_closed_host_stdout_does_not_kill_the_host, io_fixture) {
+  // Like `host | head -1`: the default output sink writes to a pipe nobody reads.
+  int p[2];
+  BOOST_REQUIRE(::pipe(p) == 0);
+  const int saved = ::dup(STDOUT_FILENO);
+  ::dup2(p[1], STDOUT_FILENO);
+  ::close(p[1]);
+  ::close(p[0]);
+  int got = -1;
+  {
+    auto o = worker_options(1);
+    o.on_output = nullptr;  // the default sink
+    crew::process_pool pool(ioc.get_executor(), o);
+    got = pool.submit(crew::demo::chatty(20)).get();
+    pool.join();
+  }
+  ::dup2(saved, STDOUT_FILENO);
+  ::close(saved);
+  BOOST_TEST(got == 20);  // reaching this line means SIGPIPE did not end the process
+  expect_no_leaks(fds_before);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(worker_faults, *boost::unit_test::timeout(60))
+
+BOOST_FIXTURE_TEST_CASE(a_worker_killed_while_idle_gets_no_new_task, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), fault_options(1));
+    // A child outside the worker's group keeps its pipes open after the worker dies, so
+    // the pool sees the death before the pipes close.
+    BOOST_TEST(pool.submit(crew::test::escape_child(1500)).get() == 1500);
+    const int pid = pool.pids().at(0);
+    ::kill(pid, SIGKILL);
+    while (process_exists(pid) && !pool.pids().empty() && pool.pids().at(0) == pid)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // The dying worker is still in its slot for a moment: the task must wait for the
+    // replacement, not be sent to the corpse.
+    BOOST_TEST(pool.submit(crew::demo::identity(7)).get() == 7);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_dead_workers_children_die_with_it, io_fixture) {
+  int grandchild = -1;
+  {
+    crew::process_pool pool(ioc.get_executor(), fault_options(1));
+    grandchild = pool.submit(crew::test::spawn_grandchild(0)).get();
+    BOOST_TEST(process_alive(grandchild));
+    auto e = error_of(pool.submit(crew::test::crash(SIGKILL)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
+    BOOST_TEST(pool.submit(crew::demo::identity(1)).get() == 1);
+    pool.join();
+  }
+  // Orphaned, it is reaped by init; a zombie left by an init that does not reap is dead too.
+  for (int i = 0; i < 250 && process_alive(grandchild); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_TEST(!process_alive(grandchild));
+  expect_no_leaks(fds_before);
+}
 
 BOOST_FIXTURE_TEST_CASE(a_crashing_worker_fails_only_its_task_and_is_replaced, io_fixture) {
   {
@@ -352,7 +435,7 @@ BOOST_FIXTURE_TEST_CASE(boot_failures_report_exit_code_and_stderr, io_fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(a_bad_handshake_is_a_boot_failure, io_fixture) {
-  for (const char* mode : {"--garbage-hello", "--old-version"}) {
+  for (const char* mode : {"--garbage-hello", "--old-version", "--bad-hello-payload"}) {
     auto o = fault_options(1);
     o.args = {mode};
     crew::process_pool pool(ioc.get_executor(), o);

@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
@@ -103,6 +104,8 @@ class basic_runner {
     using signature = void(std::exception_ptr, std::vector<R>);
     return boost::asio::async_initiate<CompletionToken, signature>(
         [this, &j](auto handler, Range&& in) {
+          // Only the executor is kept: the pool itself may be gone when the last task ends.
+          auto ex = self().get_executor();
           auto state = std::make_shared<detail::map_state<R>>();
           std::vector<invocation<R, A...>> calls;
           for (auto&& x : in)
@@ -110,29 +113,29 @@ class basic_runner {
           state->results.resize(calls.size());
           state->pending = calls.size();
           detail::shared_handler<decltype(handler)> h(std::move(handler));
-          auto finish = [this, state, h]() mutable {
+          auto finish = [ex, state, h]() mutable {
             std::vector<R> out;
             if (!state->first_error) {
               out.reserve(state->results.size());
               for (auto& r : state->results)
                 out.push_back(std::move(*r));
             }
-            detail::post_completion(h.take(), self().get_executor(), state->first_error,
-                                    std::move(out));
+            detail::post_completion(h.take(), ex, state->first_error, std::move(out));
           };
           if (calls.empty()) return finish();
           for (std::size_t i = 0; i < calls.size(); ++i) {
             self().async_submit(std::move(calls[i]),
-                                [state, i, finish](std::exception_ptr ep, R value) mutable {
-                                  bool last;
-                                  {
-                                    std::lock_guard lock(state->mutex);
-                                    if (ep && !state->first_error) state->first_error = ep;
-                                    if (!ep) state->results[i].emplace(std::move(value));
-                                    last = --state->pending == 0;
-                                  }
-                                  if (last) finish();
-                                });
+                                boost::asio::bind_executor(
+                                    ex, [state, i, finish](std::exception_ptr ep, R value) mutable {
+                                      bool last;
+                                      {
+                                        std::lock_guard lock(state->mutex);
+                                        if (ep && !state->first_error) state->first_error = ep;
+                                        if (!ep) state->results[i].emplace(std::move(value));
+                                        last = --state->pending == 0;
+                                      }
+                                      if (last) finish();
+                                    }));
           }
         },
         token, std::forward<Range>(inputs));

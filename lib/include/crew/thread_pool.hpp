@@ -9,6 +9,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
@@ -45,17 +46,22 @@ class thread_pool : public basic_runner<thread_pool> {
   auto async_submit(invocation<R, A...> inv, CompletionToken&& token = {}) {
     return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
         [this](auto handler, invocation<R, A...> call) {
+          // Work is tracked before `closed_` is read: a join() racing this submission then
+          // waits for the task instead of stopping the threads under it.
+          auto work = boost::asio::prefer(pool_.get_executor(),
+                                          boost::asio::execution::outstanding_work.tracked);
           if (closed_.load()) {
+            // The pool's threads may be gone: complete on the handler's own executor, or
+            // the system executor, never on the pool.
+            const boost::asio::system_executor elsewhere;
+            auto error = make_task_error(errc::shutting_down, "the pool is closed");
             if constexpr (std::is_void_v<R>)
-              detail::post_completion(std::move(handler), get_executor(),
-                                      make_task_error(errc::shutting_down, "the pool is closed"));
+              detail::post_completion(std::move(handler), elsewhere, error);
             else
-              detail::post_completion(std::move(handler), get_executor(),
-                                      make_task_error(errc::shutting_down, "the pool is closed"),
-                                      R{});
+              detail::post_completion(std::move(handler), elsewhere, error, R{});
             return;
           }
-          boost::asio::post(pool_, [this, h = std::move(handler), c = std::move(call)]() mutable {
+          boost::asio::post(work, [this, h = std::move(handler), c = std::move(call)]() mutable {
             run_and_complete(*jobs_, std::move(c), std::move(h), get_executor());
           });
         },
