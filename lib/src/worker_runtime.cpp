@@ -30,37 +30,30 @@ void flush_stdio() {
   std::fflush(stdout);
 }
 
-// Runs one task frame and returns the reply frame's type and payload.
-protocol::frame_type run_task(const registry& jobs,
-                              const std::vector<const registry::entry*>& index,
+// Runs one task frame and returns the reply frame's type; the reply payload goes to `out`.
+protocol::frame_type run_task(const std::vector<const registry::entry*>& index,
                               std::span<const std::byte> payload, std::vector<std::byte>& out) {
   auto fail = [&](errc code, std::string message) {
     out = protocol::encode_error({code, std::move(message)});
     return protocol::frame_type::error;
   };
+  if (payload.size() < 4) return fail(errc::decode_error, "task frame shorter than its job index");
+  std::uint32_t job_index;
+  std::memcpy(&job_index, payload.data(), 4);
+  if (job_index >= index.size())
+    return fail(errc::unknown_job, "job index " + std::to_string(job_index) + " out of range");
+  const registry::entry& e = *index[job_index];
+  decoder args(payload.data() + 4, payload.size() - 4);
   try {
-    decoder d(payload.data(), payload.size());
-    const auto job_index = d.get<std::uint32_t>();
-    if (job_index >= index.size())
-      return fail(errc::unknown_job, "job index " + std::to_string(job_index) + " out of range");
-    const registry::entry& e = *index[job_index];
-    decoder args(payload.data() + 4, payload.size() - 4);
-    try {
-      e.call_encoded(args, out);
-    } catch (const decode_error& ex) {
-      return fail(errc::decode_error, e.info.name + ": arguments: " + ex.message());
-    }
+    e.call_encoded(args, out);
     return protocol::frame_type::result;
-  } catch (const task_error& ex) {
-    return fail(static_cast<errc>(ex.code().value()) == errc::decode_error ? errc::decode_error
-                                                                           : errc::job_failed,
-                ex.message());
+  } catch (const decode_error& ex) {
+    return fail(errc::decode_error, e.info.name + ": " + ex.message());
   } catch (const std::exception& ex) {
     return fail(errc::job_failed, ex.what());
   } catch (...) {
     return fail(errc::job_failed, "unknown exception");
   }
-  (void)jobs;
 }
 
 }  // namespace
@@ -103,7 +96,7 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
           return static_cast<int>(worker_exit::protocol_error);
         }
         reply.clear();
-        const auto type = run_task(jobs, index, f.payload, reply);
+        const auto type = run_task(index, f.payload, reply);
         flush_stdio();
         out.clear();
         protocol::append_frame(out, type, f.header.task_id, reply);
