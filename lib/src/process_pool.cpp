@@ -546,7 +546,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     while (!queue_.empty()) {
       std::shared_ptr<worker> idle;
       for (auto& w : slots_)
-        if (w && w->st == worker::state::idle /*w->st == worker::state::idle && w->alive()& w->alive()*/) {
+        if (w && w->st == worker::state::idle && w->alive()) {
           idle = w;
           break;
         }
