@@ -17,15 +17,6 @@ namespace {
 
 double scale = 1.0;
 
-std::string now_ctime() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  ::ctime_r(&t, buf);
-  std::string s(buf);
-  if (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
 // One line, one write: lines from concurrent threads never interleave.
 void say(const std::string& line) {
   const std::string s = line + "  (pid " + std::to_string(::getpid()) + ", thread " +
@@ -35,13 +26,22 @@ void say(const std::string& line) {
 }
 
 int run_long_io(int i) {
-  say("function " + std::to_string(i) + " started at " + now_ctime());
+  say("function " + std::to_string(i) + " started at " + ctime_now());
   std::this_thread::sleep_for(std::chrono::duration<double>(2.0 * scale));
-  say("function " + std::to_string(i) + " finished at " + now_ctime());
+  say("function " + std::to_string(i) + " finished at " + ctime_now());
   return i * 2;
 }
 
 }  // namespace
+
+std::string ctime_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  ::ctime_r(&t, buf);
+  std::string s(buf);
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
 
 __extension__ typedef __int128 int128;  // GCC and Clang; exact for every int32 input
 
@@ -95,9 +95,9 @@ double io_scale() {
 void register_jobs(registry& r) {
   r.add(long_io, run_long_io);
   r.add(long_comp, [](int i) {
-    say("function " + std::to_string(i) + " started at " + now_ctime());
+    say("function " + std::to_string(i) + " started at " + ctime_now());
     const double x = long_comp_value(i);
-    say("function " + std::to_string(i) + " finished at " + now_ctime());
+    say("function " + std::to_string(i) + " finished at " + ctime_now());
     return x;
   });
   r.add(echo, [](std::string s) { return s; });

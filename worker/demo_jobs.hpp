@@ -37,6 +37,9 @@ void register_jobs(registry& r);
 void set_io_scale(double factor);
 double io_scale();
 
+/// The current time as Python's time.ctime() prints it ("Wed Nov 25 23:45:33 2026").
+std::string ctime_now();
+
 /// The notebook's CPU loop, callable directly.
 double long_comp_value(int i);
 

@@ -28,15 +28,6 @@ std::string py_float(double v) {
   return s;
 }
 
-std::string ctime_now() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  ::ctime_r(&t, buf);
-  std::string s(buf);
-  if (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
 std::string error_name(const std::exception_ptr& ep) {
   const auto ec = error_of(ep);
   if (ec.category() == crew_category()) return to_string(static_cast<errc>(ec.value()));

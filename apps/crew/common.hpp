@@ -50,8 +50,6 @@ class stopwatch {
 
 /// Python's repr of a float: the shortest text that reads back to the same double.
 std::string py_float(double v);
-/// The current time as Python's time.ctime() prints it.
-std::string ctime_now();
 /// "code: message" for a failed task.
 std::string describe(const std::exception_ptr& ep);
 /// The errc name of a failed task ("job_failed", ...).

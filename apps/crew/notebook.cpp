@@ -105,19 +105,21 @@ cell threads(const registry& jobs, const job<R(int)>& j, const std::string& id, 
         std::lock_guard lock(m);
         c.res.emplace_back(i, ep ? describe(ep) : value_text(v));
       });
-    say("all threads started at " + ctime_now());
+    say("all threads started at " + demo::ctime_now());
     pool.join();
   }
   c.seconds = clock.seconds();
-  say("all threads finished at " + ctime_now());
+  say("all threads finished at " + demo::ctime_now());
   // Python's dict keeps insertion order, which here is completion order; show the dict
   // by key, as the notebook's IO cell shows it, and say in which order the calls ended.
   std::string order;
-  for (const auto& [k, v] : c.res) order += (order.empty() ? "" : ", ") + std::to_string(k);
+  for (const auto& [k, v] : c.res)
+    order += (order.empty() ? "" : ", ") + std::to_string(k);
   std::sort(c.res.begin(), c.res.end());
   say(repr(c.res));
   say("(the handlers, running on the pool's threads in this process, wrote into res as the "
-      "calls finished: " + order + ")");
+      "calls finished: " +
+      order + ")");
   return c;
 }
 
@@ -138,12 +140,12 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s) {
     process_pool pool(io.context().get_executor(), o);
     for (int i = 0; i < s.tasks; ++i)
       futures.push_back(pool.submit(j(i)));
-    say("all processes started at " + ctime_now());
+    say("all processes started at " + demo::ctime_now());
     pool.close();  // close pool so that it does not accept further submissions
     pool.join();   // wait until all processes are finished
   }
   c.seconds = clock.seconds();
-  say("all processes finished at " + ctime_now());
+  say("all processes finished at " + demo::ctime_now());
   say("res = " + repr(res) +
       "   <- the workers are other processes: nothing they do reaches "
       "this process's memory");
@@ -183,10 +185,10 @@ cell asio_timers(int count, const settings& s) {
       ++done;
     });
   }
-  say("all " + std::to_string(count) + " waits started at " + ctime_now());
+  say("all " + std::to_string(count) + " waits started at " + demo::ctime_now());
   ioc.run();
   c.seconds = clock.seconds();
-  say("all " + std::to_string(done) + " waits finished at " + ctime_now() +
+  say("all " + std::to_string(done) + " waits finished at " + demo::ctime_now() +
       "; sum of i*2 = " + std::to_string(sum));
   c.res.emplace_back(count, std::to_string(sum));
   return c;

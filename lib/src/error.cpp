@@ -1,39 +1,43 @@
 #include <crew/error.hpp>
 
+#include <array>
+
 namespace crew {
 namespace {
+
+struct errc_text {
+  const char* name;
+  const char* message;
+};
+
+// Indexed by errc value - 1; the order is the enum's.
+constexpr std::array<errc_text, 12> texts{{
+    {"job_failed", "the job threw an exception"},
+    {"unknown_job", "the worker does not serve this job"},
+    {"signature_mismatch", "the worker serves this job with another signature"},
+    {"worker_crashed", "the worker died while running the task"},
+    {"worker_boot_failed", "the worker failed to start"},
+    {"protocol_error", "the peer broke the crew protocol"},
+    {"decode_error", "bytes did not decode as the declared type"},
+    {"payload_too_large", "payload larger than the maximum frame size"},
+    {"shutting_down", "the pool is closed"},
+    {"queue_full", "the pool's queue is full"},
+    {"task_timeout", "the task ran past its deadline"},
+    {"cancelled", "the task was cancelled"},
+}};
+static_assert(texts.size() == static_cast<std::size_t>(errc::cancelled));
+
+const errc_text* text_of(int ev) noexcept {
+  if (ev < 1 || ev > static_cast<int>(texts.size())) return nullptr;
+  return &texts[static_cast<std::size_t>(ev - 1)];
+}
 
 class category final : public boost::system::error_category {
  public:
   const char* name() const noexcept override { return "crew"; }
   std::string message(int ev) const override {
-    switch (static_cast<errc>(ev)) {
-      case errc::job_failed:
-        return "the job threw an exception";
-      case errc::unknown_job:
-        return "the worker does not serve this job";
-      case errc::signature_mismatch:
-        return "the worker serves this job with another signature";
-      case errc::worker_crashed:
-        return "the worker died while running the task";
-      case errc::worker_boot_failed:
-        return "the worker failed to start";
-      case errc::protocol_error:
-        return "the peer broke the crew protocol";
-      case errc::decode_error:
-        return "bytes did not decode as the declared type";
-      case errc::payload_too_large:
-        return "payload larger than the maximum frame size";
-      case errc::shutting_down:
-        return "the pool is closed";
-      case errc::queue_full:
-        return "the pool's queue is full";
-      case errc::task_timeout:
-        return "the task ran past its deadline";
-      case errc::cancelled:
-        return "the task was cancelled";
-    }
-    return "unknown crew error";
+    const auto* t = text_of(ev);
+    return t ? t->message : "unknown crew error";
   }
 };
 
@@ -45,33 +49,8 @@ const boost::system::error_category& crew_category() noexcept {
 }
 
 const char* to_string(errc e) noexcept {
-  switch (e) {
-    case errc::job_failed:
-      return "job_failed";
-    case errc::unknown_job:
-      return "unknown_job";
-    case errc::signature_mismatch:
-      return "signature_mismatch";
-    case errc::worker_crashed:
-      return "worker_crashed";
-    case errc::worker_boot_failed:
-      return "worker_boot_failed";
-    case errc::protocol_error:
-      return "protocol_error";
-    case errc::decode_error:
-      return "decode_error";
-    case errc::payload_too_large:
-      return "payload_too_large";
-    case errc::shutting_down:
-      return "shutting_down";
-    case errc::queue_full:
-      return "queue_full";
-    case errc::task_timeout:
-      return "task_timeout";
-    case errc::cancelled:
-      return "cancelled";
-  }
-  return "unknown";
+  const auto* t = text_of(static_cast<int>(e));
+  return t ? t->name : "unknown";
 }
 
 boost::system::error_code error_of(const std::exception_ptr& ep) noexcept {
