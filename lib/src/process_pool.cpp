@@ -475,7 +475,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
           w->status = ec ? -1 : status;
           // Reaped: drop the pidfd, so that ~basic_process (which kills a pid it finds
           // running) can never signal a recycled pid.
-                    w->proc->detach();
+          w->proc->detach();
           // Its children die with it: the worker led its own process group. (The group
           // id cannot be reused while any member is alive, so this reaches only them.)
           if (!self->reaped_by_destructor_.load()) ::kill(-w->pid, SIGKILL);
