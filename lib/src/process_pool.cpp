@@ -1,6 +1,7 @@
 #include <crew/process_pool.hpp>
 
 #include "line_splitter.hpp"
+#include "shm_segment.hpp"
 #include "spawn.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -94,6 +95,7 @@ struct worker {
   int pid = -1;
   std::optional<bp::process> proc;
   bool booted = false;
+  shm_segment seg;  // empty with the pipe transport
   asio::posix::stream_descriptor to, from, out, err;
   protocol::frame_reader reader;
   std::vector<std::byte> wbuf;
@@ -147,9 +149,11 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       fail_now(std::move(t), errc::shutting_down, "the pool is closed");
       return;
     }
-    if (t.args.size() + 4 > opts_.max_payload) {
+    const bool fits_pipe = t.args_size + 4 <= opts_.max_payload;
+    const bool fits_shm = opts_.transport == transport::shm && t.args_size <= opts_.shm_area_bytes;
+    if (!fits_pipe && !fits_shm) {
       fail_now(std::move(t), errc::payload_too_large,
-               "arguments of " + t.job + " take " + std::to_string(t.args.size()) +
+               "arguments of " + t.job + " take " + std::to_string(t.args_size) +
                    " bytes; the limit is " + std::to_string(opts_.max_payload));
       return;
     }
@@ -252,13 +256,23 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       return boot_failed(
           slot, "cannot start worker '" + opts_.executable.string() + "': " + std::strerror(e));
     }
+    if (opts_.transport == transport::shm) {
+      sweep_stale_segments();
+      error_code seg_ec;
+      std::string why;
+      w->seg = shm_segment::create(opts_.shm_area_bytes, opts_.shm_area_bytes, seg_ec, why);
+      if (!w->seg) return boot_failed(slot, why);
+    }
     pipe_pair to, from, out, err;
     for (auto* p : {&to, &from, &out, &err})
       if (auto ec = make_pipe(*p))
         return boot_failed(slot, "cannot create pipes for a worker: " + ec.message());
     error_code ec;
-    child_fds fds{out.write.get(), err.write.get(), to.read.get(), from.write.get()};
-    auto proc = spawn_worker(ex_, opts_.executable, opts_.args, fds, ec);
+    child_fds fds{out.write.get(), err.write.get(), to.read.get(), from.write.get(),
+                  w->seg ? w->seg.fd() : -1};
+    std::vector<std::string> env;
+    if (w->seg) env = {"CREW_SHM_FD=5", "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)};
+    auto proc = spawn_worker(ex_, opts_.executable, opts_.args, env, fds, ec);
     if (ec)
       return boot_failed(
           slot, "cannot start worker '" + opts_.executable.string() + "': " + ec.message());
@@ -389,7 +403,16 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         auto p = std::move(*w->current);
         w->current.reset();
         w->st = worker::state::idle;
-        if (f.header.type == frame_type::result) {
+        if (f.header.type == frame_type::result && (f.header.flags & protocol::flag_shm)) {
+          // The worker's descriptor is checked against our own copy of the layout and
+          // the task's generation before a single byte of the area is read.
+          protocol::shm_descriptor d;
+          if (!w->seg || protocol::check_descriptor(f.payload, w->seg.response_size(), p.id, d)) {
+            w->current = std::move(p);  // failed by finalize, as protocol_error
+            return violation(w, "a bad shared-memory descriptor in its result"), false;
+          }
+          p.task.done(nullptr, {w->seg.response() + d.offset, static_cast<std::size_t>(d.length)});
+        } else if (f.header.type == frame_type::result) {
           p.task.done(nullptr, f.payload);
         } else {
           try {
@@ -568,12 +591,37 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       }
       idle->wbuf.clear();
       idle->woff = 0;
-      protocol::append_task_frame(idle->wbuf, p.id, it->second.first, p.task.args);
-      p.task.args = {};
+      try {
+        write_task(*idle, p, it->second.first);
+      } catch (const std::exception& e) {  // e.g. bad_alloc for a huge inline frame
+        fail(p, errc::payload_too_large, std::string("cannot encode the arguments: ") + e.what());
+        continue;
+      }
       idle->current = std::move(p);
       idle->st = worker::state::busy;
       write_some(idle);
     }
+  }
+
+  // Encodes a task's arguments straight into the shared request area (large payloads with
+  // the shm transport) or straight into the frame buffer after the header.
+  void write_task(worker& w, pending_task& p, std::uint32_t job_index) {
+    const std::size_t n = p.task.args_size;
+    std::vector<std::byte> payload(4);
+    std::memcpy(payload.data(), &job_index, 4);
+    if (w.seg && n > opts_.shm_inline_max && n <= w.seg.request_size()) {
+      encoder e(w.seg.request(), n);
+      p.task.encode_args(e);
+      protocol::append_descriptor(payload, {0, n, p.id});
+      protocol::append_frame(w.wbuf, protocol::frame_type::task, p.id, payload, protocol::flag_shm);
+      return;
+    }
+    protocol::append_frame(w.wbuf, protocol::frame_type::task, p.id, payload);
+    const auto len = static_cast<std::uint32_t>(4 + n);
+    std::memcpy(w.wbuf.data() + 16, &len, 4);
+    w.wbuf.resize(protocol::header_size + 4 + n);
+    encoder e(w.wbuf.data() + protocol::header_size + 4, n);
+    p.task.encode_args(e);
   }
 
   void write_some(const std::shared_ptr<worker>& w) {

@@ -22,14 +22,14 @@ constexpr std::uint8_t max_type = static_cast<std::uint8_t>(frame_type::shutdown
 }  // namespace
 
 void append_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
-                  std::span<const std::byte> payload) {
+                  std::span<const std::byte> payload, std::uint16_t flags) {
   const auto at = out.size();
   out.resize(at + header_size + payload.size());
   std::byte* h = out.data() + at;
   store(h + 0, magic);
   store(h + 4, version);
   store(h + 5, static_cast<std::uint8_t>(type));
-  store(h + 6, std::uint16_t{0});
+  store(h + 6, flags);
   store(h + 8, task_id);
   store(h + 16, static_cast<std::uint32_t>(payload.size()));
   if (!payload.empty()) std::memcpy(h + header_size, payload.data(), payload.size());
@@ -43,7 +43,7 @@ boost::system::error_code parse_header(const std::byte* in, std::size_t max_payl
   if (type == 0 || type > max_type) return errc::protocol_error;
   out.type = static_cast<frame_type>(type);
   out.flags = load<std::uint16_t>(in + 6);
-  if (out.flags != 0) return errc::protocol_error;
+  if ((out.flags & ~flag_shm) != 0) return errc::protocol_error;
   out.task_id = load<std::uint64_t>(in + 8);
   out.length = load<std::uint32_t>(in + 16);
   if (out.length > max_payload) return errc::payload_too_large;
@@ -86,6 +86,54 @@ bool frame_reader::next(frame_view& out, boost::system::error_code& ec) {
   begin_ += header_size + header.length;
   if (begin_ == end_) begin_ = end_ = 0;  // the view stays valid: nothing is moved here
   return true;
+}
+
+void append_descriptor(std::vector<std::byte>& out, const shm_descriptor& d) {
+  const auto at = out.size();
+  out.resize(at + shm_descriptor_size);
+  store(out.data() + at, d.offset);
+  store(out.data() + at + 8, d.length);
+  store(out.data() + at + 16, d.generation);
+}
+
+boost::system::error_code check_descriptor(std::span<const std::byte> payload,
+                                           std::size_t area_size, std::uint64_t expected_generation,
+                                           shm_descriptor& out) noexcept {
+  if (payload.size() != shm_descriptor_size) return errc::protocol_error;
+  out.offset = load<std::uint64_t>(payload.data());
+  out.length = load<std::uint64_t>(payload.data() + 8);
+  out.generation = load<std::uint64_t>(payload.data() + 16);
+  // Checked arithmetic: offset <= size and length <= size - offset, so no sum can wrap.
+  if (out.offset > area_size || out.length > area_size - out.offset) return errc::protocol_error;
+  if (out.generation != expected_generation) return errc::protocol_error;
+  return {};
+}
+
+void write_shm_header(std::byte* segment, const shm_header& h) noexcept {
+  store(segment, shm_header::magic);
+  store(segment + 4, std::uint32_t{version});
+  store(segment + 8, h.request_offset);
+  store(segment + 16, h.request_size);
+  store(segment + 24, h.response_offset);
+  store(segment + 32, h.response_size);
+}
+
+boost::system::error_code read_shm_header(const std::byte* segment, std::size_t segment_size,
+                                          shm_header& out) noexcept {
+  if (segment_size < shm_header::size) return errc::protocol_error;
+  if (load<std::uint32_t>(segment) != shm_header::magic) return errc::protocol_error;
+  if (load<std::uint32_t>(segment + 4) != version) return errc::protocol_error;
+  out.request_offset = load<std::uint64_t>(segment + 8);
+  out.request_size = load<std::uint64_t>(segment + 16);
+  out.response_offset = load<std::uint64_t>(segment + 24);
+  out.response_size = load<std::uint64_t>(segment + 32);
+  auto within = [&](std::uint64_t off, std::uint64_t len) {
+    return off >= shm_header::size && off <= segment_size && len <= segment_size - off;
+  };
+  if (!within(out.request_offset, out.request_size) ||
+      !within(out.response_offset, out.response_size))
+    return errc::protocol_error;
+  return {};
 }
 
 std::vector<std::byte> encode_hello(const hello& h) {

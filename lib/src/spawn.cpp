@@ -66,15 +66,17 @@ struct spawn_setup {
 // Boost.Process v2 process, adopted by pid, so waiting and signalling go through v2.
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
-                                         const std::vector<std::string>& args, const child_fds& fds,
+                                         const std::vector<std::string>& args,
+                                         const std::vector<std::string>& env, const child_fds& fds,
                                          boost::system::error_code& ec) {
   namespace bp = boost::process::v2;
   ec.clear();
   // Move every source descriptor above the targets first, so that no dup2 below can
   // overwrite a source that happens to be numbered 1..4.
-  std::array<unique_fd, 4> high;
-  const std::array<int, 4> sources{fds.out, fds.err, fds.channel_in, fds.channel_out};
-  for (std::size_t i = 0; i < high.size(); ++i) {
+  std::array<unique_fd, 5> high;
+  const std::array<int, 5> sources{fds.out, fds.err, fds.channel_in, fds.channel_out, fds.shm};
+  const int count = fds.shm >= 0 ? 5 : 4;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
     high[i] = unique_fd(::fcntl(sources[i], F_DUPFD_CLOEXEC, 10));
     if (!high[i]) {
       ec.assign(errno, boost::system::system_category());
@@ -83,10 +85,10 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
   }
   spawn_setup s;
   int rc = posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
-  for (int target = 1; rc == 0 && target <= 4; ++target)
+  for (int target = 1; rc == 0 && target <= count; ++target)
     rc = posix_spawn_file_actions_adddup2(&s.actions,
                                           high[static_cast<std::size_t>(target - 1)].get(), target);
-  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&s.actions, 5);
+  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&s.actions, count + 1);
 
   sigset_t empty, defaults;
   sigemptyset(&empty);
@@ -110,9 +112,15 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
   for (const auto& a : args)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e)
+    envp.push_back(*e);
+  for (const auto& e : env)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
 
   pid_t pid = -1;
-  rc = ::posix_spawn(&pid, exe_str.c_str(), &s.actions, &s.attr, argv.data(), environ);
+  rc = ::posix_spawn(&pid, exe_str.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
   if (rc != 0) {
     ec.assign(rc, boost::system::system_category());
     return bp::process(ex);

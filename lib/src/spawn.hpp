@@ -45,15 +45,18 @@ struct child_fds {
   int err = -1;          ///< becomes fd 2
   int channel_in = -1;   ///< becomes fd 3 (the worker reads frames)
   int channel_out = -1;  ///< becomes fd 4 (the worker writes frames)
+  int shm = -1;          ///< becomes fd 5 if not -1 (the shared-memory segment)
 };
 
-/// Starts `exe args...` in its own process group with exactly the descriptors in `fds`,
+/// Starts `exe args...`, with this process's environment plus `env` (`NAME=value`
+/// entries), in its own process group with exactly the descriptors in `fds`,
 /// default signal dispositions and an empty signal mask; returns it as a Boost.Process
 /// v2 process on `ex` (pidfd-backed on Linux). On failure `ec` names the errno and the
 /// returned process is empty.
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
-                                         const std::vector<std::string>& args, const child_fds& fds,
+                                         const std::vector<std::string>& args,
+                                         const std::vector<std::string>& env, const child_fds& fds,
                                          boost::system::error_code& ec);
 
 /// write(2) that reports EPIPE as an error instead of raising SIGPIPE in the process

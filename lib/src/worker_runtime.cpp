@@ -2,11 +2,15 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <optional>
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace crew {
@@ -30,31 +34,121 @@ void flush_stdio() {
   std::fflush(stdout);
 }
 
-// Runs one task frame and returns the reply frame's type; the reply payload goes to `out`.
-protocol::frame_type run_task(const std::vector<const registry::entry*>& index,
-                              std::span<const std::byte> payload, std::vector<std::byte>& out) {
-  auto fail = [&](errc code, std::string message) {
-    out = protocol::encode_error({code, std::move(message)});
-    return protocol::frame_type::error;
-  };
-  if (payload.size() < 4) return fail(errc::decode_error, "task frame shorter than its job index");
-  std::uint32_t job_index;
-  std::memcpy(&job_index, payload.data(), 4);
-  if (job_index >= index.size())
-    return fail(errc::unknown_job, "job index " + std::to_string(job_index) + " out of range");
-  const registry::entry& e = *index[job_index];
-  decoder args(payload.data() + 4, payload.size() - 4);
-  try {
-    e.call_encoded(args, out);
-    return protocol::frame_type::result;
-  } catch (const decode_error& ex) {
-    return fail(errc::decode_error, e.info.name + ": " + ex.message());
-  } catch (const std::exception& ex) {
-    return fail(errc::job_failed, ex.what());
-  } catch (...) {
-    return fail(errc::job_failed, "unknown exception");
-  }
+std::size_t env_size(const char* name, std::size_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? static_cast<std::size_t>(std::strtoull(v, nullptr, 10)) : fallback;
 }
+
+// The worker's view of the segment the coordinator handed it (see docs/protocol.md).
+struct segment {
+  std::byte* base = nullptr;
+  std::size_t size = 0;
+  protocol::shm_header layout;
+
+  explicit operator bool() const noexcept { return base != nullptr; }
+  std::span<std::byte> request() const {
+    return {base + layout.request_offset, layout.request_size};
+  }
+  std::span<std::byte> response() const {
+    return {base + layout.response_offset, layout.response_size};
+  }
+};
+
+bool map_segment(int fd, segment& s) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(protocol::shm_header::size))
+    return false;
+  void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return false;
+  s.base = static_cast<std::byte*>(p);
+  s.size = static_cast<std::size_t>(st.st_size);
+  return !protocol::read_shm_header(s.base, s.size, s.layout);
+}
+
+// One task: decodes, runs, and leaves the whole reply frame in `reply`.
+class task_runner {
+ public:
+  task_runner(const std::vector<const registry::entry*>& index, const segment& seg,
+              std::size_t inline_max)
+      : index_(index), seg_(seg), inline_max_(inline_max) {}
+
+  void run(const protocol::frame_view& f, std::vector<std::byte>& reply) {
+    reply_ = &reply;
+    id_ = f.header.task_id;
+    std::span<const std::byte> p = f.payload;
+    if (p.size() < 4) return fail(errc::decode_error, "task frame shorter than its job index");
+    std::uint32_t job_index;
+    std::memcpy(&job_index, p.data(), 4);
+    if (job_index >= index_.size())
+      return fail(errc::unknown_job, "job index " + std::to_string(job_index) + " out of range");
+    std::span<const std::byte> args = p.subspan(4);
+    // With a segment, any task's result may come back through it; its generation is the
+    // task id, which the coordinator checks.
+    generation_.reset();
+    if (seg_) generation_ = id_;
+    if (f.header.flags & protocol::flag_shm) {
+      protocol::shm_descriptor d;
+      if (!seg_ || protocol::check_descriptor(args, seg_.layout.request_size, id_, d))
+        return fail(errc::decode_error, "bad shared-memory descriptor in task");
+      args = seg_.request().subspan(d.offset, d.length);
+    }
+    const registry::entry& e = *index_[job_index];
+    decoder in(args.data(), args.size());
+    try {
+      e.call_encoded(in, [this](std::size_t size) { return sink(size); });
+      finish_result();
+    } catch (const decode_error& ex) {
+      fail(errc::decode_error, e.info.name + ": " + ex.message());
+    } catch (const std::exception& ex) {
+      fail(errc::job_failed, ex.what());
+    } catch (...) {
+      fail(errc::job_failed, "unknown exception");
+    }
+  }
+
+ private:
+  // Large results of shm tasks go straight into the response area; everything else is
+  // written straight into the reply frame after its header.
+  encoder sink(std::size_t size) {
+    in_shm_ = generation_ && size > inline_max_ && size <= seg_.layout.response_size;
+    size_ = size;
+    if (in_shm_) return encoder(seg_.response().data(), size);
+    reply_->resize(protocol::header_size + size);
+    return encoder(reply_->data() + protocol::header_size, size);
+  }
+
+  void finish_result() {
+    if (in_shm_) {
+      reply_->clear();
+      std::vector<std::byte> d;
+      protocol::append_descriptor(d, {0, size_, *generation_});
+      protocol::append_frame(*reply_, protocol::frame_type::result, id_, d, protocol::flag_shm);
+      return;
+    }
+    // The payload is in place: write the header in front of it.
+    std::vector<std::byte> header;
+    protocol::append_frame(header, protocol::frame_type::result, id_, {});
+    std::memcpy(reply_->data(), header.data(), protocol::header_size);
+    const auto len = static_cast<std::uint32_t>(size_);
+    std::memcpy(reply_->data() + 16, &len, 4);
+  }
+
+  void fail(errc code, std::string message) {
+    reply_->clear();
+    protocol::append_frame(*reply_, protocol::frame_type::error, id_,
+                           protocol::encode_error({code, std::move(message)}));
+  }
+
+  const std::vector<const registry::entry*>& index_;
+  const segment& seg_;
+  std::size_t inline_max_;
+  std::vector<std::byte>* reply_ = nullptr;
+  std::uint64_t id_ = 0;
+  std::optional<std::uint64_t> generation_;
+  bool in_shm_ = false;
+  std::size_t size_ = 0;
+};
 
 }  // namespace
 
@@ -69,6 +163,17 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   // Jobs print lines; the coordinator reads them through a pipe, where stdio would
   // otherwise buffer whole blocks and the lines would arrive late.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  segment seg;
+  const int shm_fd = options.shm_fd != -2
+                         ? options.shm_fd
+                         : static_cast<int>(env_size("CREW_SHM_FD", std::size_t(-1)));
+  if (shm_fd >= 0 && !map_segment(shm_fd, seg)) {
+    std::fprintf(stderr, "crew worker: cannot map the shared-memory segment on fd %d\n", shm_fd);
+    return static_cast<int>(worker_exit::bad_segment);
+  }
+  const std::size_t inline_max = options.shm_inline_max != static_cast<std::size_t>(-1)
+                                     ? options.shm_inline_max
+                                     : env_size("CREW_SHM_INLINE", 0);
   try {
     protocol::hello h;
     h.pid = static_cast<std::uint32_t>(::getpid());
@@ -83,7 +188,7 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
       return static_cast<int>(worker_exit::io_error);
 
     protocol::frame_reader reader(options.max_payload);
-    std::vector<std::byte> reply;
+    task_runner runner(index, seg, inline_max);
     for (;;) {
       protocol::frame_view f;
       boost::system::error_code ec;
@@ -95,11 +200,8 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
                        static_cast<int>(f.header.type));
           return static_cast<int>(worker_exit::protocol_error);
         }
-        reply.clear();
-        const auto type = run_task(index, f.payload, reply);
+        runner.run(f, out);
         flush_stdio();
-        out.clear();
-        protocol::append_frame(out, type, f.header.task_id, reply);
         if (!write_all(options.out_fd, out.data(), out.size()))
           return static_cast<int>(worker_exit::io_error);
       }

@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <array>
+
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -366,8 +368,33 @@ BOOST_AUTO_TEST_CASE(encoder_appends_to_its_buffer) {
   e.put(std::uint16_t{0x0102});
   e.write("xy", 2);
   e.write(nullptr, 0);
-  BOOST_TEST(&e.buffer() == &buf);
+  BOOST_TEST(e.size() == 4u);  // what this encoder wrote, not what the buffer held
   BOOST_TEST(hex(buf) == hex(make_bytes({0xaa, 0xbb, 0x02, 0x01, 'x', 'y'})));
+}
+
+BOOST_AUTO_TEST_CASE(a_fixed_area_encoder_never_writes_past_its_end) {
+  std::array<std::byte, 12> area{};
+  area.fill(std::byte{0xee});
+  crew::encoder e(area.data(), 10);
+  e.put(std::uint64_t{7});
+  BOOST_CHECK_THROW(e.put(std::uint32_t{1}), crew::capacity_exceeded);
+  try {
+    e.put(std::uint32_t{1});
+  } catch (const crew::capacity_exceeded& x) {
+    BOOST_TEST(x.code() == make_error_code(crew::errc::payload_too_large));
+  }
+  e.put(std::uint16_t{0x0304});  // what still fits is written
+  BOOST_TEST(e.size() == 10u);
+  BOOST_TEST(static_cast<int>(area[10]) == 0xee);  // the guard bytes are untouched
+  BOOST_TEST(static_cast<int>(area[11]) == 0xee);
+}
+
+BOOST_AUTO_TEST_CASE(a_counting_encoder_sizes_what_a_real_one_writes) {
+  const auto value = std::make_tuple(std::string("abc"), std::vector<double>(1000, 1.5),
+                                     std::vector<std::string>{"x", "", "yz"});
+  auto counter = crew::encoder::counter();
+  counter.put(value);
+  BOOST_TEST(counter.size() == crew::encode_values(value).size());
 }
 
 BOOST_AUTO_TEST_CASE(decoder_take_and_remaining) {

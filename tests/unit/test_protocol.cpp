@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <ostream>
 #include <random>
 #include <string>
@@ -239,10 +240,15 @@ BOOST_AUTO_TEST_CASE(parse_header_rejects_bad_headers) {
     f[5] = static_cast<std::byte>(t);
     BOOST_TEST(parse(f) == crew::errc::protocol_error, "type " << t);
   }
-  for (const std::uint64_t flags : {1u, 0x100u, 0x8000u, 0xffffu}) {
+  for (const std::uint64_t flags : {2u, 3u, 0x100u, 0x8000u, 0xffffu}) {
     bytes f = good;
     put_le(f, 6, 2, flags);
     BOOST_TEST(parse(f) == crew::errc::protocol_error, "flags " << flags);
+  }
+  {
+    bytes f = good;  // flag_shm is the one flag version 1 knows
+    put_le(f, 6, 2, proto::flag_shm);
+    BOOST_TEST(!parse(f));
   }
   // The length limit: equal is fine, one more is too large.
   BOOST_TEST(!parse(good, 10));
@@ -416,7 +422,7 @@ BOOST_AUTO_TEST_CASE(reader_garbage_is_an_error) {
     BOOST_TEST(ec == crew::errc::protocol_error);
   }
   {
-    // Nonzero flags.
+    // Unknown flags.
     bytes s = frame(proto::frame_type::task, 1, text("ok"));
     s[7] = std::byte{1};
     proto::frame_reader r;
@@ -607,3 +613,58 @@ BOOST_AUTO_TEST_CASE(error_payload_rejects_malformed) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(shm_descriptors_are_checked_before_use) {
+  auto encoded = [](std::uint64_t off, std::uint64_t len, std::uint64_t gen) {
+    bytes b;
+    proto::append_descriptor(b, {off, len, gen});
+    return b;
+  };
+  proto::shm_descriptor d;
+  const std::size_t area = 4096;
+  BOOST_TEST(!proto::check_descriptor(encoded(0, 4096, 7), area, 7, d));
+  BOOST_TEST(d.offset == 0u);
+  BOOST_TEST(d.length == 4096u);
+  BOOST_TEST(!proto::check_descriptor(encoded(4096, 0, 7), area, 7, d));  // empty, at the end
+  BOOST_TEST(!proto::check_descriptor(encoded(100, 3996, 7), area, 7, d));
+  const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  struct bad_case {
+    std::uint64_t off, len, gen;
+    const char* why;
+  };
+  for (const auto& c :
+       {bad_case{0, 4097, 7, "one byte past the end"}, bad_case{4097, 0, 7, "offset past the end"},
+        bad_case{100, 3997, 7, "ends past the end"},
+        bad_case{1, max, 7, "offset + length wraps around"},
+        bad_case{max, 2, 7, "offset near 2^64"}, bad_case{0, 16, 6, "stale generation"},
+        bad_case{0, 16, 8, "future generation"}}) {
+    BOOST_TEST(proto::check_descriptor(encoded(c.off, c.len, c.gen), area, 7, d) ==
+                   crew::errc::protocol_error,
+               c.why);
+  }
+  bytes short_payload = encoded(0, 1, 7);
+  short_payload.pop_back();
+  BOOST_TEST(proto::check_descriptor(short_payload, area, 7, d) == crew::errc::protocol_error);
+  bytes long_payload = encoded(0, 1, 7);
+  long_payload.push_back(std::byte{0});
+  BOOST_TEST(proto::check_descriptor(long_payload, area, 7, d) == crew::errc::protocol_error);
+}
+
+BOOST_AUTO_TEST_CASE(shm_header_round_trips_and_rejects_areas_outside_the_segment) {
+  std::vector<std::byte> seg(3 * proto::shm_header::size);
+  const proto::shm_header h{4096, 4096, 8192, 4096};
+  proto::write_shm_header(seg.data(), h);
+  BOOST_TEST(std::memcmp(seg.data(), "CRSH", 4) == 0);
+  proto::shm_header got;
+  BOOST_TEST(!proto::read_shm_header(seg.data(), seg.size(), got));
+  BOOST_TEST(got.response_offset == 8192u);
+  BOOST_TEST(got.response_size == 4096u);
+  // The same header in a segment one byte too small, or areas overlapping the header.
+  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size() - 1, got) == crew::errc::protocol_error);
+  proto::write_shm_header(seg.data(), {0, 4096, 8192, 4096});
+  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size(), got) == crew::errc::protocol_error);
+  proto::write_shm_header(seg.data(), {4096, ~std::uint64_t{0}, 8192, 4096});
+  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size(), got) == crew::errc::protocol_error);
+  seg[0] = std::byte{'X'};
+  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size(), got) == crew::errc::protocol_error);
+}

@@ -46,10 +46,17 @@ boost::system::error_code task_error_of(F&& f) {
 }
 
 /// Runs `e.call_encoded` on `args` and returns the encoded result.
+/// The sink is asked once, with the exact size the result then takes.
 bytes call_encoded(const crew::registry::entry& e, const bytes& args) {
   crew::decoder d(args);
   bytes out;
-  e.call_encoded(d, out);
+  int asked = 0;
+  e.call_encoded(d, [&](std::size_t size) {
+    ++asked;
+    out.resize(size);
+    return crew::encoder(out.data(), out.size());
+  });
+  BOOST_TEST(asked == 1);
   return out;
 }
 
@@ -285,15 +292,22 @@ BOOST_FIXTURE_TEST_CASE(call_encoded_decodes_arguments_and_encodes_result, fixtu
   }
 }
 
-BOOST_FIXTURE_TEST_CASE(call_encoded_appends_to_result, fixture) {
-  bytes out = {std::byte{0xaa}};
+BOOST_FIXTURE_TEST_CASE(call_encoded_writes_exactly_the_size_it_announced, fixture) {
+  // The sink offers a larger area (as a shared-memory segment does): only `size` bytes of
+  // it are written, at its start.
+  bytes area(32, std::byte{0xaa});
+  std::size_t announced = 0;
   const bytes args = crew::encode_values(1);
   crew::decoder d(args);
-  reg.find("half")->call_encoded(d, out);
-  BOOST_TEST_REQUIRE(out.size() == 9u);
-  BOOST_TEST(std::to_integer<int>(out[0]) == 0xaa);
-  crew::decoder r(out.data() + 1, 8);
+  reg.find("half")->call_encoded(d, [&](std::size_t size) {
+    announced = size;
+    return crew::encoder(area.data(), area.size());
+  });
+  BOOST_TEST(announced == 8u);
+  crew::decoder r(area.data(), 8);
   BOOST_TEST(r.get<double>() == 0.5);
+  for (std::size_t i = 8; i < area.size(); ++i)
+    BOOST_TEST(std::to_integer<int>(area[i]) == 0xaa);
 }
 
 BOOST_FIXTURE_TEST_CASE(call_encoded_rejects_malformed_arguments, fixture) {

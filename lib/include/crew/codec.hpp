@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -38,25 +40,54 @@ class decode_error : public task_error {
       : task_error(make_error_code(errc::decode_error), what) {}
 };
 
-/// Appends encoded values to a byte buffer. Thread safety: none (one per message).
+/// Thrown by an encoder writing into a fixed area that is too small; its code is
+/// `errc::payload_too_large`.
+class capacity_exceeded : public task_error {
+ public:
+  explicit capacity_exceeded(const std::string& what)
+      : task_error(make_error_code(errc::payload_too_large), what) {}
+};
+
+/// Writes encoded values to one of three sinks: a growing byte vector, a fixed area (a
+/// shared-memory segment, a frame buffer; overflow throws capacity_exceeded before
+/// writing past it), or nowhere, only counting (to size a payload before placing it).
+/// Thread safety: none (one per message).
 class encoder {
  public:
+  /// Appends to `out`.
   explicit encoder(std::vector<std::byte>& out) noexcept : out_(&out) {}
-  /// Appends `n` raw bytes.
+  /// Writes into `[data, data + capacity)`.
+  encoder(std::byte* data, std::size_t capacity) noexcept : base_(data), capacity_(capacity) {}
+  /// Counts bytes without writing them.
+  static encoder counter() noexcept { return encoder(); }
+
+  /// Writes `n` raw bytes.
   void write(const void* data, std::size_t n) {
     if (n == 0) return;
-    const auto old = out_->size();
-    out_->resize(old + n);
-    std::memcpy(out_->data() + old, data, n);
+    if (out_) {
+      const auto old = out_->size();
+      out_->resize(old + n);
+      std::memcpy(out_->data() + old, data, n);
+    } else if (base_) {
+      if (n > capacity_ - size_)
+        throw capacity_exceeded("encoded value does not fit in " + std::to_string(capacity_) +
+                                " bytes");
+      std::memcpy(base_ + size_, data, n);
+    }
+    size_ += n;
   }
-  /// Appends a value through its codec.
+  /// Writes a value through its codec.
   template <class T>
   void put(const T& value);
-  /// The buffer written so far.
-  std::vector<std::byte>& buffer() noexcept { return *out_; }
+  /// Bytes written (or counted) by this encoder.
+  std::size_t size() const noexcept { return size_; }
 
  private:
-  std::vector<std::byte>* out_;
+  encoder() noexcept = default;
+  std::vector<std::byte>* out_ = nullptr;
+  std::byte* base_ = nullptr;
+  std::size_t capacity_ = 0;
+  std::size_t size_ = 0;
 };
 
 /// Reads encoded values from a byte range, checking every length against what is left.
@@ -226,6 +257,50 @@ struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
   }
 };
 
+/// A read-only view of an array of numbers, encoded exactly as `std::vector<T>` (same
+/// bytes, same wire name), to move large arrays without copying them:
+/// - as a job argument in a worker, it views the task's bytes where they lie (in the
+///   shared-memory segment with the `shm` transport): valid only while the job runs;
+/// - on the caller's side, it refers to the caller's memory, which must stay alive and
+///   unchanged until the task completes.
+/// It cannot be a job's result (the bytes it would view are reused by the next task).
+/// When the bytes are not aligned for `T` (possible inside a pipe frame), decoding copies
+/// them into storage the view owns.
+template <class T>
+class array_view {
+  static_assert(detail::is_plain_number<T>, "array_view holds numbers");
+
+ public:
+  using value_type = T;
+  array_view() = default;
+  array_view(std::span<const T> s) noexcept : span_(s) {}     // NOLINT: implicit by design
+  array_view(const std::vector<T>& v) noexcept : span_(v) {}  // NOLINT
+  std::span<const T> span() const noexcept { return span_; }
+  const T* data() const noexcept { return span_.data(); }
+  std::size_t size() const noexcept { return span_.size(); }
+  bool empty() const noexcept { return span_.empty(); }
+  auto begin() const noexcept { return span_.begin(); }
+  auto end() const noexcept { return span_.end(); }
+  const T& operator[](std::size_t i) const noexcept { return span_[i]; }
+  /// Builds a view that owns a copy (used when the source bytes are misaligned).
+  static array_view owning(std::vector<T> v) {
+    array_view a;
+    a.owned_ = std::make_shared<const std::vector<T>>(std::move(v));
+    a.span_ = *a.owned_;
+    return a;
+  }
+
+ private:
+  std::span<const T> span_;
+  std::shared_ptr<const std::vector<T>> owned_;
+};
+
+/// True for types that view bytes they do not own (not allowed as job results).
+template <class T>
+inline constexpr bool is_view_v = false;
+template <class T>
+inline constexpr bool is_view_v<array_view<T>> = true;
+
 namespace detail {
 template <class... T>
 std::string join_names() {
@@ -260,6 +335,25 @@ struct codec<std::pair<A, B>, std::enable_if_t<encodable<A> && encodable<B>>> {
     A a = codec<A>::decode(d);
     B b = codec<B>::decode(d);
     return {std::move(a), std::move(b)};
+  }
+};
+
+template <class T>
+struct codec<array_view<T>> {
+  static constexpr std::size_t min_size = 8;
+  static std::string name() { return "vec<" + codec<T>::name() + ">"; }
+  static void encode(encoder& e, const array_view<T>& v) {
+    codec<std::uint64_t>::encode(e, v.size());
+    e.write(v.data(), v.size() * sizeof(T));
+  }
+  static array_view<T> decode(decoder& d) {
+    const auto n = detail::take_count(d, sizeof(T), "array");
+    const std::byte* p = d.take(n * sizeof(T));
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) == 0)
+      return array_view<T>(std::span<const T>(reinterpret_cast<const T*>(p), n));
+    std::vector<T> copy(n);
+    if (n != 0) std::memcpy(copy.data(), p, n * sizeof(T));
+    return array_view<T>::owning(std::move(copy));
   }
 };
 

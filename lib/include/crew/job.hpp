@@ -50,6 +50,7 @@ class job<R(Args...)> {
                 "every job argument type needs a crew::codec specialization");
   static_assert(std::is_void_v<R> || encodable<R>,
                 "the job's result type needs a crew::codec specialization");
+  static_assert(!is_view_v<R>, "a job's result must own its data: return a std::vector");
 
  public:
   using result_type = R;

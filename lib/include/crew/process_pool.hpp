@@ -32,6 +32,16 @@ struct output_line {
   std::string_view text;  ///< the line; valid only during the callback
 };
 
+/// How arguments and results travel between the pool and its workers.
+enum class transport {
+  /// Everything through the pipes (fd 3 / fd 4).
+  pipe,
+  /// Control frames through the pipes; payloads above `shm_inline_max` through a
+  /// per-worker shared-memory segment (Boost.Interprocess), whose descriptor the worker
+  /// gets as fd 5. A payload larger than its area goes through the pipe instead.
+  shm,
+};
+
 /// How a process_pool is set up.
 struct process_pool_options {
   /// Number of worker processes; 0 means one per hardware thread.
@@ -51,6 +61,14 @@ struct process_pool_options {
   /// Workers failing to start this many times in a row stop respawning: the pool fails
   /// its queued and future tasks with `worker_boot_failed` and the last reason.
   unsigned max_boot_failures = 3;
+  /// The channel for payloads.
+  crew::transport transport = crew::transport::pipe;
+  /// With `transport::shm`: bytes of each of a worker's two areas (request, response).
+  /// Every worker's segment is allocated in full at start-up (about twice this).
+  std::size_t shm_area_bytes = std::size_t{16} << 20;
+  /// With `transport::shm`: payloads up to this size stay inline in the pipe frame,
+  /// where one small copy costs less than the descriptor round trip.
+  std::size_t shm_inline_max = std::size_t{32} << 10;
 };
 
 /// The worker used when options name none: `$CREW_WORKER` if set, else `crew-worker`
@@ -64,7 +82,10 @@ class pool_core;
 struct raw_task {
   std::string job;
   std::string signature;
-  std::vector<std::byte> args;
+  /// Encoded size of the arguments, and how to encode them: the pool writes them only
+  /// when it knows where (a frame buffer or a shared-memory area), straight there.
+  std::size_t args_size = 0;
+  std::function<void(encoder&)> encode_args;
   std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
 };
 }  // namespace detail
@@ -145,10 +166,10 @@ auto process_pool::async_submit(invocation<R, A...> inv, CompletionToken&& token
         detail::raw_task t;
         t.job = call.target->name();
         t.signature = call.target->signature();
-        {
-          encoder e(t.args);
-          e.put(call.args);
-        }
+        auto counter = encoder::counter();
+        counter.put(call.args);
+        t.args_size = counter.size();
+        t.encode_args = [args = std::move(call.args)](encoder& e) { e.put(args); };
         detail::shared_handler<decltype(handler)> h(std::move(handler));
         t.done = [h, ex = executor_](std::exception_ptr ep,
                                      std::span<const std::byte> bytes) mutable {

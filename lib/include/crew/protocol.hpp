@@ -33,6 +33,10 @@ enum class frame_type : std::uint8_t {
   shutdown = 6,  ///< coordinator -> worker: finish and exit 0
 };
 
+/// Frame flag: the payload is a shm_descriptor; the bytes it names are in the shared
+/// segment (task: request area, result: response area). Other flag bits are errors.
+inline constexpr std::uint16_t flag_shm = 1;
+
 /// A decoded frame header.
 struct frame_header {
   frame_type type{};
@@ -49,7 +53,7 @@ struct frame_view {
 
 /// Appends one frame (header and payload) to `out`.
 void append_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
-                  std::span<const std::byte> payload);
+                  std::span<const std::byte> payload, std::uint16_t flags = 0);
 
 /// Decodes the `header_size` bytes at `in`. Fails with `protocol_error` for a bad magic,
 /// version, type or flags, and with `payload_too_large` for a length over `max_payload`.
@@ -79,6 +83,35 @@ class frame_reader {
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
 };
+
+/// Where a payload lies in a shared-memory area: 24 bytes on the wire (three u64).
+struct shm_descriptor {
+  std::uint64_t offset = 0;      ///< from the start of the area
+  std::uint64_t length = 0;      ///< bytes
+  std::uint64_t generation = 0;  ///< the task's generation, echoed by the worker
+};
+inline constexpr std::size_t shm_descriptor_size = 24;
+void append_descriptor(std::vector<std::byte>& out, const shm_descriptor& d);
+/// Decodes and validates a descriptor from a peer: the payload must be exactly 24 bytes,
+/// `offset + length` must not wrap and must lie within `area_size`, and the generation
+/// must be `expected_generation`. Any failure is `protocol_error`.
+boost::system::error_code check_descriptor(std::span<const std::byte> payload,
+                                           std::size_t area_size, std::uint64_t expected_generation,
+                                           shm_descriptor& out) noexcept;
+
+/// The layout of a shared segment's first page, written by the coordinator. The worker
+/// reads it to find its areas; the coordinator never reads it back.
+struct shm_header {
+  static constexpr std::uint32_t magic = 0x48535243;  // "CRSH"
+  static constexpr std::size_t size = 4096;           // the areas start page-aligned
+  std::uint64_t request_offset = 0, request_size = 0;
+  std::uint64_t response_offset = 0, response_size = 0;
+};
+/// Writes the header at `segment` (at least shm_header::size bytes).
+void write_shm_header(std::byte* segment, const shm_header& h) noexcept;
+/// Reads and checks a header against the segment's size; protocol_error if inconsistent.
+boost::system::error_code read_shm_header(const std::byte* segment, std::size_t segment_size,
+                                          shm_header& out) noexcept;
 
 /// The worker's handshake: the first frame it sends.
 struct hello {

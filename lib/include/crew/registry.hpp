@@ -28,9 +28,12 @@ struct job_info {
 /// be called from any number of threads at once.
 class registry {
  public:
-  /// Runs a job on encoded arguments and appends its encoded result to `result`.
+  /// Where an encoded result goes: called once with the result's encoded size, it returns
+  /// the encoder to write it with (into a frame buffer, or straight into shared memory).
+  using result_sink = std::function<encoder(std::size_t size)>;
+  /// Runs a job on encoded arguments and writes its encoded result through `sink`.
   /// Throws decode_error for malformed arguments; whatever the job throws passes through.
-  using encoded_call = std::function<void(decoder& args, std::vector<std::byte>& result)>;
+  using encoded_call = std::function<void(decoder& args, const result_sink& sink)>;
 
   /// One registered job.
   struct entry {
@@ -69,14 +72,18 @@ template <class R, class... A, class F>
 registry& registry::add(const job<R(A...)>& j, F fn) {
   using fn_type = std::function<R(std::decay_t<A>...)>;
   auto typed = std::make_shared<const fn_type>(std::move(fn));
-  encoded_call encoded = [typed](decoder& d, std::vector<std::byte>& out) {
+  encoded_call encoded = [typed](decoder& d, const result_sink& sink) {
     auto args = d.get<typename job<R(A...)>::args_tuple>();
     d.expect_end();
     if constexpr (std::is_void_v<R>) {
       std::apply(*typed, std::move(args));
+      sink(0);
     } else {
-      encoder e(out);
-      e.put(static_cast<R>(std::apply(*typed, std::move(args))));
+      const R result = std::apply(*typed, std::move(args));
+      auto counter = encoder::counter();  // sized first, so it can be written in place
+      counter.put(result);
+      auto e = sink(counter.size());
+      e.put(result);
     }
   };
   insert(

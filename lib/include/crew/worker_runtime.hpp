@@ -17,6 +17,12 @@ struct worker_options {
   int out_fd = 4;
   /// Largest frame payload accepted from the coordinator.
   std::size_t max_payload = protocol::default_max_payload;
+  /// The shared-memory segment's descriptor, or -1 for none. Default: `$CREW_SHM_FD`,
+  /// which a coordinator using the shm transport sets (to 5).
+  int shm_fd = -2;
+  /// Results up to this many bytes go inline in the frame even with a segment. Default:
+  /// `$CREW_SHM_INLINE`, else 0.
+  std::size_t shm_inline_max = static_cast<std::size_t>(-1);
 };
 
 /// Exit codes of `serve`, which a worker's main() returns.
@@ -25,6 +31,7 @@ enum class worker_exit : int {
   not_started_by_crew = 2,  ///< fd 3 / fd 4 are not open
   protocol_error = 3,       ///< the coordinator sent bytes that break the protocol
   io_error = 4,             ///< reading or writing a channel failed
+  bad_segment = 5,          ///< the shared-memory segment could not be mapped or is malformed
 };
 
 /// Serves the jobs of `jobs` until the coordinator closes the channel or sends shutdown.

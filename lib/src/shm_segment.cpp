@@ -1,0 +1,120 @@
+#include "shm_segment.hpp"
+
+#include <boost/interprocess/exceptions.hpp>
+#include <boost/interprocess/permissions.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <regex>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace crew::detail {
+namespace ipc = boost::interprocess;
+
+std::string random_shm_name() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(rng()));
+  return "crew-" + std::to_string(::getpid()) + "-" + hex;
+}
+
+namespace {
+
+constexpr std::size_t page = protocol::shm_header::size;
+std::size_t round_up(std::size_t n) {
+  return (n + page - 1) / page * page;
+}
+
+}  // namespace
+
+int shm_segment::fd() const noexcept {
+  return shm_.get_mapping_handle().handle;
+}
+
+shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_bytes,
+                                boost::system::error_code& ec, std::string& why,
+                                const std::function<std::string()>& next_name) {
+  ec.clear();
+  why.clear();
+  shm_segment s;
+  s.layout_.request_offset = page;
+  s.layout_.request_size = round_up(request_bytes);
+  s.layout_.response_offset = page + s.layout_.request_size;
+  s.layout_.response_size = round_up(response_bytes);
+  const std::size_t total = page + s.layout_.request_size + s.layout_.response_size;
+  auto fail = [&](int err, std::string what) {
+    ec.assign(err, boost::system::system_category());
+    why = std::move(what);
+    if (!s.name_.empty()) ipc::shared_memory_object::remove(s.name_.c_str());
+    return shm_segment();
+  };
+  try {
+    ipc::permissions owner_only(0600);
+    for (int attempt = 0;; ++attempt) {
+      s.name_ = next_name();
+      try {
+        s.shm_ = ipc::shared_memory_object(ipc::create_only, s.name_.c_str(), ipc::read_write,
+                                           owner_only);
+        break;
+      } catch (const ipc::interprocess_exception& e) {
+        // Someone else's object by that name: never open it, pick another name.
+        if (e.get_error_code() != ipc::already_exists_error || attempt == 7) throw;
+        s.name_.clear();
+      }
+    }
+    const int fd = s.fd();
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    ::fchmod(fd, 0600);  // the mode asked for, whatever the umask did to it
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return fail(errno, "cannot inspect segment " + s.name_);
+    if (st.st_uid != ::geteuid() || (st.st_mode & 0777) != 0600 || st.st_size != 0)
+      return fail(EACCES, "segment " + s.name_ + " is not a new, private object of this user");
+    s.shm_.truncate(static_cast<ipc::offset_t>(total));
+    // Reserve every page now: a full /dev/shm must fail here with ENOSPC, not later with
+    // SIGBUS when a page is first touched.
+    if (const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0)
+      return fail(rc, "cannot allocate a " + std::to_string(total) +
+                          "-byte shared segment in "
+                          "/dev/shm (" +
+                          std::strerror(rc) + "); use smaller shm areas or free space");
+    s.region_ = ipc::mapped_region(s.shm_, ipc::read_write, 0, total);
+  } catch (const ipc::interprocess_exception& e) {
+    const int err = e.get_native_error() ? e.get_native_error() : EIO;
+    return fail(err, std::string("cannot create a shared segment: ") + e.what());
+  }
+  protocol::write_shm_header(s.base(), s.layout_);
+  // Both sides will have it mapped (the worker through its descriptor): the name is no
+  // longer needed, and unlinking now means no crash can leave it behind.
+  ipc::shared_memory_object::remove(s.name_.c_str());
+  return s;
+}
+
+void sweep_stale_segments() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static const std::regex ours("crew-([0-9]+)-[0-9a-f]{16}");
+    std::error_code fs_ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", fs_ec)) {
+      const std::string name = entry.path().filename().string();
+      std::smatch m;
+      if (!std::regex_match(name, m, ours)) continue;
+      struct stat st {};
+      if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+          st.st_uid != ::geteuid())
+        continue;
+      const long pid = std::stol(m[1].str());
+      if (pid <= 0 || pid == ::getpid()) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive
+      ipc::shared_memory_object::remove(name.c_str());
+    }
+  });
+}
+
+}  // namespace crew::detail
