@@ -102,6 +102,9 @@ void register_jobs(registry& r) {
   });
   r.add(echo, [](std::string s) { return s; });
   r.add(sum, [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); });
+  r.add(sum_view,
+        [](const array_view<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); });
+  r.add(byte_count, [](const array_view<std::uint8_t>& v) { return std::uint64_t{v.size()}; });
   r.add(fail, [](const std::string& message) -> int { throw std::runtime_error(message); });
   r.add(identity, [](int i) { return i; });
   r.add(chatty, [](int lines) {

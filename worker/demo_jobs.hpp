@@ -21,6 +21,10 @@ inline const job<double(int)> long_comp{"long_comp"};
 inline const job<std::string(std::string)> echo{"echo"};
 /// The sum of a vector.
 inline const job<double(std::vector<double>)> sum{"sum"};
+/// The sum of an array read in place (no copy out of shared memory).
+inline const job<double(array_view<double>)> sum_view{"sum_view"};
+/// The number of bytes it was given, without reading them: the cost of the transport alone.
+inline const job<std::uint64_t(array_view<std::uint8_t>)> byte_count{"byte_count"};
 /// Throws std::runtime_error with the given message.
 inline const job<int(std::string)> fail{"fail"};
 /// Returns its argument: the trivial task of the benchmarks.

@@ -62,6 +62,7 @@ struct settings {
   double scale = 1.0;
   std::size_t workers = 4;
   int tasks = 4;
+  std::vector<std::string> transports{"pipe", "shm"};
 };
 
 void title(const std::string& id, const std::string& text) {
@@ -125,10 +126,11 @@ cell threads(const registry& jobs, const job<R(int)>& j, const std::string& id, 
 
 // In [10] / In [12]: `pool.apply_async` per call, `pool.close(); pool.join()`.
 template <class R>
-cell processes(const job<R(int)>& j, const std::string& id, const settings& s) {
+cell processes(const job<R(int)>& j, const std::string& id, const settings& s,
+               const std::string& transport) {
   title(id, j.name() + ": " + std::to_string(s.tasks) + " calls on " + std::to_string(s.workers) +
-                " worker processes (crew::process_pool)");
-  cell c{id, j.name(), "processes", 0, {}};
+                " worker processes (crew::process_pool, " + transport + " transport)");
+  cell c{id, j.name(), "processes (" + transport + ")", 0, {}};
   py_dict res;  // what Python passed to every call; nothing in a worker can reach it
   std::vector<std::future<R>> futures;
   stopwatch clock;
@@ -137,6 +139,7 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s) {
     process_pool_options o;
     o.workers = s.workers;
     o.args = {"--io-scale", std::to_string(s.scale)};
+    o.transport = transport == "shm" ? crew::transport::shm : crew::transport::pipe;
     process_pool pool(io.context().get_executor(), o);
     for (int i = 0; i < s.tasks; ++i)
       futures.push_back(pool.submit(j(i)));
@@ -230,8 +233,16 @@ std::vector<std::string> conclude(const std::vector<cell>& c, const process_cost
                                   const settings& s) {
   // c: 0 io seq, 1 comp seq, 2 io threads, 3 comp threads, 4 io procs, 5 comp procs, 6 timers
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  const double io_t = c[0].seconds / c[2].seconds, io_p = c[0].seconds / c[4].seconds;
-  const double cpu_t = c[1].seconds / c[3].seconds, cpu_p = c[1].seconds / c[5].seconds;
+  auto seconds = [&](const std::string& function, const std::string& mode) {
+    for (const auto& x : c)
+      if (x.function == function && x.mode.rfind(mode, 0) == 0) return x.seconds;
+    return 0.0;
+  };
+  const double io_t = seconds("long_io", "sequential") / seconds("long_io", "threads");
+  const double io_p = seconds("long_io", "sequential") / seconds("long_io", "processes");
+  const double cpu_t = seconds("long_comp", "sequential") / seconds("long_comp", "threads");
+  const double cpu_p = seconds("long_comp", "sequential") / seconds("long_comp", "processes");
+  const cell& timers = c.back();
   const double ideal_cpu = std::min<double>(
       {static_cast<double>(cores), static_cast<double>(s.workers), static_cast<double>(s.tasks)});
   std::vector<std::string> out;
@@ -239,8 +250,8 @@ std::vector<std::string> conclude(const std::vector<cell>& c, const process_cost
       "IO-bound: threads ran the " + std::to_string(s.tasks) + " sleeps " + fixed(io_t, 1) +
       "x faster than one after the other, processes " + fixed(io_p, 1) +
       "x; as in Python, waiting needs no CPU, so both overlap the waits. One thread with " +
-      "Asio timers did " + std::to_string(c[6].res[0].first) + " such waits in " +
-      fixed(c[6].seconds) + " s: for IO, an event loop beats both.");
+      "Asio timers did " + std::to_string(timers.res[0].first) + " such waits in " +
+      fixed(timers.seconds) + " s: for IO, an event loop beats both.");
   std::string cpu = "CPU-bound: threads ran long_comp " + fixed(cpu_t, 1) +
                     "x faster than sequentially on " + std::to_string(cores) +
                     " core(s) (best possible here: " + fixed(ideal_cpu, 1) + "x). ";
@@ -273,12 +284,15 @@ std::vector<std::string> conclude(const std::vector<cell>& c, const process_cost
 
 int notebook_main(const std::vector<std::string>& args) {
   settings s;
+  std::string transport = "both";
   po::options_description desc("crew notebook: the parallel-computing notebook, in C++\n\noptions");
   desc.add_options()("help,h", "show this help")("scale",
                                                  po::value(&s.scale)->default_value(s.scale),
                                                  "scale long_io's 2 s sleep (0.1: 0.2 s)")(
       "workers", po::value(&s.workers)->default_value(s.workers),
       "threads and worker processes (the notebook: 4)")(
+      "transport", po::value(&transport)->default_value(transport),
+      "pipe | shm | both: how the process cells move arguments and results")(
       "json", "print one JSON document (the narrative goes to stderr)");
   po::variables_map vm;
   try {
@@ -296,6 +310,12 @@ int notebook_main(const std::vector<std::string>& args) {
     std::cerr << "crew notebook: --scale must be >= 0 and --workers >= 1\n";
     return usage;
   }
+  if (transport != "both" && transport != "pipe" && transport != "shm") {
+    std::cerr << "crew notebook: --transport must be pipe, shm or both, not '" << transport
+              << "'\n";
+    return usage;
+  }
+  if (transport != "both") s.transports = {transport};
   const bool as_json = vm.count("json") > 0;
   stdout_to_stderr redirect(as_json);
 
@@ -310,8 +330,10 @@ int notebook_main(const std::vector<std::string>& args) {
   cells.push_back(sequential(jobs, demo::long_comp, "In [5]", s));
   cells.push_back(threads(jobs, demo::long_io, "In [7]", s));
   cells.push_back(threads(jobs, demo::long_comp, "In [8]", s));
-  cells.push_back(processes(demo::long_io, "In [10]", s));
-  cells.push_back(processes(demo::long_comp, "In [12]", s));
+  for (const auto& t : s.transports)
+    cells.push_back(processes(demo::long_io, "In [10]", s, t));
+  for (const auto& t : s.transports)
+    cells.push_back(processes(demo::long_comp, "In [12]", s, t));
   cells.push_back(asio_timers(1000, s));
   const auto costs = measure_process_costs(s);
   const auto conclusion = conclude(cells, costs, s);

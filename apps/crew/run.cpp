@@ -59,27 +59,34 @@ std::vector<outcome> run_range(Runner& runner, const job<R(int)>& j, int first, 
   return out;
 }
 
-using range_runner = std::function<std::vector<outcome>(
-    const std::string& mode, std::size_t workers, double io_scale, int first, int last)>;
+struct run_config {
+  std::string mode = "processes";
+  std::size_t workers = 0;
+  double io_scale = 1.0;
+  std::string transport = "pipe";
+};
+
+using range_runner = std::function<std::vector<outcome>(const run_config& c, int first, int last)>;
 
 template <class R>
 range_runner make_runner(const job<R(int)>& j) {
-  return [&j](const std::string& mode, std::size_t workers, double io_scale, int first, int last) {
+  return [&j](const run_config& c, int first, int last) {
     registry jobs;
     demo::register_jobs(jobs);
-    demo::set_io_scale(io_scale);
-    if (mode == "inline") {
+    demo::set_io_scale(c.io_scale);
+    if (c.mode == "inline") {
       inline_runner r(jobs);
       return run_range(r, j, first, last);
     }
-    if (mode == "threads") {
-      thread_pool pool(jobs, workers);
+    if (c.mode == "threads") {
+      thread_pool pool(jobs, c.workers);
       return run_range(pool, j, first, last);
     }
     io_thread io;
     process_pool_options o;
-    o.workers = workers;
-    o.args = {"--io-scale", std::to_string(io_scale)};
+    o.workers = c.workers;
+    o.args = {"--io-scale", std::to_string(c.io_scale)};
+    o.transport = c.transport == "shm" ? crew::transport::shm : crew::transport::pipe;
     process_pool pool(io.context().get_executor(), o);
     auto out = run_range(pool, j, first, last);
     pool.join();
@@ -109,9 +116,11 @@ bool parse_range(const std::string& s, int& first, int& last) {
 
 int run_main(const std::vector<std::string>& args) {
   po::options_description desc("crew run: run a job over a range of integers\n\noptions");
-  std::string job_name, range, mode = "processes";
-  std::size_t workers = 0;
-  double io_scale = 1.0;
+  std::string job_name, range;
+  run_config c;
+  auto& mode = c.mode;
+  auto& workers = c.workers;
+  auto& io_scale = c.io_scale;
   desc.add_options()("help,h", "show this help")(
       "job", po::value(&job_name)->required(), "job to run (long_io, long_comp, identity, chatty)")(
       "range", po::value(&range)->required(), "A:B runs job(i) for A <= i < B")(
@@ -119,6 +128,8 @@ int run_main(const std::vector<std::string>& args) {
       "workers", po::value(&workers)->default_value(workers),
       "threads or processes (0: one per CPU)")(
       "io-scale", po::value(&io_scale)->default_value(io_scale), "scale long_io's 2 s sleep")(
+      "transport", po::value(&c.transport)->default_value(c.transport),
+      "pipe | shm: how processes get arguments and results")(
       "json", "print one JSON document instead of text");
   po::variables_map vm;
   try {
@@ -142,6 +153,10 @@ int run_main(const std::vector<std::string>& args) {
     std::cerr << "crew run: --mode must be inline, threads or processes, not '" << mode << "'\n";
     return usage;
   }
+  if (c.transport != "pipe" && c.transport != "shm") {
+    std::cerr << "crew run: --transport must be pipe or shm, not '" << c.transport << "'\n";
+    return usage;
+  }
   if (io_scale < 0) {
     std::cerr << "crew run: --io-scale must not be negative\n";
     return usage;
@@ -160,7 +175,7 @@ int run_main(const std::vector<std::string>& args) {
   const bool as_json = vm.count("json") > 0;
   stdout_to_stderr redirect(as_json);
   stopwatch clock;
-  auto outcomes = it->second(mode, workers, io_scale, first, last);
+  auto outcomes = it->second(c, first, last);
   const double seconds = clock.seconds();
 
   std::size_t failed = 0;
@@ -182,6 +197,7 @@ int run_main(const std::vector<std::string>& args) {
   if (as_json) {
     redirect.json_out(json::object{{"job", job_name},
                                    {"mode", mode},
+                                   {"transport", c.transport},
                                    {"range", json::array{first, last}},
                                    {"wall_seconds", seconds},
                                    {"failed", failed},

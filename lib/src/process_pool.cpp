@@ -257,7 +257,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
           slot, "cannot start worker '" + opts_.executable.string() + "': " + std::strerror(e));
     }
     if (opts_.transport == transport::shm) {
-      sweep_stale_segments();
+      static std::once_flag swept;  // once per process: stale segments only come from the past
+      std::call_once(swept, sweep_stale_segments);
       error_code seg_ec;
       std::string why;
       w->seg = shm_segment::create(opts_.shm_area_bytes, opts_.shm_area_bytes, seg_ec, why);

@@ -49,10 +49,12 @@ shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_
   s.layout_.response_offset = page + s.layout_.request_size;
   s.layout_.response_size = round_up(response_bytes);
   const std::size_t total = page + s.layout_.request_size + s.layout_.response_size;
+  const std::string where = "a " + std::to_string(total) + "-byte shared segment in /dev/shm";
+  bool linked = false;  // our name exists in /dev/shm
   auto fail = [&](int err, std::string what) {
     ec.assign(err, boost::system::system_category());
     why = std::move(what);
-    if (!s.name_.empty()) ipc::shared_memory_object::remove(s.name_.c_str());
+    if (linked) ipc::shared_memory_object::remove(s.name_.c_str());
     return shm_segment();
   };
   try {
@@ -62,11 +64,11 @@ shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_
       try {
         s.shm_ = ipc::shared_memory_object(ipc::create_only, s.name_.c_str(), ipc::read_write,
                                            owner_only);
+        linked = true;
         break;
       } catch (const ipc::interprocess_exception& e) {
         // Someone else's object by that name: never open it, pick another name.
         if (e.get_error_code() != ipc::already_exists_error || attempt == 7) throw;
-        s.name_.clear();
       }
     }
     const int fd = s.fd();
@@ -76,29 +78,30 @@ shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_
     if (::fstat(fd, &st) != 0) return fail(errno, "cannot inspect segment " + s.name_);
     if (st.st_uid != ::geteuid() || (st.st_mode & 0777) != 0600 || st.st_size != 0)
       return fail(EACCES, "segment " + s.name_ + " is not a new, private object of this user");
-    s.shm_.truncate(static_cast<ipc::offset_t>(total));
+    // We hold the descriptor and the worker will get it: the name has served. Unlinked
+    // now, only a crash in the last few microseconds can leave an entry (the sweep's case).
+    ipc::shared_memory_object::remove(s.name_.c_str());
+    linked = false;
+    if (::ftruncate(fd, static_cast<off_t>(total)) != 0) {
+      const int err = errno;
+      return fail(err, "cannot size " + where + " (" + std::strerror(err) + ")");
+    }
     // Reserve every page now: a full /dev/shm must fail here with ENOSPC, not later with
     // SIGBUS when a page is first touched.
     if (const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0)
-      return fail(rc, "cannot allocate a " + std::to_string(total) +
-                          "-byte shared segment in "
-                          "/dev/shm (" +
-                          std::strerror(rc) + "); use smaller shm areas or free space");
+      return fail(rc, "cannot allocate " + where + " (" + std::strerror(rc) +
+                          "); use smaller shm areas or free space there");
     s.region_ = ipc::mapped_region(s.shm_, ipc::read_write, 0, total);
   } catch (const ipc::interprocess_exception& e) {
     const int err = e.get_native_error() ? e.get_native_error() : EIO;
-    return fail(err, std::string("cannot create a shared segment: ") + e.what());
+    return fail(err, "cannot create " + where + ": " + e.what());
   }
   protocol::write_shm_header(s.base(), s.layout_);
-  // Both sides will have it mapped (the worker through its descriptor): the name is no
-  // longer needed, and unlinking now means no crash can leave it behind.
-  ipc::shared_memory_object::remove(s.name_.c_str());
   return s;
 }
 
 void sweep_stale_segments() {
-  static std::once_flag once;
-  std::call_once(once, [] {
+  {
     static const std::regex ours("crew-([0-9]+)-[0-9a-f]{16}");
     std::error_code fs_ec;
     for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", fs_ec)) {
@@ -114,7 +117,7 @@ void sweep_stale_segments() {
       if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive
       ipc::shared_memory_object::remove(name.c_str());
     }
-  });
+  }
 }
 
 }  // namespace crew::detail

@@ -57,7 +57,7 @@ class shm_segment {
 
 /// Removes segments that crew processes of this user left in /dev/shm when they died
 /// (between creating and unlinking a segment): names `crew-<pid>-<hex>` owned by this
-/// user whose pid no longer exists. Touches nothing else. Runs once per process.
+/// user whose pid no longer exists. Touches nothing else.
 void sweep_stale_segments();
 
 }  // namespace crew::detail

@@ -16,6 +16,8 @@
 namespace crew {
 namespace {
 
+thread_local std::uint64_t running_task = 0;
+
 bool write_all(int fd, const std::byte* p, std::size_t n) {
   while (n > 0) {
     const ssize_t w = ::write(fd, p, n);
@@ -95,6 +97,10 @@ class task_runner {
     }
     const registry::entry& e = *index_[job_index];
     decoder in(args.data(), args.size());
+    struct running_guard {
+      explicit running_guard(std::uint64_t id) { running_task = id; }
+      ~running_guard() { running_task = 0; }
+    } guard(id_);
     try {
       e.call_encoded(in, [this](std::size_t size) { return sink(size); });
       finish_result();
@@ -151,6 +157,10 @@ class task_runner {
 };
 
 }  // namespace
+
+std::uint64_t current_task_id() noexcept {
+  return running_task;
+}
 
 int serve(const registry& jobs, const worker_options& options) noexcept {
   if (::fcntl(options.in_fd, F_GETFD) < 0 || ::fcntl(options.out_fd, F_GETFD) < 0) {

@@ -22,6 +22,9 @@ inline const job<int(int)> die_mid_frame{"die_mid_frame"};
 inline const job<int(int)> escape_child{"escape_child"};
 /// Forks a child that sleeps forever in the worker's process group; returns its pid.
 inline const job<int(int)> spawn_grandchild{"spawn_grandchild"};
+/// Replies with a shared-memory result descriptor that must be refused: 0 points past the
+/// response area, 1 wraps around 2^64, 2 carries a stale generation. Then sleeps.
+inline const job<int(int)> bad_descriptor{"bad_descriptor"};
 /// Sleeps for the given number of milliseconds, then returns it.
 inline const job<int(int)> sleep_ms{"sleep_ms"};
 

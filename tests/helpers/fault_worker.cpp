@@ -102,6 +102,20 @@ int main(int argc, char** argv) {
     if (child == 0) sleep_forever();
     return static_cast<int>(child);
   });
+  jobs.add(crew::test::bad_descriptor, [](int kind) -> int {
+    const std::uint64_t id = crew::current_task_id();
+    crew::protocol::shm_descriptor d{0, 8, id};
+    if (kind == 0) d = {std::uint64_t{1} << 40, 8, id};
+    if (kind == 1) d = {16, ~std::uint64_t{0} - 8, id};
+    if (kind == 2) d = {0, 8, id - 1};
+    std::vector<std::byte> payload;
+    crew::protocol::append_descriptor(payload, d);
+    std::vector<std::byte> out;
+    crew::protocol::append_frame(out, crew::protocol::frame_type::result, id, payload,
+                                 crew::protocol::flag_shm);
+    write_raw(out.data(), out.size());
+    sleep_forever();
+  });
   jobs.add(crew::test::sleep_ms, [](int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;

@@ -53,6 +53,10 @@ std::vector<int> children() {
   return scan([&](const proc_stat& s) { return s.ppid == self; });
 }
 
+std::vector<int> children_of(int pid) {
+  return scan([&](const proc_stat& s) { return s.ppid == pid; });
+}
+
 std::vector<int> zombies() {
   const int self = ::getpid();
   return scan([&](const proc_stat& s) { return s.ppid == self && s.state == 'Z'; });

@@ -9,6 +9,8 @@ namespace crew::test {
 
 /// Direct children of this process (any state), from /proc.
 std::vector<int> children();
+/// Direct children of `pid` (any state).
+std::vector<int> children_of(int pid);
 /// Children of this process in state Z.
 std::vector<int> zombies();
 /// Every process whose process group is `pgid`.

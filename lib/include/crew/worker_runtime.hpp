@@ -34,6 +34,10 @@ enum class worker_exit : int {
   bad_segment = 5,          ///< the shared-memory segment could not be mapped or is malformed
 };
 
+/// The id of the task the calling thread is running inside `serve`, or 0 outside a task.
+/// For logs, and for tests that speak the protocol by hand.
+std::uint64_t current_task_id() noexcept;
+
 /// Serves the jobs of `jobs` until the coordinator closes the channel or sends shutdown.
 /// Runs one task at a time on the calling thread. Jobs' exceptions become error frames;
 /// stdout is flushed after each task so that what a job prints shows up promptly.
