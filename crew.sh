@@ -2,6 +2,7 @@
 # crew's one entry script: installs what the build needs (Debian 12), builds, and runs.
 #   ./crew.sh notebook [crew notebook options]   build, then play the notebook
 #   ./crew.sh test [--sanitize address,undefined|thread]   build, then run every test
+#   ./crew.sh bench [--quick|--json]              build, then run the transport benchmark
 #   ./crew.sh build                               build only
 #   ./crew.sh crew <args>                         build, then run the crew CLI
 set -euo pipefail
@@ -43,6 +44,10 @@ case "$command" in
     install_missing
     build build
     exec build/bin/crew "$@" ;;
+    bench)
+    install_missing
+    build build
+    exec build/bin/crew-bench-transport "$@" ;;
   build)
     install_missing
     build build ;;
@@ -51,8 +56,9 @@ case "$command" in
         dir=build extra=() select=()
     if [ "${1:-}" = "--sanitize" ]; then
       [ -n "${2:-}" ] || { echo "crew.sh: --sanitize needs address,undefined or thread" >&2; exit 2; }
-      # The consumer-project tests build crew again without sanitizers: skip them here.
-      dir="build-${2//,/-}"; extra=(-DCREW_SANITIZE="$2"); select=(-LE package)
+            # The consumer-project tests build crew again without sanitizers, and the benchmark's
+      # smoke run only slows down under them: skip both here.
+      dir="build-${2//,/-}"; extra=(-DCREW_SANITIZE="$2"); select=(-LE "package|bench")
     fi
     build "$dir" "${extra[@]}"
     ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "${select[@]}" ;;

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <mutex>
 #include <random>
-#include <regex>
+#include <string_view>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -30,6 +30,19 @@ namespace {
 constexpr std::size_t page = protocol::shm_header::size;
 std::size_t round_up(std::size_t n) {
   return (n + page - 1) / page * page;
+}
+
+// The pid in a name of the form crew-<pid>-<16 lowercase hex digits>, or -1.
+long creator_pid(const std::string& name) {
+  constexpr std::string_view prefix = "crew-";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  const auto dash = name.find('-', prefix.size());
+  if (dash == std::string::npos || dash == prefix.size() || dash - prefix.size() > 9) return -1;
+  const std::string digits = name.substr(prefix.size(), dash - prefix.size());
+  const std::string hex = name.substr(dash + 1);
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  if (hex.size() != 16 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) return -1;
+  return std::stol(digits);
 }
 
 }  // namespace
@@ -102,18 +115,16 @@ shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_
 
 void sweep_stale_segments() {
   {
-    static const std::regex ours("crew-([0-9]+)-[0-9a-f]{16}");
     std::error_code fs_ec;
     for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", fs_ec)) {
       const std::string name = entry.path().filename().string();
-      std::smatch m;
-      if (!std::regex_match(name, m, ours)) continue;
+      const long pid = creator_pid(name);
+      if (pid <= 0) continue;
       struct stat st {};
       if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
           st.st_uid != ::geteuid())
         continue;
-      const long pid = std::stol(m[1].str());
-      if (pid <= 0 || pid == ::getpid()) continue;
+      if (pid == ::getpid()) continue;
       if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive
       ipc::shared_memory_object::remove(name.c_str());
     }

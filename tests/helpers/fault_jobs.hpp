@@ -25,6 +25,9 @@ inline const job<int(int)> spawn_grandchild{"spawn_grandchild"};
 /// Replies with a shared-memory result descriptor that must be refused: 0 points past the
 /// response area, 1 wraps around 2^64, 2 carries a stale generation. Then sleeps.
 inline const job<int(int)> bad_descriptor{"bad_descriptor"};
+/// Overwrites the whole shared segment (header and both areas) with the given byte, then
+/// returns normally.
+inline const job<int(int)> scribble{"scribble"};
 /// Sleeps for the given number of milliseconds, then returns it.
 inline const job<int(int)> sleep_ms{"sleep_ms"};
 

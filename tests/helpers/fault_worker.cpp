@@ -13,6 +13,10 @@
 #include <string_view>
 #include <thread>
 
+#include <stdexcept>
+
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -115,6 +119,16 @@ int main(int argc, char** argv) {
                                  crew::protocol::flag_shm);
     write_raw(out.data(), out.size());
     sleep_forever();
+  });
+  jobs.add(crew::test::scribble, [](int byte) {
+    struct stat st {};
+    if (::fstat(5, &st) != 0) throw std::runtime_error("no segment on fd 5");
+    const auto size = static_cast<std::size_t>(st.st_size);
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("cannot map fd 5");
+    std::memset(p, byte, size);
+    ::munmap(p, size);
+    return byte;
   });
   jobs.add(crew::test::sleep_ms, [](int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));

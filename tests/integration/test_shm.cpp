@@ -135,6 +135,23 @@ BOOST_FIXTURE_TEST_CASE(bad_descriptors_kill_the_worker_and_fail_the_task, io_fi
   expect_no_leaks(fds_before);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_worker_scribbling_over_its_segment_cannot_hurt_the_coordinator,
+                        io_fixture) {
+  {
+    auto o = options(crew::transport::shm, CREW_FAULT_WORKER_PATH);
+    o.workers = 1;
+    crew::process_pool pool(ioc.get_executor(), o);
+    const std::string big = random_bytes(1 << 20, 5);
+    BOOST_TEST((pool.submit(crew::demo::echo(big)).get() == big));
+    // Header, request and response areas all overwritten: the coordinator never reads
+    // the header back and rewrites the request area for each task.
+    BOOST_TEST(pool.submit(crew::test::scribble(0xff)).get() == 0xff);
+    BOOST_TEST((pool.submit(crew::demo::echo(big)).get() == big));
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_killed_worker_leaves_no_segment_and_the_pool_goes_on, io_fixture) {
   {
     crew::process_pool pool(ioc.get_executor(),

@@ -68,7 +68,7 @@ struct process_pool_options {
   std::size_t shm_area_bytes = std::size_t{16} << 20;
   /// With `transport::shm`: payloads up to this size stay inline in the pipe frame,
   /// where one small copy costs less than the descriptor round trip.
-  std::size_t shm_inline_max = std::size_t{32} << 10;
+  std::size_t shm_inline_max = std::size_t{16} << 10;
 };
 
 /// The worker used when options name none: `$CREW_WORKER` if set, else `crew-worker`
