@@ -18,6 +18,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -95,7 +96,9 @@ struct worker {
   int pid = -1;
   std::optional<bp::process> proc;
   bool booted = false;
-  shm_segment seg;  // empty with the pipe transport
+  shm_segment seg;                    // empty with the pipe transport
+  bool shm_ok = false;                // the worker mapped the segment (flag on its hello)
+  std::vector<std::byte> result_buf;  // results read out of the segment, reused
   asio::posix::stream_descriptor to, from, out, err;
   protocol::frame_reader reader;
   std::vector<std::byte> wbuf;
@@ -379,6 +382,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         if (w->booted) return violation(w, "a second hello"), false;
         try {
           auto h = protocol::decode_hello(f.payload);
+          // A worker that mapped its segment says so with flag_shm on its hello; any
+          // other worker (one written from the pipe-only protocol) gets inline frames.
+          w->shm_ok = w->seg && (f.header.flags & protocol::flag_shm);
           for (std::uint32_t i = 0; i < h.jobs.size(); ++i) {
             w->jobs[h.jobs[i].name] = {i, h.jobs[i].signature};
             w->job_list += (i ? ", " : "") + h.jobs[i].name;
@@ -407,12 +413,15 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         if (f.header.type == frame_type::result && (f.header.flags & protocol::flag_shm)) {
           // The worker's descriptor is checked against our own copy of the layout and
           // the task's generation before a single byte of the area is read.
+                    // The bytes are then copied out (pread) before decoding: the worker can neither
+          // change them while they are decoded nor, by shrinking the file, fault us.
           protocol::shm_descriptor d;
-          if (!w->seg || protocol::check_descriptor(f.payload, w->seg.response_size(), p.id, d)) {
+          if (!w->seg || protocol::check_descriptor(f.payload, w->seg.response_size(), p.id, d) ||
+              w->seg.read_response(d.offset, d.length, w->result_buf)) {
             w->current = std::move(p);  // failed by finalize, as protocol_error
             return violation(w, "a bad shared-memory descriptor in its result"), false;
           }
-          p.task.done(nullptr, {w->seg.response() + d.offset, static_cast<std::size_t>(d.length)});
+          p.task.done(nullptr, w->result_buf);
         } else if (f.header.type == frame_type::result) {
           p.task.done(nullptr, f.payload);
         } else {
@@ -594,8 +603,11 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       idle->woff = 0;
       try {
         write_task(*idle, p, it->second.first);
-      } catch (const std::exception& e) {  // e.g. bad_alloc for a huge inline frame
-        fail(p, errc::payload_too_large, std::string("cannot encode the arguments: ") + e.what());
+      } catch (const capacity_exceeded& e) {
+        fail(p, errc::payload_too_large, e.message());
+        continue;
+      } catch (const std::exception& e) {  // bad_alloc, or the segment refusing a write
+        fail(p, errc::payload_too_large, std::string("cannot place the arguments: ") + e.what());
         continue;
       }
       idle->current = std::move(p);
@@ -610,13 +622,27 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     const std::size_t n = p.task.args_size;
     std::vector<std::byte> payload(4);
     std::memcpy(payload.data(), &job_index, 4);
-    if (w.seg && n > opts_.shm_inline_max && n <= w.seg.request_size()) {
-      encoder e(w.seg.request(), n);
+    if (w.shm_ok && n > opts_.shm_inline_max && n <= w.seg.request_size()) {
+      // Straight from the caller's values into the segment: large runs (an array's
+      // bytes) in one pwrite each, small pieces gathered first.
+      std::size_t at = 0;
+      error_code ec;
+      encoder e(
+          [&](std::span<const std::byte> chunk) {
+            if (!ec) ec = w.seg.write_request(at, chunk);
+            at += chunk.size();
+          },
+          n);
       p.task.encode_args(e);
+      e.flush();
+      if (ec) throw boost::system::system_error(ec, "cannot write to the shared segment");
       protocol::append_descriptor(payload, {0, n, p.id});
       protocol::append_frame(w.wbuf, protocol::frame_type::task, p.id, payload, protocol::flag_shm);
       return;
     }
+    if (n + 4 > opts_.max_payload || n + 4 > std::numeric_limits<std::uint32_t>::max())
+      throw capacity_exceeded("arguments of " + std::to_string(n) +
+                              " bytes exceed the frame limit and do not fit the shared area");
     protocol::append_frame(w.wbuf, protocol::frame_type::task, p.id, payload);
     const auto len = static_cast<std::uint32_t>(4 + n);
     std::memcpy(w.wbuf.data() + 16, &len, 4);

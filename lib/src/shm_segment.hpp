@@ -3,25 +3,31 @@
 
 #include <crew/protocol.hpp>
 
-#include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <cstddef>
 #include <functional>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace crew::detail {
 
-/// A new name for a crew segment: `crew-<pid>-<16 random hex digits>`.
+/// A new name for a crew segment: `crew-<pid>-<16 hex digits from getrandom>`.
 std::string random_shm_name();
 
 /// One worker's segment: a header page, a request area (the coordinator writes, the
 /// worker reads) and a response area (the other way). Created exclusively with mode 0600,
-/// verified, fully allocated, mapped, and unlinked before any worker sees it: the worker
-/// receives the descriptor (fd 5), never the name. Holds no lock and no allocator
-/// metadata: the worker may scribble on all of it without harming the coordinator, which
-/// keeps its own copy of the layout.
+/// verified, unlinked at once, and fully allocated; the worker receives its descriptor
+/// (fd 5), never the name, and maps it.
+///
+/// The coordinator does NOT map it: the worker holds a writable descriptor and could
+/// shrink the file at any moment, which would turn any access through a mapping into
+/// SIGBUS in the coordinator. It moves bytes with pwrite/pread instead (one copy each, as
+/// a memcpy into a mapping would be): a shrunk file gives a short read, an error. The
+/// segment holds no lock and no allocator metadata; the coordinator keeps its own copy
+/// of the layout and never reads the header back.
 class shm_segment {
  public:
   shm_segment() = default;
@@ -35,23 +41,26 @@ class shm_segment {
                             boost::system::error_code& ec, std::string& why,
                             const std::function<std::string()>& next_name = random_shm_name);
 
-  explicit operator bool() const noexcept { return region_.get_address() != nullptr; }
+  explicit operator bool() const noexcept { return size_ != 0; }
   /// The segment's descriptor (FD_CLOEXEC), to hand to the worker.
   int fd() const noexcept;
-  std::size_t size() const noexcept { return region_.get_size(); }
-  std::byte* request() const noexcept { return base() + layout_.request_offset; }
+  std::size_t size() const noexcept { return size_; }
   std::size_t request_size() const noexcept { return layout_.request_size; }
-  const std::byte* response() const noexcept { return base() + layout_.response_offset; }
   std::size_t response_size() const noexcept { return layout_.response_size; }
   /// The name it had before it was unlinked (for diagnostics and tests).
   const std::string& name() const noexcept { return name_; }
 
- private:
-  std::byte* base() const noexcept { return static_cast<std::byte*>(region_.get_address()); }
+  /// Writes `bytes` at `offset` of the request area (bounds checked by the caller).
+  boost::system::error_code write_request(std::size_t offset, std::span<const std::byte> bytes);
+  /// Reads `length` bytes at `offset` of the response area into `out` (resized);
+  /// `protocol_error` if the file no longer holds them.
+  boost::system::error_code read_response(std::size_t offset, std::size_t length,
+                                          std::vector<std::byte>& out);
 
+ private:
   boost::interprocess::shared_memory_object shm_;
-  boost::interprocess::mapped_region region_;
   protocol::shm_header layout_;
+  std::size_t size_ = 0;
   std::string name_;
 };
 

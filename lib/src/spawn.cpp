@@ -3,6 +3,7 @@
 #include <array>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 
 #include <fcntl.h>
@@ -113,8 +114,9 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
+  // Ours only: variables a parent worker inherited must not describe this child's segment.
   for (char** e = environ; *e; ++e)
-    envp.push_back(*e);
+    if (std::strncmp(*e, "CREW_SHM_", 9) != 0) envp.push_back(*e);
   for (const auto& e : env)
     envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);

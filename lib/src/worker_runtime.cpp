@@ -181,9 +181,13 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
     std::fprintf(stderr, "crew worker: cannot map the shared-memory segment on fd %d\n", shm_fd);
     return static_cast<int>(worker_exit::bad_segment);
   }
+  if (shm_fd >= 0) ::close(shm_fd);  // mapped: the descriptor must not reach our children
+  // Nor the variables: a pool started inside a job must not mistake them for its own.
+  ::unsetenv("CREW_SHM_FD");
   const std::size_t inline_max = options.shm_inline_max != static_cast<std::size_t>(-1)
                                      ? options.shm_inline_max
                                      : env_size("CREW_SHM_INLINE", 0);
+  ::unsetenv("CREW_SHM_INLINE");
   try {
     protocol::hello h;
     h.pid = static_cast<std::uint32_t>(::getpid());
@@ -193,7 +197,9 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
       index.push_back(jobs.find(j.name));
 
     std::vector<std::byte> out;
-    protocol::append_frame(out, protocol::frame_type::hello, 0, protocol::encode_hello(h));
+    // flag_shm on the hello: this worker takes and gives shared-memory descriptors.
+    protocol::append_frame(out, protocol::frame_type::hello, 0, protocol::encode_hello(h),
+                           seg ? protocol::flag_shm : std::uint16_t{0});
     if (!write_all(options.out_fd, out.data(), out.size()))
       return static_cast<int>(worker_exit::io_error);
 

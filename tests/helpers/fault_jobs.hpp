@@ -28,6 +28,8 @@ inline const job<int(int)> bad_descriptor{"bad_descriptor"};
 /// Overwrites the whole shared segment (header and both areas) with the given byte, then
 /// returns normally.
 inline const job<int(int)> scribble{"scribble"};
+/// Truncates the shared segment to 0 bytes, then replies with a descriptor into it.
+inline const job<int(int)> shrink_segment{"shrink_segment"};
 /// Sleeps for the given number of milliseconds, then returns it.
 inline const job<int(int)> sleep_ms{"sleep_ms"};
 

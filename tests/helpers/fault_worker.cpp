@@ -1,5 +1,6 @@
 // crew-fault-worker: crew-worker's demo jobs plus faults, for the integration tests.
-// Start-up modes (argv): --exit-at-start CODE, --garbage-hello, --old-version, --silent.
+// Start-up modes (argv): --exit-at-start CODE, --garbage-hello, --old-version,
+// --bad-hello-payload, --silent, --ignore-shm (serve as a worker without shared memory).
 #include "demo_jobs.hpp"
 #include "fault_jobs.hpp"
 
@@ -31,6 +32,8 @@ void write_frame(crew::protocol::frame_type type, std::uint64_t id,
   crew::protocol::append_frame(out, type, id, payload);
   write_raw(out.data(), out.size());
 }
+
+int kept_segment_fd = -1;
 
 [[noreturn]] void sleep_forever() {
   for (;;)
@@ -64,6 +67,12 @@ int main(int argc, char** argv) {
     }
     if (arg == "--silent") sleep_forever();
   }
+
+  // A hostile worker keeps its own descriptor of the segment (serve() closes fd 5).
+  if (std::getenv("CREW_SHM_FD")) kept_segment_fd = ::dup(5);
+  crew::worker_options options;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--ignore-shm") options.shm_fd = -1;  // a pipe-only worker
 
   crew::registry jobs;
   crew::demo::register_jobs(jobs);
@@ -122,17 +131,29 @@ int main(int argc, char** argv) {
   });
   jobs.add(crew::test::scribble, [](int byte) {
     struct stat st {};
-    if (::fstat(5, &st) != 0) throw std::runtime_error("no segment on fd 5");
+    if (::fstat(kept_segment_fd, &st) != 0) throw std::runtime_error("no segment kept");
     const auto size = static_cast<std::size_t>(st.st_size);
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("cannot map fd 5");
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, kept_segment_fd, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("cannot map the segment");
     std::memset(p, byte, size);
     ::munmap(p, size);
     return byte;
+  });
+  jobs.add(crew::test::shrink_segment, [](int) -> int {
+    // Shrink the file under the coordinator, then point it at the vanished bytes.
+    if (::ftruncate(kept_segment_fd, 0) != 0) throw std::runtime_error("cannot truncate");
+    const std::uint64_t id = crew::current_task_id();
+    std::vector<std::byte> payload;
+    crew::protocol::append_descriptor(payload, {0, 4096, id});
+    std::vector<std::byte> out;
+    crew::protocol::append_frame(out, crew::protocol::frame_type::result, id, payload,
+                                 crew::protocol::flag_shm);
+    write_raw(out.data(), out.size());
+    sleep_forever();
   });
   jobs.add(crew::test::sleep_ms, [](int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;
   });
-  return crew::serve(jobs);
+  return crew::serve(jobs, options);
 }

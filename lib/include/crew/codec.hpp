@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -48,16 +49,23 @@ class capacity_exceeded : public task_error {
       : task_error(make_error_code(errc::payload_too_large), what) {}
 };
 
-/// Writes encoded values to one of three sinks: a growing byte vector, a fixed area (a
-/// shared-memory segment, a frame buffer; overflow throws capacity_exceeded before
-/// writing past it), or nowhere, only counting (to size a payload before placing it).
+/// Writes encoded values to one of four sinks: a growing byte vector; a fixed area (a
+/// frame buffer; overflow throws capacity_exceeded before writing past it); a chunk sink
+/// (a function that receives the bytes in order, e.g. to `pwrite` them into a shared
+/// segment: large runs are passed straight through, small ones are gathered first, so
+/// call `flush()` at the end); or nowhere, only counting (to size a payload first).
 /// Thread safety: none (one per message).
 class encoder {
  public:
+  /// Receives encoded bytes in order, in chunks of any size.
+  using chunk_sink = std::function<void(std::span<const std::byte>)>;
+
   /// Appends to `out`.
   explicit encoder(std::vector<std::byte>& out) noexcept : out_(&out) {}
   /// Writes into `[data, data + capacity)`.
   encoder(std::byte* data, std::size_t capacity) noexcept : base_(data), capacity_(capacity) {}
+  /// Passes up to `capacity` bytes to `sink`; call flush() when done.
+  encoder(chunk_sink sink, std::size_t capacity) : sink_(std::move(sink)), capacity_(capacity) {}
   /// Counts bytes without writing them.
   static encoder counter() noexcept { return encoder(); }
 
@@ -68,24 +76,43 @@ class encoder {
       const auto old = out_->size();
       out_->resize(old + n);
       std::memcpy(out_->data() + old, data, n);
-    } else if (base_) {
+    } else if (base_ || sink_) {
       if (n > capacity_ - size_)
         throw capacity_exceeded("encoded value does not fit in " + std::to_string(capacity_) +
                                 " bytes");
-      std::memcpy(base_ + size_, data, n);
+      if (base_) {
+        std::memcpy(base_ + size_, data, n);
+      } else if (n >= gather_limit) {
+        flush();
+        sink_({static_cast<const std::byte*>(data), n});
+      } else {
+        const auto* p = static_cast<const std::byte*>(data);
+        gathered_.insert(gathered_.end(), p, p + n);
+        if (gathered_.size() >= gather_limit) flush();
+      }
     }
     size_ += n;
   }
   /// Writes a value through its codec.
   template <class T>
   void put(const T& value);
+  /// Passes gathered bytes on to the chunk sink (no effect for the other sinks).
+  void flush() {
+    if (sink_ && !gathered_.empty()) {
+      sink_(gathered_);
+      gathered_.clear();
+    }
+  }
   /// Bytes written (or counted) by this encoder.
   std::size_t size() const noexcept { return size_; }
 
  private:
+  static constexpr std::size_t gather_limit = 64 * 1024;
   encoder() noexcept = default;
   std::vector<std::byte>* out_ = nullptr;
   std::byte* base_ = nullptr;
+  chunk_sink sink_;
+  std::vector<std::byte> gathered_;
   std::size_t capacity_ = 0;
   std::size_t size_ = 0;
 };
@@ -154,6 +181,18 @@ template <class T>
 // in 16 bytes on x86-64), so it has no portable wire form.
 constexpr bool is_plain_number =
     std::is_arithmetic_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, long double>;
+}  // namespace detail
+
+namespace detail {
+// A codec may declare `static constexpr bool is_view` (true when decoded values point into
+// the bytes they were decoded from); containers propagate their elements'.
+template <class T>
+constexpr bool holds_view() {
+  if constexpr (requires { codec<T>::is_view; })
+    return codec<T>::is_view;
+  else
+    return false;
+}
 }  // namespace detail
 
 template <class T>
@@ -230,6 +269,7 @@ struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
   // The element count is checked against the bytes left, which needs every element to
   // take at least one byte (a vector of empty tuples could claim 2^64 of them for free).
   static_assert(detail::min_size<T>() > 0, "vector elements must encode to at least one byte");
+  static constexpr bool is_view = detail::holds_view<T>();
   static constexpr std::size_t min_size = 8;
   static std::string name() { return "vec<" + codec<T>::name() + ">"; }
   static void encode(encoder& e, const std::vector<T, A>& v) {
@@ -295,11 +335,12 @@ class array_view {
   std::shared_ptr<const std::vector<T>> owned_;
 };
 
-/// True for types that view bytes they do not own (not allowed as job results).
+
+/// True for types whose decoded values point into bytes they do not own, anywhere inside
+/// (array_view, and pairs, tuples, vectors and member_codec types holding one). They
+/// cannot be job results.
 template <class T>
-inline constexpr bool is_view_v = false;
-template <class T>
-inline constexpr bool is_view_v<array_view<T>> = true;
+inline constexpr bool contains_view_v = detail::holds_view<T>();
 
 namespace detail {
 template <class... T>
@@ -313,6 +354,7 @@ std::string join_names() {
 template <class... T>
 struct codec<std::tuple<T...>, std::enable_if_t<(encodable<T> && ...)>> {
   static constexpr std::size_t min_size = (std::size_t{0} + ... + detail::min_size<T>());
+  static constexpr bool is_view = (false || ... || detail::holds_view<T>());
   static std::string name() { return "tuple<" + detail::join_names<T...>() + ">"; }
   static void encode(encoder& e, const std::tuple<T...>& t) {
     std::apply([&](const T&... x) { (codec<T>::encode(e, x), ...); }, t);
@@ -326,6 +368,7 @@ struct codec<std::tuple<T...>, std::enable_if_t<(encodable<T> && ...)>> {
 template <class A, class B>
 struct codec<std::pair<A, B>, std::enable_if_t<encodable<A> && encodable<B>>> {
   static constexpr std::size_t min_size = detail::min_size<A>() + detail::min_size<B>();
+  static constexpr bool is_view = detail::holds_view<A>() || detail::holds_view<B>();
   static std::string name() { return "pair<" + detail::join_names<A, B>() + ">"; }
   static void encode(encoder& e, const std::pair<A, B>& p) {
     codec<A>::encode(e, p.first);
@@ -340,6 +383,7 @@ struct codec<std::pair<A, B>, std::enable_if_t<encodable<A> && encodable<B>>> {
 
 template <class T>
 struct codec<array_view<T>> {
+  static constexpr bool is_view = true;
   static constexpr std::size_t min_size = 8;
   static std::string name() { return "vec<" + codec<T>::name() + ">"; }
   static void encode(encoder& e, const array_view<T>& v) {
@@ -371,6 +415,9 @@ struct member_codec {
   static constexpr std::size_t min_size =
       (std::size_t{0} + ... +
        detail::min_size<std::remove_cvref_t<decltype(std::declval<T&>().*Members)>>());
+  static constexpr bool is_view =
+      (false || ... ||
+       detail::holds_view<std::remove_cvref_t<decltype(std::declval<T&>().*Members)>>());
   static void encode(encoder& e, const T& v) { (e.put(v.*Members), ...); }
   static T decode(decoder& d) {
     T v{};

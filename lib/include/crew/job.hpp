@@ -50,7 +50,9 @@ class job<R(Args...)> {
                 "every job argument type needs a crew::codec specialization");
   static_assert(std::is_void_v<R> || encodable<R>,
                 "the job's result type needs a crew::codec specialization");
-  static_assert(!is_view_v<R>, "a job's result must own its data: return a std::vector");
+  static_assert(!contains_view_v<R>,
+                "a job's result must own its data (no array_view anywhere in it): the bytes a "
+                "view points into are reused by the next task");
 
  public:
   using result_type = R;
