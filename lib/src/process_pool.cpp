@@ -272,10 +272,16 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       if (auto ec = make_pipe(*p))
         return boot_failed(slot, "cannot create pipes for a worker: " + ec.message());
     error_code ec;
-    child_fds fds{out.write.get(), err.write.get(), to.read.get(), from.write.get(),
-                  w->seg ? w->seg.fd() : -1};
+    child_fds fds{out.write.get(),
+                  err.write.get(),
+                  to.read.get(),
+                  from.write.get(),
+                  w->seg ? w->seg.worker_request_fd() : -1,
+                  w->seg ? w->seg.response_fd() : -1};
     std::vector<std::string> env;
-    if (w->seg) env = {"CREW_SHM_FD=5", "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)};
+    if (w->seg)
+      env = {"CREW_SHM_REQUEST_FD=5", "CREW_SHM_RESPONSE_FD=6",
+             "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)};
     auto proc = spawn_worker(ex_, opts_.executable, opts_.args, env, fds, ec);
     if (ec)
       return boot_failed(
@@ -413,7 +419,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         if (f.header.type == frame_type::result && (f.header.flags & protocol::flag_shm)) {
           // The worker's descriptor is checked against our own copy of the layout and
           // the task's generation before a single byte of the area is read.
-                    // The bytes are then copied out (pread) before decoding: the worker can neither
+          // The bytes are then copied out (pread) before decoding: the worker can neither
           // change them while they are decoded nor, by shrinking the file, fault us.
           protocol::shm_descriptor d;
           if (!w->seg || protocol::check_descriptor(f.payload, w->seg.response_size(), p.id, d) ||
@@ -623,19 +629,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     std::vector<std::byte> payload(4);
     std::memcpy(payload.data(), &job_index, 4);
     if (w.shm_ok && n > opts_.shm_inline_max && n <= w.seg.request_size()) {
-      // Straight from the caller's values into the segment: large runs (an array's
-      // bytes) in one pwrite each, small pieces gathered first.
-      std::size_t at = 0;
-      error_code ec;
-      encoder e(
-          [&](std::span<const std::byte> chunk) {
-            if (!ec) ec = w.seg.write_request(at, chunk);
-            at += chunk.size();
-          },
-          n);
+      // Straight from the caller's values into the request area: one copy.
+      encoder e(w.seg.request(), n);
       p.task.encode_args(e);
-      e.flush();
-      if (ec) throw boost::system::system_error(ec, "cannot write to the shared segment");
       protocol::append_descriptor(payload, {0, n, p.id});
       protocol::append_frame(w.wbuf, protocol::frame_type::task, p.id, payload, protocol::flag_shm);
       return;

@@ -109,29 +109,31 @@ boost::system::error_code check_descriptor(std::span<const std::byte> payload,
   return {};
 }
 
-void write_shm_header(std::byte* segment, const shm_header& h) noexcept {
-  store(segment, shm_header::magic);
-  store(segment + 4, std::uint32_t{version});
-  store(segment + 8, h.request_offset);
-  store(segment + 16, h.request_size);
-  store(segment + 24, h.response_offset);
-  store(segment + 32, h.response_size);
+void write_shm_header(std::byte* page, const shm_header& h) noexcept {
+  store(page, shm_header::magic);
+  store(page + 4, std::uint32_t{version});
+  store(page + 8, h.request_offset);
+  store(page + 16, h.request_size);
+  store(page + 24, h.response_offset);
+  store(page + 32, h.response_size);
 }
 
-boost::system::error_code read_shm_header(const std::byte* segment, std::size_t segment_size,
+boost::system::error_code read_shm_header(const std::byte* page, std::size_t request_file_size,
+                                          std::size_t response_file_size,
                                           shm_header& out) noexcept {
-  if (segment_size < shm_header::size) return errc::protocol_error;
-  if (load<std::uint32_t>(segment) != shm_header::magic) return errc::protocol_error;
-  if (load<std::uint32_t>(segment + 4) != version) return errc::protocol_error;
-  out.request_offset = load<std::uint64_t>(segment + 8);
-  out.request_size = load<std::uint64_t>(segment + 16);
-  out.response_offset = load<std::uint64_t>(segment + 24);
-  out.response_size = load<std::uint64_t>(segment + 32);
-  auto within = [&](std::uint64_t off, std::uint64_t len) {
-    return off >= shm_header::size && off <= segment_size && len <= segment_size - off;
+  if (request_file_size < shm_header::size) return errc::protocol_error;
+  if (load<std::uint32_t>(page) != shm_header::magic) return errc::protocol_error;
+  if (load<std::uint32_t>(page + 4) != version) return errc::protocol_error;
+  out.request_offset = load<std::uint64_t>(page + 8);
+  out.request_size = load<std::uint64_t>(page + 16);
+  out.response_offset = load<std::uint64_t>(page + 24);
+  out.response_size = load<std::uint64_t>(page + 32);
+  auto within = [](std::uint64_t off, std::uint64_t len, std::uint64_t file) {
+    return off <= file && len <= file - off;
   };
-  if (!within(out.request_offset, out.request_size) ||
-      !within(out.response_offset, out.response_size))
+  if (out.request_offset < shm_header::size ||
+      !within(out.request_offset, out.request_size, request_file_size) ||
+      !within(out.response_offset, out.response_size, response_file_size))
     return errc::protocol_error;
   return {};
 }

@@ -60,21 +60,11 @@ long creator_pid(const std::string& name) {
 
 }  // namespace
 
-int shm_segment::fd() const noexcept {
-  return shm_.get_mapping_handle().handle;
+int shm_segment::worker_request_fd() const noexcept {
+  return request_read_only_.get_mapping_handle().handle;
 }
-
-boost::system::error_code shm_segment::write_request(std::size_t offset,
-                                                     std::span<const std::byte> bytes) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::pwrite(fd(), bytes.data() + done, bytes.size() - done,
-                               static_cast<off_t>(layout_.request_offset + offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return {n < 0 ? errno : EIO, boost::system::system_category()};
-    done += static_cast<std::size_t>(n);
-  }
-  return {};
+int shm_segment::response_fd() const noexcept {
+  return response_.get_mapping_handle().handle;
 }
 
 boost::system::error_code shm_segment::read_response(std::size_t offset, std::size_t length,
@@ -82,7 +72,7 @@ boost::system::error_code shm_segment::read_response(std::size_t offset, std::si
   out.resize(length);
   std::size_t done = 0;
   while (done < length) {
-    const ssize_t n = ::pread(fd(), out.data() + done, length - done,
+    const ssize_t n = ::pread(response_fd(), out.data() + done, length - done,
                               static_cast<off_t>(layout_.response_offset + offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return errc::protocol_error;  // the worker shrank the file under the data
@@ -90,6 +80,65 @@ boost::system::error_code shm_segment::read_response(std::size_t offset, std::si
   }
   return {};
 }
+
+namespace {
+
+// Thrown inside create() with the errno and the sentence to report.
+struct creation_failure {
+  int err;
+  std::string why;
+};
+
+// Creates one object exclusively (never opening an existing name), checks it is ours and
+// private, and returns it with its name. Unlinking is the caller's, once it holds what it
+// needs.
+ipc::shared_memory_object create_exclusive(const std::function<std::string()>& next_name,
+                                           std::string& name) {
+  ipc::permissions owner_only(0600);
+  ipc::shared_memory_object obj;
+  for (int attempt = 0;; ++attempt) {
+    name = next_name();
+    try {
+      obj = ipc::shared_memory_object(ipc::create_only, name.c_str(), ipc::read_write, owner_only);
+      break;
+    } catch (const ipc::interprocess_exception& e) {
+      name.clear();  // someone else's: never opened, never removed
+      if (e.get_error_code() != ipc::already_exists_error || attempt == 7) throw;
+    }
+  }
+  const int fd = obj.get_mapping_handle().handle;
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ::fchmod(fd, 0600);  // the mode asked for, whatever the umask did to it
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 0777) != 0600 ||
+      st.st_size != 0) {
+    ipc::shared_memory_object::remove(name.c_str());
+    throw creation_failure{
+        EACCES, "shared-memory object " + name + " is not a new, private object of this user"};
+  }
+  return obj;
+}
+
+// Sizes and reserves every page now: a full /dev/shm must fail here with ENOSPC, not
+// later with SIGBUS when a page is first touched.
+void allocate(int fd, std::size_t size, const std::string& what) {
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    const int err = errno;
+    throw creation_failure{err, "cannot size " + what + " (" + std::strerror(err) + ")"};
+  }
+  if (const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(size)); rc != 0)
+    throw creation_failure{rc, "cannot allocate " + what + " (" + std::strerror(rc) +
+                                   "); use smaller shm areas or free space there"};
+}
+
+bool same_file(int a, int b) {
+  struct stat sa {
+  }, sb{};
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+}  // namespace
 
 shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_bytes,
                                 boost::system::error_code& ec, std::string& why,
@@ -99,68 +148,52 @@ shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_
   shm_segment s;
   std::size_t request_size = 0, response_size = 0;
   if (!round_up(request_bytes, request_size) || !round_up(response_bytes, response_size) ||
-      request_size > max_file - page - response_size) {
+      request_size > max_file - page) {
     ec.assign(EFBIG, boost::system::system_category());
     why = "shared-memory areas of " + std::to_string(request_bytes) + " and " +
-          std::to_string(response_bytes) + " bytes are too large for a segment";
+          std::to_string(response_bytes) + " bytes are too large";
     return s;
   }
-  s.layout_.request_offset = page;
-  s.layout_.request_size = request_size;
-  s.layout_.response_offset = page + request_size;
-  s.layout_.response_size = response_size;
-  const std::size_t total = page + request_size + response_size;
-  const std::string where = "a " + std::to_string(total) + "-byte shared segment in /dev/shm";
-  bool linked = false;  // our name exists in /dev/shm
-  auto fail = [&](int err, std::string what) {
-    ec.assign(err, boost::system::system_category());
-    why = std::move(what);
-    if (linked) ipc::shared_memory_object::remove(s.name_.c_str());
-    return shm_segment();
-  };
+  s.layout_ = {page, request_size, 0, response_size};
+  const std::size_t request_file = page + request_size;
+  const std::string where =
+      "shared memory of " + std::to_string(request_file + response_size) + " bytes in /dev/shm";
+  std::string name;
+  std::string linked;  // a name of ours that still exists in /dev/shm
   try {
-    ipc::permissions owner_only(0600);
-    for (int attempt = 0;; ++attempt) {
-      s.name_ = next_name();
-      try {
-        s.shm_ = ipc::shared_memory_object(ipc::create_only, s.name_.c_str(), ipc::read_write,
-                                           owner_only);
-        linked = true;
-        break;
-      } catch (const ipc::interprocess_exception& e) {
-        // Someone else's object by that name: never open it, pick another name.
-        if (e.get_error_code() != ipc::already_exists_error || attempt == 7) throw;
-      }
-    }
-    const int fd = s.fd();
-    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    ::fchmod(fd, 0600);  // the mode asked for, whatever the umask did to it
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) return fail(errno, "cannot inspect segment " + s.name_);
-    if (st.st_uid != ::geteuid() || (st.st_mode & 0777) != 0600 || st.st_size != 0)
-      return fail(EACCES, "segment " + s.name_ + " is not a new, private object of this user");
-    // We hold the descriptor and the worker will get it: the name has served. Unlinked
-    // now, only a crash in these few microseconds can leave an entry (the sweep's case).
-    ipc::shared_memory_object::remove(s.name_.c_str());
-    linked = false;
-    if (::ftruncate(fd, static_cast<off_t>(total)) != 0) {
-      const int err = errno;
-      return fail(err, "cannot size " + where + " (" + std::strerror(err) + ")");
-    }
-    // Reserve every page now: a full /dev/shm must fail here with ENOSPC, not later.
-    if (const int rc = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); rc != 0)
-      return fail(rc, "cannot allocate " + where + " (" + std::strerror(rc) +
-                          "); use smaller shm areas or free space there");
-    std::vector<std::byte> header(page);
-    protocol::write_shm_header(header.data(), s.layout_);
-    if (::pwrite(fd, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size()))
-      return fail(errno ? errno : EIO, "cannot write the header of " + where);
-    s.size_ = total;
+    s.request_ = create_exclusive(next_name, name);
+    s.names_.push_back(name);
+    linked = name;
+    // The worker's descriptor, read-only, opened before the name goes and checked to be
+    // the very object we created.
+    s.request_read_only_ = ipc::shared_memory_object(ipc::open_only, name.c_str(), ipc::read_only);
+    ipc::shared_memory_object::remove(name.c_str());  // unlinked: a crash can leave nothing
+    linked.clear();
+    ::fcntl(s.worker_request_fd(), F_SETFD, FD_CLOEXEC);
+    if (!same_file(s.request_.get_mapping_handle().handle, s.worker_request_fd()))
+      throw creation_failure{EACCES, "shared-memory object " + name + " was replaced"};
+    s.response_ = create_exclusive(next_name, name);
+    s.names_.push_back(name);
+    ipc::shared_memory_object::remove(name.c_str());
+    allocate(s.request_.get_mapping_handle().handle, request_file, where);
+    allocate(s.response_fd(), response_size, where);
+    s.request_map_ = ipc::mapped_region(s.request_, ipc::read_write, 0, request_file);
+    protocol::write_shm_header(static_cast<std::byte*>(s.request_map_.get_address()), s.layout_);
+  } catch (const creation_failure& f) {
+    ec.assign(f.err, boost::system::system_category());
+    why = f.why;
+    if (!linked.empty()) ipc::shared_memory_object::remove(linked.c_str());
+    return shm_segment();
   } catch (const ipc::interprocess_exception& e) {
-    const int err = e.get_native_error() ? e.get_native_error() : EIO;
-    return fail(err, "cannot create " + where + ": " + e.what());
+    ec.assign(e.get_native_error() ? e.get_native_error() : EIO, boost::system::system_category());
+    why = "cannot create " + where + ": " + e.what();
+    if (!linked.empty()) ipc::shared_memory_object::remove(linked.c_str());
+    return shm_segment();
   } catch (const std::exception& e) {
-    return fail(EIO, "cannot create " + where + ": " + e.what());
+    ec.assign(EIO, boost::system::system_category());
+    why = "cannot create " + where + ": " + e.what();
+    if (!linked.empty()) ipc::shared_memory_object::remove(linked.c_str());
+    return shm_segment();
   }
   return s;
 }

@@ -74,9 +74,10 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
   ec.clear();
   // Move every source descriptor above the targets first, so that no dup2 below can
   // overwrite a source that happens to be numbered 1..4.
-  std::array<unique_fd, 5> high;
-  const std::array<int, 5> sources{fds.out, fds.err, fds.channel_in, fds.channel_out, fds.shm};
-  const int count = fds.shm >= 0 ? 5 : 4;
+  std::array<unique_fd, 6> high;
+  const std::array<int, 6> sources{fds.out,         fds.err, fds.channel_in,
+                                   fds.channel_out, fds.shm, fds.shm_response};
+  const int count = fds.shm >= 0 ? 6 : 4;
   for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
     high[i] = unique_fd(::fcntl(sources[i], F_DUPFD_CLOEXEC, 10));
     if (!high[i]) {

@@ -41,11 +41,12 @@ boost::system::error_code make_pipe(pipe_pair& p);
 
 /// What the child gets as its descriptors 1, 2, 3 and 4 (stdin is /dev/null).
 struct child_fds {
-  int out = -1;          ///< becomes fd 1
-  int err = -1;          ///< becomes fd 2
-  int channel_in = -1;   ///< becomes fd 3 (the worker reads frames)
-  int channel_out = -1;  ///< becomes fd 4 (the worker writes frames)
-  int shm = -1;          ///< becomes fd 5 if not -1 (the shared-memory segment)
+  int out = -1;           ///< becomes fd 1
+  int err = -1;           ///< becomes fd 2
+  int channel_in = -1;    ///< becomes fd 3 (the worker reads frames)
+  int channel_out = -1;   ///< becomes fd 4 (the worker writes frames)
+  int shm = -1;           ///< becomes fd 5 if not -1 (the request file, read-only)
+  int shm_response = -1;  ///< becomes fd 6 with shm (the response file)
 };
 
 /// Starts `exe args...`, with this process's environment plus `env` (`NAME=value`

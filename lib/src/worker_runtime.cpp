@@ -41,31 +41,38 @@ std::size_t env_size(const char* name, std::size_t fallback) {
   return v && *v ? static_cast<std::size_t>(std::strtoull(v, nullptr, 10)) : fallback;
 }
 
-// The worker's view of the segment the coordinator handed it (see docs/protocol.md).
+// The worker's view of the shared memory the coordinator handed it: the request file
+// (read-only, header + request area) and the response file (see docs/protocol.md).
 struct segment {
-  std::byte* base = nullptr;
-  std::size_t size = 0;
+  const std::byte* request_base = nullptr;
+  std::byte* response_base = nullptr;
   protocol::shm_header layout;
 
-  explicit operator bool() const noexcept { return base != nullptr; }
-  std::span<std::byte> request() const {
-    return {base + layout.request_offset, layout.request_size};
+  explicit operator bool() const noexcept { return request_base && response_base; }
+  std::span<const std::byte> request() const {
+    return {request_base + layout.request_offset, layout.request_size};
   }
   std::span<std::byte> response() const {
-    return {base + layout.response_offset, layout.response_size};
+    return {response_base + layout.response_offset, layout.response_size};
   }
 };
 
-bool map_segment(int fd, segment& s) {
+void* map_file(int fd, int prot, std::size_t& size) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(protocol::shm_header::size))
-    return false;
-  void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE,
-                   MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return false;
-  s.base = static_cast<std::byte*>(p);
-  s.size = static_cast<std::size_t>(st.st_size);
-  return !protocol::read_shm_header(s.base, s.size, s.layout);
+  if (::fstat(fd, &st) != 0 || st.st_size <= 0) return nullptr;
+  size = static_cast<std::size_t>(st.st_size);
+  void* p = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+bool map_segment(int request_fd, int response_fd, segment& s) {
+  std::size_t request_size = 0, response_size = 0;
+  void* req = map_file(request_fd, PROT_READ, request_size);
+  void* resp = map_file(response_fd, PROT_READ | PROT_WRITE, response_size);
+  if (!req || !resp || request_size < protocol::shm_header::size) return false;
+  s.request_base = static_cast<const std::byte*>(req);
+  s.response_base = static_cast<std::byte*>(resp);
+  return !protocol::read_shm_header(s.request_base, request_size, response_size, s.layout);
 }
 
 // One task: decodes, runs, and leaves the whole reply frame in `reply`.
@@ -174,16 +181,22 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   // otherwise buffer whole blocks and the lines would arrive late.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   segment seg;
-  const int shm_fd = options.shm_fd != -2
-                         ? options.shm_fd
-                         : static_cast<int>(env_size("CREW_SHM_FD", std::size_t(-1)));
-  if (shm_fd >= 0 && !map_segment(shm_fd, seg)) {
-    std::fprintf(stderr, "crew worker: cannot map the shared-memory segment on fd %d\n", shm_fd);
+  auto fd_option = [](int given, const char* variable) {
+    return given != -2 ? given : static_cast<int>(env_size(variable, std::size_t(-1)));
+  };
+  const int request_fd = fd_option(options.shm_request_fd, "CREW_SHM_REQUEST_FD");
+  const int response_fd = fd_option(options.shm_response_fd, "CREW_SHM_RESPONSE_FD");
+  if (request_fd >= 0 && response_fd >= 0 && !map_segment(request_fd, response_fd, seg)) {
+    std::fprintf(stderr, "crew worker: cannot map the shared memory on fd %d and fd %d\n",
+                 request_fd, response_fd);
     return static_cast<int>(worker_exit::bad_segment);
   }
-  if (shm_fd >= 0) ::close(shm_fd);  // mapped: the descriptor must not reach our children
-  // Nor the variables: a pool started inside a job must not mistake them for its own.
-  ::unsetenv("CREW_SHM_FD");
+  // Mapped: the descriptors must not reach our children, nor the variables a pool that a
+  // job might start.
+  if (request_fd >= 0) ::close(request_fd);
+  if (response_fd >= 0) ::close(response_fd);
+  ::unsetenv("CREW_SHM_REQUEST_FD");
+  ::unsetenv("CREW_SHM_RESPONSE_FD");
   const std::size_t inline_max = options.shm_inline_max != static_cast<std::size_t>(-1)
                                      ? options.shm_inline_max
                                      : env_size("CREW_SHM_INLINE", 0);

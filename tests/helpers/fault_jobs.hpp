@@ -25,11 +25,13 @@ inline const job<int(int)> spawn_grandchild{"spawn_grandchild"};
 /// Replies with a shared-memory result descriptor that must be refused: 0 points past the
 /// response area, 1 wraps around 2^64, 2 carries a stale generation. Then sleeps.
 inline const job<int(int)> bad_descriptor{"bad_descriptor"};
-/// Overwrites the whole shared segment (header and both areas) with the given byte, then
-/// returns normally.
+/// Overwrites the whole response file with the given byte, then returns normally.
 inline const job<int(int)> scribble{"scribble"};
-/// Truncates the shared segment to 0 bytes, then replies with a descriptor into it.
+/// Truncates the response file to 0 bytes, then replies with a descriptor into it.
 inline const job<int(int)> shrink_segment{"shrink_segment"};
+/// Tries to truncate, punch, write and map writable the request file; returns how many of
+/// the four attempts were refused.
+inline const job<int(int)> attack_request{"attack_request"};
 /// Sleeps for the given number of milliseconds, then returns it.
 inline const job<int(int)> sleep_ms{"sleep_ms"};
 

@@ -16,6 +16,8 @@
 
 #include <stdexcept>
 
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,7 +35,8 @@ void write_frame(crew::protocol::frame_type type, std::uint64_t id,
   write_raw(out.data(), out.size());
 }
 
-int kept_segment_fd = -1;
+int kept_request_fd = -1;   // a hostile worker keeps its own descriptors of the
+int kept_response_fd = -1;  // shared files (serve() closes fd 5 and fd 6)
 
 [[noreturn]] void sleep_forever() {
   for (;;)
@@ -68,11 +71,14 @@ int main(int argc, char** argv) {
     if (arg == "--silent") sleep_forever();
   }
 
-  // A hostile worker keeps its own descriptor of the segment (serve() closes fd 5).
-  if (std::getenv("CREW_SHM_FD")) kept_segment_fd = ::dup(5);
+  if (std::getenv("CREW_SHM_REQUEST_FD")) {
+    kept_request_fd = ::dup(5);
+    kept_response_fd = ::dup(6);
+  }
   crew::worker_options options;
   for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]) == "--ignore-shm") options.shm_fd = -1;  // a pipe-only worker
+    if (std::string_view(argv[i]) == "--ignore-shm")  // serve like a pipe-only worker
+      options.shm_request_fd = options.shm_response_fd = -1;
 
   crew::registry jobs;
   crew::demo::register_jobs(jobs);
@@ -131,17 +137,17 @@ int main(int argc, char** argv) {
   });
   jobs.add(crew::test::scribble, [](int byte) {
     struct stat st {};
-    if (::fstat(kept_segment_fd, &st) != 0) throw std::runtime_error("no segment kept");
+    if (::fstat(kept_response_fd, &st) != 0) throw std::runtime_error("no segment kept");
     const auto size = static_cast<std::size_t>(st.st_size);
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, kept_segment_fd, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("cannot map the segment");
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, kept_response_fd, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("cannot map the response file");
     std::memset(p, byte, size);
     ::munmap(p, size);
     return byte;
   });
   jobs.add(crew::test::shrink_segment, [](int) -> int {
     // Shrink the file under the coordinator, then point it at the vanished bytes.
-    if (::ftruncate(kept_segment_fd, 0) != 0) throw std::runtime_error("cannot truncate");
+    if (::ftruncate(kept_response_fd, 0) != 0) throw std::runtime_error("cannot truncate");
     const std::uint64_t id = crew::current_task_id();
     std::vector<std::byte> payload;
     crew::protocol::append_descriptor(payload, {0, 4096, id});
@@ -150,6 +156,20 @@ int main(int argc, char** argv) {
                                  crew::protocol::flag_shm);
     write_raw(out.data(), out.size());
     sleep_forever();
+  });
+  jobs.add(crew::test::attack_request, [](int) {
+    // Everything a worker could do to the file the coordinator maps must be refused.
+    int refused = 0;
+    if (::ftruncate(kept_request_fd, 0) != 0) ++refused;
+    if (::fallocate(kept_request_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096) != 0)
+      ++refused;
+    if (::pwrite(kept_request_fd, "x", 1, 0) != 1) ++refused;
+    struct stat st {};
+    ::fstat(kept_request_fd, &st);
+    void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                     MAP_SHARED, kept_request_fd, 0);
+    if (p == MAP_FAILED) ++refused;
+    return refused;
   });
   jobs.add(crew::test::sleep_ms, [](int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));

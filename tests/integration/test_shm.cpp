@@ -143,9 +143,10 @@ BOOST_FIXTURE_TEST_CASE(a_worker_scribbling_over_its_segment_cannot_hurt_the_coo
     crew::process_pool pool(ioc.get_executor(), o);
     const std::string big = random_bytes(1 << 20, 5);
     BOOST_TEST((pool.submit(crew::demo::echo(big)).get() == big));
-    // Header, request and response areas all overwritten: the coordinator never reads
-    // the header back and rewrites the request area for each task.
+    // The response file overwritten: the coordinator copies results out before decoding
+    // and checks every descriptor; the request file it cannot touch at all.
     BOOST_TEST(pool.submit(crew::test::scribble(0xff)).get() == 0xff);
+    BOOST_TEST(pool.submit(crew::test::attack_request(0)).get() == 4);
     BOOST_TEST((pool.submit(crew::demo::echo(big)).get() == big));
     pool.join();
   }
@@ -246,8 +247,9 @@ BOOST_AUTO_TEST_CASE(an_existing_name_is_never_adopted) {
       4096, 4096, ec, why, [&] { return ++calls == 1 ? taken : crew::detail::random_shm_name(); });
   BOOST_TEST(!ec, why);
   BOOST_TEST(static_cast<bool>(seg));
-  BOOST_TEST(calls == 2);
-  BOOST_TEST(seg.name() != taken);
+    BOOST_TEST(calls == 3);  // the taken name, then one for each of the two files
+  BOOST_TEST(seg.names().size() == 2u);
+  BOOST_TEST(seg.names().at(0) != taken);
   // The stranger's object is untouched: same mode, same bytes, still there.
   struct stat st {};
   BOOST_TEST(::fstat(fd, &st) == 0);
@@ -256,14 +258,19 @@ BOOST_AUTO_TEST_CASE(an_existing_name_is_never_adopted) {
   BOOST_TEST(::pread(fd, buf, 8, 0) == 8);
   BOOST_TEST(std::string(buf, 8) == "stranger");
   BOOST_TEST(std::filesystem::exists("/dev/shm/" + taken));
-  // Ours is private to this user, already unlinked, and laid out as documented.
-  BOOST_TEST(::fstat(seg.fd(), &st) == 0);
-  BOOST_TEST((st.st_mode & 0777) == 0600u);
-  BOOST_TEST(st.st_uid == ::geteuid());
-  BOOST_TEST(!std::filesystem::exists("/dev/shm/" + seg.name()));
+  // Ours are private to this user, already unlinked, and laid out as documented; the
+  // worker's descriptor of the request file is read-only.
+  for (int our_fd : {seg.worker_request_fd(), seg.response_fd()}) {
+    BOOST_TEST(::fstat(our_fd, &st) == 0);
+    BOOST_TEST((st.st_mode & 0777) == 0600u);
+    BOOST_TEST(st.st_uid == ::geteuid());
+  }
+  for (const auto& n : seg.names())
+    BOOST_TEST(!std::filesystem::exists("/dev/shm/" + n));
+  BOOST_TEST((::fcntl(seg.worker_request_fd(), F_GETFL) & O_ACCMODE) == O_RDONLY);
   BOOST_TEST(seg.request_size() == 4096u);
   char magic[4] = {};
-  BOOST_TEST(::pread(seg.fd(), magic, 4, 0) == 4);
+  BOOST_TEST(::pread(seg.worker_request_fd(), magic, 4, 0) == 4);
   BOOST_TEST(std::memcmp(magic, "CRSH", 4) == 0);
   ::close(fd);
   ::shm_unlink(("/" + taken).c_str());

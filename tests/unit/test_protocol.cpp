@@ -650,21 +650,33 @@ BOOST_AUTO_TEST_CASE(shm_descriptors_are_checked_before_use) {
   BOOST_TEST(proto::check_descriptor(long_payload, area, 7, d) == crew::errc::protocol_error);
 }
 
-BOOST_AUTO_TEST_CASE(shm_header_round_trips_and_rejects_areas_outside_the_segment) {
-  std::vector<std::byte> seg(3 * proto::shm_header::size);
-  const proto::shm_header h{4096, 4096, 8192, 4096};
-  proto::write_shm_header(seg.data(), h);
-  BOOST_TEST(std::memcmp(seg.data(), "CRSH", 4) == 0);
+BOOST_AUTO_TEST_CASE(shm_header_round_trips_and_rejects_areas_outside_the_files) {
+  std::vector<std::byte> page(proto::shm_header::size);
+  const std::size_t request_file = 2 * 4096, response_file = 4096;
+  const proto::shm_header h{4096, 4096, 0, 4096};
+  proto::write_shm_header(page.data(), h);
+  BOOST_TEST(std::memcmp(page.data(), "CRSH", 4) == 0);
   proto::shm_header got;
-  BOOST_TEST(!proto::read_shm_header(seg.data(), seg.size(), got));
-  BOOST_TEST(got.response_offset == 8192u);
+  BOOST_TEST(!proto::read_shm_header(page.data(), request_file, response_file, got));
+  BOOST_TEST(got.request_offset == 4096u);
   BOOST_TEST(got.response_size == 4096u);
-  // The same header in a segment one byte too small, or areas overlapping the header.
-  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size() - 1, got) == crew::errc::protocol_error);
-  proto::write_shm_header(seg.data(), {0, 4096, 8192, 4096});
-  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size(), got) == crew::errc::protocol_error);
-  proto::write_shm_header(seg.data(), {4096, ~std::uint64_t{0}, 8192, 4096});
-  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size(), got) == crew::errc::protocol_error);
-  seg[0] = std::byte{'X'};
-  BOOST_TEST(proto::read_shm_header(seg.data(), seg.size(), got) == crew::errc::protocol_error);
+  // The same header with files one byte too small.
+  BOOST_TEST(proto::read_shm_header(page.data(), request_file - 1, response_file, got) ==
+             crew::errc::protocol_error);
+  BOOST_TEST(proto::read_shm_header(page.data(), request_file, response_file - 1, got) ==
+             crew::errc::protocol_error);
+  // A request area over the header, sizes that would wrap, a wrong magic.
+  proto::write_shm_header(page.data(), {0, 4096, 0, 4096});
+  BOOST_TEST(proto::read_shm_header(page.data(), request_file, response_file, got) ==
+             crew::errc::protocol_error);
+  proto::write_shm_header(page.data(), {4096, ~std::uint64_t{0}, 0, 4096});
+  BOOST_TEST(proto::read_shm_header(page.data(), request_file, response_file, got) ==
+             crew::errc::protocol_error);
+  proto::write_shm_header(page.data(), {4096, 4096, ~std::uint64_t{0}, 2});
+  BOOST_TEST(proto::read_shm_header(page.data(), request_file, response_file, got) ==
+             crew::errc::protocol_error);
+  proto::write_shm_header(page.data(), h);
+  page[0] = std::byte{'X'};
+  BOOST_TEST(proto::read_shm_header(page.data(), request_file, response_file, got) ==
+             crew::errc::protocol_error);
 }

@@ -19,7 +19,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -49,23 +48,16 @@ class capacity_exceeded : public task_error {
       : task_error(make_error_code(errc::payload_too_large), what) {}
 };
 
-/// Writes encoded values to one of four sinks: a growing byte vector; a fixed area (a
-/// frame buffer; overflow throws capacity_exceeded before writing past it); a chunk sink
-/// (a function that receives the bytes in order, e.g. to `pwrite` them into a shared
-/// segment: large runs are passed straight through, small ones are gathered first, so
-/// call `flush()` at the end); or nowhere, only counting (to size a payload first).
+/// Writes encoded values to one of three sinks: a growing byte vector, a fixed area (a
+/// frame buffer, a shared-memory area; overflow throws capacity_exceeded before writing
+/// past it), or nowhere, only counting (to size a payload before placing it).
 /// Thread safety: none (one per message).
 class encoder {
  public:
-  /// Receives encoded bytes in order, in chunks of any size.
-  using chunk_sink = std::function<void(std::span<const std::byte>)>;
-
   /// Appends to `out`.
   explicit encoder(std::vector<std::byte>& out) noexcept : out_(&out) {}
   /// Writes into `[data, data + capacity)`.
   encoder(std::byte* data, std::size_t capacity) noexcept : base_(data), capacity_(capacity) {}
-  /// Passes up to `capacity` bytes to `sink`; call flush() when done.
-  encoder(chunk_sink sink, std::size_t capacity) : sink_(std::move(sink)), capacity_(capacity) {}
   /// Counts bytes without writing them.
   static encoder counter() noexcept { return encoder(); }
 
@@ -76,43 +68,24 @@ class encoder {
       const auto old = out_->size();
       out_->resize(old + n);
       std::memcpy(out_->data() + old, data, n);
-    } else if (base_ || sink_) {
+    } else if (base_) {
       if (n > capacity_ - size_)
         throw capacity_exceeded("encoded value does not fit in " + std::to_string(capacity_) +
                                 " bytes");
-      if (base_) {
-        std::memcpy(base_ + size_, data, n);
-      } else if (n >= gather_limit) {
-        flush();
-        sink_({static_cast<const std::byte*>(data), n});
-      } else {
-        const auto* p = static_cast<const std::byte*>(data);
-        gathered_.insert(gathered_.end(), p, p + n);
-        if (gathered_.size() >= gather_limit) flush();
-      }
+      std::memcpy(base_ + size_, data, n);
     }
     size_ += n;
   }
   /// Writes a value through its codec.
   template <class T>
   void put(const T& value);
-  /// Passes gathered bytes on to the chunk sink (no effect for the other sinks).
-  void flush() {
-    if (sink_ && !gathered_.empty()) {
-      sink_(gathered_);
-      gathered_.clear();
-    }
-  }
   /// Bytes written (or counted) by this encoder.
   std::size_t size() const noexcept { return size_; }
 
  private:
-  static constexpr std::size_t gather_limit = 64 * 1024;
   encoder() noexcept = default;
   std::vector<std::byte>* out_ = nullptr;
   std::byte* base_ = nullptr;
-  chunk_sink sink_;
-  std::vector<std::byte> gathered_;
   std::size_t capacity_ = 0;
   std::size_t size_ = 0;
 };
@@ -334,7 +307,6 @@ class array_view {
   std::span<const T> span_;
   std::shared_ptr<const std::vector<T>> owned_;
 };
-
 
 /// True for types whose decoded values point into bytes they do not own, anywhere inside
 /// (array_view, and pairs, tuples, vectors and member_codec types holding one). They

@@ -99,19 +99,22 @@ boost::system::error_code check_descriptor(std::span<const std::byte> payload,
                                            std::size_t area_size, std::uint64_t expected_generation,
                                            shm_descriptor& out) noexcept;
 
-/// The layout of a shared segment's first page, written by the coordinator. The worker
-/// reads it to find its areas; the coordinator never reads it back.
+/// The layout of the shared memory, written by the coordinator in the first page of the
+/// request file (fd 5). The request area lies in the request file (after this page), the
+/// response area in the response file (fd 6). The coordinator never reads it back.
 struct shm_header {
-  static constexpr std::uint32_t magic = 0x48535243;  // "CRSH"
-  static constexpr std::size_t size = 4096;           // the areas start page-aligned
-  std::uint64_t request_offset = 0, request_size = 0;
-  std::uint64_t response_offset = 0, response_size = 0;
+  static constexpr std::uint32_t magic = 0x48535243;     // "CRSH"
+  static constexpr std::size_t size = 4096;              // the request area starts page-aligned
+  std::uint64_t request_offset = 0, request_size = 0;    // in the request file
+  std::uint64_t response_offset = 0, response_size = 0;  // in the response file
 };
-/// Writes the header at `segment` (at least shm_header::size bytes).
-void write_shm_header(std::byte* segment, const shm_header& h) noexcept;
-/// Reads and checks a header against the segment's size; protocol_error if inconsistent.
-boost::system::error_code read_shm_header(const std::byte* segment, std::size_t segment_size,
-                                          shm_header& out) noexcept;
+/// Writes the header at `page` (at least shm_header::size bytes).
+void write_shm_header(std::byte* page, const shm_header& h) noexcept;
+/// Reads and checks a header against the two files' sizes: the request area must lie after
+/// the header within the request file, the response area within the response file.
+/// protocol_error if not.
+boost::system::error_code read_shm_header(const std::byte* page, std::size_t request_file_size,
+                                          std::size_t response_file_size, shm_header& out) noexcept;
 
 /// The worker's handshake: the first frame it sends.
 struct hello {

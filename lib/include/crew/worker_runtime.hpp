@@ -17,9 +17,11 @@ struct worker_options {
   int out_fd = 4;
   /// Largest frame payload accepted from the coordinator.
   std::size_t max_payload = protocol::default_max_payload;
-  /// The shared-memory segment's descriptor, or -1 for none. Default: `$CREW_SHM_FD`,
-  /// which a coordinator using the shm transport sets (to 5).
-  int shm_fd = -2;
+  /// The shared-memory request file (read-only) and response file, or -1 for none.
+  /// Default: `$CREW_SHM_REQUEST_FD` and `$CREW_SHM_RESPONSE_FD`, which a coordinator
+  /// using the shm transport sets (to 5 and 6).
+  int shm_request_fd = -2;
+  int shm_response_fd = -2;
   /// Results up to this many bytes go inline in the frame even with a segment. Default:
   /// `$CREW_SHM_INLINE`, else 0.
   std::size_t shm_inline_max = static_cast<std::size_t>(-1);
