@@ -636,14 +636,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       protocol::append_frame(w.wbuf, protocol::frame_type::task, p.id, payload, protocol::flag_shm);
       return;
     }
-    if (n + 4 > opts_.max_payload || n + 4 > std::numeric_limits<std::uint32_t>::max())
+    if (n + 4 > opts_.max_payload)
       throw capacity_exceeded("arguments of " + std::to_string(n) +
                               " bytes exceed the frame limit and do not fit the shared area");
-    protocol::append_frame(w.wbuf, protocol::frame_type::task, p.id, payload);
-    const auto len = static_cast<std::uint32_t>(4 + n);
-    std::memcpy(w.wbuf.data() + 16, &len, 4);
-    w.wbuf.resize(protocol::header_size + 4 + n);
-    encoder e(w.wbuf.data() + protocol::header_size + 4, n);
+    std::byte* at = protocol::append_frame_for(w.wbuf, protocol::frame_type::task, p.id, 4 + n);
+    std::memcpy(at, &job_index, 4);
+    encoder e(at + 4, n);
     p.task.encode_args(e);
   }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace crew::protocol {
 namespace {
@@ -168,19 +169,16 @@ hello decode_hello(std::span<const std::byte> payload) {
   return h;
 }
 
-void append_task_payload(std::vector<std::byte>& out, std::uint32_t job_index,
-                         std::span<const std::byte> args) {
-  encoder e(out);
-  e.put(job_index);
-  e.write(args.data(), args.size());
-}
-
-void append_task_frame(std::vector<std::byte>& out, std::uint64_t task_id, std::uint32_t job_index,
-                       std::span<const std::byte> args) {
+std::byte* append_frame_for(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
+                            std::size_t payload_size, std::uint16_t flags) {
+  if (payload_size > std::numeric_limits<std::uint32_t>::max())
+    throw capacity_exceeded("a frame payload of " + std::to_string(payload_size) +
+                            " bytes does not fit a 32-bit length");
   const auto at = out.size();
-  append_frame(out, frame_type::task, task_id, {});
-  append_task_payload(out, job_index, args);
-  store(out.data() + at + 16, static_cast<std::uint32_t>(out.size() - at - header_size));
+  append_frame(out, type, task_id, {}, flags);
+  store(out.data() + at + 16, static_cast<std::uint32_t>(payload_size));
+  out.resize(at + header_size + payload_size);
+  return out.data() + at + header_size;
 }
 
 std::vector<std::byte> encode_error(const error_payload& ep) {

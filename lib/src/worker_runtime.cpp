@@ -127,24 +127,18 @@ class task_runner {
     in_shm_ = generation_ && size > inline_max_ && size <= seg_.layout.response_size;
     size_ = size;
     if (in_shm_) return encoder(seg_.response().data(), size);
-    reply_->resize(protocol::header_size + size);
-    return encoder(reply_->data() + protocol::header_size, size);
+    reply_->clear();
+    return encoder(protocol::append_frame_for(*reply_, protocol::frame_type::result, id_, size),
+                   size);
   }
 
+  // An inline result is complete once encoded; a shared one still needs its descriptor.
   void finish_result() {
-    if (in_shm_) {
-      reply_->clear();
-      std::vector<std::byte> d;
-      protocol::append_descriptor(d, {0, size_, *generation_});
-      protocol::append_frame(*reply_, protocol::frame_type::result, id_, d, protocol::flag_shm);
-      return;
-    }
-    // The payload is in place: write the header in front of it.
-    std::vector<std::byte> header;
-    protocol::append_frame(header, protocol::frame_type::result, id_, {});
-    std::memcpy(reply_->data(), header.data(), protocol::header_size);
-    const auto len = static_cast<std::uint32_t>(size_);
-    std::memcpy(reply_->data() + 16, &len, 4);
+    if (!in_shm_) return;
+    reply_->clear();
+    std::vector<std::byte> d;
+    protocol::append_descriptor(d, {0, size_, *generation_});
+    protocol::append_frame(*reply_, protocol::frame_type::result, id_, d, protocol::flag_shm);
   }
 
   void fail(errc code, std::string message) {

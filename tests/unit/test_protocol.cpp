@@ -536,11 +536,15 @@ BOOST_AUTO_TEST_CASE(hello_rejects_malformed) {
   BOOST_TEST(throws_decode_error([&] { (void)proto::decode_hello(fewer); }));
 }
 
-BOOST_AUTO_TEST_CASE(task_frame_layout) {
+BOOST_AUTO_TEST_CASE(a_frame_written_in_place_equals_one_appended_whole) {
   const bytes args = crew::encode_values(3.5, std::string("arg"));
   bytes out = text("before");
-  proto::append_task_frame(out, 0xabcdef, 7, args);
+  std::byte* at = proto::append_frame_for(out, proto::frame_type::task, 0xabcdef, 4 + args.size());
   BOOST_TEST_REQUIRE(out.size() == 6 + proto::header_size + 4 + args.size());
+  BOOST_TEST(at == out.data() + 6 + proto::header_size);
+  const std::uint32_t index = 7;
+  std::memcpy(at, &index, 4);
+  std::memcpy(at + 4, args.data(), args.size());
 
   // Read it back with a frame_reader, skipping what came before.
   proto::frame_reader r;
@@ -558,21 +562,21 @@ BOOST_AUTO_TEST_CASE(task_frame_layout) {
   BOOST_TEST(d.get<std::string>() == "arg");
   d.expect_end();
 
-  // The same bytes as a frame made from append_task_payload.
-  bytes payload;
-  proto::append_task_payload(payload, 7, args);
-  BOOST_TEST((payload == got[0].payload));
+  // The same bytes as append_frame with the whole payload.
   bytes expected = text("before");
-  proto::append_frame(expected, proto::frame_type::task, 0xabcdef, payload);
+  proto::append_frame(expected, proto::frame_type::task, 0xabcdef, got[0].payload);
   BOOST_TEST((out == expected));
 }
 
-BOOST_AUTO_TEST_CASE(task_frame_without_arguments) {
+BOOST_AUTO_TEST_CASE(a_payload_too_large_for_a_32_bit_length_is_refused) {
   bytes out;
-  proto::append_task_frame(out, 1, 0xffffffff, {});
-  BOOST_TEST_REQUIRE(out.size() == proto::header_size + 4);
-  BOOST_TEST(le(out, 16, 4) == 4u);
-  BOOST_TEST(le(out, 20, 4) == 0xffffffffu);
+  BOOST_CHECK_THROW(
+      proto::append_frame_for(out, proto::frame_type::result, 1, std::size_t{1} << 32),
+      crew::capacity_exceeded);
+  BOOST_TEST(out.empty());  // refused before anything was appended
+  proto::append_frame_for(out, proto::frame_type::result, 1, 0);
+  BOOST_TEST(out.size() == proto::header_size);
+  BOOST_TEST(le(out, 16, 4) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(error_payload_round_trip) {

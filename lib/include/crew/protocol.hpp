@@ -125,14 +125,13 @@ std::vector<std::byte> encode_hello(const hello& h);
 /// Throws decode_error for a malformed payload.
 hello decode_hello(std::span<const std::byte> payload);
 
-/// The payload of a task frame: the job's index in the worker's hello list, then the
-/// encoded arguments.
-void append_task_payload(std::vector<std::byte>& out, std::uint32_t job_index,
-                         std::span<const std::byte> args);
-
-/// Appends a whole task frame: header, job index, arguments (one copy of the arguments).
-void append_task_frame(std::vector<std::byte>& out, std::uint64_t task_id, std::uint32_t job_index,
-                       std::span<const std::byte> args);
+/// Appends a frame header for a payload of `payload_size` bytes and room for that payload,
+/// and returns where the payload goes (valid until `out` changes size): for writing a
+/// payload in place, once, instead of building it elsewhere and copying it in. A task
+/// frame's payload is the job's u32 index in the worker's hello list, then the encoded
+/// arguments. Throws capacity_exceeded if the payload cannot have a 32-bit length.
+std::byte* append_frame_for(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
+                            std::size_t payload_size, std::uint16_t flags = 0);
 
 /// The payload of an error frame: an errc value and a message.
 struct error_payload {
