@@ -1,5 +1,5 @@
 // An io_context run by one thread for a test, and the leak checks every process test
-// ends with.
+// ends with, and the error a failed task carries.
 #pragma once
 
 #include "test_support.hpp"
@@ -9,7 +9,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <crew/error.hpp>
+
 #include <chrono>
+#include <future>
 #include <thread>
 
 namespace crew::test {
@@ -48,6 +51,18 @@ inline void expect_no_leaks(const std::set<int>& before) {
   }
   for (int fd : after)
     BOOST_TEST(before.count(fd) == 1, "fd " << fd << " leaked");
+}
+
+/// The task_error a task failed with; a failed check if it succeeded.
+template <class R>
+crew::task_error failure_of(std::future<R> f) {
+  try {
+    f.get();
+  } catch (const crew::task_error& e) {
+    return e;
+  }
+  BOOST_FAIL("the task succeeded, an error was expected");
+  throw;
 }
 
 }  // namespace crew::test

@@ -40,18 +40,6 @@ crew::process_pool_options fault_options(std::size_t workers = 1) {
   return o;
 }
 
-// The task's error, or a failed check if it succeeded.
-template <class R>
-crew::task_error error_of(std::future<R> f) {
-  try {
-    f.get();
-  } catch (const crew::task_error& e) {
-    return e;
-  }
-  BOOST_FAIL("the task succeeded, an error was expected");
-  throw;
-}
-
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -91,7 +79,7 @@ BOOST_FIXTURE_TEST_CASE(map_returns_results_in_input_order, io_fixture) {
 BOOST_FIXTURE_TEST_CASE(a_job_exception_arrives_with_its_message, io_fixture) {
   {
     crew::process_pool pool(ioc.get_executor(), worker_options());
-    auto e = error_of(pool.submit(crew::demo::fail("disk quota exceeded on /data")));
+    auto e = failure_of(pool.submit(crew::demo::fail("disk quota exceeded on /data")));
     BOOST_TEST(e.code() == make_error_code(errc::job_failed));
     BOOST_TEST(e.message() == "disk quota exceeded on /data");
     BOOST_TEST(contains(e.what(), "disk quota exceeded on /data"));
@@ -199,13 +187,13 @@ BOOST_FIXTURE_TEST_CASE(unknown_jobs_and_mismatched_signatures_are_named, io_fix
   {
     crew::process_pool pool(ioc.get_executor(), worker_options(1));
     const crew::job<int(int)> missing{"no_such_job"};
-    auto e = error_of(pool.submit(missing(1)));
+    auto e = failure_of(pool.submit(missing(1)));
     BOOST_TEST(e.code() == make_error_code(errc::unknown_job));
     BOOST_TEST(contains(e.message(), "no_such_job"));
     BOOST_TEST(contains(e.message(), "long_comp"));  // it lists what the worker serves
 
     const crew::job<int(double)> wrong_signature{"identity"};
-    e = error_of(pool.submit(wrong_signature(1.5)));
+    e = failure_of(pool.submit(wrong_signature(1.5)));
     BOOST_TEST(e.code() == make_error_code(errc::signature_mismatch));
     BOOST_TEST(contains(e.message(), "i32(i32)"));
     BOOST_TEST(contains(e.message(), "i32(f64)"));
@@ -220,7 +208,7 @@ BOOST_FIXTURE_TEST_CASE(closed_pool_refuses_work_and_join_leaves_no_child, io_fi
     auto before = pool.submit(crew::demo::long_comp(1));
     pool.close();
     auto after = pool.submit(crew::demo::identity(1));
-    BOOST_TEST(error_of(std::move(after)).code() == make_error_code(errc::shutting_down));
+    BOOST_TEST(failure_of(std::move(after)).code() == make_error_code(errc::shutting_down));
     pool.join();
     BOOST_TEST(before.get() == 2236.5678097446853);  // queued work finished
     BOOST_TEST(pool.pids().empty());
@@ -240,7 +228,7 @@ BOOST_FIXTURE_TEST_CASE(destructor_fails_running_tasks_and_leaves_no_child, io_f
     BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);
     pids = pool.pids();
   }
-  BOOST_TEST(error_of(std::move(running)).code() == make_error_code(errc::shutting_down));
+  BOOST_TEST(failure_of(std::move(running)).code() == make_error_code(errc::shutting_down));
   for (int pid : pids)
     BOOST_TEST(!process_exists(pid));
   expect_no_leaks(fds_before);
@@ -251,7 +239,7 @@ BOOST_FIXTURE_TEST_CASE(oversized_arguments_fail_at_submit, io_fixture) {
     auto o = worker_options(1);
     o.max_payload = 1024;
     crew::process_pool pool(ioc.get_executor(), o);
-    auto e = error_of(pool.submit(crew::demo::echo(std::string(2000, 'x'))));
+    auto e = failure_of(pool.submit(crew::demo::echo(std::string(2000, 'x'))));
     BOOST_TEST(e.code() == make_error_code(errc::payload_too_large));
     BOOST_TEST(pool.submit(crew::demo::echo(std::string(500, 'x'))).get() == std::string(500, 'x'));
     pool.join();
@@ -331,7 +319,7 @@ BOOST_FIXTURE_TEST_CASE(a_dead_workers_children_die_with_it, io_fixture) {
     crew::process_pool pool(ioc.get_executor(), fault_options(1));
     grandchild = pool.submit(crew::test::spawn_grandchild(0)).get();
     BOOST_TEST(process_alive(grandchild));
-    auto e = error_of(pool.submit(crew::test::crash(SIGKILL)));
+    auto e = failure_of(pool.submit(crew::test::crash(SIGKILL)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
     BOOST_TEST(pool.submit(crew::demo::identity(1)).get() == 1);
     pool.join();
@@ -347,7 +335,7 @@ BOOST_FIXTURE_TEST_CASE(a_crashing_worker_fails_only_its_task_and_is_replaced, i
   {
     crew::process_pool pool(ioc.get_executor(), fault_options(1));
     const int first_pid = pool.submit(crew::demo::identity(1)).get() == 1 ? pool.pids().at(0) : -1;
-    auto e = error_of(pool.submit(crew::test::crash(SIGSEGV)));
+    auto e = failure_of(pool.submit(crew::test::crash(SIGSEGV)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
     BOOST_TEST(contains(e.message(), "SIGSEGV"));
     BOOST_TEST(contains(e.message(), "pid " + std::to_string(first_pid)));
@@ -362,7 +350,7 @@ BOOST_FIXTURE_TEST_CASE(a_crashing_worker_fails_only_its_task_and_is_replaced, i
 BOOST_FIXTURE_TEST_CASE(exit_zero_mid_task_is_not_a_success, io_fixture) {
   {
     crew::process_pool pool(ioc.get_executor(), fault_options(1));
-    auto e = error_of(pool.submit(crew::test::exit_now(0)));
+    auto e = failure_of(pool.submit(crew::test::exit_now(0)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
     BOOST_TEST(contains(e.message(), "exited with code 0"));
     BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
@@ -374,9 +362,9 @@ BOOST_FIXTURE_TEST_CASE(exit_zero_mid_task_is_not_a_success, io_fixture) {
 BOOST_FIXTURE_TEST_CASE(garbage_and_wrong_ids_are_protocol_errors, io_fixture) {
   {
     crew::process_pool pool(ioc.get_executor(), fault_options(1));
-    auto e = error_of(pool.submit(crew::test::raw_reply(std::string(64, '\x7f'))));
+    auto e = failure_of(pool.submit(crew::test::raw_reply(std::string(64, '\x7f'))));
     BOOST_TEST(e.code() == make_error_code(errc::protocol_error));
-    e = error_of(pool.submit(crew::test::wrong_id_reply(0)));
+    e = failure_of(pool.submit(crew::test::wrong_id_reply(0)));
     BOOST_TEST(e.code() == make_error_code(errc::protocol_error));
     BOOST_TEST(contains(e.message(), "987654321"));
     // A header claiming 4 GiB is refused before anything is allocated.
@@ -385,7 +373,7 @@ BOOST_FIXTURE_TEST_CASE(garbage_and_wrong_ids_are_protocol_errors, io_fixture) {
         "\x01\x00\x00\x00\x00\x00\x00\x00"
         "\xff\xff\xff\xff",
         20);
-    e = error_of(pool.submit(crew::test::raw_reply(huge)));
+    e = failure_of(pool.submit(crew::test::raw_reply(huge)));
     BOOST_TEST(e.code() == make_error_code(errc::protocol_error));
     BOOST_TEST(pool.submit(crew::demo::identity(9)).get() == 9);
     pool.join();
@@ -396,7 +384,7 @@ BOOST_FIXTURE_TEST_CASE(garbage_and_wrong_ids_are_protocol_errors, io_fixture) {
 BOOST_FIXTURE_TEST_CASE(a_worker_dying_mid_frame_fails_its_task, io_fixture) {
   {
     crew::process_pool pool(ioc.get_executor(), fault_options(1));
-    auto e = error_of(pool.submit(crew::test::die_mid_frame(0)));
+    auto e = failure_of(pool.submit(crew::test::die_mid_frame(0)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
     BOOST_TEST(contains(e.message(), "middle of a frame"));
     BOOST_TEST(pool.submit(crew::demo::identity(4)).get() == 4);
@@ -410,12 +398,12 @@ BOOST_FIXTURE_TEST_CASE(a_missing_executable_is_named_and_fails_fast, io_fixture
     auto o = worker_options(1);
     o.executable = "/nonexistent/dir/crew-worker";
     crew::process_pool pool(ioc.get_executor(), o);
-    auto e = error_of(pool.submit(crew::demo::identity(1)));
+    auto e = failure_of(pool.submit(crew::demo::identity(1)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
     BOOST_TEST(contains(e.message(), "/nonexistent/dir/crew-worker"));
     BOOST_TEST(contains(e.message(), "No such file or directory"));
     // After the pool gave up, submissions fail at once with the same reason.
-    e = error_of(pool.submit(crew::demo::identity(2)));
+    e = failure_of(pool.submit(crew::demo::identity(2)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
     pool.join();
   }
@@ -427,7 +415,7 @@ BOOST_FIXTURE_TEST_CASE(boot_failures_report_exit_code_and_stderr, io_fixture) {
     auto o = fault_options(1);
     o.args = {"--exit-at-start", "7"};
     crew::process_pool pool(ioc.get_executor(), o);
-    auto e = error_of(pool.submit(crew::demo::identity(1)));
+    auto e = failure_of(pool.submit(crew::demo::identity(1)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
     BOOST_TEST(contains(e.message(), "exited with code 7"));
     BOOST_TEST(contains(e.message(), "exiting at start-up as asked"));
@@ -441,7 +429,7 @@ BOOST_FIXTURE_TEST_CASE(a_bad_handshake_is_a_boot_failure, io_fixture) {
     auto o = fault_options(1);
     o.args = {mode};
     crew::process_pool pool(ioc.get_executor(), o);
-    auto e = error_of(pool.submit(crew::demo::identity(1)));
+    auto e = failure_of(pool.submit(crew::demo::identity(1)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed), mode);
     BOOST_TEST(contains(e.message(), "protocol"), mode << ": " << e.message());
     pool.join();

@@ -61,17 +61,6 @@ std::string random_bytes(std::size_t n, unsigned seed) {
   return s;
 }
 
-template <class R>
-crew::task_error error_of(std::future<R> f) {
-  try {
-    f.get();
-  } catch (const crew::task_error& e) {
-    return e;
-  }
-  BOOST_FAIL("the task succeeded, an error was expected");
-  throw;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(shm_transport, *boost::unit_test::timeout(120))
@@ -124,7 +113,7 @@ BOOST_FIXTURE_TEST_CASE(bad_descriptors_kill_the_worker_and_fail_the_task, io_fi
     crew::process_pool pool(ioc.get_executor(),
                             options(crew::transport::shm, CREW_FAULT_WORKER_PATH));
     for (int kind : {0, 1, 2}) {
-      auto e = error_of(pool.submit(crew::test::bad_descriptor(kind)));
+      auto e = failure_of(pool.submit(crew::test::bad_descriptor(kind)));
       BOOST_TEST(e.code() == make_error_code(errc::protocol_error), "kind " << kind);
       BOOST_TEST(e.message().find("shared-memory descriptor") != std::string::npos, e.message());
       // The coordinator survives and the pool goes on with a fresh worker.
@@ -159,7 +148,7 @@ BOOST_FIXTURE_TEST_CASE(a_worker_shrinking_its_segment_cannot_fault_the_coordina
     o.workers = 1;
     crew::process_pool pool(ioc.get_executor(), o);
     // With a mapping this would be SIGBUS in the coordinator; it reads with pread instead.
-    auto e = error_of(pool.submit(crew::test::shrink_segment(0)));
+    auto e = failure_of(pool.submit(crew::test::shrink_segment(0)));
     BOOST_TEST(e.code() == make_error_code(errc::protocol_error));
     const std::string big = random_bytes(1 << 20, 9);
     BOOST_TEST((pool.submit(crew::demo::echo(big)).get() == big));
@@ -186,7 +175,7 @@ BOOST_FIXTURE_TEST_CASE(a_killed_worker_leaves_no_segment_and_the_pool_goes_on, 
                             options(crew::transport::shm, CREW_FAULT_WORKER_PATH));
     const std::string big = random_bytes(1 << 20, 3);
     BOOST_TEST((pool.submit(crew::demo::echo(big)).get() == big));
-    auto e = error_of(pool.submit(crew::test::crash(SIGKILL)));
+    auto e = failure_of(pool.submit(crew::test::crash(SIGKILL)));
     BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
     BOOST_TEST((pool.submit(crew::demo::echo(big)).get() == big));  // on a fresh worker
     BOOST_TEST(our_segments().empty());
@@ -247,7 +236,7 @@ BOOST_AUTO_TEST_CASE(an_existing_name_is_never_adopted) {
       4096, 4096, ec, why, [&] { return ++calls == 1 ? taken : crew::detail::random_shm_name(); });
   BOOST_TEST(!ec, why);
   BOOST_TEST(static_cast<bool>(seg));
-    BOOST_TEST(calls == 3);  // the taken name, then one for each of the two files
+  BOOST_TEST(calls == 3);  // the taken name, then one for each of the two files
   BOOST_TEST(seg.names().size() == 2u);
   BOOST_TEST(seg.names().at(0) != taken);
   // The stranger's object is untouched: same mode, same bytes, still there.
