@@ -29,8 +29,9 @@ install_missing() {
 
 build() {  # build <dir> [cmake args...]
   local dir=$1; shift
+    # Build chatter goes to stderr: stdout stays the program's (e.g. crew run --json).
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j "$(nproc)"
+  cmake --build "$dir" -j "$(nproc)" >&2
 }
 
 command=${1:-}
