@@ -90,7 +90,8 @@ struct worker {
         err(ex),
         reader(max_payload),
         linger(ex),
-        stop_timer(ex) {}
+        stop_timer(ex),
+        deadline(ex) {}
 
   std::size_t slot;
   int pid = -1;
@@ -115,6 +116,7 @@ struct worker {
   std::array<char, 4096> out_buf{}, err_buf{};
   std::deque<std::string> err_tail;
   asio::steady_timer linger, stop_timer;
+  asio::steady_timer deadline;  // the handshake's, then each task's
 
   /// False once the worker is known to be ending: it must get no new task.
   bool alive() const { return !exited && !channel_done && !failure && to.is_open(); }
@@ -315,6 +317,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     read_channel(w);
     read_output(w, output_line::stream::out);
     read_output(w, output_line::stream::err);
+    arm_deadline(w, opts_.handshake_timeout, [this, w] {
+      if (w->booted) return;
+      w->failure = {errc::worker_boot_failed, "it sent no handshake within " +
+                                                  std::to_string(opts_.handshake_timeout.count()) +
+                                                  " ms; crew killed it"};
+      kill_group(w, SIGKILL);
+    });
   }
 
   void boot_failed(std::size_t slot, std::string reason) {
@@ -399,6 +408,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
           return violation(w, std::string("bad hello: ") + e.what()), false;
         }
         w->booted = true;
+        w->deadline.cancel();
         if (w->st == worker::state::booting) w->st = worker::state::idle;
         boot_failures_ = 0;
         dispatch();
@@ -416,6 +426,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         auto p = std::move(*w->current);
         w->current.reset();
         w->st = worker::state::idle;
+        w->deadline.cancel();
         if (f.header.type == frame_type::result && (f.header.flags & protocol::flag_shm)) {
           // The worker's descriptor is checked against our own copy of the layout and
           // the task's generation before a single byte of the area is read.
@@ -535,6 +546,29 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         }));
   }
 
+  // Runs `expired` on the strand after `after`, unless the worker's deadline is re-armed
+  // or cancelled first, or the worker has exited.
+  template <class Expired>
+  void arm_deadline(const std::shared_ptr<worker>& w, std::chrono::milliseconds after,
+                    Expired expired) {
+    w->deadline.expires_after(after);
+    w->deadline.async_wait([self = shared_from_this(), w, expired](error_code ec) mutable {
+      if (!ec && !w->exited) expired();
+    });
+  }
+
+  // A task past its deadline: SIGTERM to the worker's group, SIGKILL after the grace.
+  void arm_task_deadline(const std::shared_ptr<worker>& w, std::uint64_t id) {
+    arm_deadline(w, opts_.task_timeout, [this, w, id] {
+      if (!w->current || w->current->id != id) return;
+      w->failure = {errc::task_timeout, "the task ran past its deadline of " +
+                                            std::to_string(opts_.task_timeout.count()) +
+                                            " ms; crew stopped the worker"};
+      kill_group(w, SIGTERM);
+      arm_deadline(w, opts_.shutdown_grace, [this, w] { kill_group(w, SIGKILL); });
+    });
+  }
+
   void kill_group(const std::shared_ptr<worker>& w, int sig) {
     // After the destructor's fallback reaped the workers itself, their pids may be reused.
     if (w->exited || w->pid <= 0 || reaped_by_destructor_.load()) return;
@@ -549,6 +583,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     error_code ignored;
     w->linger.cancel();
     w->stop_timer.cancel();
+    w->deadline.cancel();
     for (auto* d : {&w->to, &w->from, &w->out, &w->err})
       d->close(ignored);
     if (slots_[w->slot] == w) slots_[w->slot].reset();
@@ -616,8 +651,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         fail(p, errc::payload_too_large, std::string("cannot place the arguments: ") + e.what());
         continue;
       }
+      const std::uint64_t id = p.id;
       idle->current = std::move(p);
       idle->st = worker::state::busy;
+      if (opts_.task_timeout.count() > 0) arm_task_deadline(idle, id);
       write_some(idle);
     }
   }

@@ -32,6 +32,8 @@ inline const job<int(int)> shrink_segment{"shrink_segment"};
 /// Tries to truncate, punch, write and map writable the request file; returns how many of
 /// the four attempts were refused.
 inline const job<int(int)> attack_request{"attack_request"};
+/// Ignores SIGTERM, then sleeps for the given number of milliseconds.
+inline const job<int(int)> stubborn_sleep{"stubborn_sleep"};
 /// Sleeps for the given number of milliseconds, then returns it.
 inline const job<int(int)> sleep_ms{"sleep_ms"};
 

@@ -171,6 +171,11 @@ int main(int argc, char** argv) {
     if (p == MAP_FAILED) ++refused;
     return refused;
   });
+  jobs.add(crew::test::stubborn_sleep, [](int ms) {
+    std::signal(SIGTERM, SIG_IGN);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  });
   jobs.add(crew::test::sleep_ms, [](int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;

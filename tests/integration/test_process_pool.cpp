@@ -424,6 +424,43 @@ BOOST_FIXTURE_TEST_CASE(boot_failures_report_exit_code_and_stderr, io_fixture) {
   expect_no_leaks(fds_before);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_worker_that_never_says_hello_is_a_boot_failure, io_fixture) {
+  {
+    auto o = fault_options(1);
+    o.args = {"--silent"};
+    o.handshake_timeout = std::chrono::milliseconds(300);
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = failure_of(pool.submit(crew::demo::identity(1)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
+    BOOST_TEST(contains(e.message(), "no handshake within 300 ms"), e.message());
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_task_past_its_deadline_fails_and_its_worker_is_replaced, io_fixture) {
+  {
+    auto o = fault_options(1);
+    o.task_timeout = std::chrono::milliseconds(300);
+    o.shutdown_grace = std::chrono::milliseconds(200);
+    crew::process_pool pool(ioc.get_executor(), o);
+    BOOST_TEST(pool.submit(crew::test::sleep_ms(10)).get() == 10);  // within the deadline
+    const int first = pool.pids().at(0);
+    auto e = failure_of(pool.submit(crew::test::sleep_ms(60000)));
+    BOOST_TEST(e.code() == make_error_code(errc::task_timeout));
+    BOOST_TEST(contains(e.message(), "deadline of 300 ms"), e.message());
+    BOOST_TEST(contains(e.message(), "SIGTERM"), e.message());
+    // A worker that ignores SIGTERM gets SIGKILL after the grace period.
+    e = failure_of(pool.submit(crew::test::stubborn_sleep(60000)));
+    BOOST_TEST(e.code() == make_error_code(errc::task_timeout));
+    BOOST_TEST(contains(e.message(), "SIGKILL"), e.message());
+    BOOST_TEST(pool.submit(crew::demo::identity(3)).get() == 3);
+    BOOST_TEST(pool.pids().at(0) != first);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_bad_handshake_is_a_boot_failure, io_fixture) {
   for (const char* mode : {"--garbage-hello", "--old-version", "--bad-hello-payload"}) {
     auto o = fault_options(1);

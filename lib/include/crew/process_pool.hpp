@@ -58,6 +58,13 @@ struct process_pool_options {
   /// How long a stopping worker gets after end of input before SIGTERM, and again
   /// after SIGTERM before SIGKILL.
   std::chrono::milliseconds shutdown_grace{2000};
+  /// A worker that has not sent its handshake this long after it was started is killed
+  /// and counts as a boot failure.
+  std::chrono::milliseconds handshake_timeout{10000};
+  /// Every task's deadline, from the moment it is sent to a worker; zero means none. A task
+  /// past it fails with `task_timeout`; its worker gets SIGTERM, then SIGKILL after
+  /// `shutdown_grace`, and is replaced.
+  std::chrono::milliseconds task_timeout{0};
   /// Workers failing to start this many times in a row stop respawning: the pool fails
   /// its queued and future tasks with `worker_boot_failed` and the last reason.
   unsigned max_boot_failures = 3;
