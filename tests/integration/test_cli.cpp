@@ -4,9 +4,11 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace json = boost::json;
 
@@ -20,7 +22,10 @@ struct run_result {
 
 // Runs `crew <args>` with stdout and stderr captured.
 run_result crew(const std::string& args) {
-  const std::string err_file = "crew-cli-test-stderr.txt";
+  // stderr goes to a file of this test process's own in the temporary directory.
+  const std::string err_file = (std::filesystem::temp_directory_path() /
+                                ("crew-cli-test-stderr-" + std::to_string(::getpid()) + ".txt"))
+                                   .string();
   std::string cmd = CREW_CLI_PATH;  // appended piecewise: GCC 12 warns falsely on a + chain
   cmd.append(" ").append(args).append(" 2>").append(err_file);
   run_result r;
@@ -37,6 +42,7 @@ run_result crew(const std::string& args) {
       r.err.append(buf.data(), n);
     std::fclose(e);
   }
+  std::filesystem::remove(err_file);
   return r;
 }
 
