@@ -64,6 +64,7 @@ struct run_config {
   std::size_t workers = 0;
   double io_scale = 1.0;
   std::string transport = "pipe";
+  long timeout_ms = 0;  // processes: each task's deadline; 0 = none
 };
 
 using range_runner = std::function<std::vector<outcome>(const run_config& c, int first, int last)>;
@@ -87,6 +88,7 @@ range_runner make_runner(const job<R(int)>& j) {
     o.workers = c.workers;
     o.args = {"--io-scale", std::to_string(c.io_scale)};
     o.transport = c.transport == "shm" ? crew::transport::shm : crew::transport::pipe;
+    o.task_timeout = std::chrono::milliseconds(c.timeout_ms);
     process_pool pool(io.context().get_executor(), o);
     auto out = run_range(pool, j, first, last);
     pool.join();
@@ -103,6 +105,13 @@ const std::map<std::string, range_runner>& runnable_jobs() {
       {demo::chatty.name(), make_runner(demo::chatty)},
   };
   return jobs;
+}
+
+json::object failures_json(const std::map<std::string, std::size_t>& by_cause) {
+  json::object o;
+  for (const auto& [cause, n] : by_cause)
+    o[cause] = n;
+  return o;
 }
 
 bool parse_range(const std::string& s, int& first, int& last) {
@@ -128,6 +137,8 @@ int run_main(const std::vector<std::string>& args) {
       "workers", po::value(&workers)->default_value(workers),
       "threads or processes (0: one per CPU)")(
       "io-scale", po::value(&io_scale)->default_value(io_scale), "scale long_io's 2 s sleep")(
+      "timeout", po::value(&c.timeout_ms)->default_value(c.timeout_ms),
+      "processes: milliseconds each task may run before its worker is stopped (0: none)")(
       "transport", po::value(&c.transport)->default_value(c.transport),
       "pipe | shm: how processes get arguments and results")(
       "json", "print one JSON document instead of text");
@@ -151,6 +162,10 @@ int run_main(const std::vector<std::string>& args) {
   }
   if (mode != "inline" && mode != "threads" && mode != "processes") {
     std::cerr << "crew run: --mode must be inline, threads or processes, not '" << mode << "'\n";
+    return usage;
+  }
+  if (c.timeout_ms < 0) {
+    std::cerr << "crew run: --timeout must not be negative\n";
     return usage;
   }
   if (c.transport != "pipe" && c.transport != "shm") {
@@ -179,11 +194,13 @@ int run_main(const std::vector<std::string>& args) {
   const double seconds = clock.seconds();
 
   std::size_t failed = 0;
+  std::map<std::string, std::size_t> by_cause;  // errc name -> count
   json::array results;
   for (const auto& o : outcomes) {
     json::object r{{"arg", o.arg}};
     if (o.error) {
       ++failed;
+      ++by_cause[error_name(o.error)];
       r["error"] = error_name(o.error);
       r["message"] = describe(o.error);
       if (!as_json)
@@ -201,10 +218,13 @@ int run_main(const std::vector<std::string>& args) {
                                    {"range", json::array{first, last}},
                                    {"wall_seconds", seconds},
                                    {"failed", failed},
+                                   {"failures_by_cause", failures_json(by_cause)},
                                    {"results", std::move(results)}});
   } else {
     std::cout << outcomes.size() << " tasks, " << failed << " failed, " << seconds << " s (" << mode
               << ")\n";
+    for (const auto& [cause, n] : by_cause)
+      std::cout << "  " << n << " " << cause << "\n";
   }
   return failed ? tasks_failed : ok;
 }

@@ -77,6 +77,21 @@ BOOST_AUTO_TEST_CASE(run_long_comp_on_processes_as_json) {
   BOOST_TEST(contains(r.err, "] function 0 started at "));
 }
 
+BOOST_AUTO_TEST_CASE(run_with_a_timeout_reports_failures_by_cause) {
+  // long_io sleeps 2 s x 0.5; a 200 ms deadline stops both tasks, exit code 1.
+  auto r = crew("run --job long_io --range 0:2 --workers 2 --io-scale 0.5 --timeout 200 --json");
+  BOOST_TEST(r.exit_code == 1);
+  auto doc = json::parse(r.out).as_object();
+  BOOST_TEST(doc.at("failed").to_number<int>() == 2);
+  BOOST_TEST(doc.at("failures_by_cause").as_object().at("task_timeout").to_number<int>() == 2);
+  for (const auto& t : doc.at("results").as_array())
+    BOOST_TEST(t.at("error").as_string() == "task_timeout");
+  r = crew("run --job identity --range 0:3 --timeout 5000");
+  BOOST_TEST(r.exit_code == 0);  // well within it
+  r = crew("run --job identity --range 0:3 --timeout -1");
+  BOOST_TEST(r.exit_code == 2);
+}
+
 BOOST_AUTO_TEST_CASE(run_prints_text_in_every_mode) {
   for (const char* mode : {"inline", "threads", "processes"}) {
     auto r = crew(std::string("run --job identity --range 3:6 --workers 2 --mode ") + mode);
