@@ -62,10 +62,6 @@ std::vector<int> zombies() {
   return scan([&](const proc_stat& s) { return s.ppid == self && s.state == 'Z'; });
 }
 
-std::vector<int> group_members(int pgid) {
-  return scan([&](const proc_stat& s) { return s.pgrp == pgid; });
-}
-
 std::set<int> open_fds() {
   std::set<int> out;
   std::error_code ec;

@@ -13,8 +13,6 @@ std::vector<int> children();
 std::vector<int> children_of(int pid);
 /// Children of this process in state Z.
 std::vector<int> zombies();
-/// Every process whose process group is `pgid`.
-std::vector<int> group_members(int pgid);
 /// Open file descriptors of this process.
 std::set<int> open_fds();
 /// True if a process with this pid exists (zombies included).

@@ -63,7 +63,6 @@ class shared_handler {
     h_->reset();
     return h;
   }
-  const Handler& get() const { return **h_; }
 
  private:
   std::shared_ptr<std::optional<Handler>> h_;
