@@ -24,6 +24,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +62,33 @@ namespace {
 constexpr std::size_t stderr_tail_lines = 12;
 constexpr std::chrono::milliseconds exit_linger{300};
 
+// Why a worker's exit status could not be read (waitid failed with ECHILD).
+std::string lost_status_reason() {
+  struct sigaction sa {};
+  ::sigaction(SIGCHLD, nullptr, &sa);
+  if (sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_NOCLDWAIT))
+    return "ended; its exit status is unknown because this process ignores SIGCHLD "
+           "(SIG_IGN or SA_NOCLDWAIT), so the kernel discarded it";
+  return "ended; its exit status is unknown: something else in this process reaped it "
+         "(a SIGCHLD handler calling waitpid(-1)?)";
+}
+
+// Resident memory of a process in bytes, or 0 if unknown.
+std::size_t resident_bytes(int pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/statm", pid);
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return 0;
+  unsigned long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+std::string ms_text(std::chrono::milliseconds ms) {
+  return std::to_string(ms.count()) + " ms";
+}
+
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
@@ -69,6 +97,7 @@ std::string describe_status(int status) {
     std::string s = "was killed by signal " + std::to_string(sig);
     if (abbrev) s += std::string(" (SIG") + abbrev + ")";
     if (sig == SIGKILL) s += "; if crew did not send it, the OOM killer may have";
+    if (sig == SIGXCPU) s += ": it used up its CPU time limit (limit_cpu)";
     return s;
   }
   return "ended with status " + std::to_string(status);
@@ -77,6 +106,12 @@ std::string describe_status(int status) {
 struct pending_task {
   std::uint64_t id = 0;
   raw_task task;
+  std::chrono::milliseconds timeout{0};  // 0: none
+  unsigned retries = 0;                  // allowed after a worker death
+  unsigned attempts = 0;                 // runs so far that ended in a worker death
+  bool admitted = false;                 // holds a place of max_queue
+  // Explicit cancellation (task_options::stop); destroyed with the task, on the strand.
+  std::unique_ptr<std::stop_callback<std::function<void()>>> on_stop;
 };
 
 struct worker {
@@ -91,7 +126,8 @@ struct worker {
         reader(max_payload),
         linger(ex),
         stop_timer(ex),
-        deadline(ex) {}
+        deadline(ex),
+        frame_timer(ex) {}
 
   std::size_t slot;
   int pid = -1;
@@ -104,10 +140,16 @@ struct worker {
   protocol::frame_reader reader;
   std::vector<std::byte> wbuf;
   std::size_t woff = 0;
+  std::size_t task_end = 0;  // where the task frame ends in wbuf (a cancel may follow it)
+  bool writing = false;      // a wait for the pipe to take more is pending
   state st = state::booting;
   std::unordered_map<std::string, std::pair<std::uint32_t, std::string>> jobs;
   std::string job_list;
   std::optional<pending_task> current;
+  std::optional<std::uint64_t> draining;  // a cancelled task whose reply is still due
+  std::size_t tasks_done = 0;
+  std::uint64_t frames_seen = 0, frames_at_arming = 0;
+  bool frame_armed = false;
   bool exited = false, channel_done = false, out_done = false, err_done = false;
   bool finalized = false;
   int status = 0;
@@ -116,7 +158,8 @@ struct worker {
   std::array<char, 4096> out_buf{}, err_buf{};
   std::deque<std::string> err_tail;
   asio::steady_timer linger, stop_timer;
-  asio::steady_timer deadline;  // the handshake's, then each task's
+  asio::steady_timer deadline;     // the handshake's, then each task's (or cancel grace)
+  asio::steady_timer frame_timer;  // a begun frame must end in time
 
   /// False once the worker is known to be ending: it must get no new task.
   bool alive() const { return !exited && !channel_done && !failure && to.is_open(); }
@@ -149,6 +192,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     return live_pids_;
   }
 
+  std::uint64_t next_task_id() noexcept { return ++next_id_; }
+
+  std::string broken_reason() const {
+    std::lock_guard lock(pid_mutex_);
+    return broken_reason_copy_;
+  }
+
   void submit(raw_task t) {
     if (closed_flag_.load()) {
       fail_now(std::move(t), errc::shutting_down, "the pool is closed");
@@ -162,18 +212,63 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                    " bytes; the limit is " + std::to_string(opts_.max_payload));
       return;
     }
-    asio::post(strand_, [self = shared_from_this(), t = std::move(t)]() mutable {
-      if (self->closed_)
-        return self->fail_now(std::move(t), errc::shutting_down, "the pool is closed");
-      if (self->broken_)
-        return self->fail_now(std::move(t), errc::worker_boot_failed, self->broken_reason_);
-      self->queue_.push_back({++self->next_id_, std::move(t)});
+    const bool admitted = opts_.max_queue > 0;
+    if (admitted) {
+      std::string why;
+      if (!admit(why)) {
+        fail_now(std::move(t), errc::queue_full, std::move(why));
+        return;
+      }
+    }
+    asio::post(strand_, [self = shared_from_this(), t = std::move(t), admitted]() mutable {
+      pending_task p;
+      p.id = t.id;
+      p.admitted = admitted;
+      p.timeout = t.options.timeout.value_or(self->opts_.task_timeout);
+      p.retries = self->opts_.retries;
+      if (auto it = self->opts_.job_retries.find(t.job); it != self->opts_.job_retries.end())
+        p.retries = it->second;
+      if (t.options.retries) p.retries = *t.options.retries;
+      p.task = std::move(t);
+      if (self->closed_) return self->fail(p, errc::shutting_down, "the pool is closed");
+      if (self->broken_) return self->fail(p, self->broken_code_, self->broken_reason_);
+      if (p.task.options.stop.stop_requested())
+        return self->fail(p, errc::cancelled, "cancelled before it was queued");
+      if (p.task.options.stop.stop_possible())
+        p.on_stop = std::make_unique<std::stop_callback<std::function<void()>>>(
+            p.task.options.stop, std::function<void()>([core = std::weak_ptr<pool_core>(self),
+                                                        id = p.id] { cancel_task(core, id); }));
+      self->queue_.push_back(std::move(p));
       self->dispatch();
+    });
+  }
+
+  // Cancels a queued or running task (on any thread; the work happens on the strand).
+  void cancel(std::uint64_t id) {
+    asio::post(strand_, [self = shared_from_this(), id] { self->cancel_on_strand(id); });
+  }
+
+  // Graceful shutdown: see process_pool::async_shutdown.
+  void shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
+    closed_flag_ = true;
+    admit_cv_.notify_all();
+    asio::post(strand_, [self = shared_from_this(), grace, done = std::move(done)]() mutable {
+      self->closed_ = true;
+      self->joiners_.push_back(std::move(done));
+      if (!self->shutdown_armed_) {
+        self->shutdown_armed_ = true;
+        self->shutdown_timer_.expires_after(grace);
+        self->shutdown_timer_.async_wait([self](error_code ec) {
+          if (!ec) self->cancel_everything("the pool shut down before the task finished");
+        });
+      }
+      self->check_join();
     });
   }
 
   void close() {
     closed_flag_ = true;
+    admit_cv_.notify_all();
     asio::post(strand_, [self = shared_from_this()] {
       self->closed_ = true;
       self->check_join();
@@ -182,6 +277,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
 
   void join(std::function<void()> done) {
     closed_flag_ = true;
+    admit_cv_.notify_all();
     asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
       self->closed_ = true;
       self->joiners_.push_back(std::move(done));
@@ -193,6 +289,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   void terminate() {
     closed_flag_ = true;
     terminated_ = true;
+    admit_cv_.notify_all();
     const auto grace = opts_.shutdown_grace;
     // The strand can do the orderly shutdown (fail tasks, end of input, TERM, KILL, reap)
     // unless the executor is a stopped io_context, or we are on the strand ourselves.
@@ -219,7 +316,11 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     std::vector<int> left = pids();
     if (left.empty()) return;
     reaped_by_destructor_ = true;
-    auto running = [](int pid) { return ::waitpid(pid, nullptr, WNOHANG) == 0; };
+    // With SIGCHLD ignored the kernel reaps for us (ECHILD): then "alive" is all we can ask.
+    auto running = [](int pid) {
+      const int r = ::waitpid(pid, nullptr, WNOHANG);
+      return r == 0 || (r < 0 && errno == ECHILD && ::kill(pid, 0) == 0);
+    };
     for (int pid : left)
       if (running(pid)) ::kill(-pid, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + grace;
@@ -247,7 +348,49 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     t.done(make_task_error(code, message), {});
   }
   void fail(pending_task& p, errc code, std::string message) {
+    p.on_stop.reset();
+    release(p);
     fail_now(std::move(p.task), code, std::move(message));
+  }
+  void succeed(pending_task& p, std::span<const std::byte> bytes) {
+    p.on_stop.reset();
+    release(p);
+    p.task.done(nullptr, bytes);
+  }
+
+  // --- the bounded queue --------------------------------------------------------------
+
+  // Takes a place in the queue for a new task, waiting for one under queue_policy::wait.
+  bool admit(std::string& why) {
+    std::unique_lock lock(admit_mutex_);
+    if (queued_ < opts_.max_queue) {
+      ++queued_;
+      return true;
+    }
+    const std::string full = "the pool's queue holds its limit of " +
+                             std::to_string(opts_.max_queue) + " tasks (max_queue)";
+    if (opts_.when_full == queue_policy::fail) {
+      why = full;
+      return false;
+    }
+    const auto* ioc = ex_.target<asio::io_context::executor_type>();
+    if (strand_.running_in_this_thread() || (ioc && ioc->running_in_this_thread())) {
+      why = full + "; waiting on a thread that runs the pool's executor would deadlock";
+      return false;
+    }
+    admit_cv_.wait(lock, [&] { return queued_ < opts_.max_queue || closed_flag_.load(); });
+    ++queued_;  // a closed pool fails it on the strand, which releases the place
+    return true;
+  }
+  // A task left the queue (sent to a worker, or resolved while queued).
+  void release(pending_task& p) {
+    if (!p.admitted) return;
+    p.admitted = false;
+    {
+      std::lock_guard lock(admit_mutex_);
+      --queued_;
+    }
+    admit_cv_.notify_one();
   }
 
   // --- spawning ---------------------------------------------------------------------
@@ -284,7 +427,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     if (w->seg)
       env = {"CREW_SHM_REQUEST_FD=5", "CREW_SHM_RESPONSE_FD=6",
              "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)};
-    auto proc = spawn_worker(ex_, opts_.executable, opts_.args, env, fds, ec);
+    const child_limits limits{opts_.limit_address_space,
+                              static_cast<long>(opts_.limit_cpu.count())};
+    auto proc = spawn_worker(ex_, opts_.executable, opts_.args, env, fds, limits, ec);
     if (ec)
       return boot_failed(
           slot, "cannot start worker '" + opts_.executable.string() + "': " + ec.message());
@@ -331,14 +476,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     ++boot_failures_;
     if (closed_ && queue_.empty()) return check_join();
     if (boot_failures_ >= opts_.max_boot_failures) {
-      broken_ = true;
-      broken_reason_ = "workers failed to start " + std::to_string(boot_failures_) +
-                       " times in a row; last: " + reason;
-      while (!queue_.empty()) {
-        fail(queue_.front(), errc::worker_boot_failed, broken_reason_);
-        queue_.pop_front();
-      }
-      return check_join();
+      return trip(errc::worker_boot_failed, "workers failed to start " +
+                                                std::to_string(boot_failures_) +
+                                                " times in a row; last: " + reason);
     }
     // Back off before trying again, so that a broken worker cannot cause a fork storm.
     auto& timer = *respawn_timers_[slot];
@@ -348,6 +488,23 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       if (self->closed_ && self->queue_.empty()) return self->check_join();
       self->spawn(slot);
     });
+  }
+
+  // The pool stops serving: no respawn; queued and later tasks fail with `code` and `why`.
+  void trip(errc code, std::string why) {
+    broken_ = true;
+    broken_code_ = code;
+    broken_reason_ = std::move(why);
+    {
+      std::lock_guard lock(pid_mutex_);
+      broken_reason_copy_ = broken_reason_;
+    }
+    while (!queue_.empty()) {
+      pending_task p = std::move(queue_.front());
+      queue_.pop_front();
+      fail(p, broken_code_, broken_reason_);
+    }
+    check_join();
   }
 
   // --- reading ------------------------------------------------------------------------
@@ -384,10 +541,32 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     w->reader.commit(n);
     protocol::frame_view f;
     while (w->reader.next(f, ec)) {
+      ++w->frames_seen;
       if (!on_frame(w, f)) return;
     }
     if (ec) return violation(w, "bad frame header: " + ec.message());
+    watch_frame(w);
     read_channel(w);
+  }
+
+  // A frame begun must be finished within frame_timeout: a worker that sends part of one
+  // and then goes silent would otherwise hold its task forever.
+  void watch_frame(const std::shared_ptr<worker>& w) {
+    if (!w->reader.mid_frame()) {
+      if (w->frame_armed) w->frame_timer.cancel();
+      w->frame_armed = false;
+      return;
+    }
+    if (w->frame_armed && w->frames_at_arming == w->frames_seen) return;  // the same frame
+    w->frame_armed = true;
+    w->frames_at_arming = w->frames_seen;
+    w->frame_timer.expires_after(opts_.frame_timeout);
+    w->frame_timer.async_wait([self = shared_from_this(), w, seen = w->frames_seen](error_code e) {
+      if (e || w->exited || w->channel_done || w->frames_seen != seen || !w->reader.mid_frame())
+        return;
+      self->violation(w, "it began a frame and sent no more of it within " +
+                             ms_text(self->opts_.frame_timeout) + " (frame_timeout)");
+    });
   }
 
   bool on_frame(const std::shared_ptr<worker>& w, const protocol::frame_view& f) {
@@ -417,16 +596,23 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       }
       case frame_type::result:
       case frame_type::error: {
-        if (w->woff < w->wbuf.size())
+        if (w->woff < w->task_end)
           return violation(w, "a reply before it read its whole task"), false;
+        if (w->st == worker::state::busy && w->draining == f.header.task_id) {
+          // The late reply of a cancelled task: its caller was answered already.
+          w->draining.reset();
+          w->deadline.cancel();
+          after_task(w);
+          return true;
+        }
         if (w->st != worker::state::busy || !w->current || w->current->id != f.header.task_id)
           return violation(w, "a reply for task " + std::to_string(f.header.task_id) +
                                   ", which is not the task it runs"),
                  false;
         auto p = std::move(*w->current);
         w->current.reset();
-        w->st = worker::state::idle;
         w->deadline.cancel();
+        consecutive_crashes_ = 0;
         if (f.header.type == frame_type::result && (f.header.flags & protocol::flag_shm)) {
           // The worker's descriptor is checked against our own copy of the layout and
           // the task's generation before a single byte of the area is read.
@@ -438,9 +624,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
             w->current = std::move(p);  // failed by finalize, as protocol_error
             return violation(w, "a bad shared-memory descriptor in its result"), false;
           }
-          p.task.done(nullptr, w->result_buf);
+          succeed(p, w->result_buf);
         } else if (f.header.type == frame_type::result) {
-          p.task.done(nullptr, f.payload);
+          succeed(p, f.payload);
         } else {
           try {
             auto e = protocol::decode_error_payload(f.payload);
@@ -450,8 +636,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
             return violation(w, std::string("bad error frame: ") + e.what()), false;
           }
         }
-        dispatch();
-        check_join();
+        after_task(w);
         return true;
       }
       default:
@@ -459,6 +644,30 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                                 std::to_string(static_cast<int>(f.header.type))),
                false;
     }
+  }
+
+  // A worker has answered its task: it serves the next one, unless it is due for recycling.
+  void after_task(const std::shared_ptr<worker>& w) {
+    w->st = worker::state::idle;
+    ++w->tasks_done;
+    std::string why;
+    if (opts_.max_tasks_per_worker > 0 && w->tasks_done >= opts_.max_tasks_per_worker)
+      why = "it ran " + std::to_string(w->tasks_done) + " tasks (max_tasks_per_worker)";
+    if (opts_.max_worker_rss > 0 && !w->exited) {
+      const std::size_t rss = resident_bytes(w->pid);
+      if (rss > opts_.max_worker_rss)
+        why = "its resident memory is " + std::to_string(rss >> 10) + " KiB, over the limit of " +
+              std::to_string(opts_.max_worker_rss >> 10) + " KiB (max_worker_rss)";
+    }
+    if (!why.empty() && !closed_ && !broken_ && !terminated_.load()) {
+      // Recycled between tasks: it is asked to exit, and a fresh worker takes its slot now.
+      retiring_.push_back(w);
+      if (slots_[w->slot] == w) slots_[w->slot].reset();
+      stop(w);
+      spawn(w->slot);
+    }
+    dispatch();
+    check_join();
   }
 
   // The worker broke the protocol: it is killed, and its task fails with protocol_error.
@@ -558,12 +767,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   }
 
   // A task past its deadline: SIGTERM to the worker's group, SIGKILL after the grace.
-  void arm_task_deadline(const std::shared_ptr<worker>& w, std::uint64_t id) {
-    arm_deadline(w, opts_.task_timeout, [this, w, id] {
+  void arm_task_deadline(const std::shared_ptr<worker>& w, std::uint64_t id,
+                         std::chrono::milliseconds timeout) {
+    arm_deadline(w, timeout, [this, w, id, timeout] {
       if (!w->current || w->current->id != id) return;
-      w->failure = {errc::task_timeout, "the task ran past its deadline of " +
-                                            std::to_string(opts_.task_timeout.count()) +
-                                            " ms; crew stopped the worker"};
+      w->failure = {errc::task_timeout, "the task ran past its deadline of " + ms_text(timeout) +
+                                            "; crew stopped the worker"};
       kill_group(w, SIGTERM);
       arm_deadline(w, opts_.shutdown_grace, [this, w] { kill_group(w, SIGKILL); });
     });
@@ -584,12 +793,14 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     w->linger.cancel();
     w->stop_timer.cancel();
     w->deadline.cancel();
+    w->frame_timer.cancel();
     for (auto* d : {&w->to, &w->from, &w->out, &w->err})
       d->close(ignored);
     if (slots_[w->slot] == w) slots_[w->slot].reset();
+    std::erase(retiring_, w);
 
     std::string who = "worker " + std::to_string(w->slot) + " (pid " + std::to_string(w->pid) + ")";
-    std::string how = w->status >= 0 ? describe_status(w->status) : "ended (status unknown)";
+    std::string how = w->status >= 0 ? describe_status(w->status) : lost_status_reason();
     std::string tail;
     for (const auto& l : w->err_tail)
       tail += (tail.empty() ? "" : " | ") + l;
@@ -602,13 +813,31 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       return boot_failed(w->slot, detail(who + " " + how + " before its handshake"));
     if (!w->booted)
       return boot_failed(w->slot, detail(who + ": " + w->failure->second + "; it " + how));
+    std::optional<std::string> crash;  // set when the task killed its worker
     if (w->current) {
+      pending_task p = std::move(*w->current);
+      w->current.reset();
       const errc code = w->failure ? w->failure->first : errc::worker_crashed;
       std::string msg =
-          w->failure ? who + ": " + w->failure->second + "; it " + how : who + " " + how;
-      fail(*w->current, code, detail(msg));
-      w->current.reset();
+          detail(w->failure ? who + ": " + w->failure->second + "; it " + how : who + " " + how);
+      if (code == errc::worker_crashed || code == errc::protocol_error) crash = msg;
+      if (code == errc::worker_crashed && p.attempts < p.retries && !broken_ &&
+          !terminated_.load()) {
+        ++p.attempts;  // run it again, first in line, on a fresh worker
+        queue_.push_front(std::move(p));
+      } else {
+        if (p.attempts > 0)
+          msg +=
+              " (after " + std::to_string(p.attempts + 1) + " attempts, each killing its worker)";
+        fail(p, code, msg);
+      }
     }
+    if (crash && opts_.crash_loop_limit > 0 && ++consecutive_crashes_ >= opts_.crash_loop_limit)
+      return trip(errc::worker_crashed,
+                  "crash loop: the last " + std::to_string(consecutive_crashes_) +
+                      " tasks each killed their worker, so the pool stopped respawning "
+                      "(crash_loop_limit); last: " +
+                      *crash);
     if ((!closed_ || !queue_.empty()) && !broken_ && !terminated_.load())
       spawn(w->slot);  // replace it and go on serving
     check_join();
@@ -620,7 +849,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     while (!queue_.empty()) {
       std::shared_ptr<worker> idle;
       for (auto& w : slots_)
-        if (w && w->st == worker::state::idle && w->alive()) {
+        if (w && w->st == worker::state::idle && w->alive() && w->wbuf.empty()) {
           idle = w;
           break;
         }
@@ -651,10 +880,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         fail(p, errc::payload_too_large, std::string("cannot place the arguments: ") + e.what());
         continue;
       }
+      release(p);  // on its way to a worker: its place in the queue is free
       const std::uint64_t id = p.id;
+      const auto timeout = p.timeout;
       idle->current = std::move(p);
       idle->st = worker::state::busy;
-      if (opts_.task_timeout.count() > 0) arm_task_deadline(idle, id);
+      idle->task_end = idle->wbuf.size();
+      if (timeout.count() > 0) arm_task_deadline(idle, id, timeout);
       write_some(idle);
     }
   }
@@ -683,6 +915,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   }
 
   void write_some(const std::shared_ptr<worker>& w) {
+    w->writing = false;
     while (w->woff < w->wbuf.size()) {
       if (w->exited || !w->to.is_open()) return;
       const long n = write_no_sigpipe(w->to.native_handle(), w->wbuf.data() + w->woff,
@@ -693,8 +926,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       }
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
+        w->writing = true;
         w->to.async_wait(asio::posix::stream_descriptor::wait_write,
                          [self = shared_from_this(), w](error_code ec) {
+                           w->writing = false;
                            if (!ec) self->write_some(w);
                          });
         return;
@@ -705,6 +940,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     }
     w->wbuf.clear();
     w->woff = 0;
+    w->task_end = 0;
+    if (w->st == worker::state::idle) dispatch();  // it was held back by a pending cancel frame
   }
 
   // --- shutdown -----------------------------------------------------------------------
@@ -725,13 +962,62 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       any_alive = true;
       if (w->st == worker::state::idle || w->st == worker::state::booting) stop(w);
     }
-    if (any_alive) return;
+    if (any_alive || !retiring_.empty()) return;
     for (auto& t : respawn_timers_)
       t->cancel();
+    shutdown_timer_.cancel();
     auto joiners = std::move(joiners_);
     joiners_.clear();
     for (auto& j : joiners)
       j();
+  }
+
+  // --- cancellation -------------------------------------------------------------------
+
+  void cancel_on_strand(std::uint64_t id) {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if (it->id != id) continue;
+      pending_task p = std::move(*it);
+      queue_.erase(it);
+      fail(p, errc::cancelled, "cancelled before it started");
+      return check_join();
+    }
+    for (auto& w : slots_)
+      if (w && w->current && w->current->id == id)
+        return cancel_running(w, "cancelled while running on worker " + std::to_string(w->slot) +
+                                     " (pid " + std::to_string(w->pid) + ")");
+  }
+
+  // The task fails with `cancelled` now. Its worker gets a cancel frame and stays out of
+  // service until it answers (the answer is discarded) or is killed after cancel_grace.
+  void cancel_running(const std::shared_ptr<worker>& w, const std::string& why) {
+    pending_task p = std::move(*w->current);
+    w->current.reset();
+    fail(p, errc::cancelled, why);
+    if (w->exited || w->failure) return maybe_finalize(w);  // already going; nothing to drain
+    w->draining = p.id;
+    if (w->to.is_open()) {
+      protocol::append_frame(w->wbuf, protocol::frame_type::cancel, p.id, {});
+      if (!w->writing) write_some(w);
+    }
+    arm_deadline(w, opts_.cancel_grace, [this, w, id = p.id] {
+      if (w->draining != id) return;
+      w->failure = {errc::cancelled, "it did not stop a cancelled task within " +
+                                         ms_text(opts_.cancel_grace) + "; crew killed it"};
+      kill_group(w, SIGKILL);
+    });
+  }
+
+  // Shutdown's grace has run out: every queued and running task is cancelled.
+  void cancel_everything(const std::string& why) {
+    while (!queue_.empty()) {
+      pending_task p = std::move(queue_.front());
+      queue_.pop_front();
+      fail(p, errc::cancelled, why);
+    }
+    for (auto& w : slots_)
+      if (w && w->current) cancel_running(w, why);
+    check_join();
   }
 
   // End of input asks the worker to exit; SIGTERM and SIGKILL follow if it does not.
@@ -767,8 +1053,11 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       stop(w);
       kill_group(w, SIGTERM);
     }
+    for (auto& w : retiring_)
+      kill_group(w, SIGTERM);
     for (auto& t : respawn_timers_)
       t->cancel();
+    shutdown_timer_.cancel();
   }
 
   asio::any_io_executor ex_;
@@ -777,7 +1066,16 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   std::vector<std::shared_ptr<worker>> slots_;
   std::vector<std::unique_ptr<asio::steady_timer>> respawn_timers_;
   std::deque<pending_task> queue_;
-  std::uint64_t next_id_ = 0;
+  std::atomic<std::uint64_t> next_id_{0};
+  std::vector<std::shared_ptr<worker>> retiring_;  // recycled workers on their way out
+  asio::steady_timer shutdown_timer_{strand_};
+  bool shutdown_armed_ = false;
+  unsigned consecutive_crashes_ = 0;
+  errc broken_code_ = errc::worker_boot_failed;
+  std::string broken_reason_copy_;  // for broken_reason(), under pid_mutex_
+  std::mutex admit_mutex_;
+  std::condition_variable admit_cv_;
+  std::size_t queued_ = 0;  // admitted tasks not yet sent to a worker
   bool closed_ = false;
   std::atomic<bool> closed_flag_{false};
   std::atomic<bool> terminated_{false};
@@ -791,6 +1089,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   std::condition_variable pids_cv_;
   std::vector<int> live_pids_;
 };
+
+void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id) {
+  if (auto c = core.lock()) c->cancel(id);
+}
 
 }  // namespace detail
 
@@ -814,6 +1116,18 @@ void process_pool::close() {
 }
 void process_pool::join() {
   async_join(asio::use_future).get();
+}
+void process_pool::shutdown_raw(std::chrono::milliseconds grace, std::function<void()> done) {
+  core_->shutdown(grace, std::move(done));
+}
+void process_pool::shutdown(std::chrono::milliseconds grace) {
+  async_shutdown(grace, asio::use_future).get();
+}
+std::string process_pool::broken_reason() const {
+  return core_->broken_reason();
+}
+std::uint64_t process_pool::next_task_id() noexcept {
+  return core_->next_task_id();
 }
 std::size_t process_pool::size() const noexcept {
   return core_->size();

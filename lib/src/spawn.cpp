@@ -2,13 +2,19 @@
 
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +59,64 @@ struct spawn_setup {
   }
 };
 
+// Runs every posix_spawn of the process on one thread that lives as long as the process.
+// A worker's parent-death signal (PR_SET_PDEATHSIG, set by the worker runtime) fires when
+// the *thread* that created it exits, not the process: spawned from a caller's io thread,
+// workers would die whenever the host stopped one of its thread pools. This thread is
+// never joined (it is leaked on purpose), so the signal fires only when the process ends.
+class spawner {
+ public:
+  static spawner& instance() {
+    static spawner* s = new spawner;  // never destroyed: exit() must not join it
+    return *s;
+  }
+
+  void run(const std::function<void()>& f) {
+    if (std::this_thread::get_id() == id_) return f();
+    bool done = false;
+    std::unique_lock lock(mutex_);
+    work_.push_back({&f, &done});
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return done; });
+  }
+
+ private:
+  struct request {
+    const std::function<void()>* f;
+    bool* done;
+  };
+
+  spawner() {
+    // No signal of the host's is ever delivered to this thread.
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    std::thread t([this] { loop(); });
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    id_ = t.get_id();
+    t.detach();
+  }
+
+  void loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return !work_.empty(); });
+      request r = work_.front();
+      work_.pop_front();
+      lock.unlock();
+      (*r.f)();
+      lock.lock();
+      *r.done = true;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<request> work_;
+  std::thread::id id_;
+};
+
 }  // namespace
 
 // Why posix_spawn and not Boost.Process v2's launchers (Boost 1.81):
@@ -69,6 +133,7 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
                                          const std::vector<std::string>& args,
                                          const std::vector<std::string>& env, const child_fds& fds,
+                                         const child_limits& limits,
                                          boost::system::error_code& ec) {
   namespace bp = boost::process::v2;
   ec.clear();
@@ -115,15 +180,21 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
-  // Ours only: variables a parent worker inherited must not describe this child's segment.
+  // Ours only: variables a parent worker inherited must not describe this child.
   for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CREW_SHM_", 9) != 0) envp.push_back(*e);
+    if (std::strncmp(*e, "CREW_SHM_", 9) != 0 && std::strncmp(*e, "CREW_COORDINATOR_PID=", 21) != 0)
+      envp.push_back(*e);
   for (const auto& e : env)
     envp.push_back(const_cast<char*>(e.c_str()));
+  // The worker checks its parent against this after arming its parent-death signal.
+  const std::string coordinator = "CREW_COORDINATOR_PID=" + std::to_string(::getpid());
+  envp.push_back(const_cast<char*>(coordinator.c_str()));
   envp.push_back(nullptr);
 
   pid_t pid = -1;
-  rc = ::posix_spawn(&pid, exe_str.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
+  spawner::instance().run([&] {
+    rc = ::posix_spawn(&pid, exe_str.c_str(), &s.actions, &s.attr, argv.data(), envp.data());
+  });
   if (rc != 0) {
     ec.assign(rc, boost::system::system_category());
     return bp::process(ex);
@@ -137,6 +208,16 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     ec.assign(err, boost::system::system_category());
     return bp::process(ex);
   };
+  // Limits apply from here on; the worker has at most run its loader's first steps.
+  auto limit = [&](int resource, rlim_t soft, rlim_t hard) {
+    const rlimit l{soft, hard};
+    return ::prlimit(pid, static_cast<__rlimit_resource>(resource), &l, nullptr) == 0;
+  };
+  if (limits.address_space > 0 && !limit(RLIMIT_AS, limits.address_space, limits.address_space))
+    return give_up(errno);
+  if (limits.cpu_seconds > 0 && !limit(RLIMIT_CPU, static_cast<rlim_t>(limits.cpu_seconds),
+                                       static_cast<rlim_t>(limits.cpu_seconds) + 1))
+    return give_up(errno);
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) return give_up(errno);
   try {

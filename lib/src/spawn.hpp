@@ -49,16 +49,24 @@ struct child_fds {
   int shm_response = -1;  ///< becomes fd 6 with shm (the response file)
 };
 
+/// Resource limits set on a started worker (prlimit); 0: not set.
+struct child_limits {
+  std::size_t address_space = 0;  ///< RLIMIT_AS, bytes
+  long cpu_seconds = 0;           ///< RLIMIT_CPU soft limit (hard: one second more)
+};
+
 /// Starts `exe args...`, with this process's environment plus `env` (`NAME=value`
 /// entries), in its own process group with exactly the descriptors in `fds`,
 /// default signal dispositions and an empty signal mask; returns it as a Boost.Process
-/// v2 process on `ex` (pidfd-backed on Linux). On failure `ec` names the errno and the
-/// returned process is empty.
+/// v2 process on `ex` (pidfd-backed on Linux), with `limits` applied. The spawn itself runs
+/// on a library thread that never exits (see spawn.cpp). `CREW_COORDINATOR_PID` is set
+/// for the worker runtime. On failure `ec` names the errno and the returned process is
+/// empty.
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
                                          const std::vector<std::string>& args,
                                          const std::vector<std::string>& env, const child_fds& fds,
-                                         boost::system::error_code& ec);
+                                         const child_limits& limits, boost::system::error_code& ec);
 
 /// write(2) that reports EPIPE as an error instead of raising SIGPIPE in the process
 /// (the library must not depend on the host's SIGPIPE disposition). Returns bytes written

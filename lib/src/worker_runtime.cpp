@@ -9,7 +9,10 @@
 #include <optional>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +20,54 @@ namespace crew {
 namespace {
 
 thread_local std::uint64_t running_task = 0;
+
+// What cancel_requested() needs: the channel, the frames already read but not yet handled,
+// and the bytes it reads itself while a job runs (handed back to the main loop afterwards).
+struct cancel_watch {
+  int in_fd = -1;
+  std::size_t max_payload = 0;
+  const protocol::frame_reader* reader = nullptr;
+  std::uint64_t task = 0;
+  std::vector<std::byte> ahead;  // read from in_fd during the task, not yet in `reader`
+  bool cancelled = false;
+  bool eof = false;
+};
+cancel_watch* watch = nullptr;  // set while serve() runs a task; one serve() per process
+
+// Scans `bytes` (a whole number of frames from a frame boundary, possibly followed by the
+// start of one) for a cancel of `task`, a shutdown, or a broken stream.
+bool says_stop(std::span<const std::byte> bytes, std::uint64_t task, std::size_t max_payload) {
+  while (bytes.size() >= protocol::header_size) {
+    protocol::frame_header h;
+    if (protocol::parse_header(bytes.data(), max_payload, h)) return true;  // broken: stop
+    if (h.type == protocol::frame_type::shutdown) return true;
+    if (h.type == protocol::frame_type::cancel && h.task_id == task) return true;
+    if (bytes.size() - protocol::header_size < h.length) break;
+    bytes = bytes.subspan(protocol::header_size + h.length);
+  }
+  return false;
+}
+
+// The parent-death signal's handler: the coordinator (the thread that started us) is gone;
+// take the whole process group down, the job's children with it. Async-signal-safe.
+extern "C" void on_parent_death(int) {
+  ::kill(0, SIGKILL);
+  ::_exit(137);
+}
+
+// Die with the coordinator, even while a job runs and nobody reads the channel.
+void arrange_parent_death() {
+  const char* expected = std::getenv("CREW_COORDINATOR_PID");
+  if (!expected) return;  // not started by a crew pool (e.g. a test speaking the protocol)
+  struct sigaction sa {};
+  sa.sa_handler = on_parent_death;
+  sigemptyset(&sa.sa_mask);
+  const int sig = ::sigaction(SIGHUP, &sa, nullptr) == 0 ? SIGHUP : SIGKILL;
+  ::prctl(PR_SET_PDEATHSIG, sig);
+  // The coordinator may have died before the call above: then we were reparented already.
+  if (::getppid() != static_cast<pid_t>(std::strtol(expected, nullptr, 10))) on_parent_death(0);
+  ::unsetenv("CREW_COORDINATOR_PID");
+}
 
 bool write_all(int fd, const std::byte* p, std::size_t n) {
   while (n > 0) {
@@ -114,9 +165,9 @@ class task_runner {
     } catch (const decode_error& ex) {
       fail(errc::decode_error, e.info.name + ": " + ex.message());
     } catch (const std::exception& ex) {
-      fail(errc::job_failed, ex.what());
+      fail(watch && watch->cancelled ? errc::cancelled : errc::job_failed, ex.what());
     } catch (...) {
-      fail(errc::job_failed, "unknown exception");
+      fail(watch && watch->cancelled ? errc::cancelled : errc::job_failed, "unknown exception");
     }
   }
 
@@ -163,6 +214,35 @@ std::uint64_t current_task_id() noexcept {
   return running_task;
 }
 
+bool cancel_requested() noexcept {
+  cancel_watch* w = watch;
+  if (!w || running_task == 0 || w->task != running_task) return false;
+  if (w->cancelled) return true;
+  try {
+    for (;;) {
+      pollfd p{w->in_fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) break;
+      std::byte buf[4096];
+      const ssize_t n = ::read(w->in_fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {  // end of input (or a broken channel): the coordinator is done with us
+        w->eof = true;
+        w->cancelled = true;
+        break;
+      }
+      w->ahead.insert(w->ahead.end(), buf, buf + n);
+    }
+    if (!w->cancelled) {
+      std::vector<std::byte> all(w->reader->buffered().begin(), w->reader->buffered().end());
+      all.insert(all.end(), w->ahead.begin(), w->ahead.end());
+      w->cancelled = says_stop(all, w->task, w->max_payload);
+    }
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  return w->cancelled;
+}
+
 int serve(const registry& jobs, const worker_options& options) noexcept {
   if (::fcntl(options.in_fd, F_GETFD) < 0 || ::fcntl(options.out_fd, F_GETFD) < 0) {
     std::fprintf(stderr,
@@ -171,6 +251,7 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
                  options.in_fd, options.out_fd);
     return static_cast<int>(worker_exit::not_started_by_crew);
   }
+  arrange_parent_death();
   // Jobs print lines; the coordinator reads them through a pipe, where stdio would
   // otherwise buffer whole blocks and the lines would arrive late.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -212,6 +293,14 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
 
     protocol::frame_reader reader(options.max_payload);
     task_runner runner(index, seg, inline_max);
+    cancel_watch cw;
+    cw.in_fd = options.in_fd;
+    cw.max_payload = options.max_payload;
+    cw.reader = &reader;
+    watch = &cw;
+    struct unwatch {
+      ~unwatch() { watch = nullptr; }
+    } unwatch_at_exit;
     for (;;) {
       protocol::frame_view f;
       boost::system::error_code ec;
@@ -223,10 +312,19 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
                        static_cast<int>(f.header.type));
           return static_cast<int>(worker_exit::protocol_error);
         }
+        cw.task = f.header.task_id;
+        cw.cancelled = false;
         runner.run(f, out);
+        cw.task = 0;
         flush_stdio();
         if (!write_all(options.out_fd, out.data(), out.size()))
           return static_cast<int>(worker_exit::io_error);
+        if (!cw.ahead.empty()) {  // what cancel_requested() read goes back in stream order
+          auto space = reader.prepare(cw.ahead.size());
+          std::memcpy(space.data(), cw.ahead.data(), cw.ahead.size());
+          reader.commit(cw.ahead.size());
+          cw.ahead.clear();
+        }
       }
       if (ec) {
         std::fprintf(stderr, "crew worker: bad frame from coordinator: %s\n", ec.message().c_str());

@@ -8,15 +8,20 @@
 #include <crew/runner.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +45,16 @@ enum class transport {
   /// per-worker shared-memory segment (Boost.Interprocess), whose descriptor the worker
   /// gets as fd 5. A payload larger than its area goes through the pipe instead.
   shm,
+};
+
+/// What `async_submit` does when the pool's queue holds `max_queue` tasks.
+enum class queue_policy {
+  /// Block the submitting thread until a queued task has been sent to a worker. On a
+  /// thread that runs the pool's executor (where waiting could deadlock) the task fails
+  /// with `queue_full` instead.
+  wait,
+  /// Fail the new task at once with `queue_full`.
+  fail,
 };
 
 /// How a process_pool is set up.
@@ -76,6 +91,48 @@ struct process_pool_options {
   /// With `transport::shm`: payloads up to this size stay inline in the pipe frame,
   /// where one small copy costs less than the descriptor round trip.
   std::size_t shm_inline_max = std::size_t{16} << 10;
+
+  // --- supervision (docs/architecture.md, "Supervision") ---------------------------------
+
+  /// A worker that has begun a frame must finish it within this time, or it is killed
+  /// and its task fails with `protocol_error` (a truncated frame followed by silence).
+  std::chrono::milliseconds frame_timeout{10000};
+  /// After a running task is cancelled its worker gets a cancel frame; if it has not
+  /// answered (the job may poll `crew::cancel_requested()`) within this time it is killed.
+  std::chrono::milliseconds cancel_grace{1000};
+  /// How many times a task is run again on a fresh worker after its worker died under it
+  /// (`worker_crashed`). Errors thrown by the job, timeouts and protocol violations are
+  /// never retried. Per job: `job_retries`; per task: `task_options::retries`.
+  unsigned retries = 0;
+  std::map<std::string, unsigned, std::less<>> job_retries;
+  /// Recycling: a worker is replaced, between tasks, after this many tasks (0: never) ...
+  std::size_t max_tasks_per_worker = 0;
+  /// ... or once its resident memory exceeds this many bytes after a task (0: no limit).
+  std::size_t max_worker_rss = 0;
+  /// Hard limits set on each worker (prlimit): address space in bytes (RLIMIT_AS) and CPU
+  /// seconds (RLIMIT_CPU: SIGXCPU, then SIGKILL a second later). 0: not set.
+  std::size_t limit_address_space = 0;
+  std::chrono::seconds limit_cpu{0};
+  /// Crash-loop breaker: after this many tasks in a row killed their worker (with no task
+  /// completing in between), the pool stops respawning and fails queued and new tasks
+  /// with `worker_crashed` and the reason. 0: off.
+  unsigned crash_loop_limit = 10;
+  /// Most tasks waiting for a worker (0: unbounded), and what a submission meets when full.
+  std::size_t max_queue = 0;
+  queue_policy when_full = queue_policy::wait;
+};
+
+/// Per-task settings for `async_submit(inv, options, token)`.
+struct task_options {
+  /// This task's deadline from the moment it is sent to a worker; overrides the pool's
+  /// `task_timeout` (zero: none).
+  std::optional<std::chrono::milliseconds> timeout;
+  /// Overrides the pool's and the job's retry count (see process_pool_options::retries).
+  std::optional<unsigned> retries;
+  /// Explicit cancellation: when stop is requested, the task is cancelled as by its
+  /// completion handler's cancellation slot (a queued task is dropped, a running one gets a
+  /// cancel frame and then its worker is killed) and fails with `cancelled`.
+  std::stop_token stop;
 };
 
 /// The worker used when options name none: `$CREW_WORKER` if set, else `crew-worker`
@@ -84,6 +141,8 @@ std::filesystem::path default_worker_executable();
 
 namespace detail {
 class pool_core;
+/// Cancels task `id` of `core`, if both still exist; any thread.
+void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id);
 /// A task as the pool's core sees it: the job by name, encoded arguments, and a
 /// completion called exactly once on the pool's strand with an error or the result bytes.
 struct raw_task {
@@ -94,6 +153,9 @@ struct raw_task {
   std::size_t args_size = 0;
   std::function<void(encoder&)> encode_args;
   std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
+  /// Assigned by the pool at submission; what a cancellation names.
+  std::uint64_t id = 0;
+  task_options options;
 };
 }  // namespace detail
 
@@ -135,9 +197,31 @@ class process_pool : public basic_runner<process_pool> {
   /// `payload_too_large`, `shutting_down`, `decode_error`, ...).
   /// The handler is never invoked from within this function; it runs on its associated
   /// executor (default: the pool's).
+  ///
+  /// Cancellation: the handler's associated cancellation slot (any cancellation type) and
+  /// `task_options::stop` cancel the task: a queued task is dropped, a running one gets a
+  /// cancel frame and, after `cancel_grace`, its worker is killed. The task completes at
+  /// once with `cancelled`; whatever the worker still sends for it is discarded.
+  ///
+  /// With `max_queue` set and `queue_policy::wait`, this may block the calling thread
+  /// until the queue has room (see queue_policy).
   template <class R, class... A,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
-  auto async_submit(invocation<R, A...> inv, CompletionToken&& token = {});
+  requires(!std::is_same_v<std::remove_cvref_t<CompletionToken>, task_options>) auto async_submit(
+      invocation<R, A...> inv, CompletionToken&& token = {}) {
+    return async_submit(std::move(inv), task_options{}, std::forward<CompletionToken>(token));
+  }
+  /// As above, with a deadline, a retry count or a stop token for this task.
+  template <class R, class... A,
+            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_submit(invocation<R, A...> inv, task_options options, CompletionToken&& token = {});
+
+  using basic_runner<process_pool>::submit;
+  /// `submit` with per-task options.
+  template <class R, class... A>
+  std::future<R> submit(invocation<R, A...> inv, task_options options) {
+    return async_submit(std::move(inv), std::move(options), boost::asio::use_future);
+  }
 
   /// Stops taking work: later submissions fail with `shutting_down`. Queued and running
   /// tasks go on. Like Python's `Pool.close()`.
@@ -152,6 +236,19 @@ class process_pool : public basic_runner<process_pool> {
   /// that must run the pool's executor.
   void join();
 
+  /// Graceful shutdown: stops taking work (as `close`), lets queued and running tasks go on
+  /// for up to `grace`, then cancels what is left (`cancelled`), stops the workers (end of
+  /// input, SIGTERM, SIGKILL, each after `shutdown_grace`) and completes once every task
+  /// has resolved and every worker is reaped. Completion signature: `void()`. May be called
+  /// from a completion handler.
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_shutdown(std::chrono::milliseconds grace, CompletionToken&& token = {});
+  /// Blocking `async_shutdown`. Do not call it from a thread that must run the pool's executor.
+  void shutdown(std::chrono::milliseconds grace);
+
+  /// Why the pool has stopped serving (boot failures or the crash-loop breaker), or empty.
+  std::string broken_reason() const;
+
   /// Number of worker slots.
   std::size_t size() const noexcept;
 
@@ -161,16 +258,27 @@ class process_pool : public basic_runner<process_pool> {
  private:
   void submit_raw(detail::raw_task t);
   void join_raw(std::function<void()> done);
+  void shutdown_raw(std::chrono::milliseconds grace, std::function<void()> done);
+  std::uint64_t next_task_id() noexcept;
 
   executor_type executor_;
   std::shared_ptr<detail::pool_core> core_;
 };
 
 template <class R, class... A, class CompletionToken>
-auto process_pool::async_submit(invocation<R, A...> inv, CompletionToken&& token) {
+auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
+                                CompletionToken&& token) {
   return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
-      [this](auto handler, invocation<R, A...> call) {
+      [this](auto handler, invocation<R, A...> call, task_options opts) {
         detail::raw_task t;
+        t.id = next_task_id();
+        t.options = std::move(opts);
+        // The handler's cancellation slot cancels this task. The slot is cleared before the
+        // handler runs, on the pool's strand, as Asio asks of an operation.
+        auto slot = boost::asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected())
+          slot.assign([core = std::weak_ptr<detail::pool_core>(core_), id = t.id](
+                          boost::asio::cancellation_type) { detail::cancel_task(core, id); });
         t.job = call.target->name();
         t.signature = call.target->signature();
         auto counter = encoder::counter();
@@ -178,8 +286,9 @@ auto process_pool::async_submit(invocation<R, A...> inv, CompletionToken&& token
         t.args_size = counter.size();
         t.encode_args = [args = std::move(call.args)](encoder& e) { e.put(args); };
         detail::shared_handler<decltype(handler)> h(std::move(handler));
-        t.done = [h, ex = executor_](std::exception_ptr ep,
-                                     std::span<const std::byte> bytes) mutable {
+        t.done = [h, slot, ex = executor_](std::exception_ptr ep,
+                                           std::span<const std::byte> bytes) mutable {
+          if (slot.is_connected()) slot.clear();
           if constexpr (std::is_void_v<R>) {
             detail::post_completion(h.take(), ex, ep);
           } else {
@@ -198,7 +307,7 @@ auto process_pool::async_submit(invocation<R, A...> inv, CompletionToken&& token
         };
         submit_raw(std::move(t));
       },
-      token, std::move(inv));
+      token, std::move(inv), std::move(options));
 }
 
 template <class CompletionToken>
@@ -207,6 +316,17 @@ auto process_pool::async_join(CompletionToken&& token) {
       [this](auto handler) {
         detail::shared_handler<decltype(handler)> h(std::move(handler));
         join_raw([h, ex = executor_]() mutable { detail::post_completion(h.take(), ex); });
+      },
+      token);
+}
+
+template <class CompletionToken>
+auto process_pool::async_shutdown(std::chrono::milliseconds grace, CompletionToken&& token) {
+  return boost::asio::async_initiate<CompletionToken, void()>(
+      [this, grace](auto handler) {
+        detail::shared_handler<decltype(handler)> h(std::move(handler));
+        shutdown_raw(grace,
+                     [h, ex = executor_]() mutable { detail::post_completion(h.take(), ex); });
       },
       token);
 }

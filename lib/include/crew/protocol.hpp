@@ -29,7 +29,7 @@ enum class frame_type : std::uint8_t {
   task = 2,      ///< coordinator -> worker: run a job
   result = 3,    ///< worker -> coordinator: the job's encoded result
   error = 4,     ///< worker -> coordinator: the job failed (errc + message)
-  cancel = 5,    ///< coordinator -> worker: stop the task if it can (reserved in v1)
+  cancel = 5,    ///< coordinator -> worker: stop task `task_id` if it can (no payload)
   shutdown = 6,  ///< coordinator -> worker: finish and exit 0
 };
 
@@ -76,6 +76,10 @@ class frame_reader {
   bool next(frame_view& out, boost::system::error_code& ec);
   /// True when some bytes of an incomplete frame are buffered (EOF now = truncation).
   bool mid_frame() const noexcept { return end_ != begin_; }
+  /// The bytes read but not yet returned as frames (for looking ahead without consuming).
+  std::span<const std::byte> buffered() const noexcept {
+    return {buf_.data() + begin_, end_ - begin_};
+  }
 
  private:
   std::size_t max_payload_;

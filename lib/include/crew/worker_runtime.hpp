@@ -40,10 +40,20 @@ enum class worker_exit : int {
 /// For logs, and for tests that speak the protocol by hand.
 std::uint64_t current_task_id() noexcept;
 
+/// For a job inside `serve`: true once the coordinator has asked to cancel the running task,
+/// or has gone away (end of input, or a shutdown frame). A long job that polls it can stop
+/// early, by throwing anything; the coordinator has already failed the task with
+/// `cancelled` and discards the reply. A job that never polls is killed after the pool's
+/// `cancel_grace`. Costs one poll(2) when nothing is pending; call it every few ms at most.
+/// False outside a task.
+bool cancel_requested() noexcept;
+
 /// Serves the jobs of `jobs` until the coordinator closes the channel or sends shutdown.
-/// Runs one task at a time on the calling thread. Jobs' exceptions become error frames;
-/// stdout is flushed after each task so that what a job prints shows up promptly.
-/// Returns the process exit code (see worker_exit); never throws.
+/// Runs one task at a time on the calling thread. Arranges to die with the coordinator:
+/// when the thread that started it exits (`PR_SET_PDEATHSIG`, see docs/architecture.md),
+/// the worker kills its own process group, its children included. Jobs' exceptions become error
+/// frames; stdout is flushed after each task so that what a job prints shows up promptly. Returns
+/// the process exit code (see worker_exit); never throws.
 int serve(const registry& jobs, const worker_options& options = {}) noexcept;
 
 }  // namespace crew
