@@ -19,7 +19,8 @@ commands:
 
 Run `crew <command> --help` for a command's options.
 
-exit codes: 0 success, 1 some tasks failed, 2 bad command line, 3 internal error
+exit codes: 0 success, 1 some tasks failed, 2 bad command line, 3 internal error,
+  130 / 143 crew run stopped by SIGINT / SIGTERM (after a graceful drain, see --grace)
 )";
 
 }  // namespace

@@ -6,10 +6,15 @@
 #include <crew/process_pool.hpp>
 #include <crew/thread_pool.hpp>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 
+#include <atomic>
+#include <csignal>
+#include <cstring>
 #include <functional>
 #include <future>
 #include <iostream>
@@ -64,7 +69,45 @@ struct run_config {
   std::size_t workers = 0;
   double io_scale = 1.0;
   std::string transport = "pipe";
-  long timeout_ms = 0;  // processes: each task's deadline; 0 = none
+  long timeout_ms = 0;   // processes: each task's deadline; 0 = none
+  int retries = 0;       // processes: runs again after the worker died under the task
+  long grace_ms = 5000;  // processes: after SIGINT/SIGTERM, how long running tasks may go on
+};
+
+// The signal that interrupted a processes run (SIGINT or SIGTERM), or 0.
+std::atomic<int> interrupted{0};
+
+// SIGINT/SIGTERM during a processes run: a graceful drain. Queued tasks are cancelled,
+// running ones get `grace` to finish, then they are cancelled and the workers stopped;
+// the results so far are still reported. A second signal ends the process at once (its
+// workers die with it: parent-death signal and end of input).
+class drain_on_signal {
+ public:
+  drain_on_signal(boost::asio::io_context& ioc, process_pool& pool, std::chrono::milliseconds grace)
+      : ioc_(ioc), signals_(ioc, SIGINT, SIGTERM) {
+    signals_.async_wait([this, &pool, grace](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      interrupted = sig;
+      std::cerr << "crew run: " << sigdescr_np(sig) << ": stopping; queued tasks are cancelled, "
+                << "running ones get " << grace.count() << " ms (a second signal exits now)\n";
+      pool.async_shutdown(grace, [] {});
+      signals_.async_wait([](boost::system::error_code e, int again) {
+        if (!e) std::_Exit(128 + again);
+      });
+    });
+  }
+  ~drain_on_signal() {  // the signal_set belongs to the io thread: cancel it there
+    std::promise<void> done;
+    boost::asio::post(ioc_, [&] {
+      signals_.cancel();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
+ private:
+  boost::asio::io_context& ioc_;
+  boost::asio::signal_set signals_;
 };
 
 using range_runner = std::function<std::vector<outcome>(const run_config& c, int first, int last)>;
@@ -89,8 +132,13 @@ range_runner make_runner(const job<R(int)>& j) {
     o.args = {"--io-scale", std::to_string(c.io_scale)};
     o.transport = c.transport == "shm" ? crew::transport::shm : crew::transport::pipe;
     o.task_timeout = std::chrono::milliseconds(c.timeout_ms);
+    o.retries = static_cast<unsigned>(c.retries);
     process_pool pool(io.context().get_executor(), o);
-    auto out = run_range(pool, j, first, last);
+    std::vector<outcome> out;
+    {
+      drain_on_signal drain(io.context(), pool, std::chrono::milliseconds(c.grace_ms));
+      out = run_range(pool, j, first, last);
+    }
     pool.join();
     return out;
   };
@@ -139,8 +187,13 @@ int run_main(const std::vector<std::string>& args) {
       "io-scale", po::value(&io_scale)->default_value(io_scale), "scale long_io's 2 s sleep")(
       "timeout", po::value(&c.timeout_ms)->default_value(c.timeout_ms),
       "processes: milliseconds each task may run before its worker is stopped (0: none)")(
-      "transport", po::value(&c.transport)->default_value(c.transport),
-      "pipe | shm: how processes get arguments and results")(
+      "retries", po::value(&c.retries)->default_value(c.retries),
+      "processes: run a task again, up to this many times, when its worker dies under it")(
+      "grace", po::value(&c.grace_ms)->default_value(c.grace_ms),
+      "processes: on SIGINT/SIGTERM, milliseconds running tasks get to finish before they "
+      "are cancelled (exit code 130 / 143)")("transport",
+                                             po::value(&c.transport)->default_value(c.transport),
+                                             "pipe | shm: how processes get arguments and results")(
       "json", "print one JSON document instead of text");
   po::variables_map vm;
   try {
@@ -164,8 +217,8 @@ int run_main(const std::vector<std::string>& args) {
     std::cerr << "crew run: --mode must be inline, threads or processes, not '" << mode << "'\n";
     return usage;
   }
-  if (c.timeout_ms < 0) {
-    std::cerr << "crew run: --timeout must not be negative\n";
+  if (c.timeout_ms < 0 || c.grace_ms < 0 || c.retries < 0) {
+    std::cerr << "crew run: --timeout, --grace and --retries must not be negative\n";
     return usage;
   }
   if (c.transport != "pipe" && c.transport != "shm") {
@@ -212,20 +265,25 @@ int run_main(const std::vector<std::string>& args) {
     results.push_back(std::move(r));
   }
   if (as_json) {
-    redirect.json_out(json::object{{"job", job_name},
-                                   {"mode", mode},
-                                   {"transport", c.transport},
-                                   {"range", json::array{first, last}},
-                                   {"wall_seconds", seconds},
-                                   {"failed", failed},
-                                   {"failures_by_cause", failures_json(by_cause)},
-                                   {"results", std::move(results)}});
+    redirect.json_out(
+        json::object{{"job", job_name},
+                     {"mode", mode},
+                     {"transport", c.transport},
+                     {"range", json::array{first, last}},
+                     {"wall_seconds", seconds},
+                     {"failed", failed},
+                     {"interrupted_by", interrupted ? json::value(sigabbrev_np(interrupted.load()))
+                                                    : json::value(nullptr)},
+                     {"failures_by_cause", failures_json(by_cause)},
+                     {"results", std::move(results)}});
   } else {
     std::cout << outcomes.size() << " tasks, " << failed << " failed, " << seconds << " s (" << mode
               << ")\n";
     for (const auto& [cause, n] : by_cause)
       std::cout << "  " << n << " " << cause << "\n";
+    if (interrupted) std::cout << "interrupted by SIG" << sigabbrev_np(interrupted.load()) << "\n";
   }
+  if (interrupted) return 128 + interrupted.load();
   return failed ? tasks_failed : ok;
 }
 

@@ -255,6 +255,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     asio::post(strand_, [self = shared_from_this(), grace, done = std::move(done)]() mutable {
       self->closed_ = true;
       self->joiners_.push_back(std::move(done));
+      // Tasks not started yet are dropped now; running ones get the grace period.
+      while (!self->queue_.empty()) {
+        pending_task p = std::move(self->queue_.front());
+        self->queue_.pop_front();
+        self->fail(p, errc::cancelled, "the pool shut down before the task started");
+      }
       if (!self->shutdown_armed_) {
         self->shutdown_armed_ = true;
         self->shutdown_timer_.expires_after(grace);

@@ -3,10 +3,18 @@
 #include <boost/test/unit_test.hpp>
 
 #include <array>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +65,62 @@ std::size_t count(const std::string& s, const std::string& what) {
   return n;
 }
 
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A process still running (not gone, not a zombie: PID 1 here may not reap orphans).
+bool alive(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+// Starts `crew run ...` with stdout and stderr in files, sends it `sig` once both workers
+// have started a task, and returns its result and the pids of its workers.
+run_result interrupt_run(int sig, std::set<int>& worker_pids) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("crew-cli-signal-" + std::to_string(::getpid()) + "-" + std::to_string(sig));
+  std::filesystem::create_directories(dir);
+  const auto out = dir / "out", err = dir / "err";
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    // Tasks of 20 s each: only the drain can end this run in time.
+    ::execl(CREW_CLI_PATH, CREW_CLI_PATH, "run", "--job", "long_io", "--range", "0:6", "--workers",
+            "2", "--io-scale", "10", "--grace", "300", "--json", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const std::regex started(R"(\[worker \d pid (\d+)\] function \d started)");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (worker_pids.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    const std::string text = slurp(err);
+    worker_pids.clear();
+    for (std::sregex_iterator it(text.begin(), text.end(), started), end; it != end; ++it)
+      worker_pids.insert(std::stoi((*it)[1]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  BOOST_REQUIRE_EQUAL(worker_pids.size(), 2u);
+  ::kill(pid, sig);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  run_result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(cli, *boost::unit_test::timeout(120))
@@ -89,6 +153,35 @@ BOOST_AUTO_TEST_CASE(run_with_a_timeout_reports_failures_by_cause) {
   r = crew("run --job identity --range 0:3 --timeout 5000");
   BOOST_TEST(r.exit_code == 0);  // well within it
   r = crew("run --job identity --range 0:3 --timeout -1");
+  BOOST_TEST(r.exit_code == 2);
+}
+
+// RELIABILITY row 29: SIGINT / SIGTERM drain the run: queued tasks cancelled, running
+// ones cancelled after --grace, results reported, workers gone, exit code 128 + signal.
+BOOST_AUTO_TEST_CASE(sigint_and_sigterm_drain_the_run_and_exit_with_a_documented_code) {
+  for (const auto& [sig, name, code] : {std::tuple{SIGINT, "INT", 130}, {SIGTERM, "TERM", 143}}) {
+    std::set<int> workers;
+    auto r = interrupt_run(sig, workers);
+    BOOST_TEST(r.exit_code == code, name);
+    auto doc = json::parse(r.out).as_object();
+    BOOST_TEST(doc.at("interrupted_by").as_string() == name);
+    BOOST_TEST(doc.at("failed").to_number<int>() == 6);
+    BOOST_TEST(doc.at("failures_by_cause").as_object().at("cancelled").to_number<int>() == 6);
+    std::size_t before_start = 0;
+    for (const auto& t : doc.at("results").as_array())
+      before_start += contains(std::string(t.at("message").as_string()), "before the task started");
+    BOOST_TEST(before_start == 4u);  // the two running tasks were cancelled after the grace
+    BOOST_TEST(contains(r.err, "stopping; queued tasks are cancelled"));
+    for (int pid : workers)
+      BOOST_TEST(!alive(pid), "worker " << pid << " outlived crew run");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(run_accepts_retries) {
+  auto r = crew("run --job identity --range 0:3 --workers 2 --retries 2 --json");
+  BOOST_TEST(r.exit_code == 0);
+  BOOST_TEST(json::parse(r.out).as_object().at("failed").to_number<int>() == 0);
+  r = crew("run --job identity --range 0:3 --retries -1");
   BOOST_TEST(r.exit_code == 2);
 }
 

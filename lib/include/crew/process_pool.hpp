@@ -236,10 +236,12 @@ class process_pool : public basic_runner<process_pool> {
   /// that must run the pool's executor.
   void join();
 
-  /// Graceful shutdown: stops taking work (as `close`), lets queued and running tasks go on
-  /// for up to `grace`, then cancels what is left (`cancelled`), stops the workers (end of
-  /// input, SIGTERM, SIGKILL, each after `shutdown_grace`) and completes once every task
-  /// has resolved and every worker is reaped. Completion signature: `void()`. May be called
+  /// Graceful shutdown, as a service does on SIGTERM: stops taking work (as `close`), fails
+  /// the tasks still queued with `cancelled`, lets running tasks go on for up to `grace`,
+  /// then cancels those left (cancel frame, then a kill after `cancel_grace`), stops the
+  /// workers (end of input, SIGTERM, SIGKILL, each after `shutdown_grace`) and completes
+  /// once every task has resolved and every worker is reaped. (`close` + `join` instead
+  /// runs every queued task to its end.) Completion signature: `void()`. May be called
   /// from a completion handler.
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_shutdown(std::chrono::milliseconds grace, CompletionToken&& token = {});
