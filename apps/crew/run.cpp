@@ -136,10 +136,11 @@ range_runner make_runner(const job<R(int)>& j) {
     process_pool pool(io.context().get_executor(), o);
     std::vector<outcome> out;
     {
+      // Until every worker is reaped: a signal during join() still means a drain.
       drain_on_signal drain(io.context(), pool, std::chrono::milliseconds(c.grace_ms));
       out = run_range(pool, j, first, last);
+      pool.join();
     }
-    pool.join();
     return out;
   };
 }

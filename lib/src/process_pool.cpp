@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/process/v2/process.hpp>
 
 #include <array>
@@ -25,6 +26,7 @@
 #include <unordered_map>
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,14 +91,15 @@ std::string ms_text(std::chrono::milliseconds ms) {
   return std::to_string(ms.count()) + " ms";
 }
 
-std::string describe_status(int status) {
+std::string describe_status(int status, bool killed_by_crew) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     const char* abbrev = sigabbrev_np(sig);
     std::string s = "was killed by signal " + std::to_string(sig);
     if (abbrev) s += std::string(" (SIG") + abbrev + ")";
-    if (sig == SIGKILL) s += "; if crew did not send it, the OOM killer may have";
+    if (sig == SIGKILL && !killed_by_crew)
+      s += "; crew did not send it: the OOM killer or another process did";
     if (sig == SIGXCPU) s += ": it used up its CPU time limit (limit_cpu)";
     return s;
   }
@@ -141,6 +144,7 @@ struct worker {
   std::vector<std::byte> wbuf;
   std::size_t woff = 0;
   std::size_t task_end = 0;  // where the task frame ends in wbuf (a cancel may follow it)
+  std::size_t sent = 0;      // bytes written since the current task was dispatched
   bool writing = false;      // a wait for the pipe to take more is pending
   state st = state::booting;
   std::unordered_map<std::string, std::pair<std::uint32_t, std::string>> jobs;
@@ -148,10 +152,11 @@ struct worker {
   std::optional<pending_task> current;
   std::optional<std::uint64_t> draining;  // a cancelled task whose reply is still due
   std::size_t tasks_done = 0;
-  std::uint64_t frames_seen = 0, frames_at_arming = 0;
   bool frame_armed = false;
   bool exited = false, channel_done = false, out_done = false, err_done = false;
   bool finalized = false;
+  bool cut_frame = false;       // its channel ended in the middle of a frame
+  bool killed_by_crew = false;  // crew sent it SIGKILL
   int status = 0;
   std::optional<std::pair<errc, std::string>> failure;
   line_splitter out_lines, err_lines;
@@ -232,7 +237,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       p.task = std::move(t);
       if (self->closed_) return self->fail(p, errc::shutting_down, "the pool is closed");
       if (self->broken_) return self->fail(p, self->broken_code_, self->broken_reason_);
-      if (p.task.options.stop.stop_requested())
+      if (p.task.options.stop.stop_requested() || (p.task.cancelled && p.task.cancelled->load()))
         return self->fail(p, errc::cancelled, "cancelled before it was queued");
       if (p.task.options.stop.stop_possible())
         p.on_stop = std::make_unique<std::stop_callback<std::function<void()>>>(
@@ -379,8 +384,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       why = full;
       return false;
     }
-    const auto* ioc = ex_.target<asio::io_context::executor_type>();
-    if (strand_.running_in_this_thread() || (ioc && ioc->running_in_this_thread())) {
+    if (strand_.running_in_this_thread() || on_executor_thread()) {
       why = full + "; waiting on a thread that runs the pool's executor would deadlock";
       return false;
     }
@@ -388,6 +392,16 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     ++queued_;  // a closed pool fails it on the strand, which releases the place
     return true;
   }
+  // Whether this thread runs the execution context under the pool's executor (an
+  // io_context or a thread_pool, however wrapped: strand, properties).
+  bool on_executor_thread() const {
+    // Both contexts run on Asio's scheduler service (Boost 1.81), whose can_dispatch() says
+    // whether this thread is inside one of its run() calls.
+    auto& ctx = asio::query(ex_, asio::execution::context);
+    if (!asio::has_service<asio::detail::scheduler>(ctx)) return false;
+    return asio::use_service<asio::detail::scheduler>(ctx).can_dispatch();
+  }
+
   // A task left the queue (sent to a worker, or resolved while queued).
   void release(pending_task& p) {
     if (!p.admitted) return;
@@ -527,9 +541,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     if (w->channel_done) return;
     if (ec) {
       w->channel_done = true;
-      if (w->reader.mid_frame() && !w->failure)
-        w->failure = {errc::worker_crashed,
-                      "its channel ended in the middle of a frame (discarded)"};
+      // A cut frame is discarded. If the worker exits on its own it crashed while writing;
+      // if it lives on (below), it broke the protocol.
+      w->cut_frame = w->reader.mid_frame();
       if (!w->exited) {
         // Usually the process is exiting and its pidfd fires next. If it lives on without
         // a reply channel it is useless: kill it.
@@ -537,8 +551,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         w->linger.async_wait([self = shared_from_this(), w](error_code e) {
           if (e || w->exited) return;
           if (!w->failure)
-            w->failure = {errc::worker_crashed,
-                          "it closed its reply channel without exiting; crew killed it"};
+            w->failure = w->cut_frame
+                             ? std::pair{errc::protocol_error,
+                                         std::string("its reply channel ended in the middle of a "
+                                                     "frame and it did not exit; crew killed it")}
+                             : std::pair{errc::worker_crashed,
+                                         std::string("it closed its reply channel without "
+                                                     "exiting; crew killed it")};
           self->kill_group(w, SIGKILL);
         });
       }
@@ -547,7 +566,6 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     w->reader.commit(n);
     protocol::frame_view f;
     while (w->reader.next(f, ec)) {
-      ++w->frames_seen;
       if (!on_frame(w, f)) return;
     }
     if (ec) return violation(w, "bad frame header: " + ec.message());
@@ -563,14 +581,16 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       w->frame_armed = false;
       return;
     }
-    if (w->frame_armed && w->frames_at_arming == w->frames_seen) return;  // the same frame
+    // Re-armed whenever bytes arrive: what counts is silence in the middle of a frame.
     w->frame_armed = true;
-    w->frames_at_arming = w->frames_seen;
     w->frame_timer.expires_after(opts_.frame_timeout);
-    w->frame_timer.async_wait([self = shared_from_this(), w, seen = w->frames_seen](error_code e) {
-      if (e || w->exited || w->channel_done || w->frames_seen != seen || !w->reader.mid_frame())
-        return;
-      self->violation(w, "it began a frame and sent no more of it within " +
+    w->frame_timer.async_wait([self = shared_from_this(), w](error_code e) {
+      if (e || w->exited || w->channel_done || !w->reader.mid_frame()) return;
+      // Bytes waiting in the pipe mean we were slow, not the worker: look again later.
+      int pending = 0;
+      if (::ioctl(w->from.native_handle(), FIONREAD, &pending) == 0 && pending > 0)
+        return self->watch_frame(w);
+      self->violation(w, "it began a frame and sent nothing more of it for " +
                              ms_text(self->opts_.frame_timeout) + " (frame_timeout)");
     });
   }
@@ -604,6 +624,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       case frame_type::error: {
         if (w->woff < w->task_end)
           return violation(w, "a reply before it read its whole task"), false;
+        // Being stopped (deadline, cancel grace): a reply now is too late and changes nothing;
+        // the task fails with the recorded cause once the worker is gone.
+        if (w->failure) return true;
         if (w->st == worker::state::busy && w->draining == f.header.task_id) {
           // The late reply of a cancelled task: its caller was answered already.
           w->draining.reset();
@@ -787,6 +810,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   void kill_group(const std::shared_ptr<worker>& w, int sig) {
     // After the destructor's fallback reaped the workers itself, their pids may be reused.
     if (w->exited || w->pid <= 0 || reaped_by_destructor_.load()) return;
+    if (sig == SIGKILL) w->killed_by_crew = true;
     ::kill(-w->pid, sig);  // the worker leads its own process group: its children too
     ::kill(w->pid, sig);
   }
@@ -800,13 +824,23 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     w->stop_timer.cancel();
     w->deadline.cancel();
     w->frame_timer.cancel();
+    // Did the worker read any of its task? A worker that exits right after a reply may have
+    // been handed the next task before its exit was seen; if every byte written is still in
+    // the pipe, that task never started and goes back to the queue as it was.
+    int unread = -1;
+    if (w->to.is_open() && ::ioctl(w->to.native_handle(), FIONREAD, &unread) != 0) unread = -1;
+    const bool task_untouched =
+        w->current && unread >= 0 && static_cast<std::size_t>(unread) == w->sent;
     for (auto* d : {&w->to, &w->from, &w->out, &w->err})
       d->close(ignored);
     if (slots_[w->slot] == w) slots_[w->slot].reset();
     std::erase(retiring_, w);
 
     std::string who = "worker " + std::to_string(w->slot) + " (pid " + std::to_string(w->pid) + ")";
-    std::string how = w->status >= 0 ? describe_status(w->status) : lost_status_reason();
+    std::string how =
+        w->status >= 0 ? describe_status(w->status, w->killed_by_crew) : lost_status_reason();
+    if (w->cut_frame && !w->failure)
+      how += "; its channel ended in the middle of a frame (discarded)";
     std::string tail;
     for (const auto& l : w->err_tail)
       tail += (tail.empty() ? "" : " | ") + l;
@@ -820,6 +854,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     if (!w->booted)
       return boot_failed(w->slot, detail(who + ": " + w->failure->second + "; it " + how));
     std::optional<std::string> crash;  // set when the task killed its worker
+    if (w->current && task_untouched && !w->failure && !terminated_.load()) {
+      queue_.push_front(std::move(*w->current));  // not a crash, not an attempt
+      w->current.reset();
+    }
     if (w->current) {
       pending_task p = std::move(*w->current);
       w->current.reset();
@@ -892,6 +930,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       idle->current = std::move(p);
       idle->st = worker::state::busy;
       idle->task_end = idle->wbuf.size();
+      idle->sent = 0;
       if (timeout.count() > 0) arm_task_deadline(idle, id, timeout);
       write_some(idle);
     }
@@ -928,6 +967,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                                       w->wbuf.size() - w->woff);
       if (n >= 0) {
         w->woff += static_cast<std::size_t>(n);
+        w->sent += static_cast<std::size_t>(n);
         continue;
       }
       if (errno == EINTR) continue;
@@ -1121,13 +1161,13 @@ void process_pool::close() {
   core_->close();
 }
 void process_pool::join() {
-  async_join(asio::use_future).get();
+  async_join(asio::bind_executor(executor_, asio::use_future)).get();
 }
 void process_pool::shutdown_raw(std::chrono::milliseconds grace, std::function<void()> done) {
   core_->shutdown(grace, std::move(done));
 }
 void process_pool::shutdown(std::chrono::milliseconds grace) {
-  async_shutdown(grace, asio::use_future).get();
+  async_shutdown(grace, asio::bind_executor(executor_, asio::use_future)).get();
 }
 std::string process_pool::broken_reason() const {
   return core_->broken_reason();

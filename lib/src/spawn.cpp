@@ -67,7 +67,12 @@ struct spawn_setup {
 class spawner {
  public:
   static spawner& instance() {
-    static spawner* s = new spawner;  // never destroyed: exit() must not join it
+    // Never destroyed: exit() must not join it. A forked child has the object but not its
+    // thread: it gets a spawner of its own (the parent's copy is leaked, never touched).
+    static std::mutex m;
+    static spawner* s = nullptr;
+    std::lock_guard lock(m);
+    if (!s || s->owner_ != ::getpid()) s = new spawner;
     return *s;
   }
 
@@ -115,6 +120,7 @@ class spawner {
   std::condition_variable cv_;
   std::deque<request> work_;
   std::thread::id id_;
+  pid_t owner_ = ::getpid();
 };
 
 }  // namespace

@@ -64,8 +64,11 @@ void arrange_parent_death() {
   sigemptyset(&sa.sa_mask);
   const int sig = ::sigaction(SIGHUP, &sa, nullptr) == 0 ? SIGHUP : SIGKILL;
   ::prctl(PR_SET_PDEATHSIG, sig);
-  // The coordinator may have died before the call above: then we were reparented already.
-  if (::getppid() != static_cast<pid_t>(std::strtol(expected, nullptr, 10))) on_parent_death(0);
+  // The coordinator may have died before the call above. (Our parent need not be the
+  // coordinator itself: a wrapper such as `timeout` or a shell script may sit between.)
+  const auto coordinator = static_cast<pid_t>(std::strtol(expected, nullptr, 10));
+  if (::getppid() != coordinator && ::kill(coordinator, 0) != 0 && errno == ESRCH)
+    on_parent_death(0);
   ::unsetenv("CREW_COORDINATOR_PID");
 }
 

@@ -3,6 +3,7 @@
 
 #include <crew/job.hpp>
 
+#include <cstdint>
 #include <string>
 
 namespace crew::test {
@@ -36,5 +37,30 @@ inline const job<int(int)> attack_request{"attack_request"};
 inline const job<int(int)> stubborn_sleep{"stubborn_sleep"};
 /// Sleeps for the given number of milliseconds, then returns it.
 inline const job<int(int)> sleep_ms{"sleep_ms"};
+
+/// Spins on the CPU (a busy hang) for the given milliseconds, then returns them.
+inline const job<int(int)> hang_busy{"hang_busy"};
+/// Writes a valid result frame (the given code) for its task by hand, then _exit()s with it.
+inline const job<int(int)> reply_then_exit{"reply_then_exit"};
+/// Allocates, touches and keeps the given number of MiB; returns the worker's pid.
+inline const job<int(int)> leak_mib{"leak_mib"};
+/// Writes the given number of MiB to stderr in 1000-byte lines, then 1 MiB with no newline.
+inline const job<int(int)> flood_stderr{"flood_stderr"};
+/// Writes a result frame header whose length field is the given value, then sleeps.
+inline const job<int(std::uint32_t)> oversized_frame{"oversized_frame"};
+/// Writes a valid result frame (the given value) by hand, then returns it: a second reply.
+inline const job<int(int)> duplicate_reply{"duplicate_reply"};
+/// Writes half a frame header for its task, closes fd 4 if given non-zero, then sleeps.
+inline const job<int(int)> truncated_frame{"truncated_frame"};
+/// Says "started" on stderr, polls crew::cancel_requested() every given ms, then throws.
+inline const job<int(int)> until_cancelled{"until_cancelled"};
+/// Says "started" on stderr, then sleeps the given ms without polling for a cancel.
+inline const job<int(int)> ignore_cancel{"ignore_cancel"};
+/// Forks a child in its process group, prints "grandchild PID" on stderr, sleeps forever.
+inline const job<int(int)> grandchild_and_sleep{"grandchild_and_sleep"};
+/// Tries to allocate and touch the given MiB; returns 1 if that threw bad_alloc, else 0.
+inline const job<int(int)> alloc_fails{"alloc_fails"};
+/// Burns the given seconds of CPU time, then returns them.
+inline const job<int(int)> burn_cpu{"burn_cpu"};
 
 }  // namespace crew::test

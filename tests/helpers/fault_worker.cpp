@@ -4,6 +4,7 @@
 #include "demo_jobs.hpp"
 #include "fault_jobs.hpp"
 
+#include <crew/codec.hpp>
 #include <crew/protocol.hpp>
 #include <crew/worker_runtime.hpp>
 
@@ -11,6 +12,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <memory>
+#include <new>
 #include <string_view>
 #include <thread>
 
@@ -37,6 +41,21 @@ void write_frame(crew::protocol::frame_type type, std::uint64_t id,
 
 int kept_request_fd = -1;   // a hostile worker keeps its own descriptors of the
 int kept_response_fd = -1;  // shared files (serve() closes fd 5 and fd 6)
+
+// A valid result frame carrying `value` for the task the calling job runs.
+void write_int_result(int value) {
+  std::vector<std::byte> payload;
+  crew::encoder e(payload);
+  e.put(value);
+  write_frame(crew::protocol::frame_type::result, crew::current_task_id(), payload);
+}
+
+void say_started(const char* job) {
+  std::fprintf(stderr, "fault worker: %s started\n", job);
+  std::fflush(stderr);
+}
+
+std::vector<std::unique_ptr<char[]>> leaked;  // leak_mib keeps what it allocates
 
 [[noreturn]] void sleep_forever() {
   for (;;)
@@ -179,6 +198,103 @@ int main(int argc, char** argv) {
   jobs.add(crew::test::sleep_ms, [](int ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     return ms;
+  });
+  jobs.add(crew::test::hang_busy, [](int ms) {
+    say_started("hang_busy");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    volatile std::uint64_t spins = 0;
+    while (std::chrono::steady_clock::now() < until)
+      for (int k = 0; k < 1000; ++k)
+        spins = spins + 1;
+    return ms;
+  });
+  jobs.add(crew::test::reply_then_exit, [](int code) -> int {
+    write_int_result(code);
+    ::_exit(code);
+  });
+  jobs.add(crew::test::leak_mib, [](int mib) {
+    const std::size_t n = static_cast<std::size_t>(mib) << 20;
+    if (n > 0) {
+      auto block = std::make_unique<char[]>(n);
+      for (std::size_t k = 0; k < n; k += 4096)
+        block[k] = static_cast<char>(k);  // touched: resident, not just reserved
+      leaked.push_back(std::move(block));
+    }
+    return static_cast<int>(::getpid());
+  });
+  jobs.add(crew::test::flood_stderr, [](int mib) {
+    std::string line(999, 'e');
+    line += '\n';
+    const std::size_t total = static_cast<std::size_t>(mib) << 20;
+    for (std::size_t done = 0; done < total; done += line.size())
+      [[maybe_unused]] auto w = ::write(2, line.data(), line.size());
+    const std::string endless(std::size_t{1} << 20, 'x');  // one line with no end
+    [[maybe_unused]] auto w = ::write(2, endless.data(), endless.size());
+    return mib;
+  });
+  jobs.add(crew::test::oversized_frame, [](std::uint32_t length) -> int {
+    std::vector<std::byte> out;
+    crew::protocol::append_frame(out, crew::protocol::frame_type::result, crew::current_task_id(),
+                                 {});
+    std::memcpy(out.data() + 16, &length, 4);  // the header's length field
+    write_raw(out.data(), out.size());
+    sleep_forever();
+  });
+  jobs.add(crew::test::duplicate_reply, [](int value) {
+    write_int_result(value);
+    return value;  // and the runtime replies a second time
+  });
+  jobs.add(crew::test::truncated_frame, [](int close_channel) -> int {
+    std::vector<std::byte> out;
+    crew::protocol::append_frame(out, crew::protocol::frame_type::result, crew::current_task_id(),
+                                 std::vector<std::byte>(64));
+    write_raw(out.data(), crew::protocol::header_size / 2);
+    if (close_channel != 0) ::close(4);
+    sleep_forever();
+  });
+  jobs.add(crew::test::until_cancelled, [](int poll_ms) -> int {
+    say_started("until_cancelled");
+    while (!crew::cancel_requested())
+      std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+    throw std::runtime_error("until_cancelled: stopped on cancel");
+  });
+  jobs.add(crew::test::ignore_cancel, [](int ms) {
+    say_started("ignore_cancel");
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  });
+  jobs.add(crew::test::grandchild_and_sleep, [](int) -> int {
+    const pid_t child = ::fork();
+    if (child == 0) sleep_forever();
+    std::fprintf(stderr, "grandchild %d\n", static_cast<int>(child));
+    std::fflush(stderr);
+    sleep_forever();
+  });
+  jobs.add(crew::test::alloc_fails, [](int mib) {
+    const std::size_t n = static_cast<std::size_t>(mib) << 20;
+    try {
+      auto block = std::make_unique<char[]>(n);
+      for (std::size_t k = 0; k < n; k += 4096)
+        block[k] = 1;
+      leaked.push_back(std::move(block));  // escapes: the allocation cannot be elided
+      leaked.pop_back();
+      return 0;
+    } catch (const std::bad_alloc&) {
+      return 1;
+    }
+  });
+  jobs.add(crew::test::burn_cpu, [](int seconds) {
+    timespec start{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &start);
+    volatile std::uint64_t spins = 0;
+    for (;;) {
+      for (int k = 0; k < 100000; ++k)
+        spins = spins + 1;
+      timespec now{};
+      ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+      if (now.tv_sec - start.tv_sec >= seconds) break;
+    }
+    return seconds;
   });
   return crew::serve(jobs, options);
 }

@@ -12,8 +12,13 @@
 #include <crew/error.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <future>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include <unistd.h>
 
 namespace crew::test {
 
@@ -34,7 +39,20 @@ struct io_fixture {
   }
 };
 
-/// No child process and no zombie remain, and no fd leaked since `before`.
+/// Entries of /dev/shm named like crew's segments of process `pid`: crew-<pid>-*.
+inline std::vector<std::string> shm_entries_of(int pid = ::getpid()) {
+  std::vector<std::string> out;
+  const std::string prefix = "crew-" + std::to_string(pid) + "-";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    auto name = e.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) == 0) out.push_back(std::move(name));
+  }
+  return out;
+}
+
+/// No child process and no zombie remain, no fd leaked since `before`, and no /dev/shm
+/// entry of this process is left.
 inline void expect_no_leaks(const std::set<int>& before) {
   auto left = wait_for_no_children(5.0);
   BOOST_TEST(left.empty(), "child processes left: " << left.size());
@@ -51,6 +69,8 @@ inline void expect_no_leaks(const std::set<int>& before) {
   }
   for (int fd : after)
     BOOST_TEST(before.count(fd) == 1, "fd " << fd << " leaked");
+  for (const auto& name : shm_entries_of())
+    BOOST_TEST(false, "/dev/shm/" << name << " left behind");
 }
 
 /// The task_error a task failed with; a failed check if it succeeded.

@@ -12,6 +12,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -155,6 +156,8 @@ struct raw_task {
   std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
   /// Assigned by the pool at submission; what a cancellation names.
   std::uint64_t id = 0;
+  /// Set by a cancellation slot, for a cancel that comes before the task reaches the pool.
+  std::shared_ptr<std::atomic<bool>> cancelled;
   task_options options;
 };
 }  // namespace detail
@@ -175,6 +178,8 @@ struct raw_task {
 class process_pool : public basic_runner<process_pool> {
  public:
   using executor_type = boost::asio::any_io_executor;
+  /// `submit` and `map` complete their futures on the pool's executor (see basic_runner).
+  static constexpr bool futures_on_own_executor = true;
 
   /// Starts `options.workers` workers. Start-up failures do not throw: they surface as
   /// `worker_boot_failed` on the tasks (a missing executable is reported with its path).
@@ -220,7 +225,7 @@ class process_pool : public basic_runner<process_pool> {
   /// `submit` with per-task options.
   template <class R, class... A>
   std::future<R> submit(invocation<R, A...> inv, task_options options) {
-    return async_submit(std::move(inv), std::move(options), boost::asio::use_future);
+    return async_submit(std::move(inv), std::move(options), future_token());
   }
 
   /// Stops taking work: later submissions fail with `shutting_down`. Queued and running
@@ -278,9 +283,14 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         // The handler's cancellation slot cancels this task. The slot is cleared before the
         // handler runs, on the pool's strand, as Asio asks of an operation.
         auto slot = boost::asio::get_associated_cancellation_slot(handler);
-        if (slot.is_connected())
-          slot.assign([core = std::weak_ptr<detail::pool_core>(core_), id = t.id](
-                          boost::asio::cancellation_type) { detail::cancel_task(core, id); });
+        if (slot.is_connected()) {
+          t.cancelled = std::make_shared<std::atomic<bool>>(false);
+          slot.assign([core = std::weak_ptr<detail::pool_core>(core_), id = t.id,
+                       flag = t.cancelled](boost::asio::cancellation_type) {
+            flag->store(true);
+            detail::cancel_task(core, id);
+          });
+        }
         t.job = call.target->name();
         t.signature = call.target->signature();
         auto counter = encoder::counter();
@@ -290,9 +300,8 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         detail::shared_handler<decltype(handler)> h(std::move(handler));
         t.done = [h, slot, ex = executor_](std::exception_ptr ep,
                                            std::span<const std::byte> bytes) mutable {
-          if (slot.is_connected()) slot.clear();
           if constexpr (std::is_void_v<R>) {
-            detail::post_completion(h.take(), ex, ep);
+            detail::post_completion_clearing(slot, h.take(), ex, ep);
           } else {
             R value{};
             if (!ep) {
@@ -304,7 +313,7 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
                 ep = std::current_exception();
               }
             }
-            detail::post_completion(h.take(), ex, ep, std::move(value));
+            detail::post_completion_clearing(slot, h.take(), ex, ep, std::move(value));
           }
         };
         submit_raw(std::move(t));

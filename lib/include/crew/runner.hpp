@@ -52,6 +52,20 @@ void post_completion(Handler&& handler, const Fallback& fallback, Args&&... args
                     });
 }
 
+/// As post_completion, and first clears `slot` (the handler's cancellation slot), on the
+/// handler's executor, where its owner may also emit on it.
+template <class Slot, class Handler, class Fallback, class... Args>
+void post_completion_clearing(Slot slot, Handler&& handler, const Fallback& fallback,
+                              Args&&... args) {
+  auto ex = boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
+                                boost::asio::execution::outstanding_work.tracked);
+  boost::asio::post(std::move(ex),
+                    [slot, h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
+                      if (slot.is_connected()) slot.clear();
+                      std::move(h)(std::move(a)...);
+                    });
+}
+
 /// A move-only handler stored in a copyable callable, for type-erased storage.
 template <class Handler>
 class shared_handler {
@@ -87,7 +101,7 @@ class basic_runner {
   /// Thread safety: as the derived pool's async_submit.
   template <class R, class... A>
   std::future<R> submit(invocation<R, A...> inv) {
-    return self().async_submit(std::move(inv), boost::asio::use_future);
+    return self().async_submit(std::move(inv), future_token());
   }
 
   /// Runs `j` once per element of `inputs` (each element is the job's single argument,
@@ -144,7 +158,20 @@ class basic_runner {
   /// Do not call it from a thread that must run the pool's executor for it to finish.
   template <class R, class... A, std::ranges::input_range Range>
   std::vector<R> map(const job<R(A...)>& j, Range&& inputs) {
-    return async_map(j, std::forward<Range>(inputs), boost::asio::use_future).get();
+    return async_map(j, std::forward<Range>(inputs), future_token()).get();
+  }
+
+ protected:
+  /// The token `submit` and `map` use. A pool whose executor is the caller's (process_pool
+  /// says so with `futures_on_own_executor`) completes futures there: no extra thread hop,
+  /// and no dependence on Asio's system thread pool, which a forked child does not have.
+  /// The in-process pools keep use_future's default, so that a joined thread_pool still
+  /// completes its refusals.
+  auto future_token() {
+    if constexpr (requires { Derived::futures_on_own_executor; })
+      return boost::asio::bind_executor(self().get_executor(), boost::asio::use_future);
+    else
+      return boost::asio::use_future;
   }
 
  private:
