@@ -25,8 +25,10 @@ rm -rf "$work"
 mkdir -p "$work"
 "$dir/fuzz/crew-fuzz-make-corpus" "$work/generated"
 if ! diff -r -q -x 'regress-*' tests/fuzz/corpus "$work/generated" >&2; then
-  echo "run.sh: tests/fuzz/corpus/ differs from what crew-fuzz-make-corpus writes; regenerate it:" >&2
-  echo "  $dir/fuzz/crew-fuzz-make-corpus tests/fuzz/corpus" >&2
+  echo "run.sh: tests/fuzz/corpus/ differs from what crew-fuzz-make-corpus writes; regenerate it" \
+    "(regress-* inputs stay):" >&2
+  echo "  find tests/fuzz/corpus -type f ! -name 'regress-*' -delete &&" \
+    "$dir/fuzz/crew-fuzz-make-corpus tests/fuzz/corpus" >&2
   exit 1
 fi
 
@@ -57,7 +59,7 @@ for t in "${targets[@]}"; do
     failed=1
     artifact=$(find "$work/artifacts/$t" -type f | head -n 1)
     echo "$t: FAILED (exit $status) after ${runs:-?} runs in ${elapsed} s, seed ${seed:-?}; input: ${artifact:-none}; log: $log"
-    grep -E 'ERROR|invariant violated|SUMMARY|#[0-9]+ in ' "$log" | head -n 30 >&2 || true
+    grep -E 'ERROR|invariant violated|SUMMARY|#[0-9]+ 0x[0-9a-f]+ in ' "$log" | head -n 30 >&2 || true
   fi
 done
 exit "$failed"
