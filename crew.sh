@@ -5,15 +5,20 @@
 #   ./crew.sh bench [--quick|--json]              build, then run the transport benchmark
 #   ./crew.sh build                               build only
 #   ./crew.sh crew <args>                         build, then run the crew CLI
+#   ./crew.sh fuzz [seconds]                      build the libFuzzer targets, run each (default 60 s)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(g++ make cmake ccache libboost1.81-dev libboost-filesystem1.81-dev
           libboost-test1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev)
+# The fuzz targets (tests/fuzz/) also need clang and its libFuzzer runtime.
+fuzz_packages=(clang libclang-rt-14-dev)
 
-install_missing() {
+install_missing() {  # install_missing [package...]: by default, the build's packages
+  local wanted=("$@")
+  [ ${#wanted[@]} -eq 0 ] && wanted=("${packages[@]}")
   local missing=()
-  for p in "${packages[@]}"; do
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -63,7 +68,10 @@ case "$command" in
     fi
     build "$dir" "${extra[@]}"
     ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "${select[@]}" ;;
+  fuzz)
+    install_missing "${packages[@]}" "${fuzz_packages[@]}"
+    exec tests/fuzz/run.sh "$@" ;;
   *)
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac
