@@ -1,0 +1,562 @@
+// Physical-limit baselines; see baselines.hpp.
+#include "baselines.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <future>
+#include <latch>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+extern char** environ;
+
+namespace crew::bench::raw {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+[[noreturn]] void throw_errno(const std::string& what, int err = errno) {
+  throw std::runtime_error(what + ": " + std::strerror(err));
+}
+
+void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(std::string("crew::bench::raw: ") + what);
+}
+
+/// Median and nearest-rank p99 of samples in microseconds.
+latency summarize(std::vector<double> us) {
+  latency out;
+  out.samples = us.size();
+  if (us.empty()) return out;
+  std::sort(us.begin(), us.end());
+  const std::size_t n = us.size();
+  out.median_us = n % 2 ? us[n / 2] : (us[n / 2 - 1] + us[n / 2]) / 2;
+  const auto rank = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(n)));
+  out.p99_us = us[std::clamp<std::size_t>(rank, 1, n) - 1];
+  return out;
+}
+
+double median(std::vector<double> v) {
+  return summarize(std::move(v)).median_us;
+}
+
+/// Owns a file descriptor.
+class unique_fd {
+ public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~unique_fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  void reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+/// A pipe whose two ends are close-on-exec (so that programs spawned meanwhile by other threads
+/// of this process do not keep them open).
+std::pair<unique_fd, unique_fd> make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2");
+  return {unique_fd(fds[0]), unique_fd(fds[1])};
+}
+
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) throw_errno("fcntl(O_NONBLOCK)");
+}
+
+void write_all(int fd, const unsigned char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("write to child");
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+void read_all(int fd, unsigned char* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("read from child");
+    }
+    if (r == 0) throw std::runtime_error("read from child: the child closed the pipe");
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+}
+
+/// Blocks SIGPIPE in the calling thread while alive, so that writing to a pipe whose reader died
+/// fails with EPIPE instead of killing the process; a SIGPIPE raised meanwhile is discarded.
+class sigpipe_blocker {
+ public:
+  sigpipe_blocker() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGPIPE);
+    if (const int rc = ::pthread_sigmask(SIG_BLOCK, &set_, &old_); rc != 0)
+      throw_errno("pthread_sigmask", rc);
+    sigset_t pending;
+    ::sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~sigpipe_blocker() {
+    sigset_t pending;
+    if (!was_pending_ && ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      const timespec zero{};
+      ::sigtimedwait(&set_, nullptr, &zero);
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  sigpipe_blocker(const sigpipe_blocker&) = delete;
+  sigpipe_blocker& operator=(const sigpipe_blocker&) = delete;
+
+ private:
+  sigset_t set_{}, old_{};
+  bool was_pending_ = false;
+};
+
+cpu_set_t single_cpu(int cpu) {
+  require(cpu >= 0 && cpu < CPU_SETSIZE, "cpu number out of range");
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return set;
+}
+
+/// Pins the calling thread to one CPU while alive; restores its previous mask afterwards.
+class pin_this_thread {
+ public:
+  explicit pin_this_thread(int cpu) {
+    const cpu_set_t set = single_cpu(cpu);
+    if (::sched_getaffinity(0, sizeof old_, &old_) != 0) throw_errno("sched_getaffinity");
+    if (::sched_setaffinity(0, sizeof set, &set) != 0)
+      throw_errno("sched_setaffinity(cpu " + std::to_string(cpu) + ")");
+  }
+  ~pin_this_thread() { ::sched_setaffinity(0, sizeof old_, &old_); }
+  pin_this_thread(const pin_this_thread&) = delete;
+  pin_this_thread& operator=(const pin_this_thread&) = delete;
+
+ private:
+  cpu_set_t old_{};
+};
+
+/// Waits for `pid`; after `patience` kills it with SIGKILL. Returns the wait status.
+int reap(pid_t pid, std::chrono::milliseconds patience) {
+  const auto deadline = clock_type::now() + patience;
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) throw_errno("waitpid");
+    if (clock_type::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ::kill(pid, SIGKILL);
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw_errno("waitpid");
+  }
+  return status;
+}
+
+/// Blocking wait for a spawned program; throws unless it exited with status 0.
+void wait_success(pid_t pid, const std::string& exe) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw_errno("waitpid(" + exe + ")");
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(exe + " did not exit with status 0 (wait status " +
+                             std::to_string(status) + ")");
+}
+
+/// The child's loop: read what the pipe has (up to `cap` bytes, or up to one message if
+/// per_message), write back every complete message received, keep the remainder; exit at end of
+/// input. Only read/write/memmove/_exit: it runs in a child forked from a possibly multi-threaded
+/// process. `cap` is a multiple of `msg`.
+[[noreturn]] void echo_loop(int in, int out, std::size_t msg, unsigned char* buf, std::size_t cap,
+                            bool per_message) noexcept {
+  const std::size_t limit = per_message ? msg : cap;
+  std::size_t have = 0;
+  for (;;) {
+    const ssize_t r = ::read(in, buf + have, limit - have);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ::_exit(1);
+    }
+    if (r == 0) ::_exit(have == 0 ? 0 : 2);  // EOF; a partial message left is an error
+    have += static_cast<std::size_t>(r);
+    const std::size_t whole = have - have % msg;
+    for (std::size_t done = 0; done < whole;) {
+      const ssize_t w = ::write(out, buf + done, whole - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        ::_exit(1);  // EPIPE included: the parent is gone
+      }
+      done += static_cast<std::size_t>(w);
+    }
+    if (whole > 0) std::memmove(buf, buf + whole, have - whole);
+    have -= whole;
+  }
+}
+
+/// A forked child echoing messages of a fixed size through two pipes. The destructor always
+/// closes the pipes and reaps the child (killing it if it does not exit by itself).
+class echo_child {
+ public:
+  echo_child(std::size_t msg, std::optional<int> cpu, echo_mode mode = echo_mode::batched) {
+    // Everything the child needs is allocated before fork().
+    const std::size_t cap = msg * std::max<std::size_t>(1, 256 * KiB / msg);
+    std::vector<unsigned char> buf(cap);
+    auto [req_r, req_w] = make_pipe();
+    auto [resp_r, resp_w] = make_pipe();
+    std::optional<cpu_set_t> child_set;
+    if (cpu) child_set = single_cpu(*cpu);
+
+    pid_ = ::fork();
+    if (pid_ < 0) throw_errno("fork");
+    if (pid_ == 0) {
+      ::close(req_w.get());
+      ::close(resp_r.get());
+      echo_loop(req_r.get(), resp_w.get(), msg, buf.data(), cap, mode == echo_mode::per_message);
+    }
+    to_child_ = std::move(req_w);
+    from_child_ = std::move(resp_r);
+    if (child_set && ::sched_setaffinity(pid_, sizeof *child_set, &*child_set) != 0) {
+      const int err = errno;
+      stop(std::chrono::milliseconds(0));
+      throw_errno("sched_setaffinity(child, cpu " + std::to_string(*cpu) + ")", err);
+    }
+  }
+  ~echo_child() {
+    if (pid_ > 0) {
+      try {
+        stop(std::chrono::milliseconds(2000));
+      } catch (...) {
+      }
+    }
+  }
+  echo_child(const echo_child&) = delete;
+  echo_child& operator=(const echo_child&) = delete;
+
+  int to_child() const noexcept { return to_child_.get(); }
+  int from_child() const noexcept { return from_child_.get(); }
+
+  /// Normal end: end of input lets the child exit; throws if it did not exit cleanly.
+  void finish() {
+    const int status = stop(std::chrono::milliseconds(5000));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      throw std::runtime_error("echo child failed (wait status " + std::to_string(status) + ")");
+  }
+
+ private:
+  // Closing both ends makes the child see EOF (or EPIPE) and exit; then reap it.
+  int stop(std::chrono::milliseconds patience) {
+    to_child_.reset();
+    from_child_.reset();
+    const pid_t pid = std::exchange(pid_, -1);
+    return reap(pid, patience);
+  }
+
+  pid_t pid_ = -1;
+  unique_fd to_child_, from_child_;
+};
+
+/// argv for exec: exe followed by args, null-terminated (pointers into the given strings).
+std::vector<char*> make_argv(const std::string& exe, const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 2);
+  argv.push_back(const_cast<char*>(exe.c_str()));
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  return argv;
+}
+
+/// Keeps the compiler from dropping or merging memcpy calls whose result is never read.
+inline void clobber(void* p) {
+  asm volatile("" : : "r"(p) : "memory");
+}
+
+}  // namespace
+
+latency pipe_pingpong(std::size_t bytes, std::size_t rounds,
+                      std::optional<std::pair<int, int>> pin) {
+  require(bytes > 0, "pipe_pingpong: bytes must be > 0");
+  require(rounds > 0, "pipe_pingpong: rounds must be > 0");
+  sigpipe_blocker no_sigpipe;  // declared first: outlives the child and the pinning
+  echo_child child(bytes, pin ? std::optional<int>(pin->second) : std::nullopt);
+  std::optional<pin_this_thread> pinned;
+  if (pin) pinned.emplace(pin->first);
+
+  std::vector<unsigned char> request(bytes, 0x5a), reply(bytes);
+  const std::size_t stamp = std::min<std::size_t>(bytes, sizeof(std::uint64_t));
+  const std::size_t warmup = std::clamp<std::size_t>(rounds / 10, 10, 1000);
+  std::vector<double> us;
+  us.reserve(rounds);
+  for (std::uint64_t i = 0; i < warmup + rounds; ++i) {
+    std::memcpy(request.data(), &i, stamp);  // a per-round stamp checks the echo
+    const auto t0 = clock_type::now();
+    write_all(child.to_child(), request.data(), bytes);
+    read_all(child.from_child(), reply.data(), bytes);
+    const double elapsed = seconds_since(t0);
+    if (std::memcmp(request.data(), reply.data(), stamp) != 0)
+      throw std::runtime_error("pipe_pingpong: the echo does not match the request");
+    if (i >= warmup) us.push_back(elapsed * 1e6);
+  }
+  child.finish();
+  return summarize(std::move(us));
+}
+
+double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_t messages) {
+  return pipe_pipelined_per_s(bytes, in_flight, messages, echo_mode::batched);
+}
+
+double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_t messages,
+                            echo_mode mode) {
+  require(bytes > 0 && in_flight > 0 && messages > 0,
+          "pipe_pipelined_per_s: bytes, in_flight and messages must be > 0");
+  sigpipe_blocker no_sigpipe;
+  echo_child child(bytes, std::nullopt, mode);
+  const int to = child.to_child(), from = child.from_child();
+  set_nonblocking(to);
+  set_nonblocking(from);
+
+  // The requests are written cyclically from one block of up to `in_flight` messages (at most
+  // 1 MiB, at least one message); replies are read into a block of the same size.
+  const std::size_t per_block = std::min(in_flight, std::max<std::size_t>(1, MiB / bytes));
+  std::vector<unsigned char> out(per_block * bytes, 0xa5), in(per_block * bytes);
+
+  // Sends `n` messages and receives their echoes with at most `in_flight` outstanding.
+  auto run = [&](std::size_t n) {
+    const std::uint64_t total = std::uint64_t{n} * bytes;
+    std::uint64_t sent = 0, got = 0;
+    while (got < total) {
+      bool progress = false;
+      const std::uint64_t limit = std::min<std::uint64_t>(total, (got / bytes + in_flight) * bytes);
+      if (sent < limit) {
+        const std::size_t off = sent % out.size();
+        const std::size_t len = std::min<std::uint64_t>(limit - sent, out.size() - off);
+        const ssize_t w = ::write(to, out.data() + off, len);
+        if (w > 0) {
+          sent += static_cast<std::uint64_t>(w);
+          progress = true;
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+          throw_errno("write to child");
+        }
+      }
+      const std::size_t want = std::min<std::uint64_t>(total - got, in.size());
+      const ssize_t r = ::read(from, in.data(), want);
+      if (r > 0) {
+        got += static_cast<std::uint64_t>(r);
+        progress = true;
+      } else if (r == 0) {
+        throw std::runtime_error("read from child: the child closed the pipe");
+      } else if (errno != EAGAIN && errno != EINTR) {
+        throw_errno("read from child");
+      }
+      if (progress) continue;
+      // Neither end is ready: wait for a reply or (if the window allows) room to write.
+      pollfd fds[2] = {{from, POLLIN, 0}, {to, POLLOUT, 0}};
+      const int rc = ::poll(fds, sent < limit ? 2 : 1, 10'000);
+      if (rc == 0) throw std::runtime_error("pipe_pipelined_per_s: the child stopped answering");
+      if (rc < 0 && errno != EINTR) throw_errno("poll");
+    }
+  };
+
+  run(std::clamp<std::size_t>(messages / 10, 1, 10'000));  // warm-up
+  const auto t0 = clock_type::now();
+  run(messages);
+  const double elapsed = seconds_since(t0);
+  child.finish();
+  return static_cast<double>(messages) / elapsed;
+}
+
+double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& args,
+                     std::size_t reps) {
+  require(reps > 0, "spawn_wait_ms: reps must be > 0");
+  std::vector<char*> argv = make_argv(exe, args);
+
+  posix_spawn_file_actions_t actions;
+  if (const int rc = ::posix_spawn_file_actions_init(&actions); rc != 0)
+    throw_errno("posix_spawn_file_actions_init", rc);
+  struct actions_guard {
+    posix_spawn_file_actions_t* a;
+    ~actions_guard() { ::posix_spawn_file_actions_destroy(a); }
+  } guard{&actions};
+  if (const int rc = ::posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+      rc != 0)
+    throw_errno("posix_spawn_file_actions_addopen", rc);
+  if (const int rc = ::posix_spawn_file_actions_adddup2(&actions, 1, 2); rc != 0)
+    throw_errno("posix_spawn_file_actions_adddup2", rc);
+
+  auto once = [&] {
+    pid_t pid = -1;
+    if (const int rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+        rc != 0)
+      throw_errno("posix_spawn(" + exe + ")", rc);
+    wait_success(pid, exe);
+  };
+
+  once();  // untimed: page cache, dynamic loader
+  std::vector<double> ms;
+  ms.reserve(reps);
+  for (std::size_t i = 0; i < reps; ++i) {
+    const auto t0 = clock_type::now();
+    once();
+    ms.push_back(seconds_since(t0) * 1e3);
+  }
+  return median(std::move(ms));
+}
+
+double fork_exec_wait_ms(const std::string& exe, const std::vector<std::string>& args,
+                         std::size_t reps) {
+  require(reps > 0, "fork_exec_wait_ms: reps must be > 0");
+  std::vector<char*> argv = make_argv(exe, args);
+  unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  if (devnull.get() < 0) throw_errno("open(/dev/null)");
+
+  // Like Boost.Process's fork launcher: a close-on-exec pipe reports an exec failure (errno) to
+  // the parent, and its EOF tells that the exec succeeded.
+  auto once = [&] {
+    auto [err_r, err_w] = make_pipe();
+    const pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork");
+    if (pid == 0) {  // only async-signal-safe calls from here on
+      if (::dup2(devnull.get(), 1) >= 0 && ::dup2(devnull.get(), 2) >= 0)
+        ::execve(exe.c_str(), argv.data(), environ);
+      const int err = errno;
+      [[maybe_unused]] const ssize_t ignored = ::write(err_w.get(), &err, sizeof err);
+      ::_exit(127);
+    }
+    err_w.reset();
+    int child_errno = 0;
+    ssize_t r;
+    while ((r = ::read(err_r.get(), &child_errno, sizeof child_errno)) < 0 && errno == EINTR) {
+    }
+    if (r > 0) {
+      reap(pid, std::chrono::milliseconds(5000));
+      throw_errno("execve(" + exe + ")", child_errno);
+    }
+    wait_success(pid, exe);
+  };
+
+  once();  // untimed
+  std::vector<double> ms;
+  ms.reserve(reps);
+  for (std::size_t i = 0; i < reps; ++i) {
+    const auto t0 = clock_type::now();
+    once();
+    ms.push_back(seconds_since(t0) * 1e3);
+  }
+  return median(std::move(ms));
+}
+
+double memcpy_gb_per_s(std::size_t bytes, int reps) {
+  require(bytes > 0 && reps > 0, "memcpy_gb_per_s: bytes and reps must be > 0");
+  std::vector<unsigned char> src(bytes, 1), dst(bytes, 0);  // both touched: resident and warm
+  // At least 64 MiB copied per timed rep, so that small sizes are not lost in clock overhead.
+  const std::size_t iters = std::max<std::size_t>(1, 64 * MiB / bytes);
+  std::memcpy(dst.data(), src.data(), bytes);
+  clobber(dst.data());
+  double best = 0;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = clock_type::now();
+    for (std::size_t i = 0; i < iters; ++i) {
+      std::memcpy(dst.data(), src.data(), bytes);
+      clobber(dst.data());
+    }
+    const double elapsed = seconds_since(t0);
+    best = std::max(best, static_cast<double>(bytes) * static_cast<double>(iters) / elapsed / 1e9);
+  }
+  return best;
+}
+
+thread_pool_baseline asio_thread_pool(std::size_t threads, std::size_t tasks) {
+  require(threads > 0 && tasks > 0, "asio_thread_pool: threads and tasks must be > 0");
+  thread_pool_baseline out;
+  // The latch is declared before the pool, so it outlives every task (the pool joins first).
+  std::latch all_done(static_cast<std::ptrdiff_t>(tasks));
+  boost::asio::thread_pool pool(threads);
+
+  // (a) One task at a time; the task owns the promise, so it is not destroyed under set_value.
+  const std::size_t warmup = std::clamp<std::size_t>(tasks / 10, 10, 1000);
+  std::vector<double> us;
+  us.reserve(tasks);
+  for (std::size_t i = 0; i < warmup + tasks; ++i) {
+    const auto t0 = clock_type::now();
+    std::promise<void> done;
+    std::future<void> f = done.get_future();
+    boost::asio::post(pool, [p = std::move(done)]() mutable { p.set_value(); });
+    f.get();
+    const double elapsed = seconds_since(t0);
+    if (i >= warmup) us.push_back(elapsed * 1e6);
+  }
+  out.round_trip_median_us = median(std::move(us));
+
+  // (b) All tasks posted at once, then one wait for the last.
+  const auto t0 = clock_type::now();
+  for (std::size_t i = 0; i < tasks; ++i)
+    boost::asio::post(pool, [&all_done] { all_done.count_down(); });
+  all_done.wait();
+  out.batched_per_s = static_cast<double>(tasks) / seconds_since(t0);
+  pool.join();
+  return out;
+}
+
+hold_heap::hold_heap(std::size_t bytes) : bytes_(bytes) {
+  if (bytes == 0) return;
+  data_ = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data_ == MAP_FAILED) {
+    data_ = nullptr;
+    throw_errno("mmap(" + std::to_string(bytes) + " bytes)");
+  }
+  // One write per page makes it resident (a read would only map the shared zero page).
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  auto* p = static_cast<volatile unsigned char*>(data_);
+  for (std::size_t off = 0; off < bytes; off += page)
+    p[off] = 1;
+}
+
+hold_heap::~hold_heap() {
+  if (data_) ::munmap(data_, bytes_);
+}
+
+}  // namespace crew::bench::raw

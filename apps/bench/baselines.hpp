@@ -1,0 +1,86 @@
+// Physical-limit baselines for the crew benchmarks: what the operating system (pipes, process
+// creation, memcpy) and a bare Boost.Asio thread pool can do on this machine, measured without
+// crew, so crew's own numbers can be read against them.
+//
+// Every function measures synchronously in the calling thread and throws std::runtime_error
+// (with the errno text) when a system call fails, or std::invalid_argument on bad arguments.
+// Child processes are always reaped, also when an exception is thrown.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace crew::bench::raw {
+
+struct latency {
+  double median_us = 0, p99_us = 0;
+  std::size_t samples = 0;
+};
+
+/// Round trip of a message of `bytes` bytes between this process and a forked child through two
+/// pipes (write request, child reads it fully and writes it back, parent reads it fully),
+/// `rounds` times after a warm-up. pin: if set, {parent_cpu, child_cpu}: the calling thread is
+/// pinned to parent_cpu for the measurement (its previous mask is restored afterwards) and the
+/// child to child_cpu.
+latency pipe_pingpong(std::size_t bytes, std::size_t rounds,
+                      std::optional<std::pair<int, int>> pin);
+
+/// How the echo child of pipe_pipelined_per_s reads. batched: one read() of up to 256 KiB, then
+/// one write() of every complete message in it (the syscall limit). per_message: reads exactly
+/// one message, writes it back, then the next (two syscalls per message at least, like a worker
+/// that handles one request at a time).
+enum class echo_mode { batched, per_message };
+
+/// Pipelined throughput: the parent keeps up to `in_flight` messages of `bytes` bytes
+/// outstanding (writes ahead, reads replies; one thread, non-blocking fds and poll()) to a forked
+/// child echoing them (whole messages only); messages per second over `messages`, after a
+/// warm-up. The three-argument form uses echo_mode::batched.
+double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_t messages);
+double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_t messages,
+                            echo_mode mode);
+
+/// posix_spawn of exe with args (stdout/stderr to /dev/null, environment inherited) + waitpid,
+/// `reps` times after one untimed run; median milliseconds. The caller may hold a big heap at
+/// the time (see hold_heap). Throws if the program does not exit with status 0.
+double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& args,
+                     std::size_t reps);
+
+/// Same through fork()+execve (what Boost.Process's default launcher does): fork copies the
+/// page tables of the parent, so it slows down with the parent's resident size.
+double fork_exec_wait_ms(const std::string& exe, const std::vector<std::string>& args,
+                         std::size_t reps);
+
+/// memcpy bandwidth for `bytes` (warm: both buffers touched first), best of `reps`, GB/s (1e9
+/// bytes copied per second; read + write traffic is twice that). Small sizes are copied many
+/// times per rep so that every timed interval is a few milliseconds long.
+double memcpy_gb_per_s(std::size_t bytes, int reps);
+
+/// A bare boost::asio::thread_pool(threads): (a) one post + std::future round trip at a time,
+/// median microseconds over `tasks`; (b) `tasks` posts then wait for all (std::latch), tasks
+/// per second.
+struct thread_pool_baseline {
+  double round_trip_median_us = 0;
+  double batched_per_s = 0;
+};
+thread_pool_baseline asio_thread_pool(std::size_t threads, std::size_t tasks);
+
+/// Allocates `bytes` (anonymous mmap, as malloc does for big blocks) and touches every page so
+/// that it is resident; released on destruction.
+class hold_heap {
+ public:
+  explicit hold_heap(std::size_t bytes);
+  ~hold_heap();
+  hold_heap(const hold_heap&) = delete;
+  hold_heap& operator=(const hold_heap&) = delete;
+
+  std::size_t size() const noexcept { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace crew::bench::raw
