@@ -62,5 +62,9 @@ inline const job<int(int)> grandchild_and_sleep{"grandchild_and_sleep"};
 inline const job<int(int)> alloc_fails{"alloc_fails"};
 /// Burns the given seconds of CPU time, then returns them.
 inline const job<int(int)> burn_cpu{"burn_cpu"};
+/// Counts its runs in the file at `path` (across workers). While the count is at most
+/// `failures` it fails: mode 0 raises SIGSEGV, mode 1 throws, mode 2 hangs. Then it returns
+/// the count.
+inline const job<int(std::string, int, int)> flaky{"flaky"};
 
 }  // namespace crew::test

@@ -283,6 +283,24 @@ int main(int argc, char** argv) {
       return 1;
     }
   });
+  jobs.add(crew::test::flaky, [](const std::string& path, int failures, int mode) {
+    int count = 0;
+    if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+      if (std::fscanf(f, "%d", &count) != 1) count = 0;
+      std::fclose(f);
+    }
+    ++count;
+    if (std::FILE* f = std::fopen(path.c_str(), "w")) {
+      std::fprintf(f, "%d\n", count);
+      std::fclose(f);
+    }
+    if (count <= failures) {
+      if (mode == 0) std::raise(SIGSEGV);
+      if (mode == 1) throw std::runtime_error("flaky failure " + std::to_string(count));
+      sleep_forever();
+    }
+    return count;
+  });
   jobs.add(crew::test::burn_cpu, [](int seconds) {
     timespec start{};
     ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &start);

@@ -533,6 +533,70 @@ BOOST_FIXTURE_TEST_CASE(row_13_the_crash_loop_breaker_fails_pending_tasks_fast_w
   expect_no_leaks(fds_before);
 }
 
+// Retries (issue 4): only a worker's death is retried, within the bound, per pool, per job
+// or per task; a job's own error and a timeout never are.
+BOOST_FIXTURE_TEST_CASE(retries_rerun_only_tasks_whose_worker_died, io_fixture) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("crew-retries-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto counter = [&](const std::string& name) { return (dir / name).string(); };
+  auto runs = [&](const std::string& name) {
+    std::ifstream in(counter(name));
+    int n = 0;
+    in >> n;
+    return n;
+  };
+  {
+    auto o = fault_options(1);
+    o.job_retries = {{"flaky", 1}};
+    crew::process_pool pool(ioc.get_executor(), o);
+    // The job's retry count (1): one crash, then success on a fresh worker.
+    BOOST_TEST(pool.submit(crew::test::flaky(counter("a"), 1, 0)).get() == 2);
+    // Per task, more: two crashes, then success.
+    crew::task_options twice;
+    twice.retries = 2;
+    BOOST_TEST(pool.submit(crew::test::flaky(counter("b"), 2, 0), twice).get() == 3);
+    // Past the bound: the error says how many attempts there were.
+    auto e = failure_of(pool.submit(crew::test::flaky(counter("c"), 5, 0), twice));
+    BOOST_TEST(e.code() == code(errc::worker_crashed));
+    BOOST_TEST(contains(e.message(), "after 3 attempts"), e.message());
+    BOOST_TEST(runs("c") == 3);
+    // Per task, none: the first crash is final.
+    crew::task_options none;
+    none.retries = 0;
+    e = failure_of(pool.submit(crew::test::flaky(counter("d"), 1, 0), none));
+    BOOST_TEST(e.code() == code(errc::worker_crashed));
+    BOOST_TEST(runs("d") == 1);
+    // A job's own exception is never retried.
+    crew::task_options many;
+    many.retries = 3;
+    e = failure_of(pool.submit(crew::test::flaky(counter("e"), 1, 1), many));
+    BOOST_TEST(e.code() == code(errc::job_failed));
+    BOOST_TEST(contains(e.message(), "flaky failure 1"));
+    BOOST_TEST(runs("e") == 1);
+    // Nor is a timeout.
+    many.timeout = 200ms;
+    e = failure_of(pool.submit(crew::test::flaky(counter("f"), 1, 2), many));
+    BOOST_TEST(e.code() == code(errc::task_timeout));
+    BOOST_TEST(runs("f") == 1);
+    pool.join();
+  }
+  {
+    // The pool's default is none; `retries` on the pool sets it for every job.
+    crew::process_pool plain(ioc.get_executor(), fault_options(1));
+    auto e = failure_of(plain.submit(crew::test::flaky(counter("g"), 1, 0)));
+    BOOST_TEST(e.code() == code(errc::worker_crashed));
+    plain.join();
+    auto o = fault_options(1);
+    o.retries = 1;
+    crew::process_pool retrying(ioc.get_executor(), o);
+    BOOST_TEST(retrying.submit(crew::test::flaky(counter("h"), 1, 0)).get() == 2);
+    retrying.join();
+  }
+  std::filesystem::remove_all(dir);
+  expect_no_leaks(fds_before);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(bad_input, *boost::unit_test::timeout(120))
