@@ -113,6 +113,9 @@ struct pending_task {
   unsigned retries = 0;                  // allowed after a worker death
   unsigned attempts = 0;                 // runs so far that ended in a worker death
   bool admitted = false;                 // holds a place of max_queue
+  bool discarded = false;                // cancelled while sent: its reply is dropped
+  std::uint64_t stream_start = 0;        // where its frame lies in all bytes sent to the worker
+  std::uint64_t stream_end = 0;
   // Explicit cancellation (task_options::stop); destroyed with the task, on the strand.
   std::unique_ptr<std::stop_callback<std::function<void()>>> on_stop;
 };
@@ -143,14 +146,17 @@ struct worker {
   protocol::frame_reader reader;
   std::vector<std::byte> wbuf;
   std::size_t woff = 0;
-  std::size_t task_end = 0;  // where the task frame ends in wbuf (a cancel may follow it)
-  std::size_t sent = 0;      // bytes written since the current task was dispatched
-  bool writing = false;      // a wait for the pipe to take more is pending
+  std::uint64_t appended = 0;  // bytes ever put in wbuf
+  std::uint64_t written = 0;   // bytes ever written to the worker
+  bool writing = false;        // a wait for the pipe to take more is pending
   state st = state::booting;
   std::unordered_map<std::string, std::pair<std::uint32_t, std::string>> jobs;
   std::string job_list;
-  std::optional<pending_task> current;
-  std::optional<std::uint64_t> draining;  // a cancelled task whose reply is still due
+  // Tasks sent, in order. The worker runs them one after another, so front() is the one
+  // running; the others wait in its pipe (pipeline_depth > 1). A discarded entry is a
+  // cancelled task whose reply is still due and will be dropped.
+  std::deque<pending_task> inflight;
+  bool retire_due = false;  // recycle once its in-flight tasks are done
   std::size_t tasks_done = 0;
   bool frame_armed = false;
   bool exited = false, channel_done = false, out_done = false, err_done = false;
@@ -177,6 +183,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   pool_core(asio::any_io_executor ex, process_pool_options o)
       : ex_(ex), strand_(asio::make_strand(ex)), opts_(std::move(o)), respawn_timers_() {
     if (opts_.workers == 0) opts_.workers = std::max(1u, std::thread::hardware_concurrency());
+    // One request and one response area per worker: shared-memory tasks cannot overlap.
+    depth_ = opts_.transport == transport::shm ? 1 : std::max<std::size_t>(1, opts_.pipeline_depth);
     if (opts_.executable.empty()) opts_.executable = default_worker_executable();
     slots_.resize(opts_.workers);
     for (std::size_t i = 0; i < opts_.workers; ++i)
@@ -622,25 +630,24 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       }
       case frame_type::result:
       case frame_type::error: {
-        if (w->woff < w->task_end)
-          return violation(w, "a reply before it read its whole task"), false;
         // Being stopped (deadline, cancel grace): a reply now is too late and changes nothing;
         // the task fails with the recorded cause once the worker is gone.
         if (w->failure) return true;
-        if (w->st == worker::state::busy && w->draining == f.header.task_id) {
-          // The late reply of a cancelled task: its caller was answered already.
-          w->draining.reset();
-          w->deadline.cancel();
-          after_task(w);
-          return true;
-        }
-        if (w->st != worker::state::busy || !w->current || w->current->id != f.header.task_id)
+        if (w->inflight.empty() || w->inflight.front().id != f.header.task_id)
           return violation(w, "a reply for task " + std::to_string(f.header.task_id) +
                                   ", which is not the task it runs"),
                  false;
-        auto p = std::move(*w->current);
-        w->current.reset();
+        if (w->written < w->inflight.front().stream_end)
+          return violation(w, "a reply before it read its whole task"), false;
         w->deadline.cancel();
+        if (w->inflight.front().discarded) {
+          // The late reply of a cancelled task: its caller was answered already.
+          w->inflight.pop_front();
+          after_task(w);
+          return true;
+        }
+        auto p = std::move(w->inflight.front());
+        w->inflight.pop_front();
         consecutive_crashes_ = 0;
         if (f.header.type == frame_type::result && (f.header.flags & protocol::flag_shm)) {
           // The worker's descriptor is checked against our own copy of the layout and
@@ -650,7 +657,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
           protocol::shm_descriptor d;
           if (!w->seg || protocol::check_descriptor(f.payload, w->seg.response_size(), p.id, d) ||
               w->seg.read_response(d.offset, d.length, w->result_buf)) {
-            w->current = std::move(p);  // failed by finalize, as protocol_error
+            w->inflight.push_front(std::move(p));  // failed by finalize, as protocol_error
             return violation(w, "a bad shared-memory descriptor in its result"), false;
           }
           succeed(p, w->result_buf);
@@ -677,8 +684,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
 
   // A worker has answered its task: it serves the next one, unless it is due for recycling.
   void after_task(const std::shared_ptr<worker>& w) {
-    w->st = worker::state::idle;
     ++w->tasks_done;
+    if (!w->inflight.empty()) {
+      start_head(w);
+    } else {
+      w->st = worker::state::idle;
+    }
     std::string why;
     if (opts_.max_tasks_per_worker > 0 && w->tasks_done >= opts_.max_tasks_per_worker)
       why = "it ran " + std::to_string(w->tasks_done) + " tasks (max_tasks_per_worker)";
@@ -688,7 +699,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         why = "its resident memory is " + std::to_string(rss >> 10) + " KiB, over the limit of " +
               std::to_string(opts_.max_worker_rss >> 10) + " KiB (max_worker_rss)";
     }
-    if (!why.empty() && !closed_ && !broken_ && !terminated_.load()) {
+    if (!why.empty()) w->retire_due = true;  // it takes no new task from now on
+    if (w->retire_due && w->inflight.empty() && !closed_ && !broken_ && !terminated_.load()) {
       // Recycled between tasks: it is asked to exit, and a fresh worker takes its slot now.
       retiring_.push_back(w);
       if (slots_[w->slot] == w) slots_[w->slot].reset();
@@ -799,7 +811,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   void arm_task_deadline(const std::shared_ptr<worker>& w, std::uint64_t id,
                          std::chrono::milliseconds timeout) {
     arm_deadline(w, timeout, [this, w, id, timeout] {
-      if (!w->current || w->current->id != id) return;
+      if (w->inflight.empty() || w->inflight.front().id != id) return;
       w->failure = {errc::task_timeout, "the task ran past its deadline of " + ms_text(timeout) +
                                             "; crew stopped the worker"};
       kill_group(w, SIGTERM);
@@ -829,8 +841,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     // the pipe, that task never started and goes back to the queue as it was.
     int unread = -1;
     if (w->to.is_open() && ::ioctl(w->to.native_handle(), FIONREAD, &unread) != 0) unread = -1;
-    const bool task_untouched =
-        w->current && unread >= 0 && static_cast<std::size_t>(unread) == w->sent;
+    const std::uint64_t consumed =
+        unread >= 0 ? w->written - static_cast<std::uint64_t>(unread) : 0;
+    const bool head_untouched =
+        !w->inflight.empty() && unread >= 0 && consumed <= w->inflight.front().stream_start;
     for (auto* d : {&w->to, &w->from, &w->out, &w->err})
       d->close(ignored);
     if (slots_[w->slot] == w) slots_[w->slot].reset();
@@ -848,19 +862,29 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       if (!tail.empty()) head += "; stderr: " + tail;
       return head;
     };
-    if (w->st == worker::state::stopping && !w->current) return check_join();  // asked to go
+    // The tasks behind the running one never started (the worker is sequential): they go
+    // back to the front of the queue in their order, as they were. So does the running one
+    // if the worker never read a byte of it.
+    while (w->inflight.size() > 1 || (head_untouched && !w->inflight.empty())) {
+      pending_task p = std::move(w->inflight.back());
+      w->inflight.pop_back();
+      if (p.discarded) continue;
+      if (terminated_.load())
+        fail(p, errc::shutting_down, "the pool was destroyed");
+      else
+        queue_.push_front(std::move(p));
+    }
+    if (!w->inflight.empty() && w->inflight.front().discarded) w->inflight.clear();
+    if (w->st == worker::state::stopping && w->inflight.empty())
+      return check_join();  // asked to go
     if (!w->booted && !w->failure)
       return boot_failed(w->slot, detail(who + " " + how + " before its handshake"));
     if (!w->booted)
       return boot_failed(w->slot, detail(who + ": " + w->failure->second + "; it " + how));
     std::optional<std::string> crash;  // set when the task killed its worker
-    if (w->current && task_untouched && !w->failure && !terminated_.load()) {
-      queue_.push_front(std::move(*w->current));  // not a crash, not an attempt
-      w->current.reset();
-    }
-    if (w->current) {
-      pending_task p = std::move(*w->current);
-      w->current.reset();
+    if (!w->inflight.empty()) {
+      pending_task p = std::move(w->inflight.front());
+      w->inflight.clear();
       const errc code = w->failure ? w->failure->first : errc::worker_crashed;
       std::string msg =
           detail(w->failure ? who + ": " + w->failure->second + "; it " + how : who + " " + how);
@@ -884,6 +908,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                       *crash);
     if ((!closed_ || !queue_.empty()) && !broken_ && !terminated_.load())
       spawn(w->slot);  // replace it and go on serving
+    dispatch();        // tasks put back may go to the other workers now
     check_join();
   }
 
@@ -891,12 +916,14 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
 
   void dispatch() {
     while (!queue_.empty()) {
+      // The worker with the fewest tasks in flight, within the pipeline depth.
       std::shared_ptr<worker> idle;
       for (auto& w : slots_)
-        if (w && w->st == worker::state::idle && w->alive() && w->wbuf.empty()) {
+        if (w && (w->st == worker::state::idle || w->st == worker::state::busy) && w->alive() &&
+            !w->retire_due && w->inflight.size() < depth_ &&
+            (w->inflight.empty() || !w->inflight.front().discarded) &&
+            (!idle || w->inflight.size() < idle->inflight.size()))
           idle = w;
-          break;
-        }
       if (!idle) return;
       pending_task p = std::move(queue_.front());
       queue_.pop_front();
@@ -913,27 +940,37 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                  p.task.signature + " in the caller: rebuild both from the same header");
         continue;
       }
-      idle->wbuf.clear();
-      idle->woff = 0;
+      const std::size_t before = idle->wbuf.size();
       try {
         write_task(*idle, p, it->second.first);
       } catch (const capacity_exceeded& e) {
+        idle->wbuf.resize(before);
         fail(p, errc::payload_too_large, e.message());
         continue;
       } catch (const std::exception& e) {  // bad_alloc, or the segment refusing a write
+        idle->wbuf.resize(before);
         fail(p, errc::payload_too_large, std::string("cannot place the arguments: ") + e.what());
         continue;
       }
       release(p);  // on its way to a worker: its place in the queue is free
-      const std::uint64_t id = p.id;
-      const auto timeout = p.timeout;
-      idle->current = std::move(p);
-      idle->st = worker::state::busy;
-      idle->task_end = idle->wbuf.size();
-      idle->sent = 0;
-      if (timeout.count() > 0) arm_task_deadline(idle, id, timeout);
-      write_some(idle);
+      p.stream_start = idle->appended;
+      idle->appended += idle->wbuf.size() - before;
+      p.stream_end = idle->appended;
+      idle->inflight.push_back(std::move(p));
+      if (idle->inflight.size() == 1) {
+        idle->st = worker::state::busy;
+        start_head(idle);
+      }
+      if (!idle->writing) write_some(idle);
     }
+  }
+
+  // The task at the head of a worker's pipeline has started: its deadline runs from now
+  // (or, for a cancelled one, the grace before the worker is killed).
+  void start_head(const std::shared_ptr<worker>& w) {
+    pending_task& h = w->inflight.front();
+    if (h.discarded) return arm_cancel_grace(w, h.id);
+    if (h.timeout.count() > 0) arm_task_deadline(w, h.id, h.timeout);
   }
 
   // Encodes a task's arguments straight into the shared request area (large payloads with
@@ -967,7 +1004,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                                       w->wbuf.size() - w->woff);
       if (n >= 0) {
         w->woff += static_cast<std::size_t>(n);
-        w->sent += static_cast<std::size_t>(n);
+        w->written += static_cast<std::size_t>(n);
         continue;
       }
       if (errno == EINTR) continue;
@@ -986,8 +1023,6 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     }
     w->wbuf.clear();
     w->woff = 0;
-    w->task_end = 0;
-    if (w->st == worker::state::idle) dispatch();  // it was held back by a pending cancel frame
   }
 
   // --- shutdown -----------------------------------------------------------------------
@@ -995,7 +1030,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   bool busy() const {
     if (!queue_.empty()) return true;
     for (auto& w : slots_)
-      if (w && (w->current || w->st == worker::state::busy)) return true;
+      if (w && (!w->inflight.empty() || w->st == worker::state::busy)) return true;
     return false;
   }
 
@@ -1028,26 +1063,37 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       fail(p, errc::cancelled, "cancelled before it started");
       return check_join();
     }
-    for (auto& w : slots_)
-      if (w && w->current && w->current->id == id)
-        return cancel_running(w, "cancelled while running on worker " + std::to_string(w->slot) +
-                                     " (pid " + std::to_string(w->pid) + ")");
+    for (auto& w : slots_) {
+      if (!w) continue;
+      for (auto& t : w->inflight)
+        if (t.id == id && !t.discarded)
+          return cancel_sent(w, t,
+                             "cancelled on worker " + std::to_string(w->slot) + " (pid " +
+                                 std::to_string(w->pid) + ")");
+    }
   }
 
-  // The task fails with `cancelled` now. Its worker gets a cancel frame and stays out of
-  // service until it answers (the answer is discarded) or is killed after cancel_grace.
-  void cancel_running(const std::shared_ptr<worker>& w, const std::string& why) {
-    pending_task p = std::move(*w->current);
-    w->current.reset();
-    fail(p, errc::cancelled, why);
-    if (w->exited || w->failure) return maybe_finalize(w);  // already going; nothing to drain
-    w->draining = p.id;
+  // The task fails with `cancelled` now. Its worker gets a cancel frame; the entry stays in
+  // flight, discarded, until the worker answers it (a task not started yet is answered at
+  // once by crew's runtime). The running one gets cancel_grace to answer, or its worker is
+  // killed; nothing it sends for it reaches anyone.
+  void cancel_sent(const std::shared_ptr<worker>& w, pending_task& t, const std::string& why) {
+    const bool running = &t == &w->inflight.front();
+    t.discarded = true;
+    fail(t, errc::cancelled, why);
+    if (w->exited || w->failure) return maybe_finalize(w);  // already going
     if (w->to.is_open()) {
-      protocol::append_frame(w->wbuf, protocol::frame_type::cancel, p.id, {});
+      const std::size_t before = w->wbuf.size();
+      protocol::append_frame(w->wbuf, protocol::frame_type::cancel, t.id, {});
+      w->appended += w->wbuf.size() - before;
       if (!w->writing) write_some(w);
     }
-    arm_deadline(w, opts_.cancel_grace, [this, w, id = p.id] {
-      if (w->draining != id) return;
+    if (running) arm_cancel_grace(w, t.id);
+  }
+
+  void arm_cancel_grace(const std::shared_ptr<worker>& w, std::uint64_t id) {
+    arm_deadline(w, opts_.cancel_grace, [this, w, id] {
+      if (w->inflight.empty() || w->inflight.front().id != id) return;
       w->failure = {errc::cancelled, "it did not stop a cancelled task within " +
                                          ms_text(opts_.cancel_grace) + "; crew killed it"};
       kill_group(w, SIGKILL);
@@ -1061,8 +1107,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       queue_.pop_front();
       fail(p, errc::cancelled, why);
     }
-    for (auto& w : slots_)
-      if (w && w->current) cancel_running(w, why);
+    for (auto& w : slots_) {
+      if (!w) continue;
+      for (std::size_t i = w->inflight.size(); i-- > 0;)  // the running one last
+        if (i < w->inflight.size() && !w->inflight[i].discarded)
+          cancel_sent(w, w->inflight[i], why);
+    }
     check_join();
   }
 
@@ -1091,10 +1141,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     }
     for (auto& w : slots_) {
       if (!w) continue;
-      if (w->current) {
-        fail(*w->current, errc::shutting_down, "the pool was destroyed while the task ran");
-        w->current.reset();
-      }
+      for (auto& t : w->inflight)
+        if (!t.discarded) fail(t, errc::shutting_down, "the pool was destroyed while the task ran");
+      w->inflight.clear();
       w->st = worker::state::idle;
       stop(w);
       kill_group(w, SIGTERM);
@@ -1113,6 +1162,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   std::vector<std::unique_ptr<asio::steady_timer>> respawn_timers_;
   std::deque<pending_task> queue_;
   std::atomic<std::uint64_t> next_id_{0};
+  std::size_t depth_ = 1;                          // tasks in flight per worker
   std::vector<std::shared_ptr<worker>> retiring_;  // recycled workers on their way out
   asio::steady_timer shutdown_timer_{strand_};
   bool shutdown_armed_ = false;

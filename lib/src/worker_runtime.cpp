@@ -48,6 +48,19 @@ bool says_stop(std::span<const std::byte> bytes, std::uint64_t task, std::size_t
   return false;
 }
 
+// Whether `bytes` (from a frame boundary) hold a cancel of `task`.
+bool cancel_buffered(std::span<const std::byte> bytes, std::uint64_t task,
+                     std::size_t max_payload) {
+  while (bytes.size() >= protocol::header_size) {
+    protocol::frame_header h;
+    if (protocol::parse_header(bytes.data(), max_payload, h)) return false;
+    if (h.type == protocol::frame_type::cancel && h.task_id == task) return true;
+    if (bytes.size() - protocol::header_size < h.length) return false;
+    bytes = bytes.subspan(protocol::header_size + h.length);
+  }
+  return false;
+}
+
 // The parent-death signal's handler: the coordinator (the thread that started us) is gone;
 // take the whole process group down, the job's children with it. Async-signal-safe.
 extern "C" void on_parent_death(int) {
@@ -136,8 +149,10 @@ class task_runner {
               std::size_t inline_max)
       : index_(index), seg_(seg), inline_max_(inline_max) {}
 
+  // Appends the reply frame to `reply` (which may hold earlier replies not yet written).
   void run(const protocol::frame_view& f, std::vector<std::byte>& reply) {
     reply_ = &reply;
+    base_ = reply.size();
     id_ = f.header.task_id;
     std::span<const std::byte> p = f.payload;
     if (p.size() < 4) return fail(errc::decode_error, "task frame shorter than its job index");
@@ -181,7 +196,7 @@ class task_runner {
     in_shm_ = generation_ && size > inline_max_ && size <= seg_.layout.response_size;
     size_ = size;
     if (in_shm_) return encoder(seg_.response().data(), size);
-    reply_->clear();
+    reply_->resize(base_);
     return encoder(protocol::append_frame_for(*reply_, protocol::frame_type::result, id_, size),
                    size);
   }
@@ -189,14 +204,23 @@ class task_runner {
   // An inline result is complete once encoded; a shared one still needs its descriptor.
   void finish_result() {
     if (!in_shm_) return;
-    reply_->clear();
+    reply_->resize(base_);
     std::vector<std::byte> d;
     protocol::append_descriptor(d, {0, size_, *generation_});
     protocol::append_frame(*reply_, protocol::frame_type::result, id_, d, protocol::flag_shm);
   }
 
+ public:
+  // The reply to a task cancelled before it started: it is not run at all.
+  void refuse(std::uint64_t id, std::vector<std::byte>& reply) {
+    protocol::append_frame(
+        reply, protocol::frame_type::error, id,
+        protocol::encode_error({errc::cancelled, "cancelled before it started"}));
+  }
+
+ private:
   void fail(errc code, std::string message) {
-    reply_->clear();
+    reply_->resize(base_);
     protocol::append_frame(*reply_, protocol::frame_type::error, id_,
                            protocol::encode_error({code, std::move(message)}));
   }
@@ -205,6 +229,7 @@ class task_runner {
   const segment& seg_;
   std::size_t inline_max_;
   std::vector<std::byte>* reply_ = nullptr;
+  std::size_t base_ = 0;
   std::uint64_t id_ = 0;
   std::optional<std::uint64_t> generation_;
   bool in_shm_ = false;
@@ -293,6 +318,12 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
                            seg ? protocol::flag_shm : std::uint16_t{0});
     if (!write_all(options.out_fd, out.data(), out.size()))
       return static_cast<int>(worker_exit::io_error);
+    out.clear();
+    auto flush = [&](std::vector<std::byte>& pending) {
+      const bool ok = pending.empty() || write_all(options.out_fd, pending.data(), pending.size());
+      pending.clear();
+      return ok;
+    };
 
     protocol::frame_reader reader(options.max_payload);
     task_runner runner(index, seg, inline_max);
@@ -308,27 +339,36 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
       protocol::frame_view f;
       boost::system::error_code ec;
       while (reader.next(f, ec)) {
-        if (f.header.type == protocol::frame_type::shutdown) return 0;
+        if (f.header.type == protocol::frame_type::shutdown)
+          return flush(out) ? 0 : static_cast<int>(worker_exit::io_error);
         if (f.header.type == protocol::frame_type::cancel) continue;  // nothing runs now
         if (f.header.type != protocol::frame_type::task) {
           std::fprintf(stderr, "crew worker: unexpected frame type %d from coordinator\n",
                        static_cast<int>(f.header.type));
           return static_cast<int>(worker_exit::protocol_error);
         }
-        cw.task = f.header.task_id;
-        cw.cancelled = false;
-        runner.run(f, out);
-        cw.task = 0;
-        flush_stdio();
-        if (!write_all(options.out_fd, out.data(), out.size()))
-          return static_cast<int>(worker_exit::io_error);
-        if (!cw.ahead.empty()) {  // what cancel_requested() read goes back in stream order
-          auto space = reader.prepare(cw.ahead.size());
-          std::memcpy(space.data(), cw.ahead.data(), cw.ahead.size());
-          reader.commit(cw.ahead.size());
-          cw.ahead.clear();
+        // A coordinator that sends tasks ahead may already have cancelled this one.
+        if (cancel_buffered(reader.buffered(), f.header.task_id, options.max_payload)) {
+          runner.refuse(f.header.task_id, out);
+        } else {
+          cw.task = f.header.task_id;
+          cw.cancelled = false;
+          runner.run(f, out);
+          cw.task = 0;
+          flush_stdio();
+          if (!cw.ahead.empty()) {  // what cancel_requested() read goes back in stream order
+            auto space = reader.prepare(cw.ahead.size());
+            std::memcpy(space.data(), cw.ahead.data(), cw.ahead.size());
+            reader.commit(cw.ahead.size());
+            cw.ahead.clear();
+          }
         }
+        // Each reply goes out before the next task starts: that task may be slow, and the
+        // coordinator's deadlines and pipelining wait on this reply.
+        if (!flush(out)) return static_cast<int>(worker_exit::io_error);
       }
+      // Every complete frame is handled: the gathered replies go out before we wait for more.
+      if (!flush(out)) return static_cast<int>(worker_exit::io_error);
       if (ec) {
         std::fprintf(stderr, "crew worker: bad frame from coordinator: %s\n", ec.message().c_str());
         return static_cast<int>(worker_exit::protocol_error);

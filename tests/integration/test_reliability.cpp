@@ -1160,4 +1160,75 @@ BOOST_FIXTURE_TEST_CASE(row_36_threads_submitting_cancelling_and_shutting_down_l
   expect_no_leaks(fds_before);
 }
 
+// Pipelining (pipeline_depth > 1): tasks wait in a worker's pipe behind the running one. A
+// worker's death fails only the task it ran; the ones behind it run elsewhere, unharmed; a
+// cancelled task waiting in the pipe never runs and never answers anyone; deadlines start
+// when a task starts.
+BOOST_FIXTURE_TEST_CASE(pipelined_tasks_survive_crashes_cancels_and_deadlines, io_fixture) {
+  {
+    auto o = fault_options(2);
+    o.pipeline_depth = 8;
+    o.cancel_grace = 5s;  // a cancelled waiting task is answered at once, not killed
+    crew::process_pool pool(ioc.get_executor(), o);
+    // Many small tasks, results in place.
+    std::vector<std::future<int>> many;
+    for (int i = 0; i < 2000; ++i)
+      many.push_back(pool.submit(crew::demo::identity(i)));
+    for (int i = 0; i < 2000; ++i)
+      BOOST_TEST(many[static_cast<std::size_t>(i)].get() == i);
+    // A crash among queued tasks: only the crashing task fails.
+    std::vector<std::future<int>> around;
+    for (int i = 0; i < 40; ++i)
+      around.push_back(i == 10 ? pool.submit(crew::test::crash(SIGSEGV))
+                               : pool.submit(crew::test::sleep_ms(5)));
+    int crashed = 0;
+    for (int i = 0; i < 40; ++i) {
+      auto& f = around[static_cast<std::size_t>(i)];
+      BOOST_REQUIRE(resolves(f));
+      if (i == 10) {
+        BOOST_TEST(failure_of(std::move(f)).code() == code(errc::worker_crashed));
+        ++crashed;
+      } else {
+        BOOST_TEST(f.get() == 5, "task " << i);
+      }
+    }
+    BOOST_TEST(crashed == 1);
+    // Cancel a task that waits behind a running one: it resolves as cancelled at once and
+    // its worker, not killed, serves on.
+    auto o1 = fault_options(1);
+    o1.pipeline_depth = 4;
+    o1.cancel_grace = 10s;
+    crew::process_pool one(ioc.get_executor(), o1);
+    BOOST_TEST(one.submit(crew::demo::identity(1)).get() == 1);
+    const int pid = one.pids().at(0);
+    auto running = one.submit(crew::test::sleep_ms(300));
+    std::stop_source stop;
+    auto waiting = one.submit(crew::test::sleep_ms(5000), stop_by(stop.get_token()));
+    auto after = one.submit(crew::demo::identity(7));
+    stop.request_stop();
+    BOOST_REQUIRE(resolves(waiting, 5s));
+    BOOST_TEST(failure_of(std::move(waiting)).code() == code(errc::cancelled));
+    BOOST_TEST(running.get() == 300);
+    BOOST_TEST(after.get() == 7);  // the 5 s task never ran: 7 comes right after 300
+    BOOST_TEST(one.pids().at(0) == pid);
+    // A deadline counts from the start of the task, not from when it was sent: a task
+    // waiting behind a slow one does not time out while it waits.
+    crew::task_options quick;
+    quick.timeout = 1000ms;
+    auto slow = one.submit(crew::test::sleep_ms(600));
+    auto behind = one.submit(crew::test::sleep_ms(600), quick);
+    BOOST_TEST(slow.get() == 600);
+    BOOST_TEST(behind.get() == 600);
+    crew::task_options tight;
+    tight.timeout = 200ms;
+    auto too_slow = one.submit(crew::test::sleep_ms(3000), tight);
+    auto next = one.submit(crew::demo::identity(8));
+    BOOST_TEST(failure_of(std::move(too_slow)).code() == code(errc::task_timeout));
+    BOOST_TEST(next.get() == 8);  // put back and run on the replacement worker
+    one.join();
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -107,6 +107,7 @@ BOOST_FIXTURE_TEST_CASE(row_35_soak_every_task_resolves_once_and_the_coordinator
     o.executable = CREW_FAULT_WORKER_PATH;
     o.on_output = [](const crew::output_line&) {};
     o.shutdown_grace = 200ms;
+    o.pipeline_depth = 4;  // tasks wait behind crashing and hanging ones: they must survive
     crew::process_pool pool(ioc.get_executor(), o);
 
     auto record_wrong = [&](std::size_t i, const std::string& what) {

@@ -77,7 +77,7 @@ struct process_pool_options {
   /// A worker that has not sent its handshake this long after it was started is killed
   /// and counts as a boot failure.
   std::chrono::milliseconds handshake_timeout{10000};
-  /// Every task's deadline, from the moment it is sent to a worker; zero means none. A task
+  /// Every task's deadline, from the moment it starts on a worker; zero means none. A task
   /// past it fails with `task_timeout`; its worker gets SIGTERM, then SIGKILL after
   /// `shutdown_grace`, and is replaced.
   std::chrono::milliseconds task_timeout{0};
@@ -92,6 +92,11 @@ struct process_pool_options {
   /// With `transport::shm`: payloads up to this size stay inline in the pipe frame,
   /// where one small copy costs less than the descriptor round trip.
   std::size_t shm_inline_max = std::size_t{16} << 10;
+  /// Tasks sent ahead to each worker (pipe transport only; shm uses 1): with more than one,
+  /// the next tasks wait in the worker's pipe while it runs one, and several frames travel
+  /// per system call both ways, which is what makes small tasks cheap. A worker that dies
+  /// fails only the task it was running; the ones behind it go back to the queue unharmed.
+  std::size_t pipeline_depth = 1;
 
   // --- supervision (docs/architecture.md, "Supervision") ---------------------------------
 
@@ -125,7 +130,7 @@ struct process_pool_options {
 
 /// Per-task settings for `async_submit(inv, options, token)`.
 struct task_options {
-  /// This task's deadline from the moment it is sent to a worker; overrides the pool's
+  /// This task's deadline from the moment it starts on a worker; overrides the pool's
   /// `task_timeout` (zero: none).
   std::optional<std::chrono::milliseconds> timeout;
   /// Overrides the pool's and the job's retry count (see process_pool_options::retries).
