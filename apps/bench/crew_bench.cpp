@@ -87,11 +87,26 @@ struct counts {
 
 counts counts_for(bool quick) {
   if (quick)
-    return {20'000, 2'000, 2'000, 1'000, 20'000, 50'000, 3, 5, {1'000, 10'000, 100'000}, {2, 0.02}};
-  return {200'000, 20'000,  20'000,
-          20'000,  500'000, 1'000'000,
-          10,      20,      {1'000, 10'000, 100'000, 1'000'000},
-          {5, 0.3}};
+    return {.trivial_many = 20'000,
+            .trivial_one = 2'000,
+            .thread_one = 2'000,
+            .latency_samples = 1'000,
+            .pipelined_messages = 20'000,
+            .map_ints = 50'000,
+            .startup_reps = 3,
+            .spawn_reps = 5,
+            .scaling = {1'000, 10'000, 100'000},
+            .payload = {2, 0.02}};
+  return {.trivial_many = 100'000,
+          .trivial_one = 20'000,
+          .thread_one = 20'000,
+          .latency_samples = 10'000,
+          .pipelined_messages = 500'000,
+          .map_ints = 1'000'000,
+          .startup_reps = 10,
+          .spawn_reps = 20,
+          .scaling = {1'000, 10'000, 100'000, 1'000'000},
+          .payload = {5, 0.3}};
 }
 
 double since_start() {
@@ -263,6 +278,7 @@ struct target {
 
 std::string verdict(const target& t) {
   if (!t.ratio) return "n/a";
+  if (t.name.find("(info)") != std::string::npos) return "info";
   return (t.at_least ? *t.ratio >= t.bound : *t.ratio <= t.bound) ? "PASS" : "FAIL";
 }
 
@@ -399,6 +415,126 @@ std::unique_ptr<crew::process_pool> quiet_pool(io_thread& io, std::size_t worker
   return p;
 }
 
+// --- SVG chart -------------------------------------------------------------------------------
+
+std::string xml_escape(const std::string& in) {
+  std::string out;
+  for (char c : in) {
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
+  }
+  return out;
+}
+
+/// Horizontal bars on a log scale, one panel per group: {label, value, colour}.
+struct bar {
+  std::string label;
+  double value;
+  std::string colour;
+};
+
+void write_svg(const std::string& file,
+               const std::vector<std::pair<std::string, std::vector<bar>>>& panels) {
+  const int label_w = 420, plot_w = 520, bar_h = 16, gap = 4, title_h = 28;
+  int height = 10;
+  for (const auto& p : panels)
+    height += title_h + static_cast<int>(p.second.size()) * (bar_h + gap) + 24;
+  std::ostringstream o;
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << label_w + plot_w + 120 << "' height='"
+    << height << "' font-family='sans-serif' font-size='12'>\n"
+    << "<rect width='100%' height='100%' fill='white'/>\n";
+  int y = 10;
+  for (const auto& [title, bars] : panels) {
+    o << "<text x='10' y='" << y + 18 << "' font-size='14' font-weight='bold'>" << xml_escape(title)
+      << "</text>\n";
+    y += title_h;
+    double lo = 1e300, hi = 0;
+    for (const auto& b : bars)
+      if (b.value > 0) lo = std::min(lo, b.value), hi = std::max(hi, b.value);
+    if (hi <= 0) continue;
+    const double dlo = std::floor(std::log10(lo)), dhi = std::ceil(std::log10(hi)) + (lo == hi);
+    auto x_of = [&](double v) { return label_w + (std::log10(v) - dlo) / (dhi - dlo) * plot_w; };
+    const int top = y;
+    for (const auto& b : bars) {
+      o << "<text x='" << label_w - 6 << "' y='" << y + bar_h - 4 << "' text-anchor='end'>"
+        << xml_escape(b.label) << "</text>\n";
+      if (b.value > 0)
+        o << "<rect x='" << label_w << "' y='" << y << "' width='" << x_of(b.value) - label_w
+          << "' height='" << bar_h << "' fill='" << b.colour << "'/>\n<text x='"
+          << x_of(b.value) + 4 << "' y='" << y + bar_h - 4 << "'>" << fmt("%.3g", b.value)
+          << "</text>\n";
+      y += bar_h + gap;
+    }
+    for (double d = dlo; d <= dhi; ++d) {
+      const double x = label_w + (d - dlo) / (dhi - dlo) * plot_w;
+      o << "<line x1='" << x << "' y1='" << top - 2 << "' x2='" << x << "' y2='" << y
+        << "' stroke='#bbb' stroke-dasharray='2,2'/>\n<text x='" << x << "' y='" << y + 14
+        << "' text-anchor='middle' fill='#555'>1e" << static_cast<int>(d) << "</text>\n";
+    }
+    y += 24;
+  }
+  o << "</svg>\n";
+  std::ofstream out(file);
+  out << o.str();
+  if (!out) throw std::runtime_error("cannot write " + file);
+}
+
+std::string colour_of(std::string_view kind) {
+  if (kind == "crew") return "#2b7bba";
+  if (kind == "python") return "#e08a1e";
+  return "#7a7a7a";  // raw limits
+}
+
+/// Throughput (tasks/s) and 64 MiB / 1 MiB payload bandwidth (MB/s) from the run's document.
+void chart(const std::string& file, const json::object& doc) {
+  std::vector<std::pair<std::string, std::vector<bar>>> panels;
+  std::vector<bar> tp;
+  if (const auto* rows = doc.if_contains("trivial"))
+    for (const auto& r : rows->as_array()) {
+      const auto& o = r.as_object();
+      if (!o.contains("per_s")) continue;
+      tp.push_back({std::string(o.at("name").as_string()), o.at("per_s").to_number<double>(),
+                    colour_of(o.at("kind").as_string())});
+    }
+  if (const auto* m = doc.if_contains("map")) {
+    const auto& o = m->as_object();
+    tp.push_back({"crew process_pool(2).map over ints", o.at("per_s").to_number<double>(),
+                  colour_of("crew")});
+    if (const auto* py = o.if_contains("python"))
+      tp.push_back({"Python Pool(2).map over ints, default chunksize",
+                    py->as_object().at("per_s").to_number<double>(), colour_of("python")});
+  }
+  if (!tp.empty()) panels.emplace_back("Trivial tasks per second (log scale)", std::move(tp));
+  std::vector<bar> pl;
+  if (const auto* rows = doc.if_contains("payload"))
+    for (const auto& r : rows->as_array()) {
+      const auto& o = r.as_object();
+      const auto n = o.at("size").to_number<std::size_t>();
+      if (n < MiB) continue;
+      const double moved = o.at("bytes_moved").to_number<double>();
+      const std::string what = size_name(n) + " " + std::string(o.at("test").as_string()) + ": ";
+      pl.push_back(
+          {what + "memcpy", moved / o.at("memcpy_s").to_number<double>() / 1e6, colour_of("raw")});
+      pl.push_back({what + "crew shm", moved / o.at("shm_median_s").to_number<double>() / 1e6,
+                    colour_of("crew")});
+      pl.push_back({what + "crew pipe", moved / o.at("pipe_median_s").to_number<double>() / 1e6,
+                    colour_of("crew")});
+      if (!o.at("python_median_s").is_null())
+        pl.push_back({what + "Python Pool.apply",
+                      moved / o.at("python_median_s").to_number<double>() / 1e6,
+                      colour_of("python")});
+    }
+  if (!pl.empty())
+    panels.emplace_back("Payload round trips, MB/s moved (log scale)", std::move(pl));
+  write_svg(file, panels);
+}
+
 // --- the benchmark ---------------------------------------------------------------------------
 
 class bench {
@@ -424,9 +560,9 @@ class bench {
   }
 
   void print_targets() const {
-    say("\nTargets (issue 5)\n%-58s %9s %7s %-5s %s\n", "target", "ratio", "bound", "", "figures");
+    say("\nTargets (issue 5)\n%-64s %9s %7s %-5s %s\n", "target", "ratio", "bound", "", "figures");
     for (const auto& t : targets)
-      say("%-58s %9s %2s%5.2g %-5s %s\n", t.name.c_str(),
+      say("%-64s %9s %2s%5.2g %-5s %s\n", t.name.c_str(),
           t.ratio ? fmt("%.3g", *t.ratio).c_str() : "-", t.at_least ? ">=" : "<=", t.bound,
           verdict(t).c_str(), t.figures.c_str());
   }
@@ -897,6 +1033,9 @@ class bench {
     targets.push_back({"latency median crew pipe vs raw ping-pong, pinned",
                        ratio(crew_lat_pinned_, raw_lat_pinned_), 1.5, false,
                        figs("%.1f vs %.1f us", crew_lat_pinned_, raw_lat_pinned_)});
+    if (big_.empty())
+      targets.push_back({"64 MiB round trip: crew shm vs Python Pool.apply and memcpy",
+                         std::nullopt, 20, true, "not measured"});
     for (const auto& b : big_) {
       targets.push_back({std::string("64 MiB ") + b.test + ": crew shm vs Python Pool.apply",
                          ratio(b.python_s, b.shm_s), 20, true,
@@ -1046,11 +1185,19 @@ int main(int argc, char** argv) {
       doc[k] = v;
     if (peers) doc["python"] = *peers;
     doc["wall_s"] = since_start();
+    doc["loadavg_end"] = loadavg();
+    if (!opt.svg.empty()) {
+      chart(opt.svg, doc);
+      progress("chart written to " + opt.svg);
+    }
     if (opt.as_json)
       std::cout << json::serialize(doc) << '\n';
     else {
       b.print_targets();
-      std::printf("\nwall time: %.1f s\n", since_start());
+      std::printf(
+          "\nwall time: %.1f s; load at the end: %s (other work on the machine skews "
+          "the numbers)\n",
+          since_start(), loadavg().c_str());
     }
   } catch (const std::exception& e) {
     std::cerr << "crew-bench: " << e.what() << '\n';
