@@ -2,7 +2,9 @@
 # crew's one entry script: installs what the build needs (Debian 12), builds, and runs.
 #   ./crew.sh notebook [crew notebook options]   build, then play the notebook
 #   ./crew.sh test [--sanitize address,undefined|thread]   build, then run every test
-#   ./crew.sh bench [--quick|--json]              build, then run the transport benchmark
+#   ./crew.sh bench [crew-bench options]          build, then run the benchmark (issue 5's table;
+#                                                 --quick, --json, --skip-python, --sections a,b)
+#   ./crew.sh bench --transport [--quick|--json]  build, then run the shm/pipe transport benchmark
 #   ./crew.sh build                               build only
 #   ./crew.sh crew <args>                         build, then run the crew CLI
 #   ./crew.sh fuzz [seconds]                      build the libFuzzer targets, run each (default 60 s)
@@ -50,10 +52,14 @@ case "$command" in
     install_missing
     build build
     exec build/bin/crew "$@" ;;
-    bench)
+  bench)
     install_missing
     build build
-    exec build/bin/crew-bench-transport "$@" ;;
+    if [ "${1:-}" = "--transport" ]; then
+      shift
+      exec build/bin/crew-bench-transport "$@"
+    fi
+    exec build/bin/crew-bench "$@" ;;
   build)
     install_missing
     build build ;;
@@ -72,6 +78,6 @@ case "$command" in
     install_missing "${packages[@]}" "${fuzz_packages[@]}"
     exec tests/fuzz/run.sh "$@" ;;
   *)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac

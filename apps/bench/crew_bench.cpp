@@ -1,0 +1,1207 @@
+// crew-bench: issue 5's benchmark in one command. crew's process pools (pipe and shm), its
+// thread_pool and inline_runner, next to Python's pools (peers.py, run as a child) and the raw
+// physical limits of this machine (baselines.hpp): trivial-task throughput, one-at-a-time
+// latency, large payloads, pool start-up, scaling to a million tasks, the notebook's CPU
+// function, and map over a million ints. Ends with the issue's targets as PASS/FAIL ratios.
+//
+//   crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]
+//
+// Sections: trivial, latency, payload, startup, scaling, longcomp, map.
+// --quick runs small counts (a smoke test: results are checked, timings are not).
+// --json prints one JSON document on stdout; progress always goes to stderr.
+// peers.py is found through $CREW_PEERS, next to this program, or in the source tree.
+#include "baselines.hpp"
+#include "bench_common.hpp"
+#include "demo_jobs.hpp"
+
+#include <crew/inline_runner.hpp>
+#include <crew/process_pool.hpp>
+#include <crew/registry.hpp>
+#include <crew/thread_pool.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+#include <boost/version.hpp>
+
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+namespace json = boost::json;
+namespace raw = crew::bench::raw;
+namespace fs = std::filesystem;
+using namespace crew::bench;
+using crew::demo::identity;
+using clock_type = std::chrono::steady_clock;
+
+/// The notebook's long_comp(i) for every i in 0..3, as CPython computes it.
+constexpr double long_comp_expected = 2236.5678097446853;
+/// Bytes of one identity task frame on the wire (20-byte header, job name, signature, the int
+/// argument): the message size of the raw ping-pong that crew's latency is compared with.
+constexpr std::size_t frame_bytes = 48;
+/// Outstanding tasks at most when many are in flight.
+constexpr std::size_t window = 4096;
+
+const std::vector<std::string> all_sections = {"trivial", "latency",  "payload", "startup",
+                                               "scaling", "longcomp", "map"};
+
+struct options {
+  bool quick = false, as_json = false, skip_python = false;
+  std::set<std::string> sections{all_sections.begin(), all_sections.end()};
+  std::string svg;
+  bool has(const std::string& s) const { return sections.count(s) != 0; }
+};
+
+/// Task counts and repetitions of a run.
+struct counts {
+  std::size_t trivial_many, trivial_one, thread_one, latency_samples, pipelined_messages, map_ints,
+      startup_reps, spawn_reps;
+  std::vector<std::size_t> scaling;
+  config payload;
+};
+
+counts counts_for(bool quick) {
+  if (quick)
+    return {.trivial_many = 20'000,
+            .trivial_one = 2'000,
+            .thread_one = 2'000,
+            .latency_samples = 1'000,
+            .pipelined_messages = 20'000,
+            .map_ints = 50'000,
+            .startup_reps = 3,
+            .spawn_reps = 5,
+            .scaling = {1'000, 10'000, 100'000},
+            .payload = {2, 0.02}};
+  return {.trivial_many = 100'000,
+          .trivial_one = 20'000,
+          .thread_one = 20'000,
+          .latency_samples = 10'000,
+          .pipelined_messages = 500'000,
+          .map_ints = 1'000'000,
+          .startup_reps = 10,
+          .spawn_reps = 20,
+          .scaling = {1'000, 10'000, 100'000, 1'000'000},
+          .payload = {5, 0.3}};
+}
+
+double since_start() {
+  static const double t0 = now();
+  return now() - t0;
+}
+
+void progress(const std::string& what) {
+  std::fprintf(stderr, "[%6.1f s] crew-bench: %s\n", since_start(), what.c_str());
+  std::fflush(stderr);
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error("wrong result: " + what);
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// Nearest-rank percentile (as peers.py).
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const auto rank = std::max<std::size_t>(
+      1, static_cast<std::size_t>(std::ceil(p / 100 * static_cast<double>(v.size()))));
+  return v[rank - 1];
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string rate_name(double per_s) {
+  if (per_s >= 1e6) return fmt("%.2f M/s", per_s / 1e6);
+  if (per_s >= 1e3) return fmt("%.1f k/s", per_s / 1e3);
+  return fmt("%.1f /s", per_s);
+}
+
+std::size_t rss_bytes() {
+  std::ifstream in("/proc/self/statm");
+  std::size_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+std::size_t peak_rss_bytes() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<std::size_t>(ru.ru_maxrss) * 1024;
+}
+
+std::string mib(std::size_t bytes) {
+  return fmt("%.1f MiB", static_cast<double>(bytes) / MiB);
+}
+
+// --- machine -----------------------------------------------------------------------------
+
+json::object machine_info(const json::value* peers) {
+  utsname u{};
+  ::uname(&u);
+  json::object m;
+  m["cpu"] = cpu_model();
+  m["cores"] = cpu_count();
+  m["kernel"] = std::string(u.sysname) + " " + u.release + " " + u.machine;
+  m["compiler"] =
+#if defined(__clang__)
+      "clang " __clang_version__;
+#elif defined(__GNUC__)
+      "g++ " __VERSION__;
+#else
+      "unknown";
+#endif
+  m["boost"] = std::to_string(BOOST_VERSION / 100000) + "." +
+               std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+               std::to_string(BOOST_VERSION % 100);
+  m["loadavg"] = loadavg();
+  if (peers && peers->is_object() && peers->as_object().contains("python"))
+    m["python"] = peers->as_object().at("python");
+  else
+    m["python"] = nullptr;
+  return m;
+}
+
+// --- Python peers ----------------------------------------------------------------------------
+
+std::optional<std::string> find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (!path) return std::nullopt;
+  std::stringstream ss(path);
+  for (std::string dir; std::getline(ss, dir, ':');) {
+    if (dir.empty()) dir = ".";
+    const auto p = fs::path(dir) / name;
+    if (::access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> find_peers() {
+  if (const char* env = std::getenv("CREW_PEERS"); env && *env) {
+    if (fs::exists(env)) return std::string(env);
+    throw std::runtime_error(std::string("$CREW_PEERS names no file: ") + env);
+  }
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && fs::exists(self.parent_path() / "peers.py"))
+    return (self.parent_path() / "peers.py").string();
+#ifdef CREW_PEERS_SOURCE
+  if (fs::exists(CREW_PEERS_SOURCE)) return std::string(CREW_PEERS_SOURCE);
+#endif
+  return std::nullopt;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// Runs peers.py --json and parses its document; its progress goes to our stderr.
+json::value run_peers(const std::string& python, const std::string& script, bool quick) {
+  const std::string cmd =
+      shell_quote(python) + " " + shell_quote(script) + " --json" + (quick ? " --quick" : "");
+  progress("Python peers: " + cmd);
+  std::fflush(stdout);
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) throw std::runtime_error("cannot run " + cmd);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
+    out.append(buf, n);
+  const int status = ::pclose(f);
+  if (status != 0 || out.empty())
+    throw std::runtime_error("peers.py failed (status " + std::to_string(status) + ")");
+  return json::parse(out);
+}
+
+/// peers["a"]["b"]... as a number, if there.
+std::optional<double> peer(const json::value* p, std::initializer_list<std::string_view> path) {
+  if (!p) return std::nullopt;
+  const json::value* v = p;
+  for (auto key : path) {
+    if (!v->is_object()) return std::nullopt;
+    const auto* next = v->as_object().if_contains(key);
+    if (!next) return std::nullopt;
+    v = next;
+  }
+  if (v->is_double()) return v->as_double();
+  if (v->is_int64()) return static_cast<double>(v->as_int64());
+  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
+  return std::nullopt;
+}
+
+// --- targets ---------------------------------------------------------------------------------
+
+struct target {
+  std::string name;
+  std::optional<double> ratio;  // empty: not measured in this run
+  double bound;
+  bool at_least;  // ratio >= bound passes; else ratio <= bound passes
+  std::string figures;
+};
+
+std::string verdict(const target& t) {
+  if (!t.ratio) return "n/a";
+  if (t.name.find("(info)") != std::string::npos) return "info";
+  return (t.at_least ? *t.ratio >= t.bound : *t.ratio <= t.bound) ? "PASS" : "FAIL";
+}
+
+// --- pinning ---------------------------------------------------------------------------------
+
+cpu_set_t original_mask() {
+  static const cpu_set_t mask = [] {
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    if (::sched_getaffinity(0, sizeof m, &m) != 0)
+      for (int i = 0; i < CPU_SETSIZE; ++i)
+        CPU_SET(i, &m);
+    return m;
+  }();
+  return mask;
+}
+
+void set_affinity(pid_t pid, std::optional<int> cpu) {
+  cpu_set_t set = original_mask();
+  if (cpu) {
+    CPU_ZERO(&set);
+    CPU_SET(*cpu, &set);
+  }
+  if (::sched_setaffinity(pid, sizeof set, &set) != 0)
+    throw std::runtime_error(std::string("sched_setaffinity: ") + std::strerror(errno));
+}
+
+/// Pins the io thread (the coordinator's: the pool's strand and completions run there) to
+/// `cpu`, or gives it back the original mask.
+void pin_io_thread(io_thread& io, std::optional<int> cpu) {
+  std::promise<void> done;
+  auto f = done.get_future();
+  boost::asio::post(io.context(), [&] {
+    try {
+      set_affinity(0, cpu);
+      done.set_value();
+    } catch (...) {
+      done.set_exception(std::current_exception());
+    }
+  });
+  f.get();
+}
+
+// --- task drivers ----------------------------------------------------------------------------
+
+/// One identity task at a time, each submitted from the previous one's completion handler
+/// (on the pool's executor: no other thread wakes up between tasks). Round-trip seconds.
+template <class Pool>
+struct chain : std::enable_shared_from_this<chain<Pool>> {
+  chain(Pool& p, std::size_t count) : pool(p), n(count) { seconds.reserve(count); }
+  Pool& pool;
+  std::size_t n;
+  std::vector<double> seconds;
+  std::promise<void> done;
+  clock_type::time_point t0, first, last;
+  int i = 0;
+
+  void next() {
+    t0 = clock_type::now();
+    pool.async_submit(identity(i), [self = this->shared_from_this()](std::exception_ptr ep, int v) {
+      const auto t1 = clock_type::now();
+      if (ep) return self->done.set_exception(ep);
+      if (v != self->i)
+        return self->done.set_exception(
+            std::make_exception_ptr(std::runtime_error("wrong result: identity in chain")));
+      self->seconds.push_back(std::chrono::duration<double>(t1 - self->t0).count());
+      if (static_cast<std::size_t>(++self->i) < self->n) return self->next();
+      self->last = t1;
+      self->done.set_value();
+    });
+  }
+  void start() {
+    first = clock_type::now();
+    next();
+  }
+  double total() const { return std::chrono::duration<double>(last - first).count(); }
+};
+
+/// `n` identity tasks, at most `window` outstanding: each completion (on the pool's executor)
+/// submits the next. Returns seconds from the first submission to the last completion.
+struct windowed : std::enable_shared_from_this<windowed> {
+  windowed(crew::process_pool& p, std::size_t count) : pool(p), n(count) {}
+  crew::process_pool& pool;
+  std::size_t n, submitted = 0, completed = 0;
+  bool failed = false;
+  std::promise<void> done;
+
+  void submit_one() {
+    const int v = static_cast<int>(submitted++);
+    pool.async_submit(identity(v), [self = shared_from_this(), v](std::exception_ptr ep, int r) {
+      if (self->failed) return;
+      if (ep || r != v) {
+        self->failed = true;
+        return self->done.set_exception(
+            ep ? ep : std::make_exception_ptr(std::runtime_error("wrong result: identity")));
+      }
+      if (self->submitted < self->n) self->submit_one();
+      if (++self->completed == self->n) self->done.set_value();
+    });
+  }
+};
+
+double run_windowed(io_thread& io, crew::process_pool& pool, std::size_t n) {
+  auto w = std::make_shared<windowed>(pool, n);
+  auto f = w->done.get_future();
+  const double t0 = now();
+  boost::asio::post(io.context(), [w] {
+    for (std::size_t k = 0; k < std::min(window, w->n); ++k)
+      w->submit_one();
+  });
+  f.get();
+  return now() - t0;
+}
+
+/// A chain of `n` identity tasks on `pool`, started on the io thread.
+std::shared_ptr<chain<crew::process_pool>> run_chain(io_thread& io, crew::process_pool& pool,
+                                                     std::size_t n) {
+  auto c = std::make_shared<chain<crew::process_pool>>(pool, n);
+  auto f = c->done.get_future();
+  boost::asio::post(io.context(), [c] { c->start(); });
+  f.get();
+  return c;
+}
+
+std::unique_ptr<crew::process_pool> quiet_pool(io_thread& io, std::size_t workers,
+                                               crew::transport tr = crew::transport::pipe) {
+  crew::process_pool_options o;
+  o.workers = workers;
+  o.transport = tr;
+  o.on_output = [](const crew::output_line&) {};  // long_comp's started/finished lines
+  auto p = std::make_unique<crew::process_pool>(io.context().get_executor(), std::move(o));
+  for (std::size_t i = 0; i < 2 * workers; ++i)
+    p->submit(identity(static_cast<int>(i))).get();
+  return p;
+}
+
+// --- SVG chart -------------------------------------------------------------------------------
+
+std::string xml_escape(const std::string& in) {
+  std::string out;
+  for (char c : in) {
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
+  }
+  return out;
+}
+
+/// Horizontal bars on a log scale, one panel per group: {label, value, colour}.
+struct bar {
+  std::string label;
+  double value;
+  std::string colour;
+};
+
+void write_svg(const std::string& file,
+               const std::vector<std::pair<std::string, std::vector<bar>>>& panels) {
+  const int label_w = 420, plot_w = 520, bar_h = 16, gap = 4, title_h = 28;
+  int height = 10;
+  for (const auto& p : panels)
+    height += title_h + static_cast<int>(p.second.size()) * (bar_h + gap) + 24;
+  std::ostringstream o;
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << label_w + plot_w + 120 << "' height='"
+    << height << "' font-family='sans-serif' font-size='12'>\n"
+    << "<rect width='100%' height='100%' fill='white'/>\n";
+  int y = 10;
+  for (const auto& [title, bars] : panels) {
+    o << "<text x='10' y='" << y + 18 << "' font-size='14' font-weight='bold'>" << xml_escape(title)
+      << "</text>\n";
+    y += title_h;
+    double lo = 1e300, hi = 0;
+    for (const auto& b : bars)
+      if (b.value > 0) lo = std::min(lo, b.value), hi = std::max(hi, b.value);
+    if (hi <= 0) continue;
+    const double dlo = std::floor(std::log10(lo)), dhi = std::ceil(std::log10(hi)) + (lo == hi);
+    auto x_of = [&](double v) { return label_w + (std::log10(v) - dlo) / (dhi - dlo) * plot_w; };
+    const int top = y;
+    for (const auto& b : bars) {
+      o << "<text x='" << label_w - 6 << "' y='" << y + bar_h - 4 << "' text-anchor='end'>"
+        << xml_escape(b.label) << "</text>\n";
+      if (b.value > 0)
+        o << "<rect x='" << label_w << "' y='" << y << "' width='" << x_of(b.value) - label_w
+          << "' height='" << bar_h << "' fill='" << b.colour << "'/>\n<text x='"
+          << x_of(b.value) + 4 << "' y='" << y + bar_h - 4 << "'>" << fmt("%.3g", b.value)
+          << "</text>\n";
+      y += bar_h + gap;
+    }
+    for (double d = dlo; d <= dhi; ++d) {
+      const double x = label_w + (d - dlo) / (dhi - dlo) * plot_w;
+      o << "<line x1='" << x << "' y1='" << top - 2 << "' x2='" << x << "' y2='" << y
+        << "' stroke='#bbb' stroke-dasharray='2,2'/>\n<text x='" << x << "' y='" << y + 14
+        << "' text-anchor='middle' fill='#555'>1e" << static_cast<int>(d) << "</text>\n";
+    }
+    y += 24;
+  }
+  o << "</svg>\n";
+  std::ofstream out(file);
+  out << o.str();
+  if (!out) throw std::runtime_error("cannot write " + file);
+}
+
+std::string colour_of(std::string_view kind) {
+  if (kind == "crew") return "#2b7bba";
+  if (kind == "python") return "#e08a1e";
+  return "#7a7a7a";  // raw limits
+}
+
+/// Throughput (tasks/s) and 64 MiB / 1 MiB payload bandwidth (MB/s) from the run's document.
+void chart(const std::string& file, const json::object& doc) {
+  std::vector<std::pair<std::string, std::vector<bar>>> panels;
+  std::vector<bar> tp;
+  if (const auto* rows = doc.if_contains("trivial"))
+    for (const auto& r : rows->as_array()) {
+      const auto& o = r.as_object();
+      if (!o.contains("per_s")) continue;
+      tp.push_back({std::string(o.at("name").as_string()), o.at("per_s").to_number<double>(),
+                    colour_of(o.at("kind").as_string())});
+    }
+  if (const auto* m = doc.if_contains("map")) {
+    const auto& o = m->as_object();
+    tp.push_back({"crew process_pool(2).map over ints", o.at("per_s").to_number<double>(),
+                  colour_of("crew")});
+    if (const auto* py = o.if_contains("python"))
+      tp.push_back({"Python Pool(2).map over ints, default chunksize",
+                    py->as_object().at("per_s").to_number<double>(), colour_of("python")});
+  }
+  if (!tp.empty()) panels.emplace_back("Trivial tasks per second (log scale)", std::move(tp));
+  std::vector<bar> pl;
+  if (const auto* rows = doc.if_contains("payload"))
+    for (const auto& r : rows->as_array()) {
+      const auto& o = r.as_object();
+      const auto n = o.at("size").to_number<std::size_t>();
+      if (n < MiB) continue;
+      const double moved = o.at("bytes_moved").to_number<double>();
+      const std::string what = size_name(n) + " " + std::string(o.at("test").as_string()) + ": ";
+      pl.push_back(
+          {what + "memcpy", moved / o.at("memcpy_s").to_number<double>() / 1e6, colour_of("raw")});
+      pl.push_back({what + "crew shm", moved / o.at("shm_median_s").to_number<double>() / 1e6,
+                    colour_of("crew")});
+      pl.push_back({what + "crew pipe", moved / o.at("pipe_median_s").to_number<double>() / 1e6,
+                    colour_of("crew")});
+      if (!o.at("python_median_s").is_null())
+        pl.push_back({what + "Python Pool.apply",
+                      moved / o.at("python_median_s").to_number<double>() / 1e6,
+                      colour_of("python")});
+    }
+  if (!pl.empty())
+    panels.emplace_back("Payload round trips, MB/s moved (log scale)", std::move(pl));
+  write_svg(file, panels);
+}
+
+// --- the benchmark ---------------------------------------------------------------------------
+
+class bench {
+ public:
+  bench(const options& o, const json::value* peers)
+      : opt_(o), n_(counts_for(o.quick)), peers_(peers) {
+    crew::demo::register_jobs(jobs_);
+  }
+
+  json::object doc;
+  std::vector<target> targets;
+
+  void run() {
+    io_thread io;
+    if (opt_.has("trivial")) trivial(io);
+    if (opt_.has("latency")) latency(io);
+    if (opt_.has("scaling")) scaling(io);  // before the big allocations: peak RSS stays its own
+    if (opt_.has("map")) map_million(io);
+    if (opt_.has("payload")) payload(io);
+    if (opt_.has("startup")) startup(io);
+    if (opt_.has("longcomp")) longcomp(io);
+    evaluate();
+  }
+
+  void print_targets() const {
+    say("\nTargets (issue 5)\n%-64s %9s %7s %-5s %s\n", "target", "ratio", "bound", "", "figures");
+    for (const auto& t : targets)
+      say("%-64s %9s %2s%5.2g %-5s %s\n", t.name.c_str(),
+          t.ratio ? fmt("%.3g", *t.ratio).c_str() : "-", t.at_least ? ">=" : "<=", t.bound,
+          verdict(t).c_str(), t.figures.c_str());
+  }
+
+ private:
+  template <class... A>
+  void say(const char* f, A... a) const {
+    if (opt_.as_json) return;
+    std::printf(f, a...);
+    std::fflush(stdout);
+  }
+
+  // 1. Throughput of trivial tasks.
+  void trivial(io_thread& io) {
+    json::array rows;
+    say("\n1. Trivial tasks (identity, returns its int), 2 workers / threads\n%-52s %9s %9s %11s "
+        "%10s\n",
+        "runner", "tasks", "seconds", "tasks/s", "per task");
+    auto row = [&](const std::string& name, double tasks, double seconds, const char* kind) {
+      const double per_s = tasks / seconds;
+      rows.push_back({{"name", name},
+                      {"kind", kind},
+                      {"tasks", tasks},
+                      {"seconds", seconds},
+                      {"per_s", per_s}});
+      say("%-52s %9.0f %9.3f %11s %10s\n", name.c_str(), tasks, seconds, rate_name(per_s).c_str(),
+          time_name(seconds / tasks).c_str());
+      return per_s;
+    };
+    for (auto tr : {crew::transport::pipe, crew::transport::shm}) {
+      const std::string t = tr == crew::transport::pipe ? "pipe" : "shm";
+      progress("trivial: process_pool " + t);
+      auto pool = make_pool(io, tr, {}, 2);
+      auto c = run_chain(io, *pool, n_.trivial_one);
+      row("crew process_pool " + t + ", one at a time", static_cast<double>(n_.trivial_one),
+          c->total(), "crew");
+      const double s = run_windowed(io, *pool, n_.trivial_many);
+      const double r = row("crew process_pool " + t + ", many in flight (window 4096)",
+                           static_cast<double>(n_.trivial_many), s, "crew");
+      if (tr == crew::transport::pipe) crew_many_per_s_ = r;
+      close_pool(pool);
+    }
+    {
+      progress("trivial: thread_pool(2)");
+      crew::thread_pool tp(jobs_, 2);
+      std::vector<double> one;
+      one.reserve(n_.thread_one);
+      const double t0 = now();
+      for (std::size_t i = 0; i < n_.thread_one; ++i) {
+        const double a = now();
+        const int v = tp.submit(identity(static_cast<int>(i))).get();
+        one.push_back(now() - a);
+        require(v == static_cast<int>(i), "thread_pool identity");
+      }
+      row("crew thread_pool(2), one at a time (submit+future)", static_cast<double>(n_.thread_one),
+          now() - t0, "crew");
+      thread_one_us_ = median_of(one) * 1e6;
+      // The same round trip without use_future's hop through Asio's system executor: the
+      // handler runs on the pool's thread and fulfils a promise the main thread waits on.
+      std::vector<double> direct;
+      direct.reserve(n_.thread_one);
+      const double t3 = now();
+      for (std::size_t i = 0; i < n_.thread_one; ++i) {
+        const double a = now();
+        std::promise<int> p;
+        auto f = p.get_future();
+        tp.async_submit(identity(static_cast<int>(i)), [&p](std::exception_ptr ep, int v) {
+          if (ep)
+            p.set_exception(ep);
+          else
+            p.set_value(v);
+        });
+        const int v = f.get();
+        direct.push_back(now() - a);
+        require(v == static_cast<int>(i), "thread_pool identity (async_submit)");
+      }
+      row("crew thread_pool(2), one at a time (handler+promise)",
+          static_cast<double>(n_.thread_one), now() - t3, "crew");
+      thread_direct_us_ = median_of(direct) * 1e6;
+      struct state {
+        std::atomic<std::size_t> left;
+        std::atomic<bool> wrong{false};
+        std::promise<void> done;
+      };
+      auto st = std::make_shared<state>();
+      st->left = n_.trivial_many;
+      auto f = st->done.get_future();
+      const double t1 = now();
+      for (std::size_t i = 0; i < n_.trivial_many; ++i)
+        tp.async_submit(identity(static_cast<int>(i)), [st, i](std::exception_ptr ep, int v) {
+          if (ep || v != static_cast<int>(i)) st->wrong = true;
+          if (--st->left == 0) st->done.set_value();
+        });
+      f.get();
+      row("crew thread_pool(2), many in flight", static_cast<double>(n_.trivial_many), now() - t1,
+          "crew");
+      require(!st->wrong, "thread_pool identity, many in flight");
+      tp.join();
+    }
+    {
+      progress("trivial: inline_runner");
+      boost::asio::io_context ioc;
+      crew::inline_runner ir(jobs_, ioc.get_executor());
+      auto c = std::make_shared<chain<crew::inline_runner>>(ir, n_.trivial_one);
+      c->start();
+      ioc.run();
+      c->done.get_future().get();
+      row("crew inline_runner, one at a time", static_cast<double>(n_.trivial_one), c->total(),
+          "crew");
+      ioc.restart();
+      std::size_t ok = 0;
+      const double t0 = now();
+      for (std::size_t i = 0; i < n_.trivial_many; ++i)
+        ir.async_submit(identity(static_cast<int>(i)), [&ok, i](std::exception_ptr ep, int v) {
+          ok += !ep && v == static_cast<int>(i);
+        });
+      ioc.run();
+      row("crew inline_runner, many (all submitted, then run)",
+          static_cast<double>(n_.trivial_many), now() - t0, "crew");
+      require(ok == n_.trivial_many, "inline_runner identity");
+    }
+    progress("trivial: raw baselines");
+    const auto asio = raw::asio_thread_pool(2, n_.thread_one);
+    asio_one_us_ = asio.round_trip_median_us;
+    rows.push_back({{"name", "bare asio::thread_pool(2), post+future one at a time"},
+                    {"kind", "raw"},
+                    {"median_us", asio.round_trip_median_us}});
+    say("%-52s %9s %9s %11s %10s\n", "raw asio::thread_pool(2), post+future one at a time", "", "",
+        rate_name(1e6 / asio.round_trip_median_us).c_str(),
+        time_name(asio.round_trip_median_us / 1e6).c_str());
+    rows.push_back({{"name", "bare asio::thread_pool(2), many posts"},
+                    {"kind", "raw"},
+                    {"per_s", asio.batched_per_s}});
+    say("%-52s %9s %9s %11s %10s\n", "raw asio::thread_pool(2), many posts", "", "",
+        rate_name(asio.batched_per_s).c_str(), time_name(1 / asio.batched_per_s).c_str());
+    pipelined(rows);
+    if (peers_) {
+      const std::pair<const char*, const char*> names[] = {
+          {"pool_apply_async_one_at_a_time", "Python Pool.apply_async(...).get(), one at a time"},
+          {"pool_apply_async_many", "Python Pool.apply_async, many in flight"},
+          {"pool_map_chunksize_1", "Python Pool.map, chunksize 1"},
+          {"pool_map_default_chunksize", "Python Pool.map, default chunksize"},
+          {"ppe_submit_many", "Python ProcessPoolExecutor.submit, many"},
+          {"tpe_submit_many", "Python ThreadPoolExecutor.submit, many"}};
+      for (const auto& [key, label] : names) {
+        const auto tasks = peer(peers_, {"trivial", key, "tasks"});
+        const auto secs = peer(peers_, {"trivial", key, "seconds"});
+        if (tasks && secs) row(label, *tasks, *secs, "python");
+      }
+      py_apply_async_many_ = peer(peers_, {"trivial", "pool_apply_async_many", "per_s"});
+    }
+    doc["trivial"] = std::move(rows);
+  }
+
+  /// The pipelined limit: 64-byte messages, 64 in flight, to an echo child.
+  void pipelined(json::array& rows) {
+    progress("raw pipelined pipe");
+    pipelined_per_s_ = raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages);
+    const double per_msg =
+        raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages / 4, raw::echo_mode::per_message);
+    rows.push_back({{"name", "raw pipe pipelined 64 B, 64 in flight, batched echo"},
+                    {"kind", "raw"},
+                    {"per_s", *pipelined_per_s_}});
+    rows.push_back({{"name", "raw pipe pipelined 64 B, 64 in flight, per-message echo"},
+                    {"kind", "raw"},
+                    {"per_s", per_msg}});
+    say("%-52s %9zu %9s %11s %10s\n", "raw pipe pipelined 64 B x64, batched echo (limit)",
+        n_.pipelined_messages, "", rate_name(*pipelined_per_s_).c_str(),
+        time_name(1 / *pipelined_per_s_).c_str());
+    say("%-52s %9zu %9s %11s %10s\n", "raw pipe pipelined 64 B x64, per-message echo",
+        n_.pipelined_messages / 4, "", rate_name(per_msg).c_str(), time_name(1 / per_msg).c_str());
+  }
+
+  // 2. Round-trip latency, one task at a time.
+  void latency(io_thread& io) {
+    json::array rows;
+    const bool can_pin = cpu_count() >= 2;
+    say("\n2. Round-trip latency, one task at a time (identity; raw ping-pong of %zu B), 1 "
+        "worker\n%-52s %11s %11s %9s\n",
+        frame_bytes, "path", "median", "p99", "samples");
+    auto row = [&](const std::string& name, bool pinned, double med_us, double p99_us,
+                   std::size_t samples) {
+      rows.push_back({{"name", name},
+                      {"pinned", pinned},
+                      {"median_us", med_us},
+                      {"p99_us", p99_us},
+                      {"samples", samples}});
+      say("%-52s %11s %11s %9zu\n", (name + (pinned ? ", pinned 0/1" : "")).c_str(),
+          time_name(med_us * 1e-6).c_str(), time_name(p99_us * 1e-6).c_str(), samples);
+    };
+    for (bool pinned : {false, true}) {
+      if (pinned && !can_pin) {
+        say("(pinned runs skipped: fewer than 2 CPUs)\n");
+        break;
+      }
+      for (auto tr : {crew::transport::pipe, crew::transport::shm}) {
+        const std::string t = tr == crew::transport::pipe ? "pipe" : "shm";
+        progress("latency: crew " + t + (pinned ? " pinned" : ""));
+        auto pool = make_pool(io, tr);
+        if (pinned) {
+          pin_io_thread(io, 0);
+          for (int pid : pool->pids())
+            set_affinity(pid, 1);
+        }
+        run_chain(io, *pool, std::max<std::size_t>(100, n_.latency_samples / 10));  // warm-up
+        auto c = run_chain(io, *pool, n_.latency_samples);
+        if (pinned) pin_io_thread(io, std::nullopt);
+        close_pool(pool);
+        const double med = median_of(c->seconds) * 1e6, p99 = percentile(c->seconds, 99) * 1e6;
+        row("crew " + t + " (next submit from handler)", pinned, med, p99, c->seconds.size());
+        if (tr == crew::transport::pipe) (pinned ? crew_lat_pinned_ : crew_lat_) = med;
+      }
+      progress(std::string("latency: raw ping-pong") + (pinned ? " pinned" : ""));
+      const auto pp = raw::pipe_pingpong(
+          frame_bytes, n_.latency_samples,
+          pinned ? std::optional<std::pair<int, int>>(std::pair{0, 1}) : std::nullopt);
+      row("raw pipe ping-pong " + std::to_string(frame_bytes) + " B", pinned, pp.median_us,
+          pp.p99_us, pp.samples);
+      (pinned ? raw_lat_pinned_ : raw_lat_) = pp.median_us;
+    }
+    if (const auto m = peer(peers_, {"latency", "pool_apply_one_at_a_time", "median_us"})) {
+      const auto p = peer(peers_, {"latency", "pool_apply_one_at_a_time", "p99_us"});
+      const auto s = peer(peers_, {"latency", "pool_apply_one_at_a_time", "samples"});
+      row("Python pool.apply(ident)", false, *m, p.value_or(0),
+          static_cast<std::size_t>(s.value_or(0)));
+    }
+    if (pipelined_per_s_)
+      say("%-52s %11s (pipelined limit, %s)\n", "raw pipe pipelined 64 B, 64 in flight",
+          time_name(1 / *pipelined_per_s_).c_str(), rate_name(*pipelined_per_s_).c_str());
+    doc["latency"] = std::move(rows);
+  }
+
+  // 5. Scaling to a million tasks: time per task and the coordinator's memory.
+  void scaling(io_thread& io) {
+    json::array rows;
+    progress("scaling");
+    say("\n5. Scaling: identity tasks through process_pool(2, pipe), window 4096\n%-12s %10s %11s "
+        "%12s %12s\n",
+        "tasks", "seconds", "per task", "RSS after", "peak RSS");
+    auto pool = make_pool(io, crew::transport::pipe, {}, 2);
+    for (const auto n : n_.scaling) {
+      const double s = run_windowed(io, *pool, n);
+      const std::size_t rss = rss_bytes(), peak = peak_rss_bytes();
+      rows.push_back({{"tasks", n},
+                      {"seconds", s},
+                      {"per_task_s", s / static_cast<double>(n)},
+                      {"rss_bytes", rss},
+                      {"peak_rss_bytes", peak}});
+      scaling_rss_.emplace_back(n, rss);
+      say("%-12zu %10.3f %11s %12s %12s\n", n, s, time_name(s / static_cast<double>(n)).c_str(),
+          mib(rss).c_str(), mib(peak).c_str());
+    }
+    close_pool(pool);
+    doc["scaling"] = std::move(rows);
+  }
+
+  // map over a million ints.
+  void map_million(io_thread& io) {
+    progress("map over " + std::to_string(n_.map_ints) + " ints");
+    auto pool = make_pool(io, crew::transport::pipe, {}, 2);
+    std::vector<int> in(n_.map_ints);
+    for (std::size_t i = 0; i < in.size(); ++i)
+      in[i] = static_cast<int>(i);
+    const double t0 = now();
+    const auto out = pool->map(identity, in);
+    const double s = now() - t0;
+    close_pool(pool);
+    require(out == in, "map(identity)");
+    crew_map_per_s_ = static_cast<double>(in.size()) / s;
+    json::object o{{"tasks", in.size()}, {"seconds", s}, {"per_s", *crew_map_per_s_}};
+    say("\nmap over %zu ints, 2 workers\n%-52s %9s %9s %11s\n", in.size(), "runner", "tasks",
+        "seconds", "tasks/s");
+    say("%-52s %9zu %9.3f %11s\n", "crew process_pool(2, pipe).map(identity, ints)", in.size(), s,
+        rate_name(*crew_map_per_s_).c_str());
+    if (const auto t = peer(peers_, {"map_million", "tasks"})) {
+      const auto ps = peer(peers_, {"map_million", "seconds"});
+      py_map_per_s_ = peer(peers_, {"map_million", "per_s"});
+      say("%-52s %9.0f %9.3f %11s\n", "Python Pool(2).map(ident, range(n)), default chunksize", *t,
+          ps.value_or(0), rate_name(py_map_per_s_.value_or(0)).c_str());
+      o["python"] = {{"tasks", *t}, {"seconds", ps.value_or(0)}, {"per_s", *py_map_per_s_}};
+    }
+    doc["map"] = std::move(o);
+  }
+
+  // 3. Large payloads.
+  void payload(io_thread& io) {
+    json::array rows;
+    say("\n3. Large payloads, 1 worker, one at a time: median round trip (MB/s, bytes moved: "
+        "in, or in+out for echo)\n%-7s %-14s %-20s %-20s %-20s %-20s\n",
+        "size", "test", "memcpy", "crew shm", "crew pipe", "Python Pool.apply");
+    progress("payload: pools");
+    auto shm = make_pool(io, crew::transport::shm);
+    auto pipe = make_pool(io, crew::transport::pipe);
+    for (const std::size_t n : {4 * KiB, 1 * MiB, 64 * MiB}) {
+      progress("payload: " + size_name(n));
+      const double memcpy_s =
+          static_cast<double>(n) / (raw::memcpy_gb_per_s(n, opt_.quick ? 3 : 10) * 1e9);
+      const auto bytes = make_payload(n);
+      const std::string text(bytes.begin(), bytes.end());
+      struct cell {
+        const char* test;
+        const char* py_key;
+        std::size_t moved;
+        stats s, p;
+      };
+      const cell cells[] = {{"in+small", "in_small_out", n, bench_count(n_.payload, *shm, bytes),
+                             bench_count(n_.payload, *pipe, bytes)},
+                            {"echo", "echo", 2 * n, bench_echo(n_.payload, *shm, text),
+                             bench_echo(n_.payload, *pipe, text)}};
+      for (const auto& c : cells) {
+        const auto py = peer(peers_, {"payload", std::to_string(n), c.py_key, "median_s"});
+        // memcpy: the time to copy the bytes moved once.
+        const double mc = memcpy_s * static_cast<double>(c.moved) / static_cast<double>(n);
+        auto txt = [&](double s) {
+          return time_name(s) + " (" + fmt("%.0f", mbps(c.moved, s)) + ")";
+        };
+        json::object r{{"size", n},
+                       {"test", c.test},
+                       {"bytes_moved", c.moved},
+                       {"memcpy_s", mc},
+                       {"shm_median_s", c.s.median},
+                       {"pipe_median_s", c.p.median},
+                       {"shm_iterations", c.s.iters},
+                       {"pipe_iterations", c.p.iters}};
+        if (py)
+          r["python_median_s"] = *py;
+        else
+          r["python_median_s"] = nullptr;
+        rows.push_back(std::move(r));
+        say("%-7s %-14s %-20s %-20s %-20s %-20s\n", size_name(n).c_str(), c.test, txt(mc).c_str(),
+            txt(c.s.median).c_str(), txt(c.p.median).c_str(), py ? txt(*py).c_str() : "-");
+        if (n == 64 * MiB) big_.push_back({c.test, c.s.median, mc, py});
+      }
+    }
+    close_pool(shm);
+    close_pool(pipe);
+    doc["payload"] = std::move(rows);
+  }
+
+  /// Median milliseconds from constructing a process_pool of `workers` until its first result.
+  double startup_ms(io_thread& io, std::size_t workers) {
+    std::vector<double> ms;
+    for (std::size_t r = 0; r < n_.startup_reps; ++r) {
+      const double t0 = now();
+      crew::process_pool_options o;
+      o.workers = workers;
+      auto pool = std::make_unique<crew::process_pool>(io.context().get_executor(), std::move(o));
+      const int v = pool->submit(identity(7)).get();
+      ms.push_back((now() - t0) * 1e3);
+      require(v == 7, "identity after start-up");
+      close_pool(pool);
+    }
+    return median_of(ms);
+  }
+
+  // 4. Pool start-up.
+  void startup(io_thread& io) {
+    json::array rows;
+    const std::string worker = crew::default_worker_executable().string();
+    say("\n4. Start-up: constructing process_pool(N) until the first result, median of %zu; raw: "
+        "%s --list\n%-44s %14s %14s\n",
+        n_.startup_reps, fs::path(worker).filename().c_str(), "", "small coord.", "1 GiB coord.");
+    struct line {
+      std::string name;
+      double small = 0, big = 0;
+    };
+    std::vector<line> lines;
+    for (std::size_t w : {1, 2, 8})
+      lines.push_back({"crew process_pool(" + std::to_string(w) + ") to first result"});
+    lines.push_back({"raw posix_spawn + waitpid (crew-worker --list)"});
+    lines.push_back({"raw fork + exec + waitpid (crew-worker --list)"});
+    for (bool big : {false, true}) {
+      std::optional<raw::hold_heap> heap;
+      if (big) {
+        progress("startup: holding 1 GiB");
+        heap.emplace(std::size_t{1} << 30);
+      }
+      progress(std::string("startup: ") + (big ? "1 GiB coordinator" : "small coordinator") +
+               " (RSS " + mib(rss_bytes()) + ")");
+      std::size_t k = 0;
+      for (std::size_t w : {1, 2, 8})
+        (big ? lines[k++].big : lines[k++].small) = startup_ms(io, w);
+      (big ? lines[3].big : lines[3].small) = raw::spawn_wait_ms(worker, {"--list"}, n_.spawn_reps);
+      (big ? lines[4].big : lines[4].small) =
+          raw::fork_exec_wait_ms(worker, {"--list"}, n_.spawn_reps);
+    }
+    for (const auto& l : lines) {
+      rows.push_back({{"name", l.name}, {"small_ms", l.small}, {"one_gib_ms", l.big}});
+      say("%-44s %11.2f ms %11.2f ms\n", l.name.c_str(), l.small, l.big);
+    }
+    startup_ = {lines[0].small, lines[0].big, lines[3].small, lines[3].big};
+    doc["startup"] = std::move(rows);
+  }
+
+  // 6. The notebook's CPU function.
+  void longcomp(io_thread& io) {
+    progress("longcomp: one call");
+    const double t0 = now();
+    const double v = crew::demo::long_comp_value(0);
+    const double one = now() - t0;
+    require(v == long_comp_expected, "long_comp(0) = " + fmt("%.17g", v));
+    const auto py_value = peer(peers_, {"long_comp", "value_0"});
+    if (py_value) require(*py_value == v, "long_comp(0) differs from Python's");
+    progress("longcomp: four in sequence");
+    const double t1 = now();
+    for (int i = 0; i < 4; ++i)
+      require(crew::demo::long_comp_value(i) == long_comp_expected, "long_comp(i) sequential");
+    const double seq = now() - t1;
+    progress("longcomp: four on process_pool(2)");
+    auto pool = quiet_pool(io, 2);
+    const double t2 = now();
+    const auto out = pool->map(crew::demo::long_comp, std::vector<int>{0, 1, 2, 3});
+    const double par = now() - t2;
+    close_pool(pool);
+    for (double x : out)
+      require(x == long_comp_expected, "long_comp on the pool");
+    const auto py_one = peer(peers_, {"long_comp", "one_call_s"});
+    const auto py_seq = peer(peers_, {"long_comp", "sequential_4_s"});
+    const auto py_pool = peer(peers_, {"long_comp", "pool_4_calls_s"});
+    auto opt = [](std::optional<double> x) { return x ? json::value(*x) : json::value(nullptr); };
+    doc["longcomp"] = {{"value_0", v},
+                       {"python_value_0", opt(py_value)},
+                       {"equal", py_value ? json::value(*py_value == v) : json::value(nullptr)},
+                       {"one_call_s", one},
+                       {"sequential_4_s", seq},
+                       {"pool_4_calls_s", par},
+                       {"python_one_call_s", opt(py_one)},
+                       {"python_sequential_4_s", opt(py_seq)},
+                       {"python_pool_4_calls_s", opt(py_pool)}};
+    auto s = [](std::optional<double> x) { return x ? time_name(*x) : std::string("-"); };
+    say("\n6. The notebook's CPU function long_comp: C++ %.17g, Python %s (%s)\n%-36s %12s %12s "
+        "%10s\n",
+        v, py_value ? fmt("%.17g", *py_value).c_str() : "-", py_value ? "equal" : "not run", "",
+        "C++ (crew)", "Python", "speed-up");
+    auto ln = [&](const char* what, double c, std::optional<double> p) {
+      say("%-36s %12s %12s %10s\n", what, time_name(c).c_str(), s(p).c_str(),
+          p ? fmt("%.1fx", *p / c).c_str() : "-");
+    };
+    ln("one call, in-process", one, py_one);
+    ln("4 calls in sequence", seq, py_seq);
+    ln("4 calls on 2 workers (map)", par, py_pool);
+    say("%-36s %12s\n", "  parallel speed-up over sequential", fmt("%.2fx", seq / par).c_str());
+  }
+
+  void evaluate() {
+    auto ratio = [](std::optional<double> a, std::optional<double> b) -> std::optional<double> {
+      if (!a || !b || *b == 0) return std::nullopt;
+      return *a / *b;
+    };
+    auto figs = [](const char* f, std::optional<double> a, std::optional<double> b) {
+      if (!a || !b) return std::string("not measured");
+      char buf[160];
+      std::snprintf(buf, sizeof buf, f, *a, *b);
+      return std::string(buf);
+    };
+    targets.push_back({"processes many-in-flight vs Pool.apply_async",
+                       ratio(crew_many_per_s_, py_apply_async_many_), 10, true,
+                       figs("%.0f vs %.0f tasks/s", crew_many_per_s_, py_apply_async_many_)});
+    targets.push_back({"processes many-in-flight vs raw pipelined pipe",
+                       ratio(crew_many_per_s_, pipelined_per_s_), 0.3, true,
+                       figs("%.0f vs %.0f msgs/s", crew_many_per_s_, pipelined_per_s_)});
+    targets.push_back({"map over a million ints vs Pool.map default chunksize",
+                       ratio(crew_map_per_s_, py_map_per_s_), 2, true,
+                       figs("%.0f vs %.0f tasks/s", crew_map_per_s_, py_map_per_s_)});
+    targets.push_back({"latency median crew pipe vs raw ping-pong, unpinned",
+                       ratio(crew_lat_, raw_lat_), 1.5, false,
+                       figs("%.1f vs %.1f us", crew_lat_, raw_lat_)});
+    targets.push_back({"latency median crew pipe vs raw ping-pong, pinned",
+                       ratio(crew_lat_pinned_, raw_lat_pinned_), 1.5, false,
+                       figs("%.1f vs %.1f us", crew_lat_pinned_, raw_lat_pinned_)});
+    if (big_.empty())
+      targets.push_back({"64 MiB round trip: crew shm vs Python Pool.apply and memcpy",
+                         std::nullopt, 20, true, "not measured"});
+    for (const auto& b : big_) {
+      targets.push_back({std::string("64 MiB ") + b.test + ": crew shm vs Python Pool.apply",
+                         ratio(b.python_s, b.shm_s), 20, true,
+                         figs("%.4g vs %.4g s", b.shm_s, b.python_s)});
+      targets.push_back({std::string("64 MiB ") + b.test + ": crew shm vs memcpy bandwidth",
+                         ratio(b.memcpy_s, b.shm_s), 0.5, true,
+                         figs("%.4g vs %.4g s (same bytes)", b.shm_s, b.memcpy_s)});
+    }
+    targets.push_back({"thread_pool per task (submit+future) vs bare asio post+future",
+                       ratio(thread_one_us_, asio_one_us_), 1.5, false,
+                       figs("%.2f vs %.2f us", thread_one_us_, asio_one_us_)});
+    targets.push_back({"  (info) same with async_submit, handler sets a promise",
+                       ratio(thread_direct_us_, asio_one_us_), 1.5, false,
+                       figs("%.2f vs %.2f us", thread_direct_us_, asio_one_us_)});
+    if (startup_) {
+      const auto [cs, cb, rs, rb] = *startup_;
+      targets.push_back({"start-up to first result vs posix_spawn+wait, small", cs / rs, 1.5, false,
+                         figs("%.2f vs %.2f ms", cs, rs)});
+      targets.push_back({"start-up to first result vs posix_spawn+wait, 1 GiB", cb / rb, 1.5, false,
+                         figs("%.2f vs %.2f ms", cb, rb)});
+    } else {
+      targets.push_back({"start-up to first result vs posix_spawn+wait", std::nullopt, 1.5, false,
+                         "not measured"});
+    }
+    // Flat: RSS after the largest size within 10% (at least 4 MiB) of RSS after 10^4.
+    std::optional<double> growth;
+    std::string rss_figs = "not measured";
+    const auto base = std::find_if(scaling_rss_.begin(), scaling_rss_.end(),
+                                   [](const auto& p) { return p.first == 10'000; });
+    if (base != scaling_rss_.end() && scaling_rss_.back().first > base->first) {
+      const double b = static_cast<double>(base->second),
+                   e = static_cast<double>(scaling_rss_.back().second);
+      const double allowed = std::max(0.1 * b, 4.0 * MiB);
+      growth = (e - b) / allowed;
+      rss_figs = mib(base->second) + " at 10^4 -> " + mib(scaling_rss_.back().second) + " at " +
+                 std::to_string(scaling_rss_.back().first) + " (allowed +" +
+                 mib(static_cast<std::size_t>(allowed)) + ")";
+    }
+    targets.push_back(
+        {"RSS flat from 10^4 tasks (growth / allowance)", growth, 1, false, rss_figs});
+    json::array arr;
+    for (const auto& t : targets)
+      arr.push_back({{"target", t.name},
+                     {"ratio", t.ratio ? json::value(*t.ratio) : json::value(nullptr)},
+                     {"bound", t.bound},
+                     {"at_least", t.at_least},
+                     {"verdict", verdict(t)},
+                     {"figures", t.figures}});
+    doc["targets"] = std::move(arr);
+  }
+
+  const options& opt_;
+  const counts n_;
+  const json::value* peers_;
+  crew::registry jobs_;
+
+  std::optional<double> crew_many_per_s_, py_apply_async_many_, pipelined_per_s_, crew_map_per_s_,
+      py_map_per_s_, crew_lat_, raw_lat_, crew_lat_pinned_, raw_lat_pinned_, thread_one_us_,
+      thread_direct_us_, asio_one_us_;
+  struct big_payload {
+    const char* test;
+    double shm_s, memcpy_s;
+    std::optional<double> python_s;
+  };
+  std::vector<big_payload> big_;
+  std::optional<std::tuple<double, double, double, double>> startup_;
+  std::vector<std::pair<std::size_t, std::size_t>> scaling_rss_;
+};
+
+int usage() {
+  std::cerr << "usage: crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] "
+               "[--svg FILE]\nsections: trivial, latency, payload, startup, scaling, longcomp, "
+               "map\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick")
+      opt.quick = true;
+    else if (a == "--json")
+      opt.as_json = true;
+    else if (a == "--skip-python")
+      opt.skip_python = true;
+    else if (a == "--sections" && i + 1 < argc) {
+      opt.sections.clear();
+      std::stringstream ss(argv[++i]);
+      for (std::string s; std::getline(ss, s, ',');) {
+        if (std::find(all_sections.begin(), all_sections.end(), s) == all_sections.end()) {
+          std::cerr << "crew-bench: unknown section '" << s << "'\n";
+          return usage();
+        }
+        opt.sections.insert(s);
+      }
+    } else if (a == "--svg" && i + 1 < argc)
+      opt.svg = argv[++i];
+    else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else
+      return usage();
+  }
+  since_start();
+  original_mask();
+  try {
+    // Python first, alone on the machine: its numbers are not disturbed by ours.
+    json::value peers_doc;
+    const json::value* peers = nullptr;
+    std::string python_note;
+    const bool wants_python = opt.has("trivial") || opt.has("latency") || opt.has("payload") ||
+                              opt.has("longcomp") || opt.has("map");
+    if (opt.skip_python)
+      python_note = "skipped (--skip-python)";
+    else if (!wants_python)
+      python_note = "not needed by the sections asked for";
+    else if (const auto py = find_on_path("python3"); !py)
+      python_note = "skipped: python3 not found on PATH";
+    else if (const auto script = find_peers(); !script)
+      python_note = "skipped: peers.py not found (set $CREW_PEERS)";
+    else {
+      peers_doc = run_peers(*py, *script, opt.quick);
+      peers = &peers_doc;
+      python_note = "peers.py: " + *script;
+    }
+    json::object doc;
+    doc["machine"] = machine_info(peers);
+    doc["quick"] = opt.quick;
+    doc["python_peers"] = python_note;
+    if (!opt.as_json) {
+      const auto& m = doc["machine"].as_object();
+      std::printf(
+          "crew-bench%s\nmachine: %s, %d cores, %s\ncompiler: %s; Boost %s; Python %s\n"
+          "load: %s; Python peers: %s\n",
+          opt.quick ? " --quick (small counts: numbers are rough)" : "", cpu_model().c_str(),
+          cpu_count(), m.at("kernel").as_string().c_str(), m.at("compiler").as_string().c_str(),
+          m.at("boost").as_string().c_str(),
+          m.at("python").is_string() ? m.at("python").as_string().c_str() : "-", loadavg().c_str(),
+          python_note.c_str());
+    }
+    bench b(opt, peers);
+    b.run();
+    for (auto& [k, v] : b.doc)
+      doc[k] = v;
+    if (peers) doc["python"] = *peers;
+    doc["wall_s"] = since_start();
+    doc["loadavg_end"] = loadavg();
+    if (!opt.svg.empty()) {
+      chart(opt.svg, doc);
+      progress("chart written to " + opt.svg);
+    }
+    if (opt.as_json)
+      std::cout << json::serialize(doc) << '\n';
+    else {
+      b.print_targets();
+      std::printf(
+          "\nwall time: %.1f s; load at the end: %s (other work on the machine skews "
+          "the numbers)\n",
+          since_start(), loadavg().c_str());
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "crew-bench: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}
