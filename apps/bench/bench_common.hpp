@@ -73,7 +73,8 @@ int cpu_count();
 /// of tasks so that start-up is not measured. Worker output goes to stderr.
 std::unique_ptr<crew::process_pool> make_pool(io_thread& io, crew::transport tr,
                                               std::optional<std::size_t> inline_max = {},
-                                              std::size_t workers = 1);
+                                              std::size_t workers = 1,
+                                              std::size_t pipeline_depth = 1);
 /// join() then destroy.
 void close_pool(std::unique_ptr<crew::process_pool>& p);
 

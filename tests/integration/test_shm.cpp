@@ -63,7 +63,7 @@ std::string random_bytes(std::size_t n, unsigned seed) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(shm_transport, *boost::unit_test::timeout(120))
+BOOST_AUTO_TEST_SUITE(shm_transport, *boost::unit_test::timeout(300))
 
 BOOST_FIXTURE_TEST_CASE(payloads_of_every_size_round_trip_identically_through_both_transports,
                         io_fixture) {
