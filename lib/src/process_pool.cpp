@@ -915,6 +915,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   // --- dispatch -----------------------------------------------------------------------
 
   void dispatch() {
+    dispatch_frames();
+    // The frames of all tasks just dispatched go out together: one write per worker.
+    for (auto& w : slots_)
+      if (w && !w->writing && w->woff < w->wbuf.size()) write_some(w);
+  }
+
+  void dispatch_frames() {
     while (!queue_.empty()) {
       // The worker with the fewest tasks in flight, within the pipeline depth.
       std::shared_ptr<worker> idle;
@@ -961,7 +968,6 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         idle->st = worker::state::busy;
         start_head(idle);
       }
-      if (!idle->writing) write_some(idle);
     }
   }
 
@@ -977,9 +983,9 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   // the shm transport) or straight into the frame buffer after the header.
   void write_task(worker& w, pending_task& p, std::uint32_t job_index) {
     const std::size_t n = p.task.args_size;
-    std::vector<std::byte> payload(4);
-    std::memcpy(payload.data(), &job_index, 4);
     if (w.shm_ok && n > opts_.shm_inline_max && n <= w.seg.request_size()) {
+      std::vector<std::byte> payload(4);
+      std::memcpy(payload.data(), &job_index, 4);
       // Straight from the caller's values into the request area: one copy.
       encoder e(w.seg.request(), n);
       p.task.encode_args(e);
