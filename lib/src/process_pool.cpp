@@ -573,6 +573,14 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     }
     w->reader.commit(n);
     protocol::frame_view f;
+    struct batch {
+      pool_core& core;
+      explicit batch(pool_core& c) : core(c) { core.reading_batch_ = true; }
+      ~batch() {
+        core.reading_batch_ = false;
+        core.flush_writes();
+      }
+    } replies(*this);
     while (w->reader.next(f, ec)) {
       if (!on_frame(w, f)) return;
     }
@@ -916,7 +924,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
 
   void dispatch() {
     dispatch_frames();
-    // The frames of all tasks just dispatched go out together: one write per worker.
+    if (!reading_batch_) flush_writes();
+  }
+
+  // The frames of all tasks just dispatched go out together: one write per worker. While a
+  // batch of replies is being handled, the writes wait for its end.
+  void flush_writes() {
     for (auto& w : slots_)
       if (w && !w->writing && w->woff < w->wbuf.size()) write_some(w);
   }
@@ -1168,7 +1181,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   std::vector<std::unique_ptr<asio::steady_timer>> respawn_timers_;
   std::deque<pending_task> queue_;
   std::atomic<std::uint64_t> next_id_{0};
-  std::size_t depth_ = 1;                          // tasks in flight per worker
+  std::size_t depth_ = 1;       // tasks in flight per worker
+  bool reading_batch_ = false;  // handling the replies of one read: writes wait for its end
   std::vector<std::shared_ptr<worker>> retiring_;  // recycled workers on their way out
   asio::steady_timer shutdown_timer_{strand_};
   bool shutdown_armed_ = false;
