@@ -96,6 +96,8 @@ struct process_pool_options {
   /// the next tasks wait in the worker's pipe while it runs one, and several frames travel
   /// per system call both ways, which is what makes small tasks cheap. A worker that dies
   /// fails only the task it was running; the ones behind it go back to the queue unharmed.
+  /// The price: a task waits behind the one running on its worker even when another worker
+  /// becomes free (head-of-line blocking), so keep 1 for tasks of very uneven length.
   std::size_t pipeline_depth = 1;
 
   // --- supervision (docs/architecture.md, "Supervision") ---------------------------------
