@@ -1082,7 +1082,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       fail(p, errc::cancelled, "cancelled before it started");
       return check_join();
     }
-    for (auto& w : slots_) {
+    for (auto w : slots_) {  // a copy: cancelling may end the worker
       if (!w) continue;
       for (auto& t : w->inflight)
         if (t.id == id && !t.discarded)
@@ -1126,7 +1126,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       queue_.pop_front();
       fail(p, errc::cancelled, why);
     }
-    for (auto& w : slots_) {
+    for (auto w : slots_) {  // a copy: cancelling may end the worker
       if (!w) continue;
       for (std::size_t i = w->inflight.size(); i-- > 0;)  // the running one last
         if (i < w->inflight.size() && !w->inflight[i].discarded)
