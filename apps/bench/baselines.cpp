@@ -409,6 +409,20 @@ double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_
   return static_cast<double>(messages) / elapsed;
 }
 
+// Runs `once` untimed (page cache, dynamic loader), then `reps` times: median milliseconds.
+template <class F>
+double median_ms_after_warm_up(std::size_t reps, F& once) {
+  once();
+  std::vector<double> ms;
+  ms.reserve(reps);
+  for (std::size_t i = 0; i < reps; ++i) {
+    const auto t0 = clock_type::now();
+    once();
+    ms.push_back(seconds_since(t0) * 1e3);
+  }
+  return median(std::move(ms));
+}
+
 double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& args,
                      std::size_t reps) {
   require(reps > 0, "spawn_wait_ms: reps must be > 0");
@@ -435,15 +449,7 @@ double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& arg
     wait_success(pid, exe);
   };
 
-  once();  // untimed: page cache, dynamic loader
-  std::vector<double> ms;
-  ms.reserve(reps);
-  for (std::size_t i = 0; i < reps; ++i) {
-    const auto t0 = clock_type::now();
-    once();
-    ms.push_back(seconds_since(t0) * 1e3);
-  }
-  return median(std::move(ms));
+  return median_ms_after_warm_up(reps, once);
 }
 
 double fork_exec_wait_ms(const std::string& exe, const std::vector<std::string>& args,
@@ -478,15 +484,7 @@ double fork_exec_wait_ms(const std::string& exe, const std::vector<std::string>&
     wait_success(pid, exe);
   };
 
-  once();  // untimed
-  std::vector<double> ms;
-  ms.reserve(reps);
-  for (std::size_t i = 0; i < reps; ++i) {
-    const auto t0 = clock_type::now();
-    once();
-    ms.push_back(seconds_since(t0) * 1e3);
-  }
-  return median(std::move(ms));
+  return median_ms_after_warm_up(reps, once);
 }
 
 double memcpy_gb_per_s(std::size_t bytes, int reps) {
