@@ -141,6 +141,7 @@ struct worker {
   bool booted = false;
   shm_segment seg;                    // empty with the pipe transport
   bool shm_ok = false;                // the worker mapped the segment (flag on its hello)
+  bool batch_ok = false;              // the worker takes batch frames (flag on its hello)
   std::vector<std::byte> result_buf;  // results read out of the segment, reused
   asio::posix::stream_descriptor to, from, out, err;
   protocol::frame_reader reader;
@@ -218,7 +219,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       return;
     }
     const bool fits_pipe = t.args_size + 4 <= opts_.max_payload;
-    const bool fits_shm = opts_.transport == transport::shm && t.args_size <= opts_.shm_area_bytes;
+    const bool fits_shm = opts_.transport == transport::shm && t.batch_items == 0 &&
+                          t.args_size <= opts_.shm_area_bytes;
     if (!fits_pipe && !fits_shm) {
       fail_now(std::move(t), errc::payload_too_large,
                "arguments of " + t.job + " take " + std::to_string(t.args_size) +
@@ -238,6 +240,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       p.id = t.id;
       p.admitted = admitted;
       p.timeout = t.options.timeout.value_or(self->opts_.task_timeout);
+      if (t.batch_items > 1 && p.timeout.count() > 0)  // per item; saturating
+        p.timeout = p.timeout.count() > std::chrono::milliseconds::max().count() / t.batch_items
+                        ? std::chrono::milliseconds::max()
+                        : p.timeout * t.batch_items;
       p.retries = self->opts_.retries;
       if (auto it = self->opts_.job_retries.find(t.job); it != self->opts_.job_retries.end())
         p.retries = it->second;
@@ -621,6 +627,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
           // A worker that mapped its segment says so with flag_shm on its hello; any
           // other worker (one written from the pipe-only protocol) gets inline frames.
           w->shm_ok = w->seg && (f.header.flags & protocol::flag_shm);
+          w->batch_ok = (f.header.flags & protocol::flag_batch) != 0;
           for (std::uint32_t i = 0; i < h.jobs.size(); ++i) {
             w->jobs[h.jobs[i].name] = {i, h.jobs[i].signature};
             w->job_list += (i ? ", " : "") + h.jobs[i].name;
@@ -637,6 +644,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         return true;
       }
       case frame_type::result:
+      case frame_type::batch_result:
       case frame_type::error: {
         // Being stopped (deadline, cancel grace): a reply now is too late and changes nothing;
         // the task fails with the recorded cause once the worker is gone.
@@ -647,6 +655,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                  false;
         if (w->written < w->inflight.front().stream_end)
           return violation(w, "a reply before it read its whole task"), false;
+        const bool batch = w->inflight.front().task.batch_items > 0;
+        if (f.header.type != frame_type::error &&
+            batch != (f.header.type == frame_type::batch_result))
+          return violation(w, batch ? "a result frame for a batch task"
+                                    : "a batch_result frame for a single task"),
+                 false;
         w->deadline.cancel();
         if (w->inflight.front().discarded) {
           // The late reply of a cancelled task: its caller was answered already.
@@ -669,6 +683,14 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
             return violation(w, "a bad shared-memory descriptor in its result"), false;
           }
           succeed(p, w->result_buf);
+        } else if (f.header.type == frame_type::batch_result) {
+          try {
+            protocol::check_batch_result(f.payload, p.task.batch_items);
+          } catch (const decode_error& e) {
+            w->inflight.push_front(std::move(p));  // failed by finalize, as protocol_error
+            return violation(w, std::string("a bad batch result: ") + e.what()), false;
+          }
+          succeed(p, f.payload);
         } else if (f.header.type == frame_type::result) {
           succeed(p, f.payload);
         } else {
@@ -947,6 +969,10 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       if (!idle) return;
       pending_task p = std::move(queue_.front());
       queue_.pop_front();
+      if (p.task.batch_items > 0 && !idle->batch_ok) {
+        expand_batch(std::move(p));
+        continue;
+      }
       auto it = idle->jobs.find(p.task.job);
       if (it == idle->jobs.end()) {
         fail(p, errc::unknown_job,
@@ -996,7 +1022,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   // the shm transport) or straight into the frame buffer after the header.
   void write_task(worker& w, pending_task& p, std::uint32_t job_index) {
     const std::size_t n = p.task.args_size;
-    if (w.shm_ok && n > opts_.shm_inline_max && n <= w.seg.request_size()) {
+    const bool batch = p.task.batch_items > 0;
+    if (!batch && w.shm_ok && n > opts_.shm_inline_max && n <= w.seg.request_size()) {
       std::vector<std::byte> payload(4);
       std::memcpy(payload.data(), &job_index, 4);
       // Straight from the caller's values into the request area: one copy.
@@ -1009,10 +1036,86 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     if (n + 4 > opts_.max_payload)
       throw capacity_exceeded("arguments of " + std::to_string(n) +
                               " bytes exceed the frame limit and do not fit the shared area");
-    std::byte* at = protocol::append_frame_for(w.wbuf, protocol::frame_type::task, p.id, 4 + n);
+    std::byte* at = protocol::append_frame_for(
+        w.wbuf, batch ? protocol::frame_type::batch : protocol::frame_type::task, p.id, 4 + n);
     std::memcpy(at, &job_index, 4);
     encoder e(at + 4, n);
     p.task.encode_args(e);
+  }
+
+  // A worker that did not say it takes batch frames (one written from sections 1-8 of the
+  // protocol alone) gets a batch's items as tasks of their own, first in line; their outcomes
+  // are gathered into the batch_result payload the batch's caller decodes.
+  void expand_batch(pending_task p) {
+    release(p);
+    p.on_stop.reset();
+    std::vector<std::byte> body(p.task.args_size);
+    encoder e(body.data(), body.size());
+    p.task.encode_args(e);
+    std::vector<std::span<const std::byte>> items;  // our own encoding: it reads back
+    protocol::batch_reader reader(body);
+    for (std::uint32_t i = 0; i < reader.count(); ++i)
+      items.push_back(reader.next());
+    if (items.empty()) {
+      const std::vector<std::byte> none(4);
+      return p.task.done(nullptr, none);
+    }
+    struct gathered {
+      std::vector<std::byte> payload;  // the batch_result being built, item by item
+      std::vector<std::vector<std::byte>> items;
+      std::vector<bool> is_error;
+      std::size_t left = 0;
+      std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
+    };
+    auto g = std::make_shared<gathered>();
+    g->items.resize(items.size());
+    g->is_error.resize(items.size());
+    g->left = items.size();
+    g->done = std::move(p.task.done);
+    const auto per_item = p.task.options.timeout.value_or(opts_.task_timeout);
+    for (std::size_t i = items.size(); i-- > 0;) {
+      pending_task s;
+      s.id = next_task_id();
+      s.timeout = per_item;
+      s.retries = p.retries;
+      s.task.job = p.task.job;
+      s.task.signature = p.task.signature;
+      s.task.id = s.id;
+      s.task.args_size = items[i].size();
+      s.task.encode_args = [bytes = std::vector<std::byte>(items[i].begin(), items[i].end())](
+                               encoder& out) { out.write(bytes.data(), bytes.size()); };
+      s.task.done = [g, i](std::exception_ptr ep, std::span<const std::byte> bytes) {
+        if (ep) {
+          errc code = errc::job_failed;
+          std::string message = "unknown error";
+          try {
+            std::rethrow_exception(ep);
+          } catch (const task_error& te) {
+            code = static_cast<errc>(te.code().value());
+            message = te.message();
+          } catch (const std::exception& ex) {
+            message = ex.what();
+          } catch (...) {
+          }
+          g->items[i] = protocol::encode_error({code, message});
+          g->is_error[i] = true;
+        } else {
+          g->items[i].assign(bytes.begin(), bytes.end());
+        }
+        if (--g->left > 0) return;
+        std::vector<std::byte> out(4);
+        const auto count = static_cast<std::uint32_t>(g->items.size());
+        std::memcpy(out.data(), &count, 4);
+        for (std::size_t k = 0; k < g->items.size(); ++k) {
+          std::byte* to = protocol::append_batch_item(
+              out, g->items[k].size(),
+              g->is_error[k] ? protocol::frame_type::error : protocol::frame_type::result);
+          if (!g->items[k].empty()) std::memcpy(to, g->items[k].data(), g->items[k].size());
+        }
+        g->done(nullptr, out);
+      };
+      queue_.push_front(std::move(s));
+    }
   }
 
   void write_some(const std::shared_ptr<worker>& w) {
@@ -1213,7 +1316,9 @@ void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id) {
 }  // namespace detail
 
 process_pool::process_pool(executor_type ex, process_pool_options options)
-    : executor_(ex), core_(std::make_shared<detail::pool_core>(ex, std::move(options))) {
+    : executor_(ex),
+      map_chunk_(options.map_chunk),
+      core_(std::make_shared<detail::pool_core>(ex, std::move(options))) {
   core_->start();
 }
 

@@ -18,7 +18,7 @@ void store(std::byte* p, T v) noexcept {
   std::memcpy(p, &v, sizeof v);
 }
 
-constexpr std::uint8_t max_type = static_cast<std::uint8_t>(frame_type::shutdown);
+constexpr std::uint8_t max_type = static_cast<std::uint8_t>(frame_type::batch_result);
 
 }  // namespace
 
@@ -44,7 +44,8 @@ boost::system::error_code parse_header(const std::byte* in, std::size_t max_payl
   if (type == 0 || type > max_type) return errc::protocol_error;
   out.type = static_cast<frame_type>(type);
   out.flags = load<std::uint16_t>(in + 6);
-  if ((out.flags & ~flag_shm) != 0) return errc::protocol_error;
+  if ((out.flags & ~(flag_shm | flag_batch)) != 0) return errc::protocol_error;
+  if ((out.flags & flag_batch) && out.type != frame_type::hello) return errc::protocol_error;
   out.task_id = load<std::uint64_t>(in + 8);
   out.length = load<std::uint32_t>(in + 16);
   if (out.length > max_payload) return errc::payload_too_large;
@@ -200,6 +201,109 @@ error_payload decode_error_payload(std::span<const std::byte> payload) {
   ep.message = d.get<std::string>();
   d.expect_end();
   return ep;
+}
+
+namespace {
+std::byte* append_item(std::vector<std::byte>& out, std::size_t n, const frame_type* kind) {
+  if (n > std::numeric_limits<std::uint32_t>::max())
+    throw capacity_exceeded("a batch item of " + std::to_string(n) +
+                            " bytes does not fit a 32-bit length");
+  const auto at = out.size();
+  out.resize(at + (kind ? 5 : 4) + n);
+  std::byte* p = out.data() + at;
+  if (kind) *p++ = static_cast<std::byte>(*kind);
+  store(p, static_cast<std::uint32_t>(n));
+  return p + 4;
+}
+}  // namespace
+
+std::byte* append_batch_arg(std::vector<std::byte>& out, std::size_t n) {
+  return append_item(out, n, nullptr);
+}
+
+std::byte* append_batch_item(std::vector<std::byte>& out, std::size_t n, frame_type kind) {
+  return append_item(out, n, &kind);
+}
+
+batch_reader::batch_reader(std::span<const std::byte> items) : bytes_(items) {
+  if (items.size() < 4) throw decode_error("batch shorter than its item count");
+  count_ = load<std::uint32_t>(items.data());
+  // Every item takes at least its 4-byte length.
+  if (count_ > (items.size() - 4) / 4)
+    throw decode_error("batch of " + std::to_string(count_) + " items in " +
+                       std::to_string(items.size()) + " bytes");
+}
+
+std::span<const std::byte> batch_reader::next() {
+  if (bytes_.size() - at_ < 4) throw decode_error("batch item truncated");
+  const auto n = load<std::uint32_t>(bytes_.data() + at_);
+  at_ += 4;
+  if (n > bytes_.size() - at_) throw decode_error("batch item runs past the end");
+  const auto item = bytes_.subspan(at_, n);
+  at_ += n;
+  return item;
+}
+
+void batch_reader::expect_end() const {
+  if (at_ != bytes_.size()) throw decode_error("bytes left over after the last batch item");
+}
+
+batch_result_reader::batch_result_reader(std::span<const std::byte> payload, std::size_t expected)
+    : bytes_(payload) {
+  if (payload.size() < 4) throw decode_error("batch result shorter than its item count");
+  const auto count = load<std::uint32_t>(payload.data());
+  if (count != expected)
+    throw decode_error("batch result of " + std::to_string(count) + " items for a batch of " +
+                       std::to_string(expected));
+  if (count > (payload.size() - 4) / 5)
+    throw decode_error("batch result of " + std::to_string(count) + " items in " +
+                       std::to_string(payload.size()) + " bytes");
+}
+
+batch_item batch_result_reader::next() {
+  if (bytes_.size() - at_ < 5)
+    throw decode_error("batch result item " + std::to_string(index_) + " truncated");
+  const auto kind = load<std::uint8_t>(bytes_.data() + at_);
+  const auto n = load<std::uint32_t>(bytes_.data() + at_ + 1);
+  at_ += 5;
+  if (kind != static_cast<std::uint8_t>(frame_type::result) &&
+      kind != static_cast<std::uint8_t>(frame_type::error))
+    throw decode_error("batch result item " + std::to_string(index_) + " of kind " +
+                       std::to_string(kind));
+  if (n > bytes_.size() - at_)
+    throw decode_error("batch result item " + std::to_string(index_) + " runs past the end");
+  batch_item item{static_cast<frame_type>(kind), bytes_.subspan(at_, n)};
+  at_ += n;
+  ++index_;
+  return item;
+}
+
+void batch_result_reader::expect_end() const {
+  if (at_ != bytes_.size()) throw decode_error("bytes left over after the last batch result item");
+}
+
+void check_batch_result(std::span<const std::byte> payload, std::size_t expected) {
+  batch_result_reader r(payload, expected);
+  for (std::size_t i = 0; i < expected; ++i) {
+    const auto item = r.next();
+    if (item.kind == frame_type::error) (void)decode_error_payload(item.bytes);
+  }
+  r.expect_end();
+}
+
+std::size_t begin_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
+                        std::uint16_t flags) {
+  const auto at = out.size();
+  append_frame(out, type, task_id, {}, flags);
+  return at;
+}
+
+void finish_frame(std::vector<std::byte>& out, std::size_t header_at) {
+  const std::size_t n = out.size() - header_at - header_size;
+  if (n > std::numeric_limits<std::uint32_t>::max())
+    throw capacity_exceeded("a frame payload of " + std::to_string(n) +
+                            " bytes does not fit a 32-bit length");
+  store(out.data() + header_at + 16, static_cast<std::uint32_t>(n));
 }
 
 }  // namespace crew::protocol

@@ -29,21 +29,29 @@ struct cancel_watch {
   const protocol::frame_reader* reader = nullptr;
   std::uint64_t task = 0;
   std::vector<std::byte> ahead;  // read from in_fd during the task, not yet in `reader`
+  std::size_t scan = 0;  // where the next frame not yet looked at starts, in buffered ++ ahead
   bool cancelled = false;
   bool eof = false;
 };
 cancel_watch* watch = nullptr;  // set while serve() runs a task; one serve() per process
 
-// Scans `bytes` (a whole number of frames from a frame boundary, possibly followed by the
-// start of one) for a cancel of `task`, a shutdown, or a broken stream.
-bool says_stop(std::span<const std::byte> bytes, std::uint64_t task, std::size_t max_payload) {
-  while (bytes.size() >= protocol::header_size) {
+// Looks at the frames waiting behind the running task (the reader's buffered bytes, then
+// those read since) for a cancel of it, a shutdown, or a broken stream. Each frame header is
+// looked at once: a task polling often does not rescan megabytes of pipelined work.
+bool says_stop(cancel_watch& w) {
+  const auto first = w.reader->buffered();
+  const std::size_t total = first.size() + w.ahead.size();
+  while (total - std::min(w.scan, total) >= protocol::header_size) {
+    std::byte raw[protocol::header_size];
+    for (std::size_t k = 0; k < protocol::header_size; ++k) {
+      const std::size_t at = w.scan + k;
+      raw[k] = at < first.size() ? first[at] : w.ahead[at - first.size()];
+    }
     protocol::frame_header h;
-    if (protocol::parse_header(bytes.data(), max_payload, h)) return true;  // broken: stop
+    if (protocol::parse_header(raw, w.max_payload, h)) return true;  // broken: stop
     if (h.type == protocol::frame_type::shutdown) return true;
-    if (h.type == protocol::frame_type::cancel && h.task_id == task) return true;
-    if (bytes.size() - protocol::header_size < h.length) break;
-    bytes = bytes.subspan(protocol::header_size + h.length);
+    if (h.type == protocol::frame_type::cancel && h.task_id == w.task) return true;
+    w.scan += protocol::header_size + h.length;
   }
   return false;
 }
@@ -142,6 +150,14 @@ bool map_segment(int request_fd, int response_fd, segment& s) {
   return !protocol::read_shm_header(s.request_base, request_size, response_size, s.layout);
 }
 
+// Marks the task the calling thread runs, for current_task_id() and cancel_requested().
+struct running_guard {
+  explicit running_guard(std::uint64_t id) { running_task = id; }
+  ~running_guard() { running_task = 0; }
+  running_guard(const running_guard&) = delete;
+  running_guard& operator=(const running_guard&) = delete;
+};
+
 // One task: decodes, runs, and leaves the whole reply frame in `reply`.
 class task_runner {
  public:
@@ -151,16 +167,9 @@ class task_runner {
 
   // Appends the reply frame to `reply` (which may hold earlier replies not yet written).
   void run(const protocol::frame_view& f, std::vector<std::byte>& reply) {
-    reply_ = &reply;
-    base_ = reply.size();
-    id_ = f.header.task_id;
-    std::span<const std::byte> p = f.payload;
-    if (p.size() < 4) return fail(errc::decode_error, "task frame shorter than its job index");
     std::uint32_t job_index;
-    std::memcpy(&job_index, p.data(), 4);
-    if (job_index >= index_.size())
-      return fail(errc::unknown_job, "job index " + std::to_string(job_index) + " out of range");
-    std::span<const std::byte> args = p.subspan(4);
+    if (!begin(f, reply, job_index)) return;
+    std::span<const std::byte> args = f.payload.subspan(4);
     // With a segment, any task's result may come back through it; its generation is the
     // task id, which the coordinator checks.
     generation_.reset();
@@ -173,10 +182,7 @@ class task_runner {
     }
     const registry::entry& e = *index_[job_index];
     decoder in(args.data(), args.size());
-    struct running_guard {
-      explicit running_guard(std::uint64_t id) { running_task = id; }
-      ~running_guard() { running_task = 0; }
-    } guard(id_);
+    running_guard guard(id_);
     try {
       e.call_encoded(in, [this](std::size_t size) { return sink(size); });
       finish_result();
@@ -189,7 +195,93 @@ class task_runner {
     }
   }
 
+  // A batch: each item runs as its own task would, its outcome (result or error) appended
+  // to one batch_result frame. A cancel (polled every 256 items) answers the whole batch
+  // with `cancelled`; results too large for one frame answer it with `payload_too_large`.
+  void run_batch(const protocol::frame_view& f, std::vector<std::byte>& reply,
+                 std::size_t max_payload) {
+    std::uint32_t job_index;
+    if (!begin(f, reply, job_index)) return;
+    generation_.reset();
+    std::optional<protocol::batch_reader> items;
+    try {
+      items.emplace(f.payload.subspan(4));
+    } catch (const decode_error& ex) {
+      return fail(errc::decode_error, ex.message());
+    }
+    const registry::entry& e = *index_[job_index];
+    running_guard guard(id_);
+    const std::size_t frame_at =
+        protocol::begin_frame(reply, protocol::frame_type::batch_result, id_);
+    const std::uint32_t count = items->count();
+    reply.resize(reply.size() + 4);
+    std::memcpy(reply.data() + reply.size() - 4, &count, 4);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (i % 256 == 255 && cancel_requested())
+        return fail(errc::cancelled, "cancelled after " + std::to_string(i) + " of " +
+                                         std::to_string(count) + " items");
+      std::span<const std::byte> item;
+      try {
+        item = items->next();
+      } catch (const decode_error& ex) {
+        return fail(errc::decode_error, ex.message());
+      }
+      const std::size_t item_at = reply.size();
+      decoder in(item.data(), item.size());
+      try {
+        e.call_encoded(in, [&](std::size_t size) {
+          reply.resize(item_at);
+          return encoder(protocol::append_batch_item(reply, size, protocol::frame_type::result),
+                         size);
+        });
+      } catch (const decode_error& ex) {
+        item_error(item_at, errc::decode_error, e.info.name + ": " + ex.message());
+      } catch (const std::exception& ex) {
+        item_error(item_at, watch && watch->cancelled ? errc::cancelled : errc::job_failed,
+                   ex.what());
+      } catch (...) {
+        item_error(item_at, watch && watch->cancelled ? errc::cancelled : errc::job_failed,
+                   "unknown exception");
+      }
+      if (reply.size() - frame_at - protocol::header_size > max_payload)
+        return fail(errc::payload_too_large,
+                    "the results of the first " + std::to_string(i + 1) + " of " +
+                        std::to_string(count) + " items already exceed the frame limit of " +
+                        std::to_string(max_payload) + " bytes: map with smaller chunks");
+    }
+    try {
+      items->expect_end();
+    } catch (const decode_error& ex) {
+      return fail(errc::decode_error, ex.message());
+    }
+    protocol::finish_frame(reply, frame_at);
+  }
+
  private:
+  // Starts the reply to frame `f` and reads its job index; false (the error reply written)
+  // if there is none or it is out of range.
+  bool begin(const protocol::frame_view& f, std::vector<std::byte>& reply,
+             std::uint32_t& job_index) {
+    reply_ = &reply;
+    base_ = reply.size();
+    id_ = f.header.task_id;
+    if (f.payload.size() < 4)
+      return fail(errc::decode_error, "frame shorter than its job index"), false;
+    std::memcpy(&job_index, f.payload.data(), 4);
+    if (job_index >= index_.size())
+      return fail(errc::unknown_job, "job index " + std::to_string(job_index) + " out of range"),
+             false;
+    return true;
+  }
+
+  void item_error(std::size_t item_at, errc code, const std::string& message) {
+    reply_->resize(item_at);
+    const auto payload = protocol::encode_error({code, message});
+    std::byte* to =
+        protocol::append_batch_item(*reply_, payload.size(), protocol::frame_type::error);
+    std::memcpy(to, payload.data(), payload.size());
+  }
+
   // Large results of shm tasks go straight into the response area; everything else is
   // written straight into the reply frame after its header.
   encoder sink(std::size_t size) {
@@ -260,11 +352,7 @@ bool cancel_requested() noexcept {
       }
       w->ahead.insert(w->ahead.end(), buf, buf + n);
     }
-    if (!w->cancelled) {
-      std::vector<std::byte> all(w->reader->buffered().begin(), w->reader->buffered().end());
-      all.insert(all.end(), w->ahead.begin(), w->ahead.end());
-      w->cancelled = says_stop(all, w->task, w->max_payload);
-    }
+    if (!w->cancelled) w->cancelled = says_stop(*w);
   } catch (const std::bad_alloc&) {
     return false;
   }
@@ -314,8 +402,11 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
 
     std::vector<std::byte> out;
     // flag_shm on the hello: this worker takes and gives shared-memory descriptors.
+    // flag_batch: it takes batch frames (options.batch).
+    std::uint16_t hello_flags = seg ? protocol::flag_shm : std::uint16_t{0};
+    if (options.batch) hello_flags |= protocol::flag_batch;
     protocol::append_frame(out, protocol::frame_type::hello, 0, protocol::encode_hello(h),
-                           seg ? protocol::flag_shm : std::uint16_t{0});
+                           hello_flags);
     if (!write_all(options.out_fd, out.data(), out.size()))
       return static_cast<int>(worker_exit::io_error);
     out.clear();
@@ -342,7 +433,8 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
         if (f.header.type == protocol::frame_type::shutdown)
           return flush(out) ? 0 : static_cast<int>(worker_exit::io_error);
         if (f.header.type == protocol::frame_type::cancel) continue;  // nothing runs now
-        if (f.header.type != protocol::frame_type::task) {
+        const bool is_batch = f.header.type == protocol::frame_type::batch && options.batch;
+        if (f.header.type != protocol::frame_type::task && !is_batch) {
           std::fprintf(stderr, "crew worker: unexpected frame type %d from coordinator\n",
                        static_cast<int>(f.header.type));
           return static_cast<int>(worker_exit::protocol_error);
@@ -353,7 +445,11 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
         } else {
           cw.task = f.header.task_id;
           cw.cancelled = false;
-          runner.run(f, out);
+          cw.scan = 0;
+          if (is_batch)
+            runner.run_batch(f, out, options.max_payload);
+          else
+            runner.run(f, out);
           cw.task = 0;
           flush_stdio();
           if (!cw.ahead.empty()) {  // what cancel_requested() read goes back in stream order

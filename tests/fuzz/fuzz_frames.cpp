@@ -68,7 +68,9 @@ model_header model_parse(const std::byte* p, std::size_t max_payload) {
   h.flags = static_cast<std::uint16_t>(le(p + 6, 2));
   h.task_id = le(p + 8, 8);
   h.length = static_cast<std::uint32_t>(le(p + 16, 4));
-  if (!magic_ok || le(p + 4, 1) != 1 || h.type < 1 || h.type > 6 || h.flags > 1)
+  // Types 1-8; flag bit 0 (shm) on any frame, bit 1 (batch) on a hello only.
+  if (!magic_ok || le(p + 4, 1) != 1 || h.type < 1 || h.type > 8 || h.flags > 3 ||
+      ((h.flags & 2) && h.type != 1))
     h.error = errc::protocol_error;
   else if (h.length > max_payload)
     h.error = errc::payload_too_large;
@@ -132,6 +134,54 @@ void check_error_payload(std::span<const std::byte> payload) {
   CREW_FUZZ_CHECK(fuzz::alloc_meter::stop() <= fuzz::decode_alloc_bound(payload.size()));
 }
 
+template <class F>
+bool throws(F&& f) {
+  try {
+    f();
+  } catch (const decode_error&) {
+    return true;
+  }
+  return false;
+}
+
+// A batch's items, walked; when they parse, they account for every byte (4-byte count, then
+// a 4-byte length before each item).
+void check_batch(std::span<const std::byte> items) {
+  try {
+    batch_reader r(items);
+    std::size_t total = 4;
+    for (std::uint32_t i = 0; i < r.count(); ++i) {
+      const auto item = r.next();
+      CREW_FUZZ_CHECK(item.data() >= items.data() &&
+                      item.data() + item.size() <= items.data() + items.size());
+      total += 4 + item.size();
+    }
+    r.expect_end();
+    CREW_FUZZ_CHECK(total == items.size());
+    CREW_FUZZ_CHECK(le(items.data(), 4) == r.count());
+  } catch (const decode_error&) {
+  }
+}
+
+void check_batch_result_payload(std::span<const std::byte> payload) {
+  const auto count = static_cast<std::size_t>(le(payload.data(), 4));
+  try {
+    check_batch_result(payload, count);
+    batch_result_reader r(payload, count);
+    std::size_t total = 4;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto item = r.next();
+      CREW_FUZZ_CHECK(item.kind == frame_type::result || item.kind == frame_type::error);
+      total += 5 + item.bytes.size();
+    }
+    r.expect_end();
+    CREW_FUZZ_CHECK(total == payload.size());
+  } catch (const decode_error&) {
+  }
+  // The count must match what the batch asked for: one item more is refused.
+  if (count < 0xffffffff) CREW_FUZZ_CHECK(throws([&] { check_batch_result(payload, count + 1); }));
+}
+
 void check_payload(const frame_header& h, std::span<const std::byte> payload,
                    std::size_t area_size) {
   if (h.flags & flag_shm) {
@@ -142,6 +192,9 @@ void check_payload(const frame_header& h, std::span<const std::byte> payload,
       (void)fuzz::check_descriptor_against_model(payload, area_size, h.task_id);
   }
   if (h.type == frame_type::hello) check_hello(payload);
+  if (h.type == frame_type::batch && payload.size() >= 4) check_batch(payload.subspan(4));
+  if (h.type == frame_type::batch_result && payload.size() >= 4)
+    check_batch_result_payload(payload);
   if (h.type == frame_type::error) check_error_payload(payload);
 }
 

@@ -105,9 +105,33 @@ void frames() {
   bad_version[4] = std::byte{2};
   write(t, "bad-version", cat({u8s({big, 0}), bad_version}));
   bytes bad_type = frame(frame_type::task, 1, task);
-  bad_type[5] = std::byte{7};
+  bad_type[5] = std::byte{9};
   write(t, "bad-type", cat({u8s({big, 0}), bad_type}));
   write(t, "bad-flags", cat({u8s({big, 0}), frame(frame_type::task, 1, task, 2)}));
+  // Batches: a batch of two i32 items, a batch_result with a result and an error, and the
+  // batch flag where it does not belong.
+  {
+    bytes items(4);
+    items[0] = std::byte{2};
+    for (std::int32_t v : {7, -1}) {
+      const bytes arg = encode_values(v);
+      std::memcpy(append_batch_arg(items, arg.size()), arg.data(), arg.size());
+    }
+    write(t, "batch",
+          cat({u8s({big, 0}),
+               frame(frame_type::batch, 9, cat({encode_values(std::uint32_t{0}), items}))}));
+    bytes results(4);
+    results[0] = std::byte{2};
+    const bytes value = encode_values(std::int32_t{7});
+    std::memcpy(append_batch_item(results, value.size(), frame_type::result), value.data(),
+                value.size());
+    std::memcpy(append_batch_item(results, err.size(), frame_type::error), err.data(), err.size());
+    write(t, "batch-result", cat({u8s({big, 0}), frame(frame_type::batch_result, 9, results)}));
+    write(t, "hello-batch-flag",
+          cat({u8s({big, 0}), frame(frame_type::hello, 0, hello2, flag_batch | flag_shm)}));
+    write(t, "batch-flag-on-task",
+          cat({u8s({big, 0}), frame(frame_type::task, 1, task, flag_batch)}));
+  }
   // Max payload index 2 (4 bytes): an 8-byte task payload is too large.
   write(t, "too-large", cat({u8s({0x1a, 1, 0x02}), frame(frame_type::task, 1, task)}));
   const bytes whole = frame(frame_type::result, 5, encode_values(std::string(100, 'r')));

@@ -56,6 +56,10 @@ inline const job<int(int)> truncated_frame{"truncated_frame"};
 inline const job<int(int)> until_cancelled{"until_cancelled"};
 /// Says "started" on stderr, then sleeps the given ms without polling for a cancel.
 inline const job<int(int)> ignore_cancel{"ignore_cancel"};
+/// Returns the id of the task (or batch) it runs in: which items of a map travelled together.
+inline const job<std::uint64_t(int)> task_id_of{"task_id_of"};
+/// Writes a batch_result frame for its batch holding no item at all, then sleeps.
+inline const job<int(int)> bad_batch_reply{"bad_batch_reply"};
 /// Forks a child in its process group, prints "grandchild PID" on stderr, sleeps forever.
 inline const job<int(int)> grandchild_and_sleep{"grandchild_and_sleep"};
 /// Tries to allocate and touch the given MiB; returns 1 if that threw bad_alloc, else 0.

@@ -1,5 +1,6 @@
 // crew-fault-worker: crew-worker's demo jobs plus faults, for the integration tests.
-// Start-up modes (argv): --exit-at-start CODE, --garbage-hello, --old-version,
+// Start-up modes (argv): --no-batch, --ignore-shm, --exit-at-start CODE, --garbage-hello,
+// --old-version,
 // --bad-hello-payload, --silent, --ignore-shm (serve as a worker without shared memory).
 #include "demo_jobs.hpp"
 #include "fault_jobs.hpp"
@@ -95,9 +96,12 @@ int main(int argc, char** argv) {
     kept_response_fd = ::dup(6);
   }
   crew::worker_options options;
-  for (int i = 1; i < argc; ++i)
+  for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--ignore-shm")  // serve like a pipe-only worker
       options.shm_request_fd = options.shm_response_fd = -1;
+    if (std::string_view(argv[i]) == "--no-batch")  // a worker that takes no batch frames
+      options.batch = false;
+  }
 
   crew::registry jobs;
   crew::demo::register_jobs(jobs);
@@ -300,6 +304,12 @@ int main(int argc, char** argv) {
       sleep_forever();
     }
     return count;
+  });
+  jobs.add(crew::test::task_id_of, [](int) { return crew::current_task_id(); });
+  jobs.add(crew::test::bad_batch_reply, [](int) -> int {
+    const std::vector<std::byte> no_items(4);
+    write_frame(crew::protocol::frame_type::batch_result, crew::current_task_id(), no_items);
+    sleep_forever();
   });
   jobs.add(crew::test::burn_cpu, [](int seconds) {
     timespec start{};

@@ -15,6 +15,8 @@
 #include <future>
 #include <mutex>
 #include <numeric>
+#include <ranges>
+#include <set>
 #include <thread>
 
 #include <signal.h>
@@ -71,6 +73,93 @@ BOOST_FIXTURE_TEST_CASE(map_returns_results_in_input_order, io_fixture) {
     std::vector<int> in(300);
     std::iota(in.begin(), in.end(), -100);
     BOOST_TEST(pool.map(crew::demo::identity, in) == in, boost::test_tools::per_element());
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+// map sends its items in batch frames: many items per frame and per reply.
+BOOST_FIXTURE_TEST_CASE(map_batches_items_and_keeps_their_order, io_fixture) {
+  {
+    auto o = fault_options(2);
+    o.map_chunk = 100;
+    crew::process_pool pool(ioc.get_executor(), o);
+    std::vector<int> in(1000);
+    std::iota(in.begin(), in.end(), 0);
+    const auto ids = pool.map(crew::test::task_id_of, in);
+    BOOST_TEST_REQUIRE(ids.size() == in.size());
+    // Items k*100 .. k*100+99 ran in one batch, and no two batches share an id.
+    std::set<std::uint64_t> distinct(ids.begin(), ids.end());
+    BOOST_TEST(distinct.size() == 10u);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      BOOST_TEST(ids[i] == ids[i - i % 100], "item " << i);
+    // The default chunking (a quarter of the items per worker), and an input range whose
+    // size is not known in advance.
+    crew::process_pool demo(ioc.get_executor(), worker_options());
+    std::vector<int> big(100000);
+    std::iota(big.begin(), big.end(), -50000);
+    BOOST_TEST(demo.map(crew::demo::identity, big) == big);
+    auto odd = big | std::views::filter([](int x) { return x % 2 != 0; });
+    const std::vector<int> odd_values(odd.begin(), odd.end());
+    BOOST_TEST(demo.map(crew::demo::identity, odd) == odd_values);
+    BOOST_TEST(demo.map(crew::demo::identity, std::vector<int>{}).empty());
+    pool.join();
+    demo.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(an_item_failing_in_a_batch_fails_the_map_with_its_message, io_fixture) {
+  {
+    auto o = worker_options();
+    o.map_chunk = 8;
+    crew::process_pool pool(ioc.get_executor(), o);
+    std::vector<std::string> in;
+    for (int i = 0; i < 40; ++i)
+      in.push_back("item " + std::to_string(i) + " is bad");
+    // `fail` throws its argument: the map fails with the first error observed, an item's own.
+    auto e = failure_of(pool.async_map(crew::demo::fail, in, asio::use_future));
+    BOOST_TEST(e.code() == make_error_code(errc::job_failed));
+    BOOST_TEST((std::find(in.begin(), in.end(), e.message()) != in.end()), e.message());
+    // The pool is unharmed: its workers serve the next map.
+    std::vector<int> small{3, 1, 2};
+    BOOST_TEST(pool.map(crew::demo::identity, small) == small);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+// A worker that takes no batch frames (one written from the protocol without §9) gets the
+// items of a map one task frame each; the caller sees no difference.
+BOOST_FIXTURE_TEST_CASE(a_worker_without_batches_gets_one_task_per_item, io_fixture) {
+  {
+    auto o = fault_options(2);
+    o.args = {"--no-batch"};
+    o.map_chunk = 50;
+    crew::process_pool pool(ioc.get_executor(), o);
+    std::vector<int> in(200);
+    std::iota(in.begin(), in.end(), 0);
+    const auto ids = pool.map(crew::test::task_id_of, in);
+    BOOST_TEST(std::set<std::uint64_t>(ids.begin(), ids.end()).size() == in.size());
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_crash_or_a_bad_reply_in_a_batch_fails_the_map_and_spares_the_pool,
+                        io_fixture) {
+  {
+    auto o = fault_options(1);
+    o.map_chunk = 4;
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto crashed = failure_of(
+        pool.async_map(crew::test::crash, std::vector<int>{SIGSEGV, SIGSEGV}, asio::use_future));
+    BOOST_TEST(crashed.code() == make_error_code(errc::worker_crashed));
+    auto bad = failure_of(
+        pool.async_map(crew::test::bad_batch_reply, std::vector<int>{1, 2}, asio::use_future));
+    BOOST_TEST(bad.code() == make_error_code(errc::protocol_error));
+    BOOST_TEST(contains(bad.what(), "batch result"), bad.what());
+    BOOST_TEST(pool.map(crew::test::task_id_of, std::vector<int>{1, 2, 3}).size() == 3u);
     pool.join();
   }
   expect_no_leaks(fds_before);

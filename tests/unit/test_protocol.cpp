@@ -30,7 +30,8 @@ using bytes = std::vector<std::byte>;
 
 const proto::frame_type all_types[] = {proto::frame_type::hello,  proto::frame_type::task,
                                        proto::frame_type::result, proto::frame_type::error,
-                                       proto::frame_type::cancel, proto::frame_type::shutdown};
+                                       proto::frame_type::cancel, proto::frame_type::shutdown,
+                                       proto::frame_type::batch,  proto::frame_type::batch_result};
 
 bytes text(const std::string& s) {
   bytes out(s.size());
@@ -235,15 +236,21 @@ BOOST_AUTO_TEST_CASE(parse_header_rejects_bad_headers) {
     f[4] = static_cast<std::byte>(v);
     BOOST_TEST(parse(f) == crew::errc::protocol_error, "version " << v);
   }
-  for (const unsigned t : {0u, 7u, 8u, 0x80u, 0xffu}) {
+  for (const unsigned t : {0u, 9u, 0x80u, 0xffu}) {
     bytes f = good;
     f[5] = static_cast<std::byte>(t);
     BOOST_TEST(parse(f) == crew::errc::protocol_error, "type " << t);
   }
-  for (const std::uint64_t flags : {2u, 3u, 0x100u, 0x8000u, 0xffffu}) {
+  for (const std::uint64_t flags : {2u, 3u, 4u, 0x100u, 0x8000u, 0xffffu}) {
     bytes f = good;
     put_le(f, 6, 2, flags);
     BOOST_TEST(parse(f) == crew::errc::protocol_error, "flags " << flags);
+  }
+  {
+    // flag_batch says what a worker accepts: on its hello, and nowhere else.
+    bytes f = frame(proto::frame_type::hello, 0, {});
+    put_le(f, 6, 2, proto::flag_batch | proto::flag_shm);
+    BOOST_TEST(!parse(f));
   }
   {
     bytes f = good;  // flag_shm is the one flag version 1 knows
@@ -614,6 +621,102 @@ BOOST_AUTO_TEST_CASE(error_payload_rejects_malformed) {
   bytes trailing = good;
   trailing.push_back(std::byte{0});
   BOOST_TEST(throws_decode_error([&] { (void)proto::decode_error_payload(trailing); }));
+}
+
+// ---------------------------------------------------------------------------------------
+// batches
+
+bytes batch_of(const std::vector<bytes>& items) {
+  bytes out(4);
+  put_le(out, 0, 4, items.size());
+  for (const auto& i : items) {
+    std::byte* to = proto::append_batch_arg(out, i.size());
+    if (!i.empty()) std::memcpy(to, i.data(), i.size());
+  }
+  return out;
+}
+
+BOOST_AUTO_TEST_CASE(batch_items_round_trip_and_lay_out_as_documented) {
+  const std::vector<bytes> items{text("ab"), {}, pattern(300, 3)};
+  const bytes b = batch_of(items);
+  BOOST_TEST(b.size() == 4u + (4 + 2) + 4 + (4 + 300));
+  BOOST_TEST(le(b, 0, 4) == 3u);
+  BOOST_TEST(le(b, 4, 4) == 2u);
+  BOOST_TEST(le(b, 10, 4) == 0u);
+  proto::batch_reader r(b);
+  BOOST_TEST_REQUIRE(r.count() == 3u);
+  for (const auto& want : items) {
+    const auto got = r.next();
+    BOOST_TEST((bytes(got.begin(), got.end()) == want));
+  }
+  r.expect_end();
+}
+
+BOOST_AUTO_TEST_CASE(batch_reader_rejects_malformed_batches) {
+  const bytes good = batch_of({text("abc"), text("de")});
+  // Every truncation fails somewhere: at the count, at an item, or at the end.
+  for (std::size_t len = 0; len < good.size(); ++len) {
+    const bytes prefix(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(len));
+    BOOST_TEST(throws_decode_error([&] {
+                 proto::batch_reader r(prefix);
+                 for (std::uint32_t i = 0; i < r.count(); ++i)
+                   (void)r.next();
+                 r.expect_end();
+               }),
+               "prefix " << len);
+  }
+  bytes trailing = good;
+  trailing.push_back(std::byte{0});
+  BOOST_TEST(throws_decode_error([&] {
+    proto::batch_reader r(trailing);
+    (void)r.next();
+    (void)r.next();
+    r.expect_end();
+  }));
+  // A count that could not fit is refused before anything else: nothing is reserved for it.
+  bytes huge(8);
+  put_le(huge, 0, 4, 0xffffffff);
+  BOOST_TEST(throws_decode_error([&] { proto::batch_reader r(huge); }));
+  bytes long_item = good;
+  put_le(long_item, 4, 4, 0xfffffff0);
+  BOOST_TEST(throws_decode_error([&] {
+    proto::batch_reader r(long_item);
+    (void)r.next();
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(batch_results_are_checked_item_by_item) {
+  bytes b(4);
+  put_le(b, 0, 4, 2);
+  const bytes value = text("xyz");
+  std::memcpy(proto::append_batch_item(b, value.size(), proto::frame_type::result), value.data(),
+              value.size());
+  const bytes err = proto::encode_error({crew::errc::job_failed, "no"});
+  std::memcpy(proto::append_batch_item(b, err.size(), proto::frame_type::error), err.data(),
+              err.size());
+  BOOST_TEST(le(b, 4, 1) == 3u);  // kind, then the length
+  BOOST_TEST(le(b, 5, 4) == 3u);
+  proto::check_batch_result(b, 2);
+  proto::batch_result_reader r(b, 2);
+  BOOST_TEST((r.next().kind == proto::frame_type::result));
+  const auto e = r.next();
+  BOOST_TEST((e.kind == proto::frame_type::error));
+  BOOST_TEST(proto::decode_error_payload(e.bytes).message == "no");
+  r.expect_end();
+
+  BOOST_TEST(throws_decode_error([&] { proto::check_batch_result(b, 3); }));  // count differs
+  BOOST_TEST(throws_decode_error([&] { proto::check_batch_result(b, 1); }));
+  for (std::size_t len = 0; len < b.size(); ++len) {
+    const bytes prefix(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(len));
+    BOOST_TEST(throws_decode_error([&] { proto::check_batch_result(prefix, 2); }),
+               "prefix " << len);
+  }
+  bytes bad_kind = b;
+  bad_kind[4] = std::byte{5};  // cancel is no outcome
+  BOOST_TEST(throws_decode_error([&] { proto::check_batch_result(bad_kind, 2); }));
+  bytes bad_error = b;
+  put_le(bad_error, 4 + 5 + 3 + 5, 4, 999);  // the error item's code
+  BOOST_TEST(throws_decode_error([&] { proto::check_batch_result(bad_error, 2); }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

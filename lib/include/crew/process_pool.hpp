@@ -20,7 +20,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <ranges>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -99,6 +101,10 @@ struct process_pool_options {
   /// The price: a task waits behind the one running on its worker even when another worker
   /// becomes free (head-of-line blocking), so keep 1 for tasks of very uneven length.
   std::size_t pipeline_depth = 1;
+  /// Items per batch frame in `map` (many calls of the job in one frame and one reply, see
+  /// docs/protocol.md §9). 0: about a quarter of the items per worker (as Python's Pool.map),
+  /// at most 1 MiB of encoded arguments per batch. 1: one task per item.
+  std::size_t map_chunk = 0;
 
   // --- supervision (docs/architecture.md, "Supervision") ---------------------------------
 
@@ -161,6 +167,11 @@ struct raw_task {
   std::size_t args_size = 0;
   std::function<void(encoder&)> encode_args;
   std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
+  /// Non-zero: a batch of this many calls of the job (what `map` sends). The encoded
+  /// arguments are then a batch's items (docs/protocol.md §9) and `done` gets the payload of
+  /// a batch_result, already checked to hold exactly this many items. The timeout applies
+  /// per item: the batch's deadline is the timeout times this count.
+  std::uint32_t batch_items = 0;
   /// Assigned by the pool at submission; what a cancellation names.
   std::uint64_t id = 0;
   /// Set by a cancellation slot, for a cancel that comes before the task reaches the pool.
@@ -228,6 +239,17 @@ class process_pool : public basic_runner<process_pool> {
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_submit(invocation<R, A...> inv, task_options options, CompletionToken&& token = {});
 
+  /// As basic_runner::async_map, in batches: the items are cut into chunks (`map_chunk`),
+  /// each chunk travels as one batch frame and comes back as one reply, so that small tasks
+  /// cost a few nanoseconds of framing each instead of a pipe round trip. A chunk is one task
+  /// as far as supervision goes: the pool's `task_timeout` applies per item (the chunk gets
+  /// it times its item count); a worker dying under a chunk fails (or, with retries, reruns)
+  /// the whole chunk. Completion signature: `void(std::exception_ptr, std::vector<R>)`; on
+  /// failure the exception is the first error observed and the vector is empty.
+  template <class R, class... A, std::ranges::input_range Range,
+            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {});
+
   using basic_runner<process_pool>::submit;
   /// `submit` with per-task options.
   template <class R, class... A>
@@ -276,6 +298,7 @@ class process_pool : public basic_runner<process_pool> {
   std::uint64_t next_task_id() noexcept;
 
   executor_type executor_;
+  std::size_t map_chunk_ = 0;
   std::shared_ptr<detail::pool_core> core_;
 };
 
@@ -326,6 +349,143 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         submit_raw(std::move(t));
       },
       token, std::move(inv), std::move(options));
+}
+
+namespace detail {
+/// Largest encoded arguments of one map batch when process_pool_options::map_chunk is 0.
+inline constexpr std::size_t map_batch_bytes = std::size_t{1} << 20;
+/// What a batched map gathers: results straight in place when R has a default value.
+template <class R>
+struct batched_map {
+  using slot = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
+  std::vector<slot> results;  // chunks fill disjoint ranges
+  std::mutex mutex;           // for the two below (a refused chunk fails on the caller's thread)
+  std::exception_ptr first_error;
+  std::size_t pending = 1;  // chunks in flight, plus one until the last is submitted
+};
+/// Decodes a chunk's reply into `results[first ...]`; throws the first item's error.
+template <class R, class Slot>
+void decode_chunk(std::span<const std::byte> bytes, std::size_t count, bool batch,
+                  std::vector<Slot>& results, std::size_t first) {
+  if (!batch) {
+    decoder d(bytes.data(), bytes.size());
+    results[first] = d.get<R>();
+    d.expect_end();
+    return;
+  }
+  protocol::batch_result_reader items(bytes, count);
+  for (std::size_t k = 0; k < count; ++k) {
+    const auto item = items.next();
+    if (item.kind == protocol::frame_type::error) {
+      auto e = protocol::decode_error_payload(item.bytes);
+      throw task_error(make_error_code(e.code), e.message);
+    }
+    decoder d(item.bytes.data(), item.bytes.size());
+    results[first + k] = d.get<R>();
+    d.expect_end();
+  }
+}
+}  // namespace detail
+
+template <class R, class... A, std::ranges::input_range Range, class CompletionToken>
+auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token) {
+  static_assert(!std::is_void_v<R>, "map needs a job with a result");
+  using signature = void(std::exception_ptr, std::vector<R>);
+  if constexpr (!std::ranges::sized_range<Range>) {
+    // The chunk size depends on the count: take the items once.
+    std::vector<std::ranges::range_value_t<Range>> items;
+    for (auto&& x : inputs)
+      items.push_back(std::forward<decltype(x)>(x));
+    return async_map(j, std::move(items), std::forward<CompletionToken>(token));
+  } else {
+    return boost::asio::async_initiate<CompletionToken, signature>(
+        [this, &j](auto handler, Range&& in) {
+          const std::size_t n = std::ranges::size(in);
+          std::size_t chunk = map_chunk_;
+          if (chunk == 0) chunk = std::max<std::size_t>(1, (n + 4 * size() - 1) / (4 * size()));
+          auto state = std::make_shared<detail::batched_map<R>>();
+          state->results.resize(n);
+          detail::shared_handler<decltype(handler)> h(std::move(handler));
+          auto finish = [ex = executor_, state, h]() mutable {
+            std::vector<R> out;
+            if (!state->first_error) {
+              if constexpr (std::is_default_constructible_v<R>) {
+                out = std::move(state->results);
+              } else {
+                out.reserve(state->results.size());
+                for (auto& r : state->results)
+                  out.push_back(std::move(*r));
+              }
+            }
+            detail::post_completion(h.take(), ex, state->first_error, std::move(out));
+          };
+          auto settle = [state, finish](std::exception_ptr ep) mutable {
+            bool last;
+            {
+              std::lock_guard lock(state->mutex);
+              if (ep && !state->first_error) state->first_error = ep;
+              last = --state->pending == 0;
+            }
+            if (last) finish();
+          };
+          // Each chunk goes to the pool as soon as it is encoded, so that workers start while
+          // the rest is encoded. A chunk of one item is sent as a plain task (a large argument
+          // can then still take the shared-memory path).
+          std::vector<std::byte> body;
+          std::size_t first = 0, count = 0;
+          auto send = [&] {
+            const auto count32 = static_cast<std::uint32_t>(count);
+            std::memcpy(body.data(), &count32, 4);
+            detail::raw_task t;
+            t.id = next_task_id();
+            t.job = j.name();
+            t.signature = j.signature();
+            const bool batch = count > 1;
+            const std::size_t skip = batch ? 0 : 8;  // a plain task: without count and length
+            if (batch) t.batch_items = count32;
+            t.args_size = body.size() - skip;
+            t.encode_args = [bytes = std::move(body), skip](encoder& e) {
+              e.write(bytes.data() + skip, bytes.size() - skip);
+            };
+            t.done = [state, settle, first, count, batch](
+                         std::exception_ptr ep, std::span<const std::byte> bytes) mutable {
+              if (!ep) {
+                try {
+                  detail::decode_chunk<R>(bytes, count, batch, state->results, first);
+                } catch (...) {
+                  ep = std::current_exception();
+                }
+              }
+              settle(ep);
+            };
+            {
+              std::lock_guard lock(state->mutex);
+              ++state->pending;
+            }
+            submit_raw(std::move(t));
+            body = {};
+            first += count;
+            count = 0;
+          };
+          for (auto&& x : in) {
+            auto call = make_call(j, std::forward<decltype(x)>(x));
+            if (count == 0) {
+              body.reserve(std::min(chunk * 16 + 4, detail::map_batch_bytes + 4096));
+              body.resize(4);
+            }
+            auto counter = encoder::counter();
+            counter.put(call.args);
+            encoder e(protocol::append_batch_arg(body, counter.size()), counter.size());
+            e.put(call.args);
+            ++count;
+            if (count == chunk || (map_chunk_ == 0 && body.size() >= detail::map_batch_bytes))
+              send();
+          }
+          if (count > 0) send();
+          settle(nullptr);  // the guard: every chunk is submitted
+        },
+        token, std::forward<Range>(inputs));
+  }
 }
 
 template <class CompletionToken>

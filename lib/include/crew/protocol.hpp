@@ -25,17 +25,21 @@ inline constexpr std::size_t default_max_payload = std::size_t{256} << 20;
 
 /// What a frame carries.
 enum class frame_type : std::uint8_t {
-  hello = 1,     ///< worker -> coordinator, first frame: pid and served jobs
-  task = 2,      ///< coordinator -> worker: run a job
-  result = 3,    ///< worker -> coordinator: the job's encoded result
-  error = 4,     ///< worker -> coordinator: the job failed (errc + message)
-  cancel = 5,    ///< coordinator -> worker: stop task `task_id` if it can (no payload)
-  shutdown = 6,  ///< coordinator -> worker: finish and exit 0
+  hello = 1,         ///< worker -> coordinator, first frame: pid and served jobs
+  task = 2,          ///< coordinator -> worker: run a job
+  result = 3,        ///< worker -> coordinator: the job's encoded result
+  error = 4,         ///< worker -> coordinator: the job failed (errc + message)
+  cancel = 5,        ///< coordinator -> worker: stop task `task_id` if it can (no payload)
+  shutdown = 6,      ///< coordinator -> worker: finish and exit 0
+  batch = 7,         ///< coordinator -> worker: run a job once per item (docs/protocol.md §9)
+  batch_result = 8,  ///< worker -> coordinator: one outcome per item of a batch, in order
 };
 
 /// Frame flag: the payload is a shm_descriptor; the bytes it names are in the shared
 /// segment (task: request area, result: response area). Other flag bits are errors.
 inline constexpr std::uint16_t flag_shm = 1;
+/// Hello flag: the worker accepts batch frames. Valid on a hello only.
+inline constexpr std::uint16_t flag_batch = 2;
 
 /// A decoded frame header.
 struct frame_header {
@@ -136,6 +140,61 @@ hello decode_hello(std::span<const std::byte> payload);
 /// arguments. Throws capacity_exceeded if the payload cannot have a 32-bit length.
 std::byte* append_frame_for(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
                             std::size_t payload_size, std::uint16_t flags = 0);
+
+/// Batches (docs/protocol.md §9). A batch frame's payload is the u32 job index, then a u32
+/// item count, then per item a u32 length and that many bytes of encoded arguments. A
+/// batch_result's payload is a u32 item count, then per item a u8 kind (3: result, 4: error,
+/// as the frame types), a u32 length and that many bytes (an encoded result, or an error
+/// payload).
+struct batch_item {
+  frame_type kind = frame_type::result;
+  std::span<const std::byte> bytes;
+};
+/// Appends the header of a batch's argument item of `n` bytes (its u32 length) and room for
+/// it; returns where the bytes go, valid until `out` changes size. Throws capacity_exceeded
+/// over 4 GiB - 1.
+std::byte* append_batch_arg(std::vector<std::byte>& out, std::size_t n);
+/// The same for an item of a batch_result: `kind` is result or error.
+std::byte* append_batch_item(std::vector<std::byte>& out, std::size_t n, frame_type kind);
+/// Walks a batch frame's items (the payload after the job index) without copying them.
+/// Throws decode_error for a count that cannot fit, an item running past the end, or bytes
+/// left over (checked by `expect_end`).
+class batch_reader {
+ public:
+  explicit batch_reader(std::span<const std::byte> items);
+  std::uint32_t count() const noexcept { return count_; }
+  /// The next item's bytes; call it `count()` times.
+  std::span<const std::byte> next();
+  void expect_end() const;
+
+ private:
+  std::span<const std::byte> bytes_;
+  std::size_t at_ = 4;
+  std::uint32_t count_ = 0;
+};
+/// Walks a batch_result payload, which must hold exactly `expected` items, each a result or
+/// an error. Throws decode_error otherwise.
+class batch_result_reader {
+ public:
+  batch_result_reader(std::span<const std::byte> payload, std::size_t expected);
+  /// The next item; call it `expected` times.
+  batch_item next();
+  void expect_end() const;
+
+ private:
+  std::span<const std::byte> bytes_;
+  std::size_t at_ = 4;
+  std::uint32_t index_ = 0;
+};
+/// Checks a whole batch_result (what the coordinator does before handing it on), error
+/// payloads included. Throws decode_error.
+void check_batch_result(std::span<const std::byte> payload, std::size_t expected);
+/// Starts a frame whose payload is appended afterwards; `finish_frame` writes its length.
+/// Returns the header's offset in `out`.
+std::size_t begin_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
+                        std::uint16_t flags = 0);
+/// Throws capacity_exceeded if the payload appended since `begin_frame` is over 4 GiB - 1.
+void finish_frame(std::vector<std::byte>& out, std::size_t header_at);
 
 /// The payload of an error frame: an errc value and a message.
 struct error_payload {

@@ -158,7 +158,7 @@ class basic_runner {
   /// Do not call it from a thread that must run the pool's executor for it to finish.
   template <class R, class... A, std::ranges::input_range Range>
   std::vector<R> map(const job<R(A...)>& j, Range&& inputs) {
-    return async_map(j, std::forward<Range>(inputs), future_token()).get();
+    return self().async_map(j, std::forward<Range>(inputs), future_token()).get();
   }
 
  protected:
@@ -174,9 +174,6 @@ class basic_runner {
       return boost::asio::use_future;
   }
 
- private:
-  Derived& self() { return static_cast<Derived&>(*this); }
-
   template <class R, class... A, class X>
   static invocation<R, A...> make_call(const job<R(A...)>& j, X&& x) {
     if constexpr (sizeof...(A) == 1)
@@ -184,6 +181,9 @@ class basic_runner {
     else
       return std::apply(j, std::forward<X>(x));
   }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
 };
 
 }  // namespace crew

@@ -25,6 +25,9 @@ struct worker_options {
   /// Results up to this many bytes go inline in the frame even with a segment. Default:
   /// `$CREW_SHM_INLINE`, else 0.
   std::size_t shm_inline_max = static_cast<std::size_t>(-1);
+  /// Accept batch frames (many calls of one job in one frame, what `map` sends) and say so
+  /// in the hello. Off: the coordinator sends such a worker one task frame per item.
+  bool batch = true;
 };
 
 /// Exit codes of `serve`, which a worker's main() returns.
