@@ -8,6 +8,7 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
@@ -50,6 +51,19 @@ void post_completion(Handler&& handler, const Fallback& fallback, Args&&... args
                     [h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
                       std::move(h)(std::move(a)...);
                     });
+}
+
+/// Invokes `handler(args...)` through its associated executor (falling back to `fallback`)
+/// with `dispatch`: inline when the calling thread already runs that executor (a pool thread
+/// completing a handler bound to the pool, or use_future's promise), posted otherwise. For a
+/// caller that is itself a posted function, never the initiating call.
+template <class Handler, class Fallback, class... Args>
+void dispatch_completion(Handler&& handler, const Fallback& fallback, Args&&... args) {
+  auto ex = boost::asio::get_associated_executor(handler, fallback);
+  boost::asio::dispatch(std::move(ex),
+                        [h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
+                          std::move(h)(std::move(a)...);
+                        });
 }
 
 /// As post_completion, and first clears `slot` (the handler's cancellation slot), on the

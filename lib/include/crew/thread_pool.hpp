@@ -62,7 +62,9 @@ class thread_pool : public basic_runner<thread_pool> {
             return;
           }
           boost::asio::post(work, [this, h = std::move(handler), c = std::move(call)]() mutable {
-            run_and_complete(*jobs_, std::move(c), std::move(h), get_executor());
+            // Completed with dispatch: a handler bound to the pool, or a future's promise,
+            // is completed right here instead of by another hop through a queue.
+            run_and_complete<true>(*jobs_, std::move(c), std::move(h), get_executor());
           });
         },
         token, std::move(inv));
@@ -78,9 +80,9 @@ class thread_pool : public basic_runner<thread_pool> {
     pool_.join();
   }
 
-  /// Runs a job in this thread and posts its completion: what thread_pool and
-  /// inline_runner share.
-  template <class R, class... A, class Handler, class Executor>
+  /// Runs a job in this thread and posts (or, with `Dispatch`, dispatches) its completion:
+  /// what thread_pool and inline_runner share.
+  template <bool Dispatch = false, class R, class... A, class Handler, class Executor>
   static void run_and_complete(const registry& jobs, invocation<R, A...> call, Handler&& h,
                                const Executor& fallback) {
     std::exception_ptr ep;
@@ -90,7 +92,7 @@ class thread_pool : public basic_runner<thread_pool> {
       } catch (...) {
         ep = wrap_current();
       }
-      detail::post_completion(std::forward<Handler>(h), fallback, ep);
+      complete<Dispatch>(std::forward<Handler>(h), fallback, ep);
     } else {
       R value{};
       try {
@@ -98,11 +100,19 @@ class thread_pool : public basic_runner<thread_pool> {
       } catch (...) {
         ep = wrap_current();
       }
-      detail::post_completion(std::forward<Handler>(h), fallback, ep, std::move(value));
+      complete<Dispatch>(std::forward<Handler>(h), fallback, ep, std::move(value));
     }
   }
 
  private:
+  template <bool Dispatch, class Handler, class Executor, class... Args>
+  static void complete(Handler&& h, const Executor& fallback, Args&&... args) {
+    if constexpr (Dispatch)
+      detail::dispatch_completion(std::forward<Handler>(h), fallback, std::forward<Args>(args)...);
+    else
+      detail::post_completion(std::forward<Handler>(h), fallback, std::forward<Args>(args)...);
+  }
+
   static std::size_t default_threads() {
     const auto n = std::thread::hardware_concurrency();
     return n ? n : 1;
