@@ -36,6 +36,36 @@ namespace asio = boost::asio;
 namespace bp = boost::process::v2;
 using boost::system::error_code;
 
+namespace {
+// `name` found on PATH as an executable file, or empty.
+std::filesystem::path find_on_path(const std::filesystem::path& name) {
+  if (const char* path = std::getenv("PATH")) {
+    std::string_view rest(path);
+    while (!rest.empty()) {
+      auto colon = rest.find(':');
+      std::filesystem::path candidate = std::filesystem::path(rest.substr(0, colon)) / name;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+  }
+  return {};
+}
+
+// The executable as the pool will start it: a bare name is looked up on PATH (as a shell
+// would), a relative path is made absolute now (a worker's working directory may differ).
+std::filesystem::path resolve_executable(const std::filesystem::path& exe) {
+  if (exe.empty() || exe.is_absolute()) return exe;
+  if (!exe.has_parent_path()) {
+    auto found = find_on_path(exe);
+    return found.empty() ? exe : found;
+  }
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(exe, ec);
+  return ec ? exe : abs;
+}
+}  // namespace
+
 std::filesystem::path default_worker_executable() {
   if (const char* env = std::getenv("CREW_WORKER"); env && *env) return env;
   std::error_code ec;
@@ -44,18 +74,8 @@ std::filesystem::path default_worker_executable() {
     auto sibling = self.parent_path() / "crew-worker";
     if (std::filesystem::exists(sibling, ec)) return sibling;
   }
-  if (const char* path = std::getenv("PATH")) {
-    std::string_view rest(path);
-    while (!rest.empty()) {
-      auto colon = rest.find(':');
-      std::filesystem::path candidate =
-          std::filesystem::path(rest.substr(0, colon)) / "crew-worker";
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-      if (colon == std::string_view::npos) break;
-      rest.remove_prefix(colon + 1);
-    }
-  }
-  return "crew-worker";
+  auto found = find_on_path("crew-worker");
+  return found.empty() ? "crew-worker" : found;
 }
 
 namespace detail {
@@ -187,6 +207,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     // One request and one response area per worker: shared-memory tasks cannot overlap.
     depth_ = opts_.transport == transport::shm ? 1 : std::max<std::size_t>(1, opts_.pipeline_depth);
     if (opts_.executable.empty()) opts_.executable = default_worker_executable();
+    opts_.executable = resolve_executable(opts_.executable);
     slots_.resize(opts_.workers);
     for (std::size_t i = 0; i < opts_.workers; ++i)
       respawn_timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
@@ -457,16 +478,27 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                   from.write.get(),
                   w->seg ? w->seg.worker_request_fd() : -1,
                   w->seg ? w->seg.response_fd() : -1};
-    std::vector<std::string> env;
+    child_setup setup{opts_.env, opts_.inherit_env, opts_.working_directory};
     if (w->seg)
-      env = {"CREW_SHM_REQUEST_FD=5", "CREW_SHM_RESPONSE_FD=6",
-             "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)};
+      for (std::string e :
+           {std::string("CREW_SHM_REQUEST_FD=5"), std::string("CREW_SHM_RESPONSE_FD=6"),
+            "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)})
+        setup.env.push_back(std::move(e));
     const child_limits limits{opts_.limit_address_space,
                               static_cast<long>(opts_.limit_cpu.count())};
-    auto proc = spawn_worker(ex_, opts_.executable, opts_.args, env, fds, limits, ec);
-    if (ec)
-      return boot_failed(
-          slot, "cannot start worker '" + opts_.executable.string() + "': " + ec.message());
+    auto proc = spawn_worker(ex_, opts_.executable, opts_.args, setup, fds, limits, ec);
+    if (ec) {
+      std::string why = "cannot start worker '" + opts_.executable.string() + "'";
+      if (!opts_.working_directory.empty()) {
+        std::error_code dir_ec;
+        if (!std::filesystem::is_directory(opts_.working_directory, dir_ec))
+          why += " in working directory '" + opts_.working_directory.string() +
+                 "', which is not a directory";
+        else
+          why += " in working directory '" + opts_.working_directory.string() + "'";
+      }
+      return boot_failed(slot, why + ": " + ec.message());
+    }
     w->proc.emplace(std::move(proc));
     w->pid = w->proc->id();
     {

@@ -138,7 +138,7 @@ class spawner {
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
                                          const std::vector<std::string>& args,
-                                         const std::vector<std::string>& env, const child_fds& fds,
+                                         const child_setup& setup, const child_fds& fds,
                                          const child_limits& limits,
                                          boost::system::error_code& ec) {
   namespace bp = boost::process::v2;
@@ -162,6 +162,8 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     rc = posix_spawn_file_actions_adddup2(&s.actions,
                                           high[static_cast<std::size_t>(target - 1)].get(), target);
   if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&s.actions, count + 1);
+  if (rc == 0 && !setup.cwd.empty())
+    rc = posix_spawn_file_actions_addchdir_np(&s.actions, setup.cwd.c_str());
 
   sigset_t empty, defaults;
   sigemptyset(&empty);
@@ -186,11 +188,21 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
+  // An entry of `setup.env` replaces an inherited one of the same name.
+  auto overridden = [&](const char* entry) {
+    const char* eq = std::strchr(entry, '=');
+    const std::size_t n = eq ? static_cast<std::size_t>(eq - entry) : std::strlen(entry);
+    for (const auto& e : setup.env)
+      if (e.size() > n && e[n] == '=' && e.compare(0, n, entry, n) == 0) return true;
+    return false;
+  };
   // Ours only: variables a parent worker inherited must not describe this child.
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CREW_SHM_", 9) != 0 && std::strncmp(*e, "CREW_COORDINATOR_PID=", 21) != 0)
-      envp.push_back(*e);
-  for (const auto& e : env)
+  if (setup.inherit_env)
+    for (char** e = environ; *e; ++e)
+      if (std::strncmp(*e, "CREW_SHM_", 9) != 0 &&
+          std::strncmp(*e, "CREW_COORDINATOR_PID=", 21) != 0 && !overridden(*e))
+        envp.push_back(*e);
+  for (const auto& e : setup.env)
     envp.push_back(const_cast<char*>(e.c_str()));
   // The worker checks its parent against this after arming its parent-death signal.
   const std::string coordinator = "CREW_COORDINATOR_PID=" + std::to_string(::getpid());

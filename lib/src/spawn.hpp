@@ -55,8 +55,15 @@ struct child_limits {
   long cpu_seconds = 0;           ///< RLIMIT_CPU soft limit (hard: one second more)
 };
 
-/// Starts `exe args...`, with this process's environment plus `env` (`NAME=value`
-/// entries), in its own process group with exactly the descriptors in `fds`,
+/// How a worker is started, besides its descriptors.
+struct child_setup {
+  std::vector<std::string> env;  ///< `NAME=value` entries, over the inherited ones
+  bool inherit_env = true;       ///< start from this process's environment
+  std::filesystem::path cwd;     ///< empty: this process's working directory
+};
+
+/// Starts `exe args...`, with the environment and working directory of `setup`, in its own
+/// process group with exactly the descriptors in `fds`,
 /// default signal dispositions and an empty signal mask; returns it as a Boost.Process
 /// v2 process on `ex` (pidfd-backed on Linux), with `limits` applied. The spawn itself runs
 /// on a library thread that never exits (see spawn.cpp). `CREW_COORDINATOR_PID` is set
@@ -65,7 +72,7 @@ struct child_limits {
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
                                          const std::vector<std::string>& args,
-                                         const std::vector<std::string>& env, const child_fds& fds,
+                                         const child_setup& setup, const child_fds& fds,
                                          const child_limits& limits, boost::system::error_code& ec);
 
 /// write(2) that reports EPIPE as an error instead of raising SIGPIPE in the process

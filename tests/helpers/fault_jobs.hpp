@@ -56,6 +56,10 @@ inline const job<int(int)> truncated_frame{"truncated_frame"};
 inline const job<int(int)> until_cancelled{"until_cancelled"};
 /// Says "started" on stderr, then sleeps the given ms without polling for a cancel.
 inline const job<int(int)> ignore_cancel{"ignore_cancel"};
+/// The value of the environment variable named, or "<unset>".
+inline const job<std::string(std::string)> getenv_of{"getenv_of"};
+/// The worker's working directory.
+inline const job<std::string(int)> cwd_of{"cwd_of"};
 /// Returns the id of the task (or batch) it runs in: which items of a map travelled together.
 inline const job<std::uint64_t(int)> task_id_of{"task_id_of"};
 /// Writes a batch_result frame for its batch holding no item at all, then sleeps.

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <new>
 #include <string_view>
@@ -306,6 +307,11 @@ int main(int argc, char** argv) {
     return count;
   });
   jobs.add(crew::test::task_id_of, [](int) { return crew::current_task_id(); });
+  jobs.add(crew::test::getenv_of, [](const std::string& name) {
+    const char* v = std::getenv(name.c_str());
+    return std::string(v ? v : "<unset>");
+  });
+  jobs.add(crew::test::cwd_of, [](int) { return std::filesystem::current_path().string(); });
   jobs.add(crew::test::bad_batch_reply, [](int) -> int {
     const std::vector<std::byte> no_items(4);
     write_frame(crew::protocol::frame_type::batch_result, crew::current_task_id(), no_items);

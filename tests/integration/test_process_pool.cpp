@@ -12,6 +12,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <numeric>
@@ -160,6 +161,53 @@ BOOST_FIXTURE_TEST_CASE(a_crash_or_a_bad_reply_in_a_batch_fails_the_map_and_spar
     BOOST_TEST(bad.code() == make_error_code(errc::protocol_error));
     BOOST_TEST(contains(bad.what(), "batch result"), bad.what());
     BOOST_TEST(pool.map(crew::test::task_id_of, std::vector<int>{1, 2, 3}).size() == 3u);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(workers_get_the_environment_and_directory_they_are_given, io_fixture) {
+  const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  {
+    auto o = fault_options(1);
+    o.env = {"CREW_TEST_GREETING=hello", "HOME=/nonexistent-home"};
+    o.working_directory = "/tmp";
+    crew::process_pool pool(ioc.get_executor(), o);
+    BOOST_TEST(pool.submit(getenv_of("CREW_TEST_GREETING")).get() == "hello");
+    BOOST_TEST(pool.submit(getenv_of("HOME")).get() == "/nonexistent-home");  // replaced
+    BOOST_TEST(pool.submit(getenv_of("PATH")).get() == path);                 // inherited
+    BOOST_TEST(pool.submit(cwd_of(0)).get() == "/tmp");
+    pool.join();
+  }
+  {
+    auto o = fault_options(1);
+    o.inherit_env = false;
+    o.env = {"ONLY=this"};
+    crew::process_pool pool(ioc.get_executor(), o);
+    BOOST_TEST(pool.submit(getenv_of("ONLY")).get() == "this");
+    BOOST_TEST(pool.submit(getenv_of("PATH")).get() == "<unset>");
+    pool.join();
+  }
+  {
+    auto o = fault_options(1);
+    o.working_directory = "/nonexistent/crew-test-dir";
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = failure_of(pool.submit(cwd_of(0)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
+    BOOST_TEST(contains(e.what(), "'/nonexistent/crew-test-dir', which is not a directory"),
+               e.what());
+    pool.join();
+  }
+  {
+    // A bare executable name is found on PATH, as a shell would.
+    const std::filesystem::path fault = CREW_FAULT_WORKER_PATH;
+    const std::string with_dir = fault.parent_path().string() + ":" + path;
+    ::setenv("PATH", with_dir.c_str(), 1);
+    auto o = fault_options(1);
+    o.executable = fault.filename();
+    crew::process_pool pool(ioc.get_executor(), o);
+    ::setenv("PATH", path.c_str(), 1);
+    BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);
     pool.join();
   }
   expect_no_leaks(fds_before);

@@ -64,10 +64,19 @@ enum class queue_policy {
 struct process_pool_options {
   /// Number of worker processes; 0 means one per hardware thread.
   std::size_t workers = 0;
-  /// The worker executable; empty means `default_worker_executable()`.
+  /// The worker executable; empty means `default_worker_executable()`. A bare name
+  /// (`"python3"`) is looked up on PATH; a relative path is taken from this process's working
+  /// directory when the pool is made.
   std::filesystem::path executable;
   /// Arguments passed to every worker (after the executable name).
   std::vector<std::string> args;
+  /// Environment entries (`NAME=value`) for every worker, over the inherited ones.
+  std::vector<std::string> env;
+  /// Whether workers inherit this process's environment (then `env` overrides and adds).
+  /// Either way crew adds its own `CREW_*` variables.
+  bool inherit_env = true;
+  /// The workers' working directory; empty: this process's.
+  std::filesystem::path working_directory;
   /// Largest frame payload accepted from a worker or sent to one.
   std::size_t max_payload = protocol::default_max_payload;
   /// Receives every line workers write to stdout/stderr, on the pool's executor.
