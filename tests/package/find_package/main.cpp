@@ -29,9 +29,8 @@ int main(int argc, char** argv) {
   std::thread io([&] { ioc.run(); });
   bool ok = true;
   {
-    crew::process_pool own(ioc.get_executor(), {.workers = 2,
-                                                .executable = "/proc/self/exe",
-                                                .args = {"--worker"}});
+    crew::process_pool own(ioc.get_executor(),
+                           {.workers = 2, .executable = "/proc/self/exe", .args = {"--worker"}});
     const std::string got = own.submit(repeat("ab", 3)).get();
     std::printf("repeat(\"ab\", 3) = \"%s\" from its own worker\n", got.c_str());
     ok = ok && got == "ababab";
