@@ -21,8 +21,8 @@ text. What a job prints goes to the coordinator's log, never into the protocol.
 Implemented: hello, task/result/error, cancel (ignored: a long job is killed after the pool's
 cancel grace), shutdown, end of input, and batches (section 9). Not implemented: the
 shared-memory transport (section 8); the hello leaves its flag clear, so everything is inline.
-Exit status: 0 on end of input or shutdown, 2 when the coordinator sends a frame that breaks
-the protocol (the reason goes to stderr).
+Exit status: 0 on end of input or shutdown, 3 when the coordinator sends a frame that breaks
+the protocol (the reason goes to stderr; crew-worker does the same).
 """
 
 import os
@@ -44,7 +44,7 @@ U32, U64 = struct.Struct("<I"), struct.Struct("<Q")
 
 
 class ProtocolViolation(Exception):
-    """The coordinator sent something this worker cannot accept: it exits with status 2."""
+    """The coordinator sent something this worker cannot accept: it exits with status 3."""
 
 
 def read_frame(inp):
@@ -100,7 +100,7 @@ class Reader:
         return self.data[self.pos - n : self.pos]
 
 
-SCALARS = {"bool": "?", "i8": "b", "i16": "h", "i32": "i", "i64": "q", "u8": "B", "u16": "H",
+SCALARS = {"bool": "B", "i8": "b", "i16": "h", "i32": "i", "i64": "q", "u8": "B", "u16": "H",
            "u32": "I", "u64": "Q", "f32": "f", "f64": "d"}  # fmt: skip
 
 
@@ -122,7 +122,7 @@ class Codec:
         self.name = name
         self.size = None
         if name in SCALARS:
-            self.scalar = struct.Struct("<" + ("B" if name == "bool" else SCALARS[name]))
+            self.scalar = struct.Struct("<" + SCALARS[name])
             self.size = self.scalar.size
         elif name.startswith("vec<") and name.endswith(">"):
             self.element = Codec(name[4:-1])
@@ -140,7 +140,7 @@ class Codec:
             out += self.scalar.pack(value)
         elif self.name == "str":
             data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-            out += U64.pack(len(data)) + data
+            out += U64.pack(len(data)) + data  # bytes, bytearray or str
         elif self.name.startswith("vec<"):
             out += U64.pack(len(value))
             for x in value:
@@ -265,7 +265,10 @@ def py_task_id(_):
 
 
 def error_payload(code, message):
-    data = message.encode("utf-8", "surrogateescape")
+    try:
+        data = message.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that did not come from bytes
+        data = message.encode("utf-8", "backslashreplace")
     return U32.pack(code) + U64.pack(len(data)) + data
 
 
@@ -330,18 +333,15 @@ def serve(inp, out):
 
 
 def die_with_coordinator():
-    """Section 7: die with the coordinator even while a job runs (Linux only, optional)."""
-    coordinator = os.environ.get("CREW_COORDINATOR_PID")
-    if not coordinator:
-        return
-    try:
-        import ctypes
+    """Section 7: die with the coordinator even while a job runs (Linux only, optional).
+    If it died before this, fd 3 is already at end of input: the loop ends at once."""
+    if "CREW_COORDINATOR_PID" in os.environ:
+        try:
+            import ctypes
 
-        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != int(coordinator):
-        os._exit(1)  # it died before prctl took effect
+            ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def main():
@@ -352,7 +352,7 @@ def main():
             serve(inp, out)
     except ProtocolViolation as e:
         print(f"python_worker: protocol violation: {e}", file=sys.stderr)
-        return 2
+        return 3
     except BrokenPipeError:  # the coordinator closed the reply channel: it is gone
         return 1
     return 0
