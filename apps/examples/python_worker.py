@@ -11,6 +11,9 @@ From C++, declare the jobs with the same names and signatures and start a pool o
     crew::process_pool pool(ioc.get_executor(), o);
     pool.submit(py_upper("hello")).get();          // "HELLO"
 
+It does not run on its own (fds 3 and 4 must be a coordinator's pipes); its test,
+tests/integration/test_python_worker.cpp, runs it in a pool: ctest -R test_python_worker.
+
 To serve your own function, add it below with `@job(name, signature)`: the signature is in
 the protocol's wire names (section 3), e.g. "f64(vec<f64>)". Values arrive as Python values:
 integers as int, f32/f64 as float, bool as bool, str as str (the bytes decoded as UTF-8 with
@@ -348,7 +351,12 @@ def main():
     die_with_coordinator()
     sys.stdout.reconfigure(line_buffering=True)  # job output reaches the log line by line
     try:
-        with open(3, "rb") as inp, open(4, "wb") as out:
+        inp, out = open(3, "rb"), open(4, "wb")
+    except OSError:
+        print("python_worker: no fd 3/4; start it from a crew process_pool", file=sys.stderr)
+        return 2
+    try:
+        with inp, out:
             serve(inp, out)
     except ProtocolViolation as e:
         print(f"python_worker: protocol violation: {e}", file=sys.stderr)
