@@ -1,8 +1,35 @@
 #include <crew/error.hpp>
+#include <crew/events.hpp>
 
 #include <array>
 
+#include <unistd.h>
+
 namespace crew {
+
+int detail::this_process_id() noexcept {
+  return static_cast<int>(::getpid());
+}
+
+const char* to_string(event_kind k) noexcept {
+  switch (k) {
+    case event_kind::task_queued:
+      return "task_queued";
+    case event_kind::task_started:
+      return "task_started";
+    case event_kind::task_finished:
+      return "task_finished";
+    case event_kind::task_failed:
+      return "task_failed";
+    case event_kind::task_retried:
+      return "task_retried";
+    case event_kind::worker_spawned:
+      return "worker_spawned";
+    case event_kind::worker_exited:
+      return "worker_exited";
+  }
+  return "unknown";
+}
 namespace {
 
 struct errc_text {

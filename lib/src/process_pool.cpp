@@ -129,12 +129,14 @@ std::string describe_status(int status, bool killed_by_crew) {
 struct pending_task {
   std::uint64_t id = 0;
   raw_task task;
-  std::chrono::milliseconds timeout{0};  // 0: none
-  unsigned retries = 0;                  // allowed after a worker death
-  unsigned attempts = 0;                 // runs so far that ended in a worker death
-  bool admitted = false;                 // holds a place of max_queue
-  bool discarded = false;                // cancelled while sent: its reply is dropped
-  std::uint64_t stream_start = 0;        // where its frame lies in all bytes sent to the worker
+  std::chrono::milliseconds timeout{0};   // 0: none
+  unsigned retries = 0;                   // allowed after a worker death
+  unsigned attempts = 0;                  // runs so far that ended in a worker death
+  bool admitted = false;                  // holds a place of max_queue
+  bool discarded = false;                 // cancelled while sent: its reply is dropped
+  std::size_t worker = event::no_worker;  // the slot it was sent to, and that worker's pid
+  int pid = 0;
+  std::uint64_t stream_start = 0;  // where its frame lies in all bytes sent to the worker
   std::uint64_t stream_end = 0;
   // Explicit cancellation (task_options::stop); destroyed with the task, on the strand.
   std::unique_ptr<std::stop_callback<std::function<void()>>> on_stop;
@@ -278,6 +280,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         p.on_stop = std::make_unique<std::stop_callback<std::function<void()>>>(
             p.task.options.stop, std::function<void()>([core = std::weak_ptr<pool_core>(self),
                                                         id = p.id] { cancel_task(core, id); }));
+      if (self->opts_.on_event) self->emit(self->task_event(event_kind::task_queued, p));
       self->queue_.push_back(std::move(p));
       self->dispatch();
     });
@@ -390,17 +393,66 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
 
   // --- completing tasks -------------------------------------------------------------
 
+  // --- events -------------------------------------------------------------------------
+
+  event make_event(event_kind kind) const {
+    event e;
+    e.kind = kind;
+    e.time = std::chrono::system_clock::now();
+    e.steady = std::chrono::steady_clock::now();
+    return e;
+  }
+  event task_event(event_kind kind, const pending_task& p) const {
+    event e = make_event(kind);
+    e.task = p.id;
+    e.job = p.task.job;
+    e.label = p.task.options.label;
+    e.items = p.task.batch_items ? p.task.batch_items : 1;
+    e.worker = p.worker;
+    e.pid = p.pid;
+    e.bytes_in = p.task.args_size;
+    return e;
+  }
+  void emit(const event& e) const {
+    if (!opts_.on_event) return;
+    try {
+      opts_.on_event(e);
+    } catch (...) {  // a handler's exception must not break the pool
+    }
+  }
+
   void fail_now(raw_task t, errc code, std::string message) {
+    if (opts_.on_event) {
+      event e = make_event(event_kind::task_failed);
+      e.task = t.id;
+      e.job = t.job;
+      e.label = t.options.label;
+      e.items = t.batch_items ? t.batch_items : 1;
+      e.error = code;
+      e.message = message;
+      emit(e);
+    }
     t.done(make_task_error(code, message), {});
   }
   void fail(pending_task& p, errc code, std::string message) {
     p.on_stop.reset();
     release(p);
-    fail_now(std::move(p.task), code, std::move(message));
+    if (opts_.on_event) {
+      event e = task_event(event_kind::task_failed, p);
+      e.error = code;
+      e.message = message;
+      emit(e);
+    }
+    p.task.done(make_task_error(code, message), {});
   }
   void succeed(pending_task& p, std::span<const std::byte> bytes) {
     p.on_stop.reset();
     release(p);
+    if (opts_.on_event) {
+      event e = task_event(event_kind::task_finished, p);
+      e.bytes_out = bytes.size();
+      emit(e);
+    }
     p.task.done(nullptr, bytes);
   }
 
@@ -501,6 +553,12 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
     }
     w->proc.emplace(std::move(proc));
     w->pid = w->proc->id();
+    if (opts_.on_event) {
+      event e = make_event(event_kind::worker_spawned);
+      e.worker = slot;
+      e.pid = w->pid;
+      emit(e);
+    }
     {
       std::lock_guard lock(pid_mutex_);
       live_pids_.push_back(w->pid);
@@ -917,6 +975,15 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         w->status >= 0 ? describe_status(w->status, w->killed_by_crew) : lost_status_reason();
     if (w->cut_frame && !w->failure)
       how += "; its channel ended in the middle of a frame (discarded)";
+    if (opts_.on_event) {
+      event e = make_event(event_kind::worker_exited);
+      e.worker = w->slot;
+      e.pid = w->pid;
+      e.exit_status = w->status;
+      const std::string what = who + " " + how;
+      e.message = what;
+      emit(e);
+    }
     std::string tail;
     for (const auto& l : w->err_tail)
       tail += (tail.empty() ? "" : " | ") + l;
@@ -954,6 +1021,13 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
       if (code == errc::worker_crashed && p.attempts < p.retries && !broken_ &&
           !terminated_.load()) {
         ++p.attempts;  // run it again, first in line, on a fresh worker
+        if (opts_.on_event) {
+          event e = task_event(event_kind::task_retried, p);
+          e.error = code;
+          e.message = msg;
+          e.attempt = p.attempts + 1;
+          emit(e);
+        }
         queue_.push_front(std::move(p));
       } else {
         if (p.attempts > 0)
@@ -1031,6 +1105,8 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
         continue;
       }
       release(p);  // on its way to a worker: its place in the queue is free
+      p.worker = idle->slot;
+      p.pid = idle->pid;
       p.stream_start = idle->appended;
       idle->appended += idle->wbuf.size() - before;
       p.stream_end = idle->appended;
@@ -1047,6 +1123,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   void start_head(const std::shared_ptr<worker>& w) {
     pending_task& h = w->inflight.front();
     if (h.discarded) return arm_cancel_grace(w, h.id);
+    if (opts_.on_event) emit(task_event(event_kind::task_started, h));
     if (h.timeout.count() > 0) arm_task_deadline(w, h.id, h.timeout);
   }
 

@@ -21,8 +21,9 @@ class inline_runner : public basic_runner<inline_runner> {
 
   /// Serves the jobs of `jobs` (which must outlive the runner); completions default to
   /// `ex`.
-  explicit inline_runner(const registry& jobs, executor_type ex = boost::asio::system_executor())
-      : jobs_(&jobs), ex_(std::move(ex)) {}
+  explicit inline_runner(const registry& jobs, executor_type ex = boost::asio::system_executor(),
+                         event_handler on_event = {})
+      : jobs_(&jobs), ex_(std::move(ex)), events_(std::move(on_event)) {}
 
   executor_type get_executor() const noexcept { return ex_; }
 
@@ -30,17 +31,37 @@ class inline_runner : public basic_runner<inline_runner> {
   /// the handler is posted, never invoked from within this call.
   template <class R, class... A,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
-  auto async_submit(invocation<R, A...> inv, CompletionToken&& token = {}) {
+  requires(!std::is_same_v<std::remove_cvref_t<CompletionToken>, task_options>) auto async_submit(
+      invocation<R, A...> inv, CompletionToken&& token = {}) {
+    return async_submit(std::move(inv), task_options{}, std::forward<CompletionToken>(token));
+  }
+  /// As above, with a label for the task's events and a stop token; throws
+  /// std::invalid_argument for a timeout or retries (see task_options).
+  template <class R, class... A,
+            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_submit(invocation<R, A...> inv, task_options options, CompletionToken&& token = {}) {
+    thread_pool::check_in_process(options, "inline_runner");
     return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
-        [this](auto handler, invocation<R, A...> call) {
-          thread_pool::run_and_complete(*jobs_, std::move(call), std::move(handler), ex_);
+        [this](auto handler, invocation<R, A...> call, task_options opts) {
+          const std::uint64_t id = events_ ? events_.next_id() : 0;
+          events_.emit(event_kind::task_queued, id, call.target->name(), opts.label, false);
+          thread_pool::run_and_complete(*jobs_, std::move(call), std::move(handler), ex_, events_,
+                                        id, opts);
         },
-        token, std::move(inv));
+        token, std::move(inv), std::move(options));
+  }
+
+  using basic_runner<inline_runner>::submit;
+  /// `submit` with a label or a stop token.
+  template <class R, class... A>
+  std::future<R> submit(invocation<R, A...> inv, task_options options) {
+    return async_submit(std::move(inv), std::move(options), future_token());
   }
 
  private:
   const registry* jobs_;
   executor_type ex_;
+  detail::inproc_events events_;
 };
 
 }  // namespace crew

@@ -3,6 +3,7 @@
 
 #include <crew/codec.hpp>
 #include <crew/error.hpp>
+#include <crew/events.hpp>
 #include <crew/job.hpp>
 #include <crew/protocol.hpp>
 #include <crew/runner.hpp>
@@ -82,6 +83,9 @@ struct process_pool_options {
   /// Receives every line workers write to stdout/stderr, on the pool's executor.
   /// Empty: lines go to this process's stdout/stderr as `[worker N pid P] text`.
   std::function<void(const output_line&)> on_output;
+  /// Receives the pool's events (crew/events.hpp): tasks queued, started, finished, failed,
+  /// retried; workers spawned and exited. Called on the pool's strand, one at a time.
+  event_handler on_event;
   /// How long a stopping worker gets after end of input before SIGTERM, and again
   /// after SIGTERM before SIGKILL.
   std::chrono::milliseconds shutdown_grace{2000};
@@ -143,19 +147,6 @@ struct process_pool_options {
   /// Most tasks waiting for a worker (0: unbounded), and what a submission meets when full.
   std::size_t max_queue = 0;
   queue_policy when_full = queue_policy::wait;
-};
-
-/// Per-task settings for `async_submit(inv, options, token)`.
-struct task_options {
-  /// This task's deadline from the moment it starts on a worker; overrides the pool's
-  /// `task_timeout` (zero: none).
-  std::optional<std::chrono::milliseconds> timeout;
-  /// Overrides the pool's and the job's retry count (see process_pool_options::retries).
-  std::optional<unsigned> retries;
-  /// Explicit cancellation: when stop is requested, the task is cancelled as by its
-  /// completion handler's cancellation slot (a queued task is dropped, a running one gets a
-  /// cancel frame and then its worker is killed) and fails with `cancelled`.
-  std::stop_token stop;
 };
 
 /// The worker used when options name none: `$CREW_WORKER` if set, else `crew-worker`

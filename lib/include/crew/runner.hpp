@@ -14,12 +14,15 @@
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <stop_token>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -38,6 +41,25 @@ struct task_signature<void> {
 };
 template <class R>
 using task_signature_t = typename task_signature<R>::type;
+
+/// Per-task settings for `async_submit(inv, options, token)` and `submit(inv, options)`.
+/// The in-process pools (thread_pool, inline_runner) take `label` and `stop` (a stop
+/// requested before the task starts cancels it); `timeout` and `retries` need a
+/// process_pool (a thread cannot be stopped) and make their submissions throw
+/// std::invalid_argument.
+struct task_options {
+  /// This task's deadline from the moment it starts on a worker; overrides the pool's
+  /// `task_timeout` (zero: none).
+  std::optional<std::chrono::milliseconds> timeout;
+  /// Overrides the pool's and the job's retry count (see process_pool_options::retries).
+  std::optional<unsigned> retries;
+  /// A name for the task in its events (event::label), e.g. its arguments as text.
+  std::string label;
+  /// Explicit cancellation: when stop is requested, the task is cancelled as by its
+  /// completion handler's cancellation slot (a queued task is dropped, a running one gets a
+  /// cancel frame and then its worker is killed) and fails with `cancelled`.
+  std::stop_token stop;
+};
 
 namespace detail {
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <crew/error.hpp>
+#include <crew/events.hpp>
 #include <crew/job.hpp>
 #include <crew/registry.hpp>
 #include <crew/runner.hpp>
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <cstddef>
 #include <exception>
+#include <stdexcept>
 #include <thread>
 
 namespace crew {
@@ -28,9 +30,10 @@ class thread_pool : public basic_runner<thread_pool> {
   using executor_type = boost::asio::any_io_executor;
 
   /// `threads` threads (0: one per hardware thread) serving the jobs of `jobs`, which
-  /// must outlive the pool.
-  explicit thread_pool(const registry& jobs, std::size_t threads = 0)
-      : jobs_(&jobs), pool_(threads ? threads : default_threads()) {}
+  /// must outlive the pool. `on_event` receives the tasks' events (crew/events.hpp; `worker`
+  /// is the thread's index), one at a time, on the thread where they happen.
+  explicit thread_pool(const registry& jobs, std::size_t threads = 0, event_handler on_event = {})
+      : jobs_(&jobs), pool_(threads ? threads : default_threads()), events_(std::move(on_event)) {}
 
   /// Waits for queued work to finish, then stops the threads.
   ~thread_pool() { join(); }
@@ -43,9 +46,19 @@ class thread_pool : public basic_runner<thread_pool> {
   /// task_error with `job_failed`). Never completes inside this call.
   template <class R, class... A,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
-  auto async_submit(invocation<R, A...> inv, CompletionToken&& token = {}) {
+  requires(!std::is_same_v<std::remove_cvref_t<CompletionToken>, task_options>) auto async_submit(
+      invocation<R, A...> inv, CompletionToken&& token = {}) {
+    return async_submit(std::move(inv), task_options{}, std::forward<CompletionToken>(token));
+  }
+  /// As above, with a label for the task's events and a stop token (a stop requested before
+  /// the task starts fails it with `cancelled`). Throws std::invalid_argument if `options`
+  /// sets a timeout or retries, which need a process_pool.
+  template <class R, class... A,
+            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_submit(invocation<R, A...> inv, task_options options, CompletionToken&& token = {}) {
+    check_in_process(options, "thread_pool");
     return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
-        [this](auto handler, invocation<R, A...> call) {
+        [this](auto handler, invocation<R, A...> call, task_options opts) {
           // Work is tracked before `closed_` is read: a join() racing this submission then
           // waits for the task instead of stopping the threads under it.
           auto work = boost::asio::prefer(pool_.get_executor(),
@@ -61,13 +74,25 @@ class thread_pool : public basic_runner<thread_pool> {
               detail::post_completion(std::move(handler), elsewhere, error, R{});
             return;
           }
-          boost::asio::post(work, [this, h = std::move(handler), c = std::move(call)]() mutable {
+          const std::uint64_t id = events_ ? events_.next_id() : 0;
+          const std::string& job = call.target->name();
+          events_.emit(event_kind::task_queued, id, job, opts.label, false);
+          boost::asio::post(work, [this, h = std::move(handler), c = std::move(call),
+                                   o = std::move(opts), id]() mutable {
             // Completed with dispatch: a handler bound to the pool, or a future's promise,
             // is completed right here instead of by another hop through a queue.
-            run_and_complete<true>(*jobs_, std::move(c), std::move(h), get_executor());
+            run_and_complete<true>(*jobs_, std::move(c), std::move(h), get_executor(), events_, id,
+                                   o);
           });
         },
-        token, std::move(inv));
+        token, std::move(inv), std::move(options));
+  }
+
+  using basic_runner<thread_pool>::submit;
+  /// `submit` with a label or a stop token (see the async_submit above).
+  template <class R, class... A>
+  std::future<R> submit(invocation<R, A...> inv, task_options options) {
+    return async_submit(std::move(inv), std::move(options), future_token());
   }
 
   /// Stops taking work; later submissions fail with `shutting_down`.
@@ -80,28 +105,57 @@ class thread_pool : public basic_runner<thread_pool> {
     pool_.join();
   }
 
-  /// Runs a job in this thread and posts (or, with `Dispatch`, dispatches) its completion:
-  /// what thread_pool and inline_runner share.
+  /// Runs a job in this thread, reporting it to `events`, and posts (or, with `Dispatch`,
+  /// dispatches) its completion: what thread_pool and inline_runner share. A stop requested
+  /// on `opts.stop` before the job starts fails it with `cancelled` instead.
   template <bool Dispatch = false, class R, class... A, class Handler, class Executor>
   static void run_and_complete(const registry& jobs, invocation<R, A...> call, Handler&& h,
-                               const Executor& fallback) {
+                               const Executor& fallback, detail::inproc_events& events,
+                               std::uint64_t id, const task_options& opts) {
+    const std::string job = call.target->name();
     std::exception_ptr ep;
-    if constexpr (std::is_void_v<R>) {
-      try {
-        jobs.call(std::move(call));
-      } catch (...) {
-        ep = wrap_current();
-      }
-      complete<Dispatch>(std::forward<Handler>(h), fallback, ep);
+    std::conditional_t<std::is_void_v<R>, int, R> value{};
+    if (opts.stop.stop_requested()) {
+      ep = make_task_error(errc::cancelled, "cancelled before it started");
     } else {
-      R value{};
+      events.emit(event_kind::task_started, id, job, opts.label, true);
       try {
-        value = jobs.call(std::move(call));
+        if constexpr (std::is_void_v<R>)
+          jobs.call(std::move(call));
+        else
+          value = jobs.call(std::move(call));
       } catch (...) {
         ep = wrap_current();
       }
-      complete<Dispatch>(std::forward<Handler>(h), fallback, ep, std::move(value));
     }
+    if (events) {
+      if (ep) {
+        const auto ec = error_of(ep);
+        std::string message;
+        try {
+          std::rethrow_exception(ep);
+        } catch (const task_error& e) {
+          message = e.message();
+        } catch (...) {
+        }
+        events.emit(event_kind::task_failed, id, job, opts.label, true,
+                    static_cast<errc>(ec.value()), message);
+      } else {
+        events.emit(event_kind::task_finished, id, job, opts.label, true);
+      }
+    }
+    if constexpr (std::is_void_v<R>)
+      complete<Dispatch>(std::forward<Handler>(h), fallback, ep);
+    else
+      complete<Dispatch>(std::forward<Handler>(h), fallback, ep, std::move(value));
+  }
+
+  /// Throws std::invalid_argument for options only a process_pool honours.
+  static void check_in_process(const task_options& o, const char* pool) {
+    if (o.timeout || o.retries)
+      throw std::invalid_argument(std::string(pool) +
+                                  ": task_options::timeout and ::retries need a process_pool "
+                                  "(a thread cannot be stopped or replaced)");
   }
 
  private:
@@ -133,6 +187,7 @@ class thread_pool : public basic_runner<thread_pool> {
 
   const registry* jobs_;
   boost::asio::thread_pool pool_;
+  detail::inproc_events events_;
   std::atomic<bool> closed_{false};
 };
 

@@ -1,0 +1,113 @@
+// crew/events.hpp — what happens in a pool, as one stream of events: tasks queued, started,
+// finished, failed and retried; workers spawned and exited. The pools deliver them to an
+// `event_handler` given in their options (process_pool_options::on_event, the thread_pool
+// and inline_runner constructors). crew's CLI builds its progress line, job log and
+// timeline from them; a service can feed its metrics or logs the same way.
+#pragma once
+
+#include <crew/error.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace crew {
+
+/// What an event reports.
+enum class event_kind {
+  task_queued,     ///< accepted by the pool, waiting for a worker or thread
+  task_started,    ///< began running: on a worker (reached the head of its pipeline) or a thread
+  task_finished,   ///< completed with a value
+  task_failed,     ///< completed with an error (`error`, `message`); also a task never started
+  task_retried,    ///< its worker died under it; it goes back to the queue (`attempt`)
+  worker_spawned,  ///< a worker process was started (`worker`, `pid`)
+  worker_exited,   ///< a worker process ended and was reaped (`exit_status`, `message`)
+};
+
+/// Stable short name of a kind (`"task_started"`), for logs and JSON.
+const char* to_string(event_kind k) noexcept;
+
+/// One event. The string views are valid only during the handler's call.
+struct event {
+  static constexpr std::size_t no_worker = std::numeric_limits<std::size_t>::max();
+
+  event_kind kind{};
+  std::chrono::system_clock::time_point time;    ///< when, by the wall clock (for logs)
+  std::chrono::steady_clock::time_point steady;  ///< when, by the steady clock (for durations)
+  std::uint64_t task = 0;  ///< the pool's id of the task (0 for worker events)
+  std::string_view job;    ///< the job's name (task events)
+  std::string_view label;  ///< the caller's label for the task (task_options::label), or empty
+  std::size_t items = 1;   ///< calls in the task: more than 1 for a batch of `map`
+  std::size_t worker = no_worker;  ///< the worker's slot (process_pool) or the thread's index
+  int pid = 0;                     ///< the worker's process id (this process's, in-process)
+  errc error{};                    ///< task_failed, task_retried: why
+  std::string_view message;        ///< task_failed: the error's text; worker_exited: how it ended
+  std::size_t bytes_in = 0;        ///< task_started/finished: encoded arguments (0 in-process)
+  std::size_t bytes_out = 0;       ///< task_finished: encoded result (0 in-process)
+  int exit_status = -1;            ///< worker_exited: the wait status (as waitpid's), -1 if unknown
+  unsigned attempt = 0;            ///< task_retried: the run about to start (2 = the first retry)
+};
+
+/// Receives events. Called serially (never two calls at once for one pool), on the pool's
+/// strand for process_pool and on the running thread for the in-process pools. It must be
+/// quick and must not block or call back into the pool's blocking members; an exception it
+/// throws is swallowed.
+using event_handler = std::function<void(const event&)>;
+
+namespace detail {
+/// Internal: this process's id.
+int this_process_id() noexcept;
+
+/// Internal: the events of an in-process pool, delivered one at a time (under a mutex)
+/// with the running thread's index (in order of the threads' first event).
+class inproc_events {
+ public:
+  explicit inproc_events(event_handler h) : handler_(std::move(h)) {}
+  explicit operator bool() const noexcept { return static_cast<bool>(handler_); }
+  std::uint64_t next_id() noexcept { return ++last_id_; }
+  /// `on_thread`: the event happens on the thread that runs the task (not for task_queued).
+  void emit(event_kind kind, std::uint64_t task, std::string_view job, std::string_view label,
+            bool on_thread, errc error = {}, std::string_view message = {}) {
+    if (!handler_) return;
+    std::lock_guard lock(mutex_);
+    event e;
+    e.kind = kind;
+    e.time = std::chrono::system_clock::now();
+    e.steady = std::chrono::steady_clock::now();
+    e.task = task;
+    e.job = job;
+    e.label = label;
+    e.pid = this_process_id();
+    e.error = error;
+    e.message = message;
+    if (on_thread) e.worker = thread_index();
+    try {
+      handler_(e);
+    } catch (...) {
+    }
+  }
+
+ private:
+  std::size_t thread_index() {
+    const auto me = std::this_thread::get_id();
+    for (std::size_t i = 0; i < threads_.size(); ++i)
+      if (threads_[i] == me) return i;
+    threads_.push_back(me);
+    return threads_.size() - 1;
+  }
+
+  event_handler handler_;
+  std::atomic<std::uint64_t> last_id_{0};
+  std::mutex mutex_;
+  std::vector<std::thread::id> threads_;
+};
+}  // namespace detail
+
+}  // namespace crew
