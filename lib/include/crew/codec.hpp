@@ -11,6 +11,11 @@
 //
 // Adding your own type: specialize `crew::codec<T>` with `name`, `encode` and `decode`,
 // or derive it from `crew::member_codec<T, &T::a, &T::b, ...>` (see docs/protocol.md).
+//
+// Built in: bool and the other arithmetic types (not long double), std::string,
+// std::vector, std::pair, std::tuple, and array_view (a no-copy vector of numbers).
+// Thread safety: codecs are stateless; an encoder or a decoder belongs to one thread.
+// Read next: job.hpp (declaring a job over these types).
 #pragma once
 
 #include <crew/error.hpp>
@@ -36,14 +41,17 @@ static_assert(std::endian::native == std::endian::little,
 /// Thrown when bytes do not decode as the declared type. Its code is `errc::decode_error`.
 class decode_error : public task_error {
  public:
+  /// `what` says what was wrong (becomes message()).
   explicit decode_error(const std::string& what)
       : task_error(make_error_code(errc::decode_error), what) {}
 };
 
 /// Thrown by an encoder writing into a fixed area that is too small; its code is
-/// `errc::payload_too_large`.
+/// `errc::payload_too_large`. The protocol functions also throw it for a frame or batch item
+/// over 4 GiB - 1.
 class capacity_exceeded : public task_error {
  public:
+  /// `what` says what did not fit (becomes message()).
   explicit capacity_exceeded(const std::string& what)
       : task_error(make_error_code(errc::payload_too_large), what) {}
 };
@@ -61,7 +69,8 @@ class encoder {
   /// Counts bytes without writing them.
   static encoder counter() noexcept { return encoder(); }
 
-  /// Writes `n` raw bytes.
+  /// Writes `n` raw bytes. Throws capacity_exceeded (nothing written) if a fixed area has
+  /// fewer than `n` bytes left; std::bad_alloc if a vector cannot grow.
   void write(const void* data, std::size_t n) {
     if (n == 0) return;
     if (out_) {
@@ -76,7 +85,7 @@ class encoder {
     }
     size_ += n;
   }
-  /// Writes a value through its codec.
+  /// Writes a value through its codec; throws what `write` (or a user codec) throws.
   template <class T>
   void put(const T& value);
   /// Bytes written (or counted) by this encoder.
@@ -94,7 +103,9 @@ class encoder {
 /// Thread safety: none (one per message).
 class decoder {
  public:
+  /// Reads `[data, data + size)`, which must outlive the decoder.
   decoder(const std::byte* data, std::size_t size) noexcept : p_(data), end_(data + size) {}
+  /// Reads the bytes of `v`, which must outlive the decoder and not change meanwhile.
   explicit decoder(const std::vector<std::byte>& v) noexcept : decoder(v.data(), v.size()) {}
   /// A decoder must not outlive its bytes: decoding a temporary vector does not compile.
   explicit decoder(std::vector<std::byte>&&) = delete;
@@ -109,7 +120,8 @@ class decoder {
     p_ += n;
     return p;
   }
-  /// Decodes a value through its codec.
+  /// Decodes a value through its codec. Throws decode_error for truncated or malformed
+  /// input (and whatever a user codec throws); the position is then unspecified.
   template <class T>
   T get();
   /// Throws decode_error unless every byte was consumed.
@@ -133,7 +145,7 @@ class decoder {
 template <class T, class Enable = void>
 struct codec;
 
-/// True when `T` has a codec.
+/// True when `T` has a codec (name, encode and decode with the right types).
 template <class T>
 concept encodable = requires(encoder& e, decoder& d, const T& v) {
   { codec<T>::name() } -> std::convertible_to<std::string>;
@@ -142,6 +154,7 @@ concept encodable = requires(encoder& e, decoder& d, const T& v) {
 };
 
 namespace detail {
+/// Internal: a codec's `min_size`, or 1 when it declares none.
 template <class T>
 constexpr std::size_t min_size() {
   if constexpr (requires { codec<T>::min_size; })
@@ -149,6 +162,7 @@ constexpr std::size_t min_size() {
   else
     return 1;
 }
+/// Internal: arithmetic types copied as raw bytes (not bool, not long double).
 template <class T>
 // long double is excluded: its size and padding differ between platforms (x87 80-bit
 // in 16 bytes on x86-64), so it has no portable wire form.
@@ -159,6 +173,7 @@ constexpr bool is_plain_number =
 namespace detail {
 // A codec may declare `static constexpr bool is_view` (true when decoded values point into
 // the bytes they were decoded from); containers propagate their elements'.
+/// Internal: the codec's `is_view`, or false.
 template <class T>
 constexpr bool holds_view() {
   if constexpr (requires { codec<T>::is_view; })
@@ -177,6 +192,8 @@ T decoder::get() {
   return codec<T>::decode(*this);
 }
 
+/// Numbers (every arithmetic type but bool and long double): fixed width, little-endian;
+/// named `i8`..`i64`, `u8`..`u64`, `f32`, `f64`. Decoding throws decode_error if truncated.
 template <class T>
 struct codec<T, std::enable_if_t<detail::is_plain_number<T>>> {
   static constexpr std::size_t min_size = sizeof(T);
@@ -194,6 +211,7 @@ struct codec<T, std::enable_if_t<detail::is_plain_number<T>>> {
   }
 };
 
+/// bool: one byte, 0 or 1; any other byte throws decode_error. Named `bool`.
 template <>
 struct codec<bool> {
   static constexpr std::size_t min_size = 1;
@@ -210,8 +228,8 @@ struct codec<bool> {
 };
 
 namespace detail {
-/// Reads a u64 element count and checks that `count` elements of at least `unit` bytes
-/// each can fit in what is left, before anything is allocated.
+/// Internal. Reads a u64 element count and checks that `count` elements of at least `unit`
+/// bytes each can fit in what is left, before anything is allocated.
 inline std::size_t take_count(decoder& d, std::size_t unit, const char* what) {
   const auto n = codec<std::uint64_t>::decode(d);
   if (unit == 0) unit = 1;
@@ -222,6 +240,8 @@ inline std::size_t take_count(decoder& d, std::size_t unit, const char* what) {
 }
 }  // namespace detail
 
+/// std::string: a u64 byte count, then the bytes (any bytes, no terminator). Named `str`.
+/// Decoding throws decode_error for a count past the end.
 template <>
 struct codec<std::string> {
   static constexpr std::size_t min_size = 8;
@@ -237,6 +257,9 @@ struct codec<std::string> {
   }
 };
 
+/// std::vector of any encodable T: a u64 element count, then the elements (numbers in one
+/// copy). Named `vec<T>`. Decoding throws decode_error for a count the bytes left cannot
+/// hold, checked before allocating.
 template <class T, class A>
 struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
   // The element count is checked against the bytes left, which needs every element to
@@ -284,16 +307,26 @@ class array_view {
   static_assert(detail::is_plain_number<T>, "array_view holds numbers");
 
  public:
+  /// The element type.
   using value_type = T;
+  /// An empty view.
   array_view() = default;
+  /// Views `s`, or the elements of a vector, in place: nothing is copied, so that memory
+  /// must stay alive and unchanged (a vector unresized) while the view is used.
   array_view(std::span<const T> s) noexcept : span_(s) {}     // NOLINT: implicit by design
   array_view(const std::vector<T>& v) noexcept : span_(v) {}  // NOLINT
+  /// The viewed elements.
   std::span<const T> span() const noexcept { return span_; }
+  /// Pointer to the first element (may be null when empty).
   const T* data() const noexcept { return span_.data(); }
+  /// Number of elements.
   std::size_t size() const noexcept { return span_.size(); }
+  /// True when there are no elements.
   bool empty() const noexcept { return span_.empty(); }
+  /// Iterators over the elements.
   auto begin() const noexcept { return span_.begin(); }
   auto end() const noexcept { return span_.end(); }
+  /// Element `i`, unchecked.
   const T& operator[](std::size_t i) const noexcept { return span_[i]; }
   /// Builds a view that owns a copy (used when the source bytes are misaligned).
   static array_view owning(std::vector<T> v) {
@@ -315,6 +348,7 @@ template <class T>
 inline constexpr bool contains_view_v = detail::holds_view<T>();
 
 namespace detail {
+/// Internal: the codecs' names joined with commas.
 template <class... T>
 std::string join_names() {
   std::string s;
@@ -323,6 +357,7 @@ std::string join_names() {
 }
 }  // namespace detail
 
+/// std::tuple of encodable types: the elements in order, nothing else. Named `tuple<...>`.
 template <class... T>
 struct codec<std::tuple<T...>, std::enable_if_t<(encodable<T> && ...)>> {
   static constexpr std::size_t min_size = (std::size_t{0} + ... + detail::min_size<T>());
@@ -337,6 +372,7 @@ struct codec<std::tuple<T...>, std::enable_if_t<(encodable<T> && ...)>> {
   }
 };
 
+/// std::pair of encodable types: first, then second. Named `pair<A,B>`.
 template <class A, class B>
 struct codec<std::pair<A, B>, std::enable_if_t<encodable<A> && encodable<B>>> {
   static constexpr std::size_t min_size = detail::min_size<A>() + detail::min_size<B>();
@@ -353,6 +389,9 @@ struct codec<std::pair<A, B>, std::enable_if_t<encodable<A> && encodable<B>>> {
   }
 };
 
+/// array_view<T>: the same bytes and name as std::vector<T> (`vec<T>`). Decoding views the
+/// input bytes in place, or copies them when misaligned for T; throws decode_error like the
+/// vector's.
 template <class T>
 struct codec<array_view<T>> {
   static constexpr bool is_view = true;
@@ -382,6 +421,8 @@ struct codec<array_view<T>> {
 ///   static std::string name() { return "point"; }
 /// };
 /// @endcode
+/// `T` must be default-constructible: decoding value-initializes it, then assigns the members
+/// in order. Decoding throws what the members' codecs throw.
 template <class T, auto... Members>
 struct member_codec {
   static constexpr std::size_t min_size =
@@ -399,6 +440,7 @@ struct member_codec {
 };
 
 /// Encodes `values...` one after the other (the encoding of a job's argument list).
+/// Throws std::bad_alloc, or what a user codec throws.
 template <class... T>
 std::vector<std::byte> encode_values(const T&... values) {
   std::vector<std::byte> out;

@@ -1,4 +1,8 @@
 // crew/job.hpp — a typed, named job, declared once and shared by coordinator and worker.
+//
+// A job is only a name and a signature; its implementation is registered in a registry
+// (registry.hpp) and run by a pool (process_pool.hpp, thread_pool.hpp, inline_runner.hpp).
+// Read next: registry.hpp; codec.hpp for the argument and result types allowed.
 #pragma once
 
 #include <crew/codec.hpp>
@@ -10,10 +14,12 @@
 
 namespace crew {
 
+/// A job; only the specialization for function types `R(Args...)` exists.
 template <class Signature>
 class job;
 
 namespace detail {
+/// Internal: the wire name of a result type (`"void"` for void).
 template <class R>
 std::string result_name() {
   if constexpr (std::is_void_v<R>)
@@ -24,10 +30,14 @@ std::string result_name() {
 }  // namespace detail
 
 /// One call of a job with its arguments, made by `job::operator()`; what the pools'
-/// `submit` functions take. It refers to its job, which must outlive the call to submit
-/// (not the task: the pools copy what they need).
+/// `submit` functions take. It refers to its job, which must outlive the task: process_pool
+/// copies the job's name and signature when the submission is initiated, but thread_pool
+/// and inline_runner read them when the task runs. (Jobs declared `inline const` at namespace
+/// scope, as below, live as long as the program.)
+/// Thread safety: a value; not shared by the pools.
 template <class R, class... Args>
 struct invocation {
+  /// The job's result type.
   using result_type = R;
   /// The job called.
   const job<R(Args...)>* target;
@@ -55,12 +65,15 @@ class job<R(Args...)> {
                 "view points into are reused by the next task");
 
  public:
+  /// The job's result type.
   using result_type = R;
+  /// The job's C++ signature, as declared.
   using signature_type = R(Args...);
   /// The argument types as the job stores and transmits them.
   using args_tuple = std::tuple<std::decay_t<Args>...>;
 
-  /// A job named `name`. Names are how workers find their implementation.
+  /// A job named `name`. Names are how workers find their implementation: two jobs of one
+  /// program must not share a name. Throws only std::bad_alloc.
   explicit job(std::string name)
       : name_(std::move(name)),
         signature_(detail::result_name<R>() + "(" + detail::join_names<std::decay_t<Args>...>() +
@@ -73,7 +86,8 @@ class job<R(Args...)> {
   const std::string& signature() const noexcept { return signature_; }
 
   /// Binds arguments to make an invocation. Arguments convert exactly as in a call of a
-  /// function with parameters `Args...`; anything else does not compile.
+  /// function with parameters `Args...`; anything else does not compile. The arguments are
+  /// copied or moved into the invocation (an array_view still refers to the caller's memory).
   invocation<R, Args...> operator()(Args... args) const {
     return {this, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)};
   }

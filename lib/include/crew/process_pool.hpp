@@ -1,4 +1,8 @@
 // crew/process_pool.hpp — jobs run in a pool of persistent worker processes.
+//
+// The coordinator's side: options, per-task options, the pool. Workers are built on
+// worker_runtime.hpp. Read next: runner.hpp (submit, map and the completion signature),
+// error.hpp (what a failed task carries); docs/architecture.md for supervision in depth.
 #pragma once
 
 #include <crew/codec.hpp>
@@ -32,8 +36,10 @@
 
 namespace crew {
 
-/// One line a worker wrote to its stdout or stderr (without the newline).
+/// One line a worker wrote to its stdout or stderr (without the newline). A line longer
+/// than 64 KiB arrives in 64 KiB pieces; a last line without a newline arrives at the end.
 struct output_line {
+  /// Which of a worker's streams: its stdout or its stderr.
   enum class stream { out, err };
   std::size_t worker;     ///< the worker's slot in the pool, 0..workers-1
   int pid;                ///< the worker's process id
@@ -46,28 +52,33 @@ enum class transport {
   /// Everything through the pipes (fd 3 / fd 4).
   pipe,
   /// Control frames through the pipes; payloads above `shm_inline_max` through a
-  /// per-worker shared-memory segment (Boost.Interprocess), whose descriptor the worker
-  /// gets as fd 5. A payload larger than its area goes through the pipe instead.
+  /// per-worker shared-memory segment (Boost.Interprocess), whose two files the worker
+  /// gets as fd 5 (requests, read-only) and fd 6 (responses). A payload larger than its
+  /// area, a map batch, and any payload for a worker that did not map the segment (one not
+  /// built on crew's runtime) go through the pipe instead. Forces `pipeline_depth` 1.
   shm,
 };
 
 /// What `async_submit` does when the pool's queue holds `max_queue` tasks.
 enum class queue_policy {
-  /// Block the submitting thread until a queued task has been sent to a worker. On a
-  /// thread that runs the pool's executor (where waiting could deadlock) the task fails
-  /// with `queue_full` instead.
+  /// Block the submitting thread until a queued task has been sent to a worker (or has
+  /// resolved while queued), or the pool closes (the task then fails with `shutting_down`,
+  /// unless it reaches the pool's strand before the close does).
+  /// On a thread that runs the pool's executor or its strand (where waiting could deadlock)
+  /// the task fails with `queue_full` instead.
   wait,
   /// Fail the new task at once with `queue_full`.
   fail,
 };
 
-/// How a process_pool is set up.
+/// How a process_pool is set up. Read once, when the pool is made.
 struct process_pool_options {
   /// Number of worker processes; 0 means one per hardware thread.
   std::size_t workers = 0;
   /// The worker executable; empty means `default_worker_executable()`. A bare name
   /// (`"python3"`) is looked up on PATH; a relative path is taken from this process's working
-  /// directory when the pool is made.
+  /// directory when the pool is made. One that is missing or not executable is a boot
+  /// failure, reported with its path.
   std::filesystem::path executable;
   /// Arguments passed to every worker (after the executable name).
   std::vector<std::string> args;
@@ -78,16 +89,23 @@ struct process_pool_options {
   bool inherit_env = true;
   /// The workers' working directory; empty: this process's.
   std::filesystem::path working_directory;
-  /// Largest frame payload accepted from a worker or sent to one.
+  /// Largest frame payload accepted from a worker or sent to one. Arguments larger than
+  /// this (less 4 bytes) fail with `payload_too_large` unless they go by shared memory; a
+  /// result larger than this is a protocol violation (`protocol_error`, the worker is killed).
+  /// Workers have their own limit (worker_options::max_payload, the same default), which
+  /// this does not change.
   std::size_t max_payload = protocol::default_max_payload;
-  /// Receives every line workers write to stdout/stderr, on the pool's executor.
-  /// Empty: lines go to this process's stdout/stderr as `[worker N pid P] text`.
+  /// Receives every line workers write to stdout/stderr, on the pool's executor (on its
+  /// strand: never concurrently with itself). An exception it throws is swallowed and the
+  /// line dropped. Empty: lines go to this process's stdout/stderr as
+  /// `[worker N pid P] text` (a failing write drops the line; SIGPIPE is never raised).
   std::function<void(const output_line&)> on_output;
   /// Receives the pool's events (crew/events.hpp): tasks queued, started, finished, failed,
   /// retried; workers spawned and exited. Called on the pool's strand, one at a time.
   event_handler on_event;
   /// How long a stopping worker gets after end of input before SIGTERM, and again
-  /// after SIGTERM before SIGKILL.
+  /// after SIGTERM before SIGKILL. Also the time from a timed-out task's SIGTERM to SIGKILL,
+  /// and the unit of the destructor's bound.
   std::chrono::milliseconds shutdown_grace{2000};
   /// A worker that has not sent its handshake this long after it was started is killed
   /// and counts as a boot failure.
@@ -97,7 +115,9 @@ struct process_pool_options {
   /// `shutdown_grace`, and is replaced.
   std::chrono::milliseconds task_timeout{0};
   /// Workers failing to start this many times in a row stop respawning: the pool fails
-  /// its queued and future tasks with `worker_boot_failed` and the last reason.
+  /// its queued and future tasks with `worker_boot_failed` and the last reason. "In a row"
+  /// counts across all slots; any handshake resets it. Respawns back off from 200 ms,
+  /// doubling up to 6.4 s.
   unsigned max_boot_failures = 3;
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;
@@ -131,34 +151,45 @@ struct process_pool_options {
   /// (`worker_crashed`). Errors thrown by the job, timeouts and protocol violations are
   /// never retried. Per job: `job_retries`; per task: `task_options::retries`.
   unsigned retries = 0;
+  /// Retry counts by job name, overriding `retries` for those jobs.
   std::map<std::string, unsigned, std::less<>> job_retries;
-  /// Recycling: a worker is replaced, between tasks, after this many tasks (0: never) ...
+  /// Recycling: a worker is replaced, between tasks (once its pipelined tasks are done),
+  /// after this many tasks (0: never) ...
   std::size_t max_tasks_per_worker = 0;
-  /// ... or once its resident memory exceeds this many bytes after a task (0: no limit).
+  /// ... or once its resident memory exceeds this many bytes after a task (0: no limit;
+  /// read from /proc after each task).
   std::size_t max_worker_rss = 0;
   /// Hard limits set on each worker (prlimit): address space in bytes (RLIMIT_AS) and CPU
   /// seconds (RLIMIT_CPU: SIGXCPU, then SIGKILL a second later). 0: not set.
   std::size_t limit_address_space = 0;
+  /// See limit_address_space. A worker that cannot be limited is a boot failure.
   std::chrono::seconds limit_cpu{0};
   /// Crash-loop breaker: after this many tasks in a row killed their worker (with no task
   /// completing in between), the pool stops respawning and fails queued and new tasks
-  /// with `worker_crashed` and the reason. 0: off.
+  /// with `worker_crashed` and the reason. 0: off. Counted: `worker_crashed` and
+  /// `protocol_error` endings, retried attempts included; any reply (but a cancelled task's) resets
+  /// it.
   unsigned crash_loop_limit = 10;
-  /// Most tasks waiting for a worker (0: unbounded), and what a submission meets when full.
+  /// Most tasks waiting for a worker (0: unbounded); a map chunk counts as one task.
   std::size_t max_queue = 0;
+  /// What a submission meets when `max_queue` tasks are waiting.
   queue_policy when_full = queue_policy::wait;
 };
 
-/// The worker used when options name none: `$CREW_WORKER` if set, else `crew-worker`
-/// next to the running executable, else `crew-worker` found on PATH.
+/// The worker used when options name none: `$CREW_WORKER` if set and not empty, else
+/// `crew-worker` next to the running executable, else `crew-worker` found on PATH, else the
+/// bare name `"crew-worker"` (which then fails to start). Reads the environment and the
+/// file system at each call.
 std::filesystem::path default_worker_executable();
 
 namespace detail {
+/// Internal: the pool's state, on its strand (process_pool.cpp).
 class pool_core;
 /// Cancels task `id` of `core`, if both still exist; any thread.
 void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id);
-/// A task as the pool's core sees it: the job by name, encoded arguments, and a
-/// completion called exactly once on the pool's strand with an error or the result bytes.
+/// Internal. A task as the pool's core sees it: the job by name, encoded arguments, and a
+/// completion called exactly once with an error or the result bytes: on the pool's strand,
+/// or, for a task refused at submission, on the submitting thread.
 struct raw_task {
   std::string job;
   std::string signature;
@@ -189,29 +220,42 @@ struct raw_task {
 /// signal or exit code, pid and stderr tail) and is replaced.
 ///
 /// The pool runs on the executor it is given and owns no threads: that executor must be
-/// run (e.g. `io_context::run` on some thread) for tasks to progress.
+/// run (e.g. `io_context::run` on some thread) for tasks to progress. Its state lives on a
+/// strand of that executor. (Processes are spawned from one helper thread per process,
+/// shared by all pools, so that a worker's parent-death signal is not tied to a thread of
+/// yours.)
 ///
 /// Thread safety: every member function may be called from any thread concurrently,
-/// except the destructor.
+/// except the destructor. join(), shutdown(), map() and a future's get() block: never call
+/// them on a thread that must run the pool's executor.
 class process_pool : public basic_runner<process_pool> {
  public:
+  /// The executor type the pool runs on.
   using executor_type = boost::asio::any_io_executor;
   /// `submit` and `map` complete their futures on the pool's executor (see basic_runner).
   static constexpr bool futures_on_own_executor = true;
 
   /// Starts `options.workers` workers. Start-up failures do not throw: they surface as
   /// `worker_boot_failed` on the tasks (a missing executable is reported with its path).
+  /// The workers are spawned on the executor, so nothing starts until it runs; tasks
+  /// submitted meanwhile wait in the queue. Throws only std::bad_alloc.
   explicit process_pool(executor_type ex, process_pool_options options = {});
 
-  /// Bounded and leaves no child behind: queued and running tasks fail with
-  /// `shutting_down`, workers get end of input, then SIGTERM, then SIGKILL, each after
-  /// `shutdown_grace`, and are reaped. For a graceful end call `close()` and `join()`.
+  /// Bounded and leaves no child behind: on the strand, queued and running tasks fail with
+  /// `shutting_down` and every worker gets end of input and SIGTERM at once (SIGKILL after
+  /// 2 x `shutdown_grace`). The destructor blocks until all are reaped, for at most
+  /// 2 x `shutdown_grace` + 0.5 s, then SIGKILLs and reaps what is left itself.
+  /// That needs the executor to run on another thread. Run from a thread that runs it (a
+  /// handler on a one-thread io_context) or with nobody running it, the wait lasts its
+  /// full bound and the tasks fail only if the executor runs later; with a stopped
+  /// io_context it neither waits nor fails the tasks (their handlers do not run).
+  /// For a graceful end call `close()` and `join()`, or `shutdown()`, first.
   ~process_pool();
 
   process_pool(const process_pool&) = delete;
   process_pool& operator=(const process_pool&) = delete;
 
-  /// The executor the pool runs on; completions default to it.
+  /// The executor the pool runs on; completions default to it. Any thread.
   executor_type get_executor() const noexcept { return executor_; }
 
   /// Runs `inv` on a worker. Completion signature: `task_signature_t<R>`, i.e.
@@ -219,7 +263,26 @@ class process_pool : public basic_runner<process_pool> {
   /// (`job_failed` with the job's message, `worker_crashed`, `unknown_job`,
   /// `payload_too_large`, `shutting_down`, `decode_error`, ...).
   /// The handler is never invoked from within this function; it runs on its associated
-  /// executor (default: the pool's).
+  /// executor (default: the pool's), which is kept busy (outstanding work) until then.
+  /// The token is required (the default token type is void in Boost 1.81); `R` must be
+  /// default-constructible.
+  ///
+  /// Errors, by where they arise:
+  /// - at submission (still delivered through the handler): `shutting_down` (closed),
+  ///   `payload_too_large` (encoded arguments over `max_payload` - 4 bytes that cannot go by
+  ///   shared memory), `queue_full` (see queue_policy);
+  /// - while queued: `worker_boot_failed` or `worker_crashed` once the pool has stopped
+  ///   serving (see broken_reason());
+  /// - when sent: `unknown_job` or `signature_mismatch` (against the worker's hello),
+  ///   `payload_too_large` (the arguments fit neither the frame nor this worker's segment);
+  /// - on the worker: `job_failed`, `decode_error` (arguments), `worker_crashed` (after
+  ///   `retries`), `task_timeout`, `protocol_error`;
+  /// - back here: `decode_error` if the result does not decode as `R`;
+  /// - at any point until it resolves: `cancelled` (see below, and async_shutdown),
+  ///   `shutting_down` (the pool is destroyed).
+  /// Throws only what sizing the arguments throws (a user codec's exception,
+  /// std::bad_alloc). The arguments are kept in the task and encoded when it is sent (again
+  /// on a retry): an array_view argument must stay valid until the task completes.
   ///
   /// Cancellation: the handler's associated cancellation slot (any cancellation type) and
   /// `task_options::stop` cancel the task: a queued task is dropped, a running one gets a
@@ -234,7 +297,8 @@ class process_pool : public basic_runner<process_pool> {
       invocation<R, A...> inv, CompletionToken&& token = {}) {
     return async_submit(std::move(inv), task_options{}, std::forward<CompletionToken>(token));
   }
-  /// As above, with a deadline, a retry count or a stop token for this task.
+  /// As above, with a deadline, a retry count or a stop token for this task (see
+  /// task_options).
   template <class R, class... A,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_submit(invocation<R, A...> inv, task_options options, CompletionToken&& token = {});
@@ -246,28 +310,45 @@ class process_pool : public basic_runner<process_pool> {
   /// it times its item count); a worker dying under a chunk fails (or, with retries, reruns)
   /// the whole chunk. Completion signature: `void(std::exception_ptr, std::vector<R>)`; on
   /// failure the exception is the first error observed and the vector is empty.
+  ///
+  /// The completion is posted to the handler's associated executor (default: the pool's)
+  /// once every chunk has resolved. A chunk fails as a task would (see async_submit); a
+  /// chunk whose reply holds item errors fails with its first one (the other items did
+  /// run). With an explicit `map_chunk` a chunk over `max_payload` fails with
+  /// `payload_too_large`: chunks of several items never go by shared memory.
+  /// The items are encoded in the calling thread as the range is read, and each chunk is
+  /// submitted once full, so this may block under `queue_policy::wait`; a range that is not
+  /// sized is first copied into a vector. `j` must outlive the initiation. Unlike
+  /// async_submit, `R` need not be default-constructible. Throws what encoding an item
+  /// throws (capacity_exceeded for one over 4 GiB - 1); chunks already submitted then
+  /// still run and the handler is never called.
   template <class R, class... A, std::ranges::input_range Range,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {});
 
   using basic_runner<process_pool>::submit;
-  /// `submit` with per-task options.
+  /// `submit` with per-task options: a future of the result, set on the pool's executor.
   template <class R, class... A>
   std::future<R> submit(invocation<R, A...> inv, task_options options) {
     return async_submit(std::move(inv), std::move(options), future_token());
   }
 
   /// Stops taking work: later submissions fail with `shutting_down`. Queued and running
-  /// tasks go on. Like Python's `Pool.close()`.
+  /// tasks go on; once none is left, the workers are stopped (end of input, then SIGTERM and
+  /// SIGKILL after `shutdown_grace` each), as by join. Like Python's `Pool.close()`.
+  /// Returns at once; idempotent.
   void close();
 
   /// Completes when the pool is closed (this closes it), every task has resolved and
-  /// every worker has exited and been reaped. Completion signature: `void()`.
+  /// every worker has exited and been reaped. Completion signature: `void()`, posted to the
+  /// handler's associated executor (default: the pool's). May be called more than once;
+  /// each completes. No error: a pool that stopped serving completes once its workers are
+  /// gone, its tasks having failed.
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_join(CompletionToken&& token = {});
 
   /// Blocking `async_join`, like Python's `Pool.join()`. Do not call it from a thread
-  /// that must run the pool's executor.
+  /// that must run the pool's executor: it waits on a future completed there.
   void join();
 
   /// Graceful shutdown, as a service does on SIGTERM: stops taking work (as `close`), fails
@@ -275,20 +356,24 @@ class process_pool : public basic_runner<process_pool> {
   /// then cancels those left (cancel frame, then a kill after `cancel_grace`), stops the
   /// workers (end of input, SIGTERM, SIGKILL, each after `shutdown_grace`) and completes
   /// once every task has resolved and every worker is reaped. (`close` + `join` instead
-  /// runs every queued task to its end.) Completion signature: `void()`. May be called
-  /// from a completion handler.
+  /// runs every queued task to its end.) Completion signature: `void()`, posted to the
+  /// handler's associated executor (default: the pool's). May be called from a completion
+  /// handler. "Running" includes tasks already sent ahead to a worker (`pipeline_depth`).
+  /// The first call's `grace` counts; later calls only wait.
   template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_shutdown(std::chrono::milliseconds grace, CompletionToken&& token = {});
   /// Blocking `async_shutdown`. Do not call it from a thread that must run the pool's executor.
   void shutdown(std::chrono::milliseconds grace);
 
   /// Why the pool has stopped serving (boot failures or the crash-loop breaker), or empty.
+  /// It does not come back. Any thread.
   std::string broken_reason() const;
 
-  /// Number of worker slots.
+  /// Number of worker slots (`workers`, or the hardware thread count if that was 0).
   std::size_t size() const noexcept;
 
-  /// Process ids of the workers alive now (started and not yet reaped).
+  /// Process ids of the workers alive now (started and not yet reaped), booting and
+  /// retiring ones included; empty before the executor has run. Any thread.
   std::vector<int> pids() const;
 
  private:
@@ -310,8 +395,9 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         detail::raw_task t;
         t.id = next_task_id();
         t.options = std::move(opts);
-        // The handler's cancellation slot cancels this task. The slot is cleared before the
-        // handler runs, on the pool's strand, as Asio asks of an operation.
+        // The handler's cancellation slot cancels this task. The slot is cleared just before
+        // the handler runs, on the handler's executor (post_completion_clearing), as Asio
+        // asks of an operation.
         auto slot = boost::asio::get_associated_cancellation_slot(handler);
         if (slot.is_connected()) {
           t.cancelled = std::make_shared<std::atomic<bool>>(false);
@@ -352,9 +438,11 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
 }
 
 namespace detail {
-/// Largest encoded arguments of one map batch when process_pool_options::map_chunk is 0.
+/// Internal. Largest encoded arguments of one map batch when process_pool_options::map_chunk
+/// is 0.
 inline constexpr std::size_t map_batch_bytes = std::size_t{1} << 20;
-/// What a batched map gathers: results straight in place when R has a default value.
+/// Internal. What a batched map gathers: results straight in place when R has a default
+/// value.
 template <class R>
 struct batched_map {
   using slot = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
@@ -363,7 +451,8 @@ struct batched_map {
   std::exception_ptr first_error;
   std::size_t pending = 1;  // chunks in flight, plus one until the last is submitted
 };
-/// Decodes a chunk's reply into `results[first ...]`; throws the first item's error.
+/// Internal. Decodes a chunk's reply into `results[first ...]`; throws the first item's
+/// error.
 template <class R, class Slot>
 void decode_chunk(std::span<const std::byte> bytes, std::size_t count, bool batch,
                   std::vector<Slot>& results, std::size_t first) {

@@ -1,6 +1,11 @@
 // crew/protocol.hpp — the framed wire protocol between a coordinator and a worker.
 // Pure functions and buffers, no IO: the channels and the worker runtime do the IO.
 // The format is specified in docs/protocol.md.
+//
+// Only needed to write a worker without crew's runtime, or to test one; process_pool and
+// serve (worker_runtime.hpp) use it for you. Read next: docs/protocol.md.
+// Thread safety: the functions are pure (they touch only their arguments); every object
+// here belongs to one thread.
 #pragma once
 
 #include <crew/error.hpp>
@@ -43,19 +48,26 @@ inline constexpr std::uint16_t flag_batch = 2;
 
 /// A decoded frame header.
 struct frame_header {
+  /// What the frame carries.
   frame_type type{};
+  /// flag_shm and/or flag_batch.
   std::uint16_t flags = 0;
+  /// The task the frame belongs to; 0 for hello and shutdown.
   std::uint64_t task_id = 0;
+  /// Payload bytes after the header.
   std::uint32_t length = 0;
 };
 
 /// A complete frame, viewing bytes owned by the frame_reader that produced it.
 struct frame_view {
+  /// The frame's header.
   frame_header header;
+  /// Its `header.length` payload bytes.
   std::span<const std::byte> payload;
 };
 
-/// Appends one frame (header and payload) to `out`.
+/// Appends one frame (header and payload) to `out`. The payload must be under 4 GiB: its
+/// size is not checked, only cast to the u32 length. Throws std::bad_alloc.
 void append_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
                   std::span<const std::byte> payload, std::uint16_t flags = 0);
 
@@ -70,13 +82,16 @@ boost::system::error_code parse_header(const std::byte* in, std::size_t max_payl
 /// Thread safety: none.
 class frame_reader {
  public:
+  /// A reader that rejects frames with a payload over `max_payload`.
   explicit frame_reader(std::size_t max_payload = default_max_payload);
-  /// Space for at least `min_bytes` more input (more if a known frame needs it).
+  /// Space for at least `min_bytes` more input (more if a known frame needs it). Moves the
+  /// buffered bytes (invalidating earlier views); throws std::bad_alloc.
   std::span<std::byte> prepare(std::size_t min_bytes = 64 * 1024);
   /// Marks `n` bytes of the last prepared space as filled.
   void commit(std::size_t n) noexcept { end_ += n; }
   /// Extracts the next complete frame. Returns false when more input is needed or when
-  /// `ec` was set. The view stays valid until the next call of prepare or next.
+  /// `ec` was set (`protocol_error` or `payload_too_large`, as parse_header). The view stays
+  /// valid until the next call of prepare or next.
   bool next(frame_view& out, boost::system::error_code& ec);
   /// True when some bytes of an incomplete frame are buffered (EOF now = truncation).
   bool mid_frame() const noexcept { return end_ != begin_; }
@@ -98,7 +113,10 @@ struct shm_descriptor {
   std::uint64_t length = 0;      ///< bytes
   std::uint64_t generation = 0;  ///< the task's generation, echoed by the worker
 };
+/// Bytes of an encoded shm_descriptor.
 inline constexpr std::size_t shm_descriptor_size = 24;
+/// Appends the 24 bytes of `d` to `out` (a task or result frame's payload, after the job
+/// index for a task). Throws std::bad_alloc.
 void append_descriptor(std::vector<std::byte>& out, const shm_descriptor& d);
 /// Decodes and validates a descriptor from a peer: the payload must be exactly 24 bytes,
 /// `offset + length` must not wrap and must lie within `area_size`, and the generation
@@ -110,6 +128,9 @@ boost::system::error_code check_descriptor(std::span<const std::byte> payload,
 /// The layout of the shared memory, written by the coordinator in the first page of the
 /// request file (fd 5). The request area lies in the request file (after this page), the
 /// response area in the response file (fd 6). The coordinator never reads it back.
+/// Members: `magic`, the header's first four bytes; `size`, the bytes reserved for the
+/// header at the start of the request file; the offset and byte count of each area in its
+/// file. On the wire: u32 magic, u32 version, then the four u64 in declaration order.
 struct shm_header {
   static constexpr std::uint32_t magic = 0x48535243;     // "CRSH"
   static constexpr std::size_t size = 4096;              // the request area starts page-aligned
@@ -118,17 +139,21 @@ struct shm_header {
 };
 /// Writes the header at `page` (at least shm_header::size bytes).
 void write_shm_header(std::byte* page, const shm_header& h) noexcept;
-/// Reads and checks a header against the two files' sizes: the request area must lie after
-/// the header within the request file, the response area within the response file.
-/// protocol_error if not.
+/// Reads and checks a header against the two files' sizes: the request file must hold the
+/// header page, magic and version must match, the request area must lie after the header
+/// within the request file, the response area within the response file. protocol_error if
+/// not.
 boost::system::error_code read_shm_header(const std::byte* page, std::size_t request_file_size,
                                           std::size_t response_file_size, shm_header& out) noexcept;
 
 /// The worker's handshake: the first frame it sends.
 struct hello {
+  /// The worker's process id.
   std::uint32_t pid = 0;
+  /// The jobs it serves; a task names one by its index in this list.
   std::vector<job_info> jobs;
 };
+/// The payload of a hello frame: pid, u32 job count, then each job's name and signature.
 std::vector<std::byte> encode_hello(const hello& h);
 /// Throws decode_error for a malformed payload.
 hello decode_hello(std::span<const std::byte> payload);
@@ -147,7 +172,9 @@ std::byte* append_frame_for(std::vector<std::byte>& out, frame_type type, std::u
 /// as the frame types), a u32 length and that many bytes (an encoded result, or an error
 /// payload).
 struct batch_item {
+  /// frame_type::result or frame_type::error.
   frame_type kind = frame_type::result;
+  /// An encoded result, or an error payload (decode_error_payload); views the payload.
   std::span<const std::byte> bytes;
 };
 /// Appends the header of a batch's argument item of `n` bytes (its u32 length) and room for
@@ -161,10 +188,15 @@ std::byte* append_batch_item(std::vector<std::byte>& out, std::size_t n, frame_t
 /// left over (checked by `expect_end`).
 class batch_reader {
  public:
+  /// Reads the item count. Throws decode_error if there is none, or if the bytes cannot
+  /// hold that many items.
   explicit batch_reader(std::span<const std::byte> items);
+  /// The number of items.
   std::uint32_t count() const noexcept { return count_; }
-  /// The next item's bytes; call it `count()` times.
+  /// The next item's bytes (a view of `items`); call it `count()` times. Throws
+  /// decode_error for an item that is truncated or runs past the end.
   std::span<const std::byte> next();
+  /// Throws decode_error unless every byte was consumed.
   void expect_end() const;
 
  private:
@@ -176,9 +208,13 @@ class batch_reader {
 /// an error. Throws decode_error otherwise.
 class batch_result_reader {
  public:
+  /// Reads the item count. Throws decode_error if it is not `expected` or the bytes cannot
+  /// hold that many items.
   batch_result_reader(std::span<const std::byte> payload, std::size_t expected);
-  /// The next item; call it `expected` times.
+  /// The next item (viewing `payload`); call it `expected` times. Throws decode_error for
+  /// an item that is truncated, runs past the end, or is neither a result nor an error.
   batch_item next();
+  /// Throws decode_error unless every byte was consumed.
   void expect_end() const;
 
  private:
@@ -190,7 +226,7 @@ class batch_result_reader {
 /// payloads included. Throws decode_error.
 void check_batch_result(std::span<const std::byte> payload, std::size_t expected);
 /// Starts a frame whose payload is appended afterwards; `finish_frame` writes its length.
-/// Returns the header's offset in `out`.
+/// Returns the header's offset in `out`. Throws std::bad_alloc.
 std::size_t begin_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
                         std::uint16_t flags = 0);
 /// Throws capacity_exceeded if the payload appended since `begin_frame` is over 4 GiB - 1.
@@ -198,9 +234,12 @@ void finish_frame(std::vector<std::byte>& out, std::size_t header_at);
 
 /// The payload of an error frame: an errc value and a message.
 struct error_payload {
+  /// Why the task failed.
   errc code = errc::job_failed;
+  /// The detail, e.g. the job's exception message.
   std::string message;
 };
+/// The payload of an error frame: u32 code, then the message as a string.
 std::vector<std::byte> encode_error(const error_payload& e);
 /// Throws decode_error for a malformed payload or an unknown code.
 error_payload decode_error_payload(std::span<const std::byte> payload);

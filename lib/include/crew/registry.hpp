@@ -1,4 +1,7 @@
 // crew/registry.hpp — the implementations of jobs, looked up by name.
+//
+// A worker serves a registry (worker_runtime.hpp); thread_pool and inline_runner call one
+// in-process. Read next: worker_runtime.hpp, then process_pool.hpp.
 #pragma once
 
 #include <crew/codec.hpp>
@@ -17,8 +20,11 @@ namespace crew {
 
 /// A job as a worker announces it: its name and its signature in wire type names.
 struct job_info {
+  /// The job's name (job::name()).
   std::string name;
+  /// The job's signature in wire type names (job::signature()), e.g. `"f64(i32)"`.
   std::string signature;
+  /// Equal when both name and signature are.
   friend bool operator==(const job_info&, const job_info&) = default;
 };
 
@@ -31,32 +37,41 @@ class registry {
   /// Where an encoded result goes: called once with the result's encoded size, it returns
   /// the encoder to write it with (into a frame buffer, or straight into shared memory).
   using result_sink = std::function<encoder(std::size_t size)>;
-  /// Runs a job on encoded arguments and writes its encoded result through `sink`.
-  /// Throws decode_error for malformed arguments; whatever the job throws passes through.
+  /// Runs a job on encoded arguments and writes its encoded result through `sink` (a void
+  /// job calls `sink(0)`). Throws decode_error for malformed arguments or bytes left over;
+  /// whatever the job or the sink throws passes through.
   using encoded_call = std::function<void(decoder& args, const result_sink& sink)>;
 
   /// One registered job.
   struct entry {
+    /// Its name and wire signature, as a worker announces them.
     job_info info;
+    /// The implementation on encoded bytes (what a worker runs).
     encoded_call call_encoded;
+    /// `typeid(R(decayed Args...))`: what `call` checks before casting `typed`.
     std::type_index signature_type;
+    /// Internal: the implementation as a typed std::function, for `call`.
     std::shared_ptr<const void> typed;  // std::function<R(decayed Args...)>
   };
 
   /// Registers `fn` as the implementation of `j`; `fn` must be callable with the job's
-  /// decayed argument types and return something convertible to its result.
-  /// Throws std::invalid_argument if a job of that name is already registered.
+  /// decayed argument types and return something convertible to its result. `fn` is copied
+  /// (or moved) in; `j` itself is not kept. Returns `*this`, for chaining.
+  /// Throws std::invalid_argument if a job of that name is already registered (the registry
+  /// is then unchanged).
   template <class R, class... A, class F>
   registry& add(const job<R(A...)>& j, F fn);
 
-  /// The entry named `name`, or nullptr.
+  /// The entry named `name`, or nullptr. The pointer stays valid until the registry is
+  /// destroyed (entries are never removed; `add` does not move them).
   const entry* find(std::string_view name) const noexcept;
 
   /// The jobs registered, sorted by name.
   std::vector<job_info> jobs() const;
 
-  /// Calls the job of `inv` in this thread. Throws task_error with `unknown_job` or
-  /// `signature_mismatch` if the registry has no such job; the job's exceptions pass through.
+  /// Calls the job of `inv` in this thread. Throws task_error with `unknown_job` if no job
+  /// has that name, `signature_mismatch` if it has other C++ types (compared exactly, not by
+  /// wire name); the job's exceptions pass through unchanged.
   template <class R, class... A>
   R call(invocation<R, A...> inv) const;
 

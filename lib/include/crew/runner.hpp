@@ -1,5 +1,8 @@
 // crew/runner.hpp — what every crew pool offers on top of its `async_submit`:
 // `submit` returning a std::future, and `async_map` / `map` over a range, results in order.
+//
+// Also the completion signature every task has (task_signature_t). Read next: error.hpp
+// (what a failed task carries), then thread_pool.hpp and inline_runner.hpp.
 #pragma once
 
 #include <crew/job.hpp>
@@ -30,15 +33,22 @@ namespace crew {
 
 /// The completion signature of a task whose job returns `R`:
 /// `void(std::exception_ptr, R)`, or `void(std::exception_ptr)` when `R` is void.
-/// The exception, when set, is a `crew::task_error` (see error.hpp).
+/// The exception, when set, is a `crew::task_error` (see error.hpp), unless decoding a
+/// process_pool result throws something else (a user codec's own exception type,
+/// std::bad_alloc): that is delivered as thrown. On failure the `R` passed is
+/// value-initialized, so `R` must be default-constructible to be submitted.
 template <class R>
 struct task_signature {
+  /// `void(std::exception_ptr, R)`.
   using type = void(std::exception_ptr, R);
 };
+/// For a void job: `void(std::exception_ptr)`.
 template <>
 struct task_signature<void> {
+  /// `void(std::exception_ptr)`.
   using type = void(std::exception_ptr);
 };
+/// task_signature<R>::type.
 template <class R>
 using task_signature_t = typename task_signature<R>::type;
 
@@ -63,8 +73,9 @@ struct task_options {
 
 namespace detail {
 
-/// Invokes `handler(args...)` through the handler's associated executor (falling back to
-/// `fallback`), never from inside the caller's frame, keeping that executor busy meanwhile.
+/// Internal. Invokes `handler(args...)` through the handler's associated executor (falling
+/// back to `fallback`), never from inside the caller's frame, keeping that executor busy
+/// meanwhile.
 template <class Handler, class Fallback, class... Args>
 void post_completion(Handler&& handler, const Fallback& fallback, Args&&... args) {
   auto ex = boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
@@ -75,10 +86,10 @@ void post_completion(Handler&& handler, const Fallback& fallback, Args&&... args
                     });
 }
 
-/// Invokes `handler(args...)` through its associated executor (falling back to `fallback`)
-/// with `dispatch`: inline when the calling thread already runs that executor (a pool thread
-/// completing a handler bound to the pool, or use_future's promise), posted otherwise. For a
-/// caller that is itself a posted function, never the initiating call.
+/// Internal. Invokes `handler(args...)` through its associated executor (falling back to
+/// `fallback`) with `dispatch`: inline when the calling thread already runs that executor
+/// (a pool thread completing a handler bound to the pool, or use_future's promise), posted
+/// otherwise. For a caller that is itself a posted function, never the initiating call.
 template <class Handler, class Fallback, class... Args>
 void dispatch_completion(Handler&& handler, const Fallback& fallback, Args&&... args) {
   auto ex = boost::asio::get_associated_executor(handler, fallback);
@@ -88,8 +99,8 @@ void dispatch_completion(Handler&& handler, const Fallback& fallback, Args&&... 
                         });
 }
 
-/// As post_completion, and first clears `slot` (the handler's cancellation slot), on the
-/// handler's executor, where its owner may also emit on it.
+/// Internal. As post_completion, and first clears `slot` (the handler's cancellation slot),
+/// on the handler's executor, where its owner may also emit on it.
 template <class Slot, class Handler, class Fallback, class... Args>
 void post_completion_clearing(Slot slot, Handler&& handler, const Fallback& fallback,
                               Args&&... args) {
@@ -102,7 +113,7 @@ void post_completion_clearing(Slot slot, Handler&& handler, const Fallback& fall
                     });
 }
 
-/// A move-only handler stored in a copyable callable, for type-erased storage.
+/// Internal. A move-only handler stored in a copyable callable, for type-erased storage.
 template <class Handler>
 class shared_handler {
  public:
@@ -118,6 +129,7 @@ class shared_handler {
   std::shared_ptr<std::optional<Handler>> h_;
 };
 
+/// Internal: what basic_runner::async_map gathers.
 template <class R>
 struct map_state {
   std::mutex mutex;
@@ -130,10 +142,13 @@ struct map_state {
 
 /// Mix-in giving a pool `submit`, `async_map` and `map` from its `async_submit`.
 /// `Derived` provides `async_submit(invocation, token)` and `get_executor()`.
+/// Thread safety: as the derived pool's async_submit (every pool here: any thread).
 template <class Derived>
 class basic_runner {
  public:
-  /// Submits one task; the future holds its result or its task_error.
+  /// Submits one task; the future holds its result, or throws its task_error from `get()`.
+  /// process_pool sets the future from its own executor, so `get()` must not be waited on
+  /// from a thread that has to run that executor.
   /// Thread safety: as the derived pool's async_submit.
   template <class R, class... A>
   std::future<R> submit(invocation<R, A...> inv) {
@@ -143,8 +158,14 @@ class basic_runner {
   /// Runs `j` once per element of `inputs` (each element is the job's single argument,
   /// or a tuple of its arguments) and completes with all results, in input order.
   /// Completion signature: `void(std::exception_ptr, std::vector<R>)`; on failure the
-  /// exception is the first task error observed and the vector is empty. Every task
-  /// still runs to its end before the completion.
+  /// exception is the first task error observed (in completion order, not input order) and
+  /// the vector is empty. Every task still runs to its end before the completion.
+  /// The inputs are read and every task submitted when the operation is initiated (within
+  /// this call for a callback or use_future); the per-task completions run on the pool's
+  /// executor and the final one is posted to the handler's associated executor (default:
+  /// the pool's). An empty range completes with an empty vector. `j` must outlive the tasks (see
+  /// invocation). The token is required: the default
+  /// (`default_completion_token_t<any_io_executor>`) is void in Boost 1.81.
   template <
       class R, class... A, std::ranges::input_range Range,
       class CompletionToken = boost::asio::default_completion_token_t<boost::asio::any_io_executor>>
@@ -192,6 +213,7 @@ class basic_runner {
 
   /// Blocking `async_map`: returns the results in order or throws the first task error.
   /// Do not call it from a thread that must run the pool's executor for it to finish.
+  /// (The derived pool's own async_map is used: process_pool's, in batches.)
   template <class R, class... A, std::ranges::input_range Range>
   std::vector<R> map(const job<R(A...)>& j, Range&& inputs) {
     return self().async_map(j, std::forward<Range>(inputs), future_token()).get();
@@ -210,6 +232,8 @@ class basic_runner {
       return boost::asio::use_future;
   }
 
+  /// One element of a map's input as a call of `j`: the argument itself for a one-argument
+  /// job, else a tuple (or anything std::apply takes) of the arguments.
   template <class R, class... A, class X>
   static invocation<R, A...> make_call(const job<R(A...)>& j, X&& x) {
     if constexpr (sizeof...(A) == 1)

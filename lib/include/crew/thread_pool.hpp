@@ -1,4 +1,7 @@
 // crew/thread_pool.hpp — the same jobs, run in-process on an asio::thread_pool.
+//
+// For jobs that need no isolation (IO-bound, or trusted and quick), and as a baseline.
+// Read next: inline_runner.hpp; process_pool.hpp for the isolated version.
 #pragma once
 
 #include <crew/error.hpp>
@@ -23,27 +26,39 @@ namespace crew {
 
 /// Runs registered jobs on its own threads (an `asio::thread_pool`), with the same
 /// submit/map API as process_pool. No isolation: a job that crashes takes the process
-/// with it; no IPC: arguments are moved, not encoded.
-/// Thread safety: every member may be called from any thread, except the destructor.
+/// with it; no IPC: arguments are moved, not encoded. No deadlines, retries or queue bound;
+/// a cancellation slot on the handler is ignored, task_options::stop is honoured until the
+/// task starts.
+/// Thread safety: every member may be called from any thread, except the destructor,
+/// which must not run concurrently with other members nor on a pool thread.
 class thread_pool : public basic_runner<thread_pool> {
  public:
+  /// The executor type of get_executor().
   using executor_type = boost::asio::any_io_executor;
 
-  /// `threads` threads (0: one per hardware thread) serving the jobs of `jobs`, which
-  /// must outlive the pool. `on_event` receives the tasks' events (crew/events.hpp; `worker`
-  /// is the thread's index), one at a time, on the thread where they happen.
+  /// `threads` threads (0: one per hardware thread, at least 1) serving the jobs of `jobs`,
+  /// which must outlive the pool and get no more `add` calls. The threads start here; throws
+  /// boost::system::system_error if they cannot be created. `on_event` receives the tasks'
+  /// events (crew/events.hpp; `worker` is the thread's index), one at a time, on the thread
+  /// where they happen.
   explicit thread_pool(const registry& jobs, std::size_t threads = 0, event_handler on_event = {})
       : jobs_(&jobs), pool_(threads ? threads : default_threads()), events_(std::move(on_event)) {}
 
-  /// Waits for queued work to finish, then stops the threads.
+  /// join(): waits for queued work to finish, then stops the threads. Do not run it on a
+  /// pool thread.
   ~thread_pool() { join(); }
 
-  /// Completions default to the pool's own threads.
+  /// The pool's executor (its threads); completions default to it.
   executor_type get_executor() noexcept { return pool_.get_executor(); }
 
-  /// Runs `inv` on a pool thread. Completion signature: `task_signature_t<R>`; a job's
-  /// exception arrives as given (a std::exception from the job is wrapped in a
-  /// task_error with `job_failed`). Never completes inside this call.
+  /// Runs `inv` on a pool thread. Completion signature: `task_signature_t<R>`. Errors: a
+  /// task_error the job throws arrives as thrown; any other exception becomes a task_error
+  /// with `job_failed` and its `what()` (`"unknown exception"` if not a std::exception);
+  /// `unknown_job` or `signature_mismatch` if the registry lacks the job; `shutting_down`
+  /// once the pool is closed. Never completes inside this call. The handler runs on its
+  /// associated executor (default: the pool's), dispatched right after the job when that is
+  /// the pool's; after close, on its associated executor or else Asio's system executor.
+  /// The token is required (the default token type is void in Boost 1.81).
   template <class R, class... A,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   requires(!std::is_same_v<std::remove_cvref_t<CompletionToken>, task_options>) auto async_submit(
@@ -95,19 +110,24 @@ class thread_pool : public basic_runner<thread_pool> {
     return async_submit(std::move(inv), std::move(options), future_token());
   }
 
-  /// Stops taking work; later submissions fail with `shutting_down`.
+  /// Stops taking work; later submissions fail with `shutting_down`. Tasks already
+  /// submitted still run. The threads keep running until join().
   void close() noexcept { closed_ = true; }
 
   /// Closes the pool, waits for every queued task to finish and stops the threads.
-  /// Do not call it from a pool thread.
+  /// Do not call it from a pool thread. After it, do not call map or async_map: their
+  /// per-task completions are bound to the pool's executor, which no longer runs, so they
+  /// never complete (submit and async_submit do fail with `shutting_down`).
   void join() {
     close();
     pool_.join();
   }
 
   /// Runs a job in this thread, reporting it to `events`, and posts (or, with `Dispatch`,
-  /// dispatches) its completion: what thread_pool and inline_runner share. A stop requested
-  /// on `opts.stop` before the job starts fails it with `cancelled` instead.
+  /// dispatches) its completion to the handler's associated executor, else `fallback`: what
+  /// thread_pool and inline_runner share. A stop requested on `opts.stop` before the job
+  /// starts fails it with `cancelled` instead. Exceptions are delivered as async_submit says,
+  /// never thrown.
   template <bool Dispatch = false, class R, class... A, class Handler, class Executor>
   static void run_and_complete(const registry& jobs, invocation<R, A...> call, Handler&& h,
                                const Executor& fallback, detail::inproc_events& events,

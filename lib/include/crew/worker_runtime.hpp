@@ -1,5 +1,9 @@
 // crew/worker_runtime.hpp — the inside of a worker process: handshake, read a task, run
-// the job, reply. `crew-worker` is a main() around `serve`; so is any user's own worker.
+// the job, reply. `crew-worker` is a main() around `serve`; so is any user's own worker:
+// @code
+// int main() { crew::registry jobs; jobs.add(long_comp, compute); return crew::serve(jobs); }
+// @endcode
+// Read next: process_pool.hpp (the coordinator that starts such a worker).
 #pragma once
 
 #include <crew/protocol.hpp>
@@ -9,28 +13,34 @@
 
 namespace crew {
 
-/// How a worker talks to its coordinator.
+/// How a worker talks to its coordinator. The defaults are what a process_pool sets up.
 struct worker_options {
   /// Descriptor the coordinator writes frames to (the worker reads).
   int in_fd = 3;
   /// Descriptor the worker writes frames to.
   int out_fd = 4;
-  /// Largest frame payload accepted from the coordinator.
+  /// Largest frame payload accepted from the coordinator, and the bound on a batch's
+  /// results. The pool does not pass its own `max_payload` on: raise both together.
   std::size_t max_payload = protocol::default_max_payload;
   /// The shared-memory request file (read-only) and response file, or -1 for none.
-  /// Default: `$CREW_SHM_REQUEST_FD` and `$CREW_SHM_RESPONSE_FD`, which a coordinator
-  /// using the shm transport sets (to 5 and 6).
+  /// Default (-2): `$CREW_SHM_REQUEST_FD` and `$CREW_SHM_RESPONSE_FD`, which a coordinator
+  /// using the shm transport sets (to 5 and 6); none if unset. Both are closed, and the
+  /// variables unset, once mapped.
   int shm_request_fd = -2;
+  /// The response file; see shm_request_fd.
   int shm_response_fd = -2;
-  /// Results up to this many bytes go inline in the frame even with a segment. Default:
-  /// `$CREW_SHM_INLINE`, else 0.
+  /// Results up to this many bytes go inline in the frame even with a segment. Default
+  /// (SIZE_MAX): `$CREW_SHM_INLINE`, else 0. Results larger than the response area also go
+  /// inline.
   std::size_t shm_inline_max = static_cast<std::size_t>(-1);
   /// Accept batch frames (many calls of one job in one frame, what `map` sends) and say so
   /// in the hello. Off: the coordinator sends such a worker one task frame per item.
   bool batch = true;
 };
 
-/// Exit codes of `serve`, which a worker's main() returns.
+/// Exit codes of `serve`, which a worker's main() returns. `io_error` also covers an
+/// unexpected exception caught by serve (e.g. std::bad_alloc, written to stderr). A worker
+/// whose coordinator died ends by SIGKILL to its process group instead.
 enum class worker_exit : int {
   ok = 0,                   ///< shutdown frame or end of input: the coordinator is done
   not_started_by_crew = 2,  ///< fd 3 / fd 4 are not open
@@ -39,24 +49,39 @@ enum class worker_exit : int {
   bad_segment = 5,          ///< the shared-memory segment could not be mapped or is malformed
 };
 
-/// The id of the task the calling thread is running inside `serve`, or 0 outside a task.
-/// For logs, and for tests that speak the protocol by hand.
+/// The id of the task the calling thread is running inside `serve`, or 0 outside a task
+/// (and on any other thread). For logs, and for tests that speak the protocol by hand.
 std::uint64_t current_task_id() noexcept;
 
 /// For a job inside `serve`: true once the coordinator has asked to cancel the running task,
-/// or has gone away (end of input, or a shutdown frame). A long job that polls it can stop
-/// early, by throwing anything; the coordinator has already failed the task with
-/// `cancelled` and discards the reply. A job that never polls is killed after the pool's
-/// `cancel_grace`. Costs one poll(2) when nothing is pending; call it every few ms at most.
-/// False outside a task.
+/// or has gone away (end of input, a shutdown frame, or a malformed frame). A long job that
+/// polls it can stop early, by throwing anything (the reply is then an error with
+/// `cancelled`); the coordinator has already failed the task (with `cancelled`, or with
+/// `shutting_down` if the pool is being destroyed) and discards the reply. A job that never
+/// polls is killed after the pool's `cancel_grace`. Costs one poll(2) when nothing is
+/// pending (what is pending is read and kept for serve); call it every few ms at most.
+/// Stays true for the rest of the task. False outside a task, and on any thread but the one
+/// running serve. A batch (map) polls it itself every 256 items.
 bool cancel_requested() noexcept;
 
 /// Serves the jobs of `jobs` until the coordinator closes the channel or sends shutdown.
 /// Runs one task at a time on the calling thread. Arranges to die with the coordinator:
 /// when the thread that started it exits (`PR_SET_PDEATHSIG`, see docs/architecture.md),
-/// the worker kills its own process group, its children included. Jobs' exceptions become error
-/// frames; stdout is flushed after each task so that what a job prints shows up promptly. Returns
-/// the process exit code (see worker_exit); never throws.
+/// the worker kills its own process group, its children included. (A pool starts workers
+/// from a thread that never exits: in effect, when the coordinator process ends.) Jobs'
+/// exceptions become error frames; stdout is flushed after each task so that what a job
+/// prints shows up promptly. Returns the process exit code (see worker_exit); never throws.
+///
+/// The parent-death arrangement applies only when `$CREW_COORDINATOR_PID` is set (a pool
+/// sets it); it installs a SIGHUP handler. serve also makes stdout line-buffered and unsets
+/// the `CREW_*` variables it reads, so that a pool started by a job does not see them.
+/// Error frames carry `job_failed` (the exception's `what()`), `decode_error` (arguments
+/// that do not decode), `unknown_job` (a job index out of range), `cancelled` (a job that
+/// throws after cancel_requested() said true, a task cancelled before it started, a batch
+/// stopped midway), or
+/// `payload_too_large` (a batch whose results exceed `max_payload`).
+/// Thread safety: call it once per process, from one thread; `jobs` must not change while
+/// it runs. Jobs run on that thread.
 int serve(const registry& jobs, const worker_options& options = {}) noexcept;
 
 }  // namespace crew
