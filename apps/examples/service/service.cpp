@@ -214,7 +214,7 @@ class server {
   server(asio::io_context& ioc, const options& o)
       : ioc_(ioc),
         opts_(o),
-        acceptor_(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), o.port)),
+        acceptor_(listen(ioc, o.port)),
         signals_(ioc, SIGINT, SIGTERM),
         drain_(ioc),
         io_(make_io_jobs(), o.io_threads),
@@ -233,6 +233,15 @@ class server {
     tcp::socket socket;
     bool busy = false;  // between reading a request and writing its response
   };
+
+  static tcp::acceptor listen(asio::io_context& ioc, unsigned short port) {
+    try {
+      return tcp::acceptor(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), port));
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error("cannot listen on 127.0.0.1:" + std::to_string(port) + ": " +
+                               e.code().message());
+    }
+  }
 
   const crew::registry& make_io_jobs() {
     io_jobs_.add(service::io_wait,
