@@ -531,6 +531,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
                   w->seg ? w->seg.worker_request_fd() : -1,
                   w->seg ? w->seg.response_fd() : -1};
     child_setup setup{opts_.env, opts_.inherit_env, opts_.working_directory};
+    setup.env.push_back("CREW_MAX_PAYLOAD=" + std::to_string(opts_.max_payload));
     if (w->seg)
       for (std::string e :
            {std::string("CREW_SHM_REQUEST_FD=5"), std::string("CREW_SHM_RESPONSE_FD=6"),

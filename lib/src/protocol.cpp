@@ -24,6 +24,9 @@ constexpr std::uint8_t max_type = static_cast<std::uint8_t>(frame_type::batch_re
 
 void append_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
                   std::span<const std::byte> payload, std::uint16_t flags) {
+  if (payload.size() > std::numeric_limits<std::uint32_t>::max())
+    throw capacity_exceeded("a frame payload of " + std::to_string(payload.size()) +
+                            " bytes does not fit a 32-bit length");
   const auto at = out.size();
   out.resize(at + header_size + payload.size());
   std::byte* h = out.data() + at;

@@ -162,8 +162,8 @@ struct running_guard {
 class task_runner {
  public:
   task_runner(const std::vector<const registry::entry*>& index, const segment& seg,
-              std::size_t inline_max)
-      : index_(index), seg_(seg), inline_max_(inline_max) {}
+              std::size_t inline_max, std::size_t max_payload)
+      : index_(index), seg_(seg), inline_max_(inline_max), max_payload_(max_payload) {}
 
   // Appends the reply frame to `reply` (which may hold earlier replies not yet written).
   void run(const protocol::frame_view& f, std::vector<std::byte>& reply) {
@@ -188,6 +188,8 @@ class task_runner {
       finish_result();
     } catch (const decode_error& ex) {
       fail(errc::decode_error, e.info.name + ": " + ex.message());
+    } catch (const capacity_exceeded& ex) {
+      fail(errc::payload_too_large, e.info.name + ": " + ex.message());
     } catch (const std::exception& ex) {
       fail(watch && watch->cancelled ? errc::cancelled : errc::job_failed, ex.what());
     } catch (...) {
@@ -288,6 +290,11 @@ class task_runner {
     in_shm_ = generation_ && size > inline_max_ && size <= seg_.layout.response_size;
     size_ = size;
     if (in_shm_) return encoder(seg_.response().data(), size);
+    // Too large for a frame the coordinator accepts: the task fails, the worker lives on.
+    if (size > max_payload_)
+      throw capacity_exceeded("the result is " + std::to_string(size) +
+                              " bytes, over the frame limit of " + std::to_string(max_payload_) +
+                              " bytes (max_payload)");
     reply_->resize(base_);
     return encoder(protocol::append_frame_for(*reply_, protocol::frame_type::result, id_, size),
                    size);
@@ -320,6 +327,7 @@ class task_runner {
   const std::vector<const registry::entry*>& index_;
   const segment& seg_;
   std::size_t inline_max_;
+  std::size_t max_payload_;
   std::vector<std::byte>* reply_ = nullptr;
   std::size_t base_ = 0;
   std::uint64_t id_ = 0;
@@ -388,6 +396,11 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   if (response_fd >= 0) ::close(response_fd);
   ::unsetenv("CREW_SHM_REQUEST_FD");
   ::unsetenv("CREW_SHM_RESPONSE_FD");
+  // The pool says its frame limit in CREW_MAX_PAYLOAD: both sides then agree on it.
+  const std::size_t max_payload = options.max_payload != static_cast<std::size_t>(-1)
+                                      ? options.max_payload
+                                      : env_size("CREW_MAX_PAYLOAD", protocol::default_max_payload);
+  ::unsetenv("CREW_MAX_PAYLOAD");
   const std::size_t inline_max = options.shm_inline_max != static_cast<std::size_t>(-1)
                                      ? options.shm_inline_max
                                      : env_size("CREW_SHM_INLINE", 0);
@@ -416,11 +429,11 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
       return ok;
     };
 
-    protocol::frame_reader reader(options.max_payload);
-    task_runner runner(index, seg, inline_max);
+    protocol::frame_reader reader(max_payload);
+    task_runner runner(index, seg, inline_max, max_payload);
     cancel_watch cw;
     cw.in_fd = options.in_fd;
-    cw.max_payload = options.max_payload;
+    cw.max_payload = max_payload;
     cw.reader = &reader;
     watch = &cw;
     struct unwatch {
@@ -440,14 +453,14 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
           return static_cast<int>(worker_exit::protocol_error);
         }
         // A coordinator that sends tasks ahead may already have cancelled this one.
-        if (cancel_buffered(reader.buffered(), f.header.task_id, options.max_payload)) {
+        if (cancel_buffered(reader.buffered(), f.header.task_id, max_payload)) {
           runner.refuse(f.header.task_id, out);
         } else {
           cw.task = f.header.task_id;
           cw.cancelled = false;
           cw.scan = 0;
           if (is_batch)
-            runner.run_batch(f, out, options.max_payload);
+            runner.run_batch(f, out, max_payload);
           else
             runner.run(f, out);
           cw.task = 0;

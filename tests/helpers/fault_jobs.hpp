@@ -56,6 +56,8 @@ inline const job<int(int)> truncated_frame{"truncated_frame"};
 inline const job<int(int)> until_cancelled{"until_cancelled"};
 /// Says "started" on stderr, then sleeps the given ms without polling for a cancel.
 inline const job<int(int)> ignore_cancel{"ignore_cancel"};
+/// Returns a string of the given number of bytes: a small task with a large result.
+inline const job<std::string(std::uint32_t)> make_bytes{"make_bytes"};
 /// The value of the environment variable named, or "<unset>".
 inline const job<std::string(std::string)> getenv_of{"getenv_of"};
 /// The worker's working directory.

@@ -311,6 +311,7 @@ int main(int argc, char** argv) {
     const char* v = std::getenv(name.c_str());
     return std::string(v ? v : "<unset>");
   });
+  jobs.add(crew::test::make_bytes, [](std::uint32_t n) { return std::string(n, 'b'); });
   jobs.add(crew::test::cwd_of, [](int) { return std::filesystem::current_path().string(); });
   jobs.add(crew::test::bad_batch_reply, [](int) -> int {
     const std::vector<std::byte> no_items(4);

@@ -146,6 +146,37 @@ BOOST_AUTO_TEST_CASE(a_joined_thread_pool_still_completes_callbacks) {
   BOOST_TEST(static_cast<int>(f.get()) == static_cast<int>(crew::errc::shutting_down));
 }
 
+BOOST_AUTO_TEST_CASE(a_joined_thread_pool_refuses_a_map_instead_of_hanging) {
+  const auto jobs = demo_registry();
+  crew::thread_pool tp(jobs, 2);
+  tp.join();
+  auto f = tp.async_map(crew::demo::identity, std::vector<int>{1, 2}, asio::use_future);
+  BOOST_REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  BOOST_TEST(failure_of(std::move(f)).code() == make_error_code(crew::errc::shutting_down));
+}
+
+// An operation keeps its handler's executor busy until it completes: an io_context that
+// only waits for a task's completion does not return from run() before it.
+BOOST_FIXTURE_TEST_CASE(a_pending_task_keeps_its_handlers_io_context_running, io_fixture) {
+  const auto jobs = demo_registry();
+  crew::demo::set_io_scale(0.01);  // in-process long_io: 20 ms (the workers get --io-scale)
+  for (int mode = 0; mode < 2; ++mode) {
+    asio::io_context handlers;
+    int got = -1;
+    auto on_done =
+        asio::bind_executor(handlers, [&](std::exception_ptr ep, int v) { got = ep ? -2 : v; });
+    crew::thread_pool tp(jobs, 1);
+    crew::process_pool pp(ioc.get_executor(), worker_options());
+    if (mode == 0)
+      tp.async_submit(crew::demo::long_io(7), on_done);
+    else
+      pp.async_submit(crew::demo::long_io(7), on_done);
+    handlers.run();  // returns only once the handler has run
+    BOOST_TEST(got == 14, "mode " << mode);
+    pp.join();
+  }
+}
+
 BOOST_AUTO_TEST_CASE(async_map_outlives_the_runner_that_started_it) {
   // The map's completion runs after the runner is gone (caught by ASan if it touches it).
   const auto jobs = demo_registry();

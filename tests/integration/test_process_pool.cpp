@@ -166,6 +166,26 @@ BOOST_FIXTURE_TEST_CASE(a_crash_or_a_bad_reply_in_a_batch_fails_the_map_and_spar
   expect_no_leaks(fds_before);
 }
 
+// The pool's frame limit reaches its workers: a result over it fails its task with
+// payload_too_large, and the worker (not killed for a protocol violation) serves the next.
+BOOST_FIXTURE_TEST_CASE(a_result_over_the_frame_limit_fails_only_its_task, io_fixture) {
+  {
+    auto o = fault_options(1);
+    o.max_payload = 64 * 1024;
+    crew::process_pool pool(ioc.get_executor(), o);
+    const auto pid = pool.submit(crew::test::make_bytes(10)).get().size() == 10u
+                         ? pool.pids()
+                         : std::vector<int>{};
+    auto e = failure_of(pool.submit(crew::test::make_bytes(100 * 1024)));
+    BOOST_TEST(e.code() == make_error_code(errc::payload_too_large));
+    BOOST_TEST(contains(e.what(), "over the frame limit of 65536 bytes"), e.what());
+    BOOST_TEST(pool.submit(crew::test::make_bytes(1000)).get().size() == 1000u);
+    BOOST_TEST(pool.pids() == pid, boost::test_tools::per_element());  // the same worker
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
 BOOST_FIXTURE_TEST_CASE(workers_get_the_environment_and_directory_they_are_given, io_fixture) {
   const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
   {

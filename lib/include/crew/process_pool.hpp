@@ -90,10 +90,10 @@ struct process_pool_options {
   /// The workers' working directory; empty: this process's.
   std::filesystem::path working_directory;
   /// Largest frame payload accepted from a worker or sent to one. Arguments larger than
-  /// this (less 4 bytes) fail with `payload_too_large` unless they go by shared memory; a
-  /// result larger than this is a protocol violation (`protocol_error`, the worker is killed).
-  /// Workers have their own limit (worker_options::max_payload, the same default), which
-  /// this does not change.
+  /// this (less 4 bytes) fail with `payload_too_large` unless they go by shared memory.
+  /// Workers get it as `$CREW_MAX_PAYLOAD` (crew's runtime then fails a larger result with
+  /// `payload_too_large` and lives on); a result frame over it from a worker that ignores it
+  /// is a protocol violation (`protocol_error`, the worker is killed).
   std::size_t max_payload = protocol::default_max_payload;
   /// Receives every line workers write to stdout/stderr, on the pool's executor (on its
   /// strand: never concurrently with itself). An exception it throws is swallowed and the
@@ -413,9 +413,12 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         counter.put(call.args);
         t.args_size = counter.size();
         t.encode_args = [args = std::move(call.args)](encoder& e) { e.put(args); };
+        // The handler's executor has outstanding work until the task completes, as Asio
+        // asks of an operation: its run() does not return under a pending task.
+        auto work = std::make_shared<detail::handler_work<decltype(handler)>>(handler, executor_);
         detail::shared_handler<decltype(handler)> h(std::move(handler));
-        t.done = [h, slot, ex = executor_](std::exception_ptr ep,
-                                           std::span<const std::byte> bytes) mutable {
+        t.done = [h, slot, work, ex = executor_](std::exception_ptr ep,
+                                                 std::span<const std::byte> bytes) mutable {
           if constexpr (std::is_void_v<R>) {
             detail::post_completion_clearing(slot, h.take(), ex, ep);
           } else {
@@ -431,6 +434,7 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
             }
             detail::post_completion_clearing(slot, h.take(), ex, ep, std::move(value));
           }
+          work->reset();  // the posted completion holds the executor busy from here
         };
         submit_raw(std::move(t));
       },

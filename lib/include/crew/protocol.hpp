@@ -66,8 +66,8 @@ struct frame_view {
   std::span<const std::byte> payload;
 };
 
-/// Appends one frame (header and payload) to `out`. The payload must be under 4 GiB: its
-/// size is not checked, only cast to the u32 length. Throws std::bad_alloc.
+/// Appends one frame (header and payload) to `out`. Throws capacity_exceeded for a payload
+/// of 4 GiB or more (it cannot have a 32-bit length), std::bad_alloc.
 void append_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
                   std::span<const std::byte> payload, std::uint16_t flags = 0);
 

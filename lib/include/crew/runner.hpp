@@ -113,6 +113,34 @@ void post_completion_clearing(Slot slot, Handler&& handler, const Fallback& fall
                     });
 }
 
+/// Internal. `handler` bound to `ex` (type-erased), whatever it was associated with before.
+template <class Executor, class Handler>
+auto rebind_to(const Executor& ex, Handler&& handler) {
+  // Wrapped first: Asio's executor_binder, given another binder, would rebind that one.
+  return boost::asio::bind_executor(boost::asio::any_io_executor(ex),
+                                    [h = std::forward<Handler>(handler)](auto&&... args) mutable {
+                                      std::move(h)(std::forward<decltype(args)>(args)...);
+                                    });
+}
+
+/// Internal. Outstanding work on a handler's associated executor (else `fallback`) while its
+/// operation is pending, as Asio asks of an asynchronous operation; `reset()` ends it.
+template <class Handler>
+class handler_work {
+ public:
+  template <class Fallback>
+  handler_work(const Handler& h, const Fallback& fallback)
+      : ex_(boost::asio::prefer(boost::asio::get_associated_executor(h, fallback),
+                                boost::asio::execution::outstanding_work.tracked)) {}
+  void reset() noexcept { ex_.reset(); }
+
+ private:
+  using executor = std::decay_t<decltype(boost::asio::prefer(
+      std::declval<boost::asio::associated_executor_t<Handler, boost::asio::any_io_executor>>(),
+      boost::asio::execution::outstanding_work.tracked))>;
+  std::optional<executor> ex_;
+};
+
 /// Internal. A move-only handler stored in a copyable callable, for type-erased storage.
 template <class Handler>
 class shared_handler {

@@ -81,19 +81,25 @@ class thread_pool : public basic_runner<thread_pool> {
           if (closed_.load()) {
             // The pool's threads may be gone: complete on the handler's own executor, or
             // the system executor, never on the pool.
+            // A handler bound to the pool itself (map's are) goes to the system executor too.
             const boost::asio::system_executor elsewhere;
             auto error = make_task_error(errc::shutting_down, "the pool is closed");
+            const executor_type own = boost::asio::get_associated_executor(handler, elsewhere);
+            auto h = detail::rebind_to(own == get_executor() ? executor_type(elsewhere) : own,
+                                       std::move(handler));
             if constexpr (std::is_void_v<R>)
-              detail::post_completion(std::move(handler), elsewhere, error);
+              detail::post_completion(std::move(h), elsewhere, error);
             else
-              detail::post_completion(std::move(handler), elsewhere, error, R{});
+              detail::post_completion(std::move(h), elsewhere, error, R{});
             return;
           }
           const std::uint64_t id = events_ ? events_.next_id() : 0;
           const std::string& job = call.target->name();
           events_.emit(event_kind::task_queued, id, job, opts.label, false);
+          // The handler's executor has outstanding work until the task completes.
+          detail::handler_work<decltype(handler)> busy(handler, get_executor());
           boost::asio::post(work, [this, h = std::move(handler), c = std::move(call),
-                                   o = std::move(opts), id]() mutable {
+                                   o = std::move(opts), id, busy = std::move(busy)]() mutable {
             // Completed with dispatch: a handler bound to the pool, or a future's promise,
             // is completed right here instead of by another hop through a queue.
             run_and_complete<true>(*jobs_, std::move(c), std::move(h), get_executor(), events_, id,

@@ -19,9 +19,11 @@ struct worker_options {
   int in_fd = 3;
   /// Descriptor the worker writes frames to.
   int out_fd = 4;
-  /// Largest frame payload accepted from the coordinator, and the bound on a batch's
-  /// results. The pool does not pass its own `max_payload` on: raise both together.
-  std::size_t max_payload = protocol::default_max_payload;
+  /// Largest frame payload accepted from the coordinator, and the bound on a result (a
+  /// larger one fails its task with `payload_too_large`; the worker goes on). Default
+  /// (SIZE_MAX): `$CREW_MAX_PAYLOAD`, which a process_pool sets to its own `max_payload`, else
+  /// protocol::default_max_payload.
+  std::size_t max_payload = static_cast<std::size_t>(-1);
   /// The shared-memory request file (read-only) and response file, or -1 for none.
   /// Default (-2): `$CREW_SHM_REQUEST_FD` and `$CREW_SHM_RESPONSE_FD`, which a coordinator
   /// using the shm transport sets (to 5 and 6); none if unset. Both are closed, and the
