@@ -249,6 +249,7 @@ class server {
     return io_jobs_;
   }
 
+  // [options]
   static crew::process_pool_options pool_options(const options& o) {
     crew::process_pool_options p;
     p.workers = o.workers;
@@ -261,6 +262,7 @@ class server {
     };
     return p;
   }
+  // [/options]
 
   void wait_for_signal() {
     signals_.async_wait([this](boost::system::error_code ec, int signo) {
@@ -356,11 +358,13 @@ class server {
     if (words.empty()) co_return "error bad_request: empty request";
     const std::string_view cmd = words[0];
     try {
+      // [await]
       if (cmd == "cpu") {
         const auto n = int_argument(words, 0, service::max_primes_below);
         const auto primes = co_await cpu_.async_submit(service::count_primes(n), use_awaitable);
         co_return "ok cpu " + std::to_string(primes);
       }
+      // [/await]
       if (cmd == "spin") {
         const auto ms = int_argument(words, 0, service::max_spin_ms);
         co_return "ok spin " +
@@ -402,12 +406,14 @@ class server {
 
   /// Graceful stop, on the first SIGINT or SIGTERM.
   awaitable<void> stop() {
+    // [stop]
     stopping_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     io_.close();  // new IO requests fail with shutting_down; running ones go on
     drain_.expires_after(opts_.grace);  // the IO waits' grace starts now, as the CPU tasks'
     co_await cpu_.async_shutdown(opts_.grace, use_awaitable);
+    // [/stop]
     while (io_in_flight_ > 0) {
       auto [ec] = co_await drain_.async_wait(use_tuple);
       if (!ec) {  // the grace is over: interrupt the waits still running

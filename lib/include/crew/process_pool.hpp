@@ -147,7 +147,8 @@ struct process_pool_options {
   /// After a running task is cancelled its worker gets a cancel frame; if it has not
   /// answered (the job may poll `crew::cancel_requested()`) within this time it is killed.
   std::chrono::milliseconds cancel_grace{1000};
-  /// How many times a task is run again on a fresh worker after its worker died under it
+  /// How many times a task is run again (first in line, on the next free worker, maybe one
+  /// already running) after its worker died under it
   /// (`worker_crashed`). Errors thrown by the job, timeouts and protocol violations are
   /// never retried. Per job: `job_retries`; per task: `task_options::retries`.
   unsigned retries = 0;
