@@ -69,5 +69,6 @@ class stdout_to_stderr {
 
 int notebook_main(const std::vector<std::string>& args);
 int run_main(const std::vector<std::string>& args);
+int advise_main(const std::vector<std::string>& args);
 
 }  // namespace crew::cli

@@ -16,6 +16,9 @@ commands:
   notebook   play the parallel-computing notebook in C++: IO and CPU functions run
              sequentially, on threads and on worker processes, with measured times
   run        run a job over a range of integers: crew run --job long_comp --range 0:4
+             (--joblog, --resume, --retry-failed, --timeline; a progress line on a terminal)
+  advise     measure a job inline and say whether it is IO- or CPU-bound and which pool
+             fits it: crew advise --job long_io --args 0
 
 Run `crew <command> --help` for a command's options.
 
@@ -36,11 +39,12 @@ int main(int argc, char** argv) {
   try {
     if (command == "notebook") return crew::cli::notebook_main(args);
     if (command == "run") return crew::cli::run_main(args);
+    if (command == "advise") return crew::cli::advise_main(args);
   } catch (const std::exception& e) {
     std::cerr << "crew " << command << ": " << e.what() << "\n";
     return crew::cli::internal;
   }
   std::cerr << "crew: unknown command '" << command
-            << "' (commands: notebook, run; see crew --help)\n";
+            << "' (commands: notebook, run, advise; see crew --help)\n";
   return crew::cli::usage;
 }

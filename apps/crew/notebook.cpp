@@ -1,6 +1,8 @@
 // crew notebook: parallel-computing-notebook.txt, cell by cell, in C++.
 #include "common.hpp"
 #include "demo_jobs.hpp"
+#include "recorder.hpp"
+#include "timeline.hpp"
 
 #include <crew/inline_runner.hpp>
 #include <crew/process_pool.hpp>
@@ -13,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -63,7 +66,20 @@ struct settings {
   std::size_t workers = 4;
   int tasks = 4;
   std::vector<std::string> transports{"pipe", "shm"};
+  std::vector<timeline_section>* timeline = nullptr;  // --timeline: each cell adds its section
 };
+
+task_options labelled(int i) {
+  task_options o;
+  o.label = std::to_string(i);
+  return o;
+}
+
+// Adds a cell's tasks to the timeline, if one is drawn.
+void add_section(const settings& s, const recorder& rec, const std::string& id,
+                 const std::string& what) {
+  if (s.timeline) s.timeline->push_back(rec.section(id + " " + what));
+}
 
 void title(const std::string& id, const std::string& text) {
   std::printf("\n=== %s %s ===\n", id.c_str(), text.c_str());
@@ -81,11 +97,13 @@ cell sequential(const registry& jobs, const job<R(int)>& j, const std::string& i
                 const settings& s) {
   title(id, j.name() + ": sequentially, in this thread (crew::inline_runner)");
   cell c{id, j.name(), "sequential", 0, {}};
-  inline_runner runner(jobs);
+  recorder rec("main thread");
+  inline_runner runner(jobs, boost::asio::system_executor(), rec.handler());
   stopwatch clock;
   for (int i = 0; i < s.tasks; ++i)
-    c.res.emplace_back(i, value_text(runner.submit(j(i)).get()));
+    c.res.emplace_back(i, value_text(runner.submit(j(i), labelled(i)).get()));
   c.seconds = clock.seconds();
+  add_section(s, rec, id, j.name() + ", sequential");
   say(repr(c.res));
   return c;
 }
@@ -98,11 +116,12 @@ cell threads(const registry& jobs, const job<R(int)>& j, const std::string& id, 
                 " threads (crew::thread_pool)");
   cell c{id, j.name(), "threads", 0, {}};
   std::mutex m;
+  recorder rec("thread");
   stopwatch clock;
   {
-    thread_pool pool(jobs, s.workers);
+    thread_pool pool(jobs, s.workers, rec.handler());
     for (int i = 0; i < s.tasks; ++i)
-      pool.async_submit(j(i), [&, i](std::exception_ptr ep, R v) {
+      pool.async_submit(j(i), labelled(i), [&, i](std::exception_ptr ep, R v) {
         std::lock_guard lock(m);
         c.res.emplace_back(i, ep ? describe(ep) : value_text(v));
       });
@@ -110,6 +129,7 @@ cell threads(const registry& jobs, const job<R(int)>& j, const std::string& id, 
     pool.join();
   }
   c.seconds = clock.seconds();
+  add_section(s, rec, id, j.name() + ", " + std::to_string(s.workers) + " threads");
   say("all threads finished at " + demo::ctime_now());
   // Python's dict keeps insertion order, which here is completion order; show the dict
   // by key, as the notebook's IO cell shows it, and say in which order the calls ended.
@@ -133,21 +153,26 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s,
   cell c{id, j.name(), "processes (" + transport + ")", 0, {}};
   py_dict res;  // what Python passed to every call; nothing in a worker can reach it
   std::vector<std::future<R>> futures;
+  recorder rec("worker");
   stopwatch clock;
   {
     io_thread io;
     process_pool_options o;
+    o.on_event = rec.handler();
     o.workers = s.workers;
     o.args = {"--io-scale", std::to_string(s.scale)};
     o.transport = transport == "shm" ? crew::transport::shm : crew::transport::pipe;
     process_pool pool(io.context().get_executor(), o);
     for (int i = 0; i < s.tasks; ++i)
-      futures.push_back(pool.submit(j(i)));
+      futures.push_back(pool.submit(j(i), labelled(i)));
     say("all processes started at " + demo::ctime_now());
     pool.close();  // close pool so that it does not accept further submissions
     pool.join();   // wait until all processes are finished
   }
   c.seconds = clock.seconds();
+  add_section(
+      s, rec, id,
+      j.name() + ", " + std::to_string(s.workers) + " worker processes (" + transport + ")");
   say("all processes finished at " + demo::ctime_now());
   say("res = " + repr(res) +
       "   <- the workers are other processes: nothing they do reaches "
@@ -293,6 +318,8 @@ int notebook_main(const std::vector<std::string>& args) {
       "threads and worker processes (the notebook: 4)")(
       "transport", po::value(&transport)->default_value(transport),
       "pipe | shm | both: how the process cells move arguments and results")(
+      "timeline", po::value<std::string>(),
+      "draw every cell's tasks as a Gantt chart (one lane per thread or worker) into FILE.svg")(
       "json", "print one JSON document (the narrative goes to stderr)");
   po::variables_map vm;
   try {
@@ -322,6 +349,8 @@ int notebook_main(const std::vector<std::string>& args) {
   registry jobs;
   demo::register_jobs(jobs);
   demo::set_io_scale(s.scale);
+  std::vector<timeline_section> sections;
+  if (vm.count("timeline")) s.timeline = &sections;
 
   say("# Parallel Computing, in C++ with crew (long_io sleeps " + fixed(2 * s.scale) + " s; " +
       std::to_string(std::thread::hardware_concurrency()) + " hardware threads)");
@@ -337,6 +366,16 @@ int notebook_main(const std::vector<std::string>& args) {
   cells.push_back(asio_timers(1000, s));
   const auto costs = measure_process_costs(s);
   const auto conclusion = conclude(cells, costs, s);
+  if (s.timeline) {
+    const auto path = vm["timeline"].as<std::string>();
+    std::ofstream svg(path);
+    svg << render_timeline(sections);
+    if (!svg) {
+      std::cerr << "crew notebook: cannot write the timeline to '" << path << "'\n";
+      return internal;
+    }
+    say("timeline of every cell's tasks: " + path);
+  }
 
   title("Summary", "wall times of this run");
   std::printf("%-9s %-14s %-22s %9s %9s\n", "cell", "function", "mode", "seconds", "speed-up");

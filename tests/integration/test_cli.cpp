@@ -1,4 +1,6 @@
 // The crew CLI as a user runs it: output, JSON, exit codes, error messages.
+#include "png_image.hpp"
+
 #include <boost/json.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -54,6 +56,19 @@ run_result crew(const std::string& args) {
   return r;
 }
 
+// The stdout of a shell command.
+std::string crew_shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+    out.append(buf.data(), n);
+  ::pclose(p);
+  return out;
+}
+
 bool contains(const std::string& s, const std::string& what) {
   return s.find(what) != std::string::npos;
 }
@@ -63,6 +78,11 @@ std::size_t count(const std::string& s, const std::string& what) {
   for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + what.size()))
     ++n;
   return n;
+}
+
+std::string slurp_binary(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string slurp(const std::filesystem::path& p) {
@@ -175,6 +195,206 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigterm_drain_the_run_and_exit_with_a_documented
     for (int pid : workers)
       BOOST_TEST(!alive(pid), "worker " << pid << " outlived crew run");
   }
+}
+
+// --- issue 7: job log, resume, retry-failed, advise, timeline ---------------------------
+
+std::vector<json::object> joblog_lines(const std::filesystem::path& p) {
+  std::vector<json::object> out;
+  std::ifstream in(p);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(json::parse(line).as_object());
+  return out;
+}
+
+std::filesystem::path scratch(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("crew-cli-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_run_resumed_runs_only_the_remaining_tasks) {
+  const auto dir = scratch("resume");
+  const auto log = dir / "jobs.jsonl";
+  // 8 tasks of 0.5 s on 2 workers: killed (SIGKILL, no drain) once 2 are in the log.
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execl(CREW_CLI_PATH, CREW_CLI_PATH, "run", "--job", "long_io", "--range", "0:8", "--workers",
+            "2", "--io-scale", "0.25", "--joblog", log.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (joblog_lines(log).size() < 2 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  const auto before = joblog_lines(log);
+  BOOST_REQUIRE_GE(before.size(), 2u);
+  BOOST_REQUIRE_LT(before.size(), 8u);
+  std::set<int> done;
+  for (const auto& l : before) {
+    BOOST_TEST(l.at("outcome").as_string() == "ok");
+    BOOST_TEST(l.at("job").as_string() == "long_io");
+    BOOST_TEST(l.at("pid").to_number<int>() > 0);
+    BOOST_TEST(l.at("duration").to_number<double>() > 0);
+    done.insert(static_cast<int>(l.at("args").as_array()[0].to_number<int>()));
+  }
+
+  auto r = crew("run --job long_io --range 0:8 --workers 2 --io-scale 0.05 --resume " +
+                log.string() + " --json");
+  BOOST_TEST(r.exit_code == 0, r.err);
+  const auto doc = json::parse(r.out).as_object();
+  BOOST_TEST(doc.at("skipped").to_number<std::size_t>() == done.size());
+  std::set<int> ran;
+  for (const auto& t : doc.at("results").as_array())
+    ran.insert(static_cast<int>(t.at("arg").to_number<int>()));
+  for (int i = 0; i < 8; ++i)  // each task ran exactly once over the two runs
+    BOOST_TEST((done.count(i) + ran.count(i)) == 1u, "task " << i);
+  // The log now holds all 8 tasks, once each.
+  std::set<int> logged;
+  for (const auto& l : joblog_lines(log))
+    logged.insert(static_cast<int>(l.at("args").as_array()[0].to_number<int>()));
+  BOOST_TEST(logged.size() == 8u);
+  BOOST_TEST(joblog_lines(log).size() == 8u);
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(retry_failed_runs_only_the_failed_tasks_and_the_log_says_why) {
+  const auto dir = scratch("retry");
+  const auto log = dir / "jobs.jsonl";
+  // long_io(i) sleeps 0.2 s; a 100 ms deadline fails all but... every one of them.
+  auto r = crew("run --job long_io --range 0:3 --workers 1 --io-scale 0.1 --timeout 100 --joblog " +
+                log.string() + " --quiet");
+  BOOST_TEST(r.exit_code == 1);
+  auto lines = joblog_lines(log);
+  BOOST_REQUIRE_EQUAL(lines.size(), 3u);
+  for (const auto& l : lines) {
+    BOOST_TEST(l.at("outcome").as_string() == "failed");
+    BOOST_TEST(l.at("error").as_string() == "task_timeout");
+    BOOST_TEST(l.at("signal").to_number<int>() == SIGTERM);  // how its worker was stopped
+  }
+  // identity never fails: add one ok record of another run to the same log.
+  r = crew("run --job long_io --range 5:6 --io-scale 0.01 --joblog " + log.string());
+  BOOST_TEST(r.exit_code == 0);
+  r = crew("run --job long_io --io-scale 0.01 --workers 2 --retry-failed " + log.string() +
+           " --json");
+  BOOST_TEST(r.exit_code == 0, r.err);
+  const auto doc = json::parse(r.out).as_object();
+  std::set<int> ran;
+  for (const auto& t : doc.at("results").as_array()) {
+    ran.insert(static_cast<int>(t.at("arg").to_number<int>()));
+    BOOST_TEST(t.at("outcome").as_string() == "ok");
+  }
+  BOOST_TEST((ran == std::set<int>{0, 1, 2}));
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(advise_calls_long_io_io_bound_and_long_comp_cpu_bound) {
+  auto io = crew("advise --job long_io --args 1 --io-scale 0.05 --json");
+  BOOST_TEST(io.exit_code == 0, io.err);
+  const auto a = json::parse(io.out).as_object();
+  BOOST_TEST(a.at("verdict").as_string() == "IO-bound");
+  BOOST_TEST(contains(std::string(a.at("pool").as_string()), "thread"));
+  auto cpu = crew("advise --job long_comp --args 0 --runs 1 --json");
+  BOOST_TEST(cpu.exit_code == 0, cpu.err);
+  const auto b = json::parse(cpu.out).as_object();
+  BOOST_TEST(b.at("verdict").as_string() == "CPU-bound", b.at("cpu_share"));
+  BOOST_TEST(contains(std::string(b.at("pool").as_string()), "processes"));
+  BOOST_TEST(crew("advise --job nope").exit_code == 2);
+}
+
+// The notebook's timeline, rendered: the sequential IO bars end to end on one lane, the
+// threads' and the processes' IO bars side by side (one per lane, overlapping in time).
+BOOST_AUTO_TEST_CASE(notebook_timeline_shows_sequential_bars_end_to_end_and_parallel_side_by_side) {
+  using namespace png_test;
+  const auto dir = scratch("timeline");
+  const auto svg = dir / "t.svg", png_file = dir / "t.png";
+  auto r = crew("notebook --scale 0.1 --transport pipe --timeline " + svg.string());
+  BOOST_TEST(r.exit_code == 0, r.err);
+  const std::string convert =
+      std::string(CREW_RSVG_CONVERT) + " " + svg.string() + " -o " + png_file.string();
+  BOOST_REQUIRE_MESSAGE(std::string(CREW_RSVG_CONVERT) != "" && std::system(convert.c_str()) == 0,
+                        "rendering with rsvg-convert (Debian: librsvg2-bin) failed");
+  const image img = decode_png(slurp_binary(png_file));
+  const rgb bar = parse_colour("#4c78a8");
+  // Rows that cross bars: for each row, the runs of bar colour.
+  struct row_runs_t {
+    int y;
+    std::vector<std::pair<int, int>> runs;
+  };
+  std::vector<row_runs_t> rows;
+  for (int y = 0; y < img.height; ++y) {
+    row_runs_t rr{y, {}};
+    for (int x = 0; x < img.width; ++x) {
+      if (!near(img.at(x, y), bar, 12)) continue;
+      if (!rr.runs.empty() && rr.runs.back().second == x - 1)
+        rr.runs.back().second = x;
+      else
+        rr.runs.push_back({x, x});
+    }
+    // Bars only: runs at least 20 px wide (text and legend swatches excluded by width/count).
+    std::erase_if(rr.runs, [](auto& p) { return p.second - p.first < 20; });
+    if (!rr.runs.empty()) rows.push_back(std::move(rr));
+  }
+  BOOST_REQUIRE(!rows.empty());
+  // The first bar row is In [3], long_io sequential: 4 bars on one row, one after another,
+  // each starting where the previous ended: a gap of at most 2% of the row (the hand-over
+  // between two calls, a few ms on a busy machine), never an overlap.
+  const auto& seq = rows.front();
+  BOOST_TEST_REQUIRE(seq.runs.size() == 4u);
+  const int seq_start = seq.runs.front().first, seq_end = seq.runs.back().second;
+  for (std::size_t k = 1; k < seq.runs.size(); ++k) {
+    const int gap = seq.runs[k].first - seq.runs[k - 1].second;
+    BOOST_TEST(gap >= 1, "bar " << k << " overlaps the one before");
+    BOOST_TEST(gap <= std::max(4, (seq_end - seq_start) / 50),
+               "gap of " << gap << " px before bar " << k);
+  }
+  // Somewhere below: 4 rows of one bar each, stacked lanes, whose bars overlap in time
+  // (In [7], threads) and are each about a quarter of the sequential span.
+  std::size_t stacked_groups = 0;
+  for (std::size_t k = 0; k + 3 < rows.size(); ++k) {
+    // One sample row per lane: rows k, k+?.. are consecutive pixel rows of the same lane, so
+    // look for 4 single-bar rows at distinct lanes (24 px apart) instead.
+    std::vector<std::pair<int, int>> lanes;
+    for (std::size_t m = k; m < rows.size() && lanes.size() < 4; ++m) {
+      if (rows[m].runs.size() != 1) break;
+      if (lanes.empty() || rows[m].y - rows[k].y >= 24 * static_cast<int>(lanes.size()))
+        lanes.push_back(rows[m].runs.front());
+    }
+    if (lanes.size() < 4) continue;
+    int latest_start = 0, earliest_end = img.width;
+    for (const auto& l : lanes) {
+      latest_start = std::max(latest_start, l.first);
+      earliest_end = std::min(earliest_end, l.second);
+    }
+    const int width = lanes.front().second - lanes.front().first;
+    if (earliest_end > latest_start && width < (seq_end - seq_start) / 2) ++stacked_groups;
+  }
+  BOOST_TEST(stacked_groups >= 1u, "no section with 4 IO bars side by side in time");
+  std::filesystem::remove_all(dir);
+}
+
+// The progress line: on a terminal (script(1) gives the run one), not in a pipe, not with
+// --quiet.
+BOOST_AUTO_TEST_CASE(the_progress_line_shows_on_a_terminal_only) {
+  const std::string run =
+      std::string(CREW_CLI_PATH) + " run --job long_io --range 0:6 --workers 2 --io-scale 0.05";
+  auto on_tty = crew_shell("script -qec '" + run + "' /dev/null");
+  BOOST_TEST(contains(on_tty, "[6/6]"), on_tty);
+  BOOST_TEST(contains(on_tty, "ETA"));
+  BOOST_TEST(contains(on_tty, "0 failed"));
+  auto quiet = crew_shell("script -qec '" + run + " --quiet' /dev/null");
+  BOOST_TEST(!contains(quiet, "ETA"), quiet);
+  BOOST_TEST(contains(quiet, "6 tasks, 0 failed"));
+  auto piped = crew("run --job long_io --range 0:6 --workers 2 --io-scale 0.05");
+  BOOST_TEST(!contains(piped.out, "ETA"));
+  BOOST_TEST(!contains(piped.out, "\r"));
 }
 
 BOOST_AUTO_TEST_CASE(run_accepts_retries) {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -183,6 +184,69 @@ BOOST_FIXTURE_TEST_CASE(a_result_over_the_frame_limit_fails_only_its_task, io_fi
     BOOST_TEST(pool.pids() == pid, boost::test_tools::per_element());  // the same worker
     pool.join();
   }
+  expect_no_leaks(fds_before);
+}
+
+// The event stream: every task is queued, started and finished (or failed) in that order,
+// with its label, worker and pid; a crash shows as a worker exit, a retry and a new worker.
+BOOST_FIXTURE_TEST_CASE(events_tell_each_tasks_story_and_each_workers, io_fixture) {
+  std::vector<crew::event> seen;
+  std::vector<std::string> labels;
+  {
+    auto o = fault_options(1);
+    o.retries = 1;
+    o.on_event = [&](const crew::event& e) {  // on the pool's strand: one at a time
+      seen.push_back(e);
+      labels.emplace_back(e.label);
+    };
+    crew::process_pool pool(ioc.get_executor(), o);
+    crew::task_options a;
+    a.label = "first";
+    BOOST_TEST(pool.submit(crew::demo::identity(3), a).get() == 3);
+    // A flaky job that crashes its worker once, then succeeds: retried on a new worker.
+    const auto marker =
+        std::filesystem::temp_directory_path() / ("crew-events-" + std::to_string(::getpid()));
+    std::filesystem::remove(marker);
+    crew::task_options b;
+    b.label = "flaky";
+    BOOST_TEST(pool.submit(crew::test::flaky(marker.string(), 1, 0), b).get() == 2);
+    std::filesystem::remove(marker);
+    pool.join();
+  }
+  auto kinds_of = [&](const std::string& label) {
+    std::vector<crew::event_kind> k;
+    for (std::size_t i = 0; i < seen.size(); ++i)
+      if (labels[i] == label) k.push_back(seen[i].kind);
+    return k;
+  };
+  using K = crew::event_kind;
+  BOOST_TEST(
+      (kinds_of("first") == std::vector<K>{K::task_queued, K::task_started, K::task_finished}));
+  BOOST_TEST((kinds_of("flaky") == std::vector<K>{K::task_queued, K::task_started, K::task_retried,
+                                                  K::task_started, K::task_finished}));
+  std::size_t spawned = 0, exited = 0;
+  std::set<int> pids;
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    const auto& e = seen[i];
+    if (e.kind == K::worker_spawned) ++spawned, pids.insert(e.pid);
+    if (e.kind == K::worker_exited) ++exited;
+    if (e.kind == K::task_retried) {
+      BOOST_TEST((e.error == errc::worker_crashed));
+      BOOST_TEST(e.attempt == 2u);
+      BOOST_TEST(i > 0);
+      BOOST_TEST((seen[i - 1].kind == K::worker_exited));  // the exit comes first
+      BOOST_TEST(WIFSIGNALED(seen[i - 1].exit_status));
+    }
+    if (e.kind == K::task_started || e.kind == K::task_finished) {
+      BOOST_TEST(e.worker == 0u);
+      BOOST_TEST(e.pid > 0);
+      BOOST_TEST(e.job.size() > 0u);
+    }
+    if (i > 0) BOOST_TEST((e.steady >= seen[i - 1].steady));
+  }
+  BOOST_TEST(spawned == 2u);  // the first worker and its replacement
+  BOOST_TEST(exited == 2u);   // the crash and the end of the pool
+  BOOST_TEST(pids.size() == 2u);
   expect_no_leaks(fds_before);
 }
 
