@@ -70,9 +70,10 @@ case "$command" in
         dir=build extra=() select=()
     if [ "${1:-}" = "--sanitize" ]; then
       [ -n "${2:-}" ] || { echo "crew.sh: --sanitize needs address,undefined or thread" >&2; exit 2; }
-            # The consumer-project tests build crew again without sanitizers, and the benchmark's
+      # The consumer-project tests build crew again without sanitizers, and the benchmark's
       # smoke run only slows down under them: skip both here.
-      dir="build-${2//,/-}"; extra=(-DCREW_SANITIZE="$2"); select=(-LE "package|bench")
+      # The benchmarks are not built there either: nothing would run them.
+      dir="build-${2//,/-}"; extra=(-DCREW_SANITIZE="$2" -DCREW_BUILD_BENCH=OFF); select=(-LE "package|bench")
     fi
     build "$dir" "${extra[@]}"
     ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "${select[@]}" ;;
