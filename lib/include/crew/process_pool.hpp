@@ -499,8 +499,10 @@ auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionTo
           if (chunk == 0) chunk = std::max<std::size_t>(1, (n + 4 * size() - 1) / (4 * size()));
           auto state = std::make_shared<detail::batched_map<R>>();
           state->results.resize(n);
+          // The handler's executor is kept busy until the map completes.
+          auto busy = std::make_shared<detail::handler_work<decltype(handler)>>(handler, executor_);
           detail::shared_handler<decltype(handler)> h(std::move(handler));
-          auto finish = [ex = executor_, state, h]() mutable {
+          auto finish = [ex = executor_, state, h, busy]() mutable {
             std::vector<R> out;
             if (!state->first_error) {
               if constexpr (std::is_default_constructible_v<R>) {
@@ -512,6 +514,7 @@ auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionTo
               }
             }
             detail::post_completion(h.take(), ex, state->first_error, std::move(out));
+            busy->reset();
           };
           auto settle = [state, finish](std::exception_ptr ep) mutable {
             bool last;

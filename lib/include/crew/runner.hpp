@@ -210,8 +210,9 @@ class basic_runner {
             calls.push_back(make_call(j, std::forward<decltype(x)>(x)));
           state->results.resize(calls.size());
           state->pending = calls.size();
+          auto busy = std::make_shared<detail::handler_work<decltype(handler)>>(handler, ex);
           detail::shared_handler<decltype(handler)> h(std::move(handler));
-          auto finish = [ex, state, h]() mutable {
+          auto finish = [ex, state, h, busy]() mutable {
             std::vector<R> out;
             if (!state->first_error) {
               out.reserve(state->results.size());
@@ -219,6 +220,7 @@ class basic_runner {
                 out.push_back(std::move(*r));
             }
             detail::post_completion(h.take(), ex, state->first_error, std::move(out));
+            busy->reset();
           };
           if (calls.empty()) return finish();
           for (std::size_t i = 0; i < calls.size(); ++i) {
