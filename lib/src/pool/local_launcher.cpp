@@ -1,0 +1,112 @@
+#include "local_launcher.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <unistd.h>
+
+namespace crew {
+
+namespace {
+// `name` found on PATH as an executable file, or empty.
+std::filesystem::path find_on_path(const std::filesystem::path& name) {
+  if (const char* path = std::getenv("PATH")) {
+    std::string_view rest(path);
+    while (!rest.empty()) {
+      auto colon = rest.find(':');
+      std::filesystem::path candidate = std::filesystem::path(rest.substr(0, colon)) / name;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+  }
+  return {};
+}
+}  // namespace
+
+std::filesystem::path default_worker_executable() {
+  if (const char* env = std::getenv("CREW_WORKER"); env && *env) return env;
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto sibling = self.parent_path() / "crew-worker";
+    if (std::filesystem::exists(sibling, ec)) return sibling;
+  }
+  auto found = find_on_path("crew-worker");
+  return found.empty() ? "crew-worker" : found;
+}
+
+namespace detail {
+
+std::filesystem::path resolve_executable(const std::filesystem::path& exe) {
+  if (exe.empty() || exe.is_absolute()) return exe;
+  if (!exe.has_parent_path()) {
+    auto found = find_on_path(exe);
+    return found.empty() ? exe : found;
+  }
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(exe, ec);
+  return ec ? exe : abs;
+}
+
+local_launcher::local_launcher(const process_pool_options& options) : opts_(options) {}
+
+std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_executor& strand,
+                                                      std::string& why) const {
+  const auto& exe = opts_.executable;
+  if (::access(exe.c_str(), X_OK) != 0) {
+    const int e = errno;
+    why = "cannot start worker '" + exe.string() + "': " + std::strerror(e);
+    return nullptr;
+  }
+  shm_segment seg;
+  if (opts_.transport == transport::shm) {
+    static std::once_flag swept;  // once per process: stale segments only come from the past
+    std::call_once(swept, sweep_stale_segments);
+    boost::system::error_code seg_ec;
+    seg = shm_segment::create(opts_.shm_area_bytes, opts_.shm_area_bytes, seg_ec, why);
+    if (!seg) return nullptr;
+  }
+  pipe_pair to, from, out, err;
+  for (auto* p : {&to, &from, &out, &err})
+    if (auto ec = make_pipe(*p)) {
+      why = "cannot create pipes for a worker: " + ec.message();
+      return nullptr;
+    }
+  child_fds fds{out.write.get(),
+                err.write.get(),
+                to.read.get(),
+                from.write.get(),
+                seg ? seg.worker_request_fd() : -1,
+                seg ? seg.response_fd() : -1};
+  child_setup setup{opts_.env, opts_.inherit_env, opts_.working_directory};
+  setup.env.push_back("CREW_MAX_PAYLOAD=" + std::to_string(opts_.max_payload));
+  if (seg)
+    for (std::string e :
+         {std::string("CREW_SHM_REQUEST_FD=5"), std::string("CREW_SHM_RESPONSE_FD=6"),
+          "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)})
+      setup.env.push_back(std::move(e));
+  const child_limits limits{opts_.limit_address_space, static_cast<long>(opts_.limit_cpu.count())};
+  boost::system::error_code ec;
+  auto proc = spawn_worker(strand, exe, opts_.args, setup, fds, limits, ec);
+  if (ec) {
+    why = "cannot start worker '" + exe.string() + "'";
+    const auto& dir = opts_.working_directory;
+    if (!dir.empty()) {
+      std::error_code dir_ec;
+      why += " in working directory '" + dir.string() + "'";
+      if (!std::filesystem::is_directory(dir, dir_ec)) why += ", which is not a directory";
+    }
+    why += ": " + ec.message();
+    return nullptr;
+  }
+  registry_->add(proc.id());
+  return std::make_shared<local_channel>(
+      strand, std::move(proc), local_fds{std::move(to.write), std::move(from.read),
+                                         std::move(out.read), std::move(err.read)},
+      std::move(seg), registry_);
+}
+
+}  // namespace detail
+}  // namespace crew

@@ -1,0 +1,112 @@
+// Private: the supervisor's decisions, as pure functions and data — no IO, no timers, no
+// processes — so that each rule can be read in one place and unit-tested on its own
+// (tests/unit/test_policy.cpp). The pool's core (pool_core, worker_session) asks these
+// functions and carries out their answers:
+//  - boot back-off and the boot-failure breaker (workers that cannot start);
+//  - the crash-loop breaker (tasks that keep killing their workers);
+//  - which tasks are retried, and how many runs a task gets;
+//  - when a worker is recycled (task count, resident memory);
+//  - deadline arithmetic (per-task timeout, a batch's deadline);
+//  - the stop ladder: how a worker is asked to go, and what follows if it does not.
+#pragma once
+
+#include <crew/error.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace crew::detail::policy {
+
+using std::chrono::milliseconds;
+
+// --- starting workers -------------------------------------------------------------------
+
+/// How long a slot waits before its next start after `failures_in_a_row` boot failures
+/// (1, 2, ...): 200 ms, doubling, at most 6.4 s. A broken worker cannot cause a fork storm.
+milliseconds boot_backoff(unsigned failures_in_a_row) noexcept;
+
+/// Whether the pool stops respawning after `failures_in_a_row` boot failures.
+bool boot_breaker_trips(unsigned failures_in_a_row, unsigned max_boot_failures) noexcept;
+
+// --- crashes and retries ----------------------------------------------------------------
+
+/// Whether a task that ended with `code` killed its worker (what the crash-loop breaker
+/// counts): `worker_crashed` and `protocol_error`.
+bool killed_its_worker(errc code) noexcept;
+
+/// Counts tasks in a row that killed their worker; trips at `limit` (0: never).
+class crash_loop_breaker {
+ public:
+  explicit crash_loop_breaker(unsigned limit) noexcept : limit_(limit) {}
+  /// A task killed its worker; true when the breaker trips with this one.
+  bool on_worker_killed() noexcept { return limit_ > 0 && ++count_ >= limit_; }
+  /// A reply came (any reply but a cancelled task's): the run of crashes is over.
+  void on_reply() noexcept { count_ = 0; }
+  unsigned count() const noexcept { return count_; }
+
+ private:
+  unsigned limit_;
+  unsigned count_ = 0;
+};
+
+/// Runs allowed again after a worker death: the task's own count, else the job's, else the
+/// pool's.
+unsigned retries_for(std::string_view job, std::optional<unsigned> task_retries,
+                     const std::map<std::string, unsigned, std::less<>>& job_retries,
+                     unsigned pool_retries);
+
+/// Whether a task whose run ended with `code` (after `attempts` earlier runs that killed
+/// their worker) runs again: only worker deaths are retried, within `allowed`, and only
+/// while the pool serves.
+bool should_retry(errc code, unsigned attempts, unsigned allowed, bool serving) noexcept;
+
+// --- recycling --------------------------------------------------------------------------
+
+/// Why a worker that has run `tasks_done` tasks and has `resident_bytes` of resident memory
+/// (empty: unknown) is to be replaced between tasks, or empty. Limits of 0 are off.
+std::optional<std::string> recycle_reason(std::size_t tasks_done, std::size_t max_tasks,
+                                          std::optional<std::size_t> resident_bytes,
+                                          std::size_t max_resident);
+
+// --- deadlines --------------------------------------------------------------------------
+
+/// A task's deadline from its start (0: none): its own timeout, else the pool's; a batch of
+/// `batch_items` calls gets it once per item (saturating).
+milliseconds task_deadline(std::optional<milliseconds> task_timeout, milliseconds pool_timeout,
+                           std::uint32_t batch_items) noexcept;
+
+// --- stopping a worker ------------------------------------------------------------------
+
+/// What a worker's channel is asked to do, mildest first.
+enum class stop_step {
+  close_input,  ///< end of input: a well-behaved worker exits on its own
+  terminate,    ///< SIGTERM to a local worker's process group
+  kill,         ///< SIGKILL to it
+};
+
+/// One rung: do `step`, then wait `wait` before the next rung (if the worker is still there).
+struct stop_rung {
+  stop_step step;
+  milliseconds wait;
+};
+
+/// A sequence of rungs, climbed until the worker is gone.
+struct stop_ladder {
+  std::array<stop_rung, 3> rungs{};
+  std::size_t size = 0;
+};
+
+/// Asked to go (close, join, recycling): end of input, `grace`, SIGTERM, `grace`, SIGKILL.
+stop_ladder graceful_stop(milliseconds grace) noexcept;
+/// A task past its deadline: SIGTERM at once, SIGKILL after `grace`.
+stop_ladder overdue_stop(milliseconds grace) noexcept;
+/// A worker that broke the protocol, missed its handshake or ignored a cancel: SIGKILL.
+stop_ladder kill_now() noexcept;
+
+}  // namespace crew::detail::policy

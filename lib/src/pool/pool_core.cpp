@@ -1,0 +1,253 @@
+#include "pool_core.hpp"
+
+#include "../spawn.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <stdexcept>
+#include <thread>
+
+#include <unistd.h>
+
+namespace crew::detail {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// The options as the pool uses them: defaults filled in, the executable resolved, and
+// those that cannot work refused.
+process_pool_options settled(process_pool_options o) {
+  if (o.transport == transport::shm && o.shm_area_bytes == 0)
+    throw std::invalid_argument(
+        "process_pool_options::shm_area_bytes is 0: with transport::shm each worker needs "
+        "areas of at least one byte (they are rounded up to 4 KiB)");
+  if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (o.executable.empty()) o.executable = default_worker_executable();
+  o.executable = resolve_executable(o.executable);
+  return o;
+}
+
+session_settings settings_of(const process_pool_options& o) {
+  return {o.max_payload, o.shm_inline_max, o.handshake_timeout, o.frame_timeout, o.cancel_grace,
+          o.shutdown_grace};
+}
+
+// Tasks in flight per worker. One request and one response area per worker: shared-memory
+// tasks cannot overlap.
+std::size_t depth_of(const process_pool_options& o) {
+  return o.transport == transport::shm ? 1 : std::max<std::size_t>(1, o.pipeline_depth);
+}
+
+}  // namespace
+
+pool_core::pool_core(asio::any_io_executor ex, process_pool_options o)
+    : ex_(ex),
+      strand_(asio::make_strand(ex)),
+      opts_(settled(std::move(o))),
+      settings_(settings_of(opts_)),
+      events_(opts_.on_event),
+      gate_(opts_.max_queue, opts_.when_full, ex_, strand_),
+      tasks_(opts_, depth_of(opts_), events_, gate_),
+      workers_(strand_, opts_, settings_, events_, tasks_, *this) {}
+
+void pool_core::start() {
+  asio::post(strand_, [self = shared_from_this()] {
+    for (std::size_t i = 0; i < self->opts_.workers; ++i)
+      self->workers_.spawn(i);
+  });
+}
+
+// --- taking tasks in --------------------------------------------------------------------
+
+void pool_core::submit(raw_task t) {
+  if (gate_.closed()) return tasks_.fail_now(std::move(t), errc::shutting_down, "the pool is closed");
+  const bool fits_pipe = t.args_size + 4 <= opts_.max_payload;
+  const bool fits_shm = opts_.transport == transport::shm && t.batch_items == 0 &&
+                        t.args_size <= opts_.shm_area_bytes;
+  if (!fits_pipe && !fits_shm)
+    return tasks_.fail_now(std::move(t), errc::payload_too_large,
+                           "arguments of " + t.job + " take " + std::to_string(t.args_size) +
+                               " bytes; the limit is " + std::to_string(opts_.max_payload));
+  const bool admitted = gate_.bounded();
+  if (admitted) {
+    std::string why;
+    if (!gate_.admit(why)) return tasks_.fail_now(std::move(t), errc::queue_full, std::move(why));
+  }
+  asio::post(strand_, [self = shared_from_this(), t = std::move(t), admitted]() mutable {
+    self->accept(std::move(t), admitted);
+  });
+}
+
+// On the strand: the task joins the queue, unless the pool or the task says no.
+void pool_core::accept(raw_task t, bool admitted) {
+  pending_task p;
+  p.id = t.id;
+  p.admitted = admitted;
+  p.timeout = policy::task_deadline(t.options.timeout, opts_.task_timeout, t.batch_items);
+  p.retries = policy::retries_for(t.job, t.options.retries, opts_.job_retries, opts_.retries);
+  p.task = std::move(t);
+  if (closed_) return tasks_.fail(p, errc::shutting_down, "the pool is closed");
+  if (workers_.broken()) return tasks_.fail(p, workers_.broken_code(), workers_.broken_reason());
+  if (p.task.options.stop.stop_requested() || (p.task.cancelled && p.task.cancelled->load()))
+    return tasks_.fail(p, errc::cancelled, "cancelled before it was queued");
+  if (p.task.options.stop.stop_possible())
+    p.on_stop = std::make_unique<std::stop_callback<std::function<void()>>>(
+        p.task.options.stop,
+        std::function<void()>(
+            [core = weak_from_this(), id = p.id] { cancel_task(core, id); }));
+  tasks_.enqueue(std::move(p));
+  dispatch();
+}
+
+// --- cancellation -----------------------------------------------------------------------
+
+void pool_core::cancel(std::uint64_t id) {
+  asio::post(strand_, [self = shared_from_this(), id] { self->cancel_on_strand(id); });
+}
+
+void pool_core::cancel_on_strand(std::uint64_t id) {
+  if (tasks_.cancel_queued(id)) return check_join();
+  for (auto w : workers_.slots()) {  // a copy: cancelling may end the worker
+    if (!w) continue;
+    for (auto& t : w->inflight())
+      if (t.id == id && !t.discarded) {
+        tasks_.fail(t, errc::cancelled, "cancelled on " + w->who());
+        return w->cancel_sent(t);
+      }
+  }
+}
+
+// Shutdown's grace has run out: every queued and running task is cancelled.
+void pool_core::cancel_everything(const std::string& why) {
+  tasks_.fail_queued(errc::cancelled, why);
+  for (auto w : workers_.slots()) {  // a copy: cancelling may end the worker
+    if (!w) continue;
+    auto& inflight = w->inflight();
+    for (std::size_t i = inflight.size(); i-- > 0;)  // the running one last
+      if (i < inflight.size() && !inflight[i].discarded) {
+        tasks_.fail(inflight[i], errc::cancelled, why);
+        w->cancel_sent(inflight[i]);
+      }
+  }
+  check_join();
+}
+
+// --- the pool's life --------------------------------------------------------------------
+
+void pool_core::close() {
+  gate_.close();
+  asio::post(strand_, [self = shared_from_this()] {
+    self->closed_ = true;
+    self->check_join();
+  });
+}
+
+void pool_core::join(std::function<void()> done) {
+  gate_.close();
+  asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
+    self->closed_ = true;
+    self->joiners_.push_back(std::move(done));
+    self->check_join();
+  });
+}
+
+void pool_core::shutdown(std::chrono::milliseconds grace, std::function<void()> done) {
+  gate_.close();
+  asio::post(strand_, [self = shared_from_this(), grace, done = std::move(done)]() mutable {
+    self->closed_ = true;
+    self->joiners_.push_back(std::move(done));
+    // Tasks not started yet are dropped now; running ones get the grace period.
+    self->tasks_.fail_queued(errc::cancelled, "the pool shut down before the task started");
+    if (!self->shutdown_armed_) {
+      self->shutdown_armed_ = true;
+      self->shutdown_timer_.expires_after(grace);
+      self->shutdown_timer_.async_wait([self](error_code ec) {
+        if (!ec) self->cancel_everything("the pool shut down before the task finished");
+      });
+    }
+    self->check_join();
+  });
+}
+
+void pool_core::check_join() {
+  if (!closed_) return;
+  if ((!tasks_.idle() || workers_.any_busy()) && !workers_.broken()) return;
+  if (workers_.stop_idle()) return;
+  workers_.cancel_respawns();
+  shutdown_timer_.cancel();
+  auto joiners = std::move(joiners_);
+  joiners_.clear();
+  for (auto& j : joiners)
+    j();
+}
+
+void pool_core::terminate() {
+  gate_.close();
+  terminated_ = true;
+  const auto grace = opts_.shutdown_grace;
+  // The strand can do the orderly shutdown (fail tasks, end of input, TERM, KILL, reap)
+  // unless the executor is a stopped io_context, or we are on the strand ourselves.
+  const auto* ioc_ex = ex_.target<asio::io_context::executor_type>();
+  const bool on_strand = strand_.running_in_this_thread();
+  if (on_strand) {
+    terminate_on_strand();
+  } else if (ioc_ex == nullptr || !ioc_ex->context().stopped()) {
+    asio::post(strand_, [self = shared_from_this()] { self->terminate_on_strand(); });
+    workers_.registry().wait_empty(std::chrono::steady_clock::now() + 2 * grace +
+                                   std::chrono::milliseconds(500));
+  }
+  // Whatever is still alive belongs to an executor that is not running (or to the strand
+  // we are blocking): stop and reap it here, so that no child outlives the pool.
+  workers_.registry().reap_now(on_strand ? grace : std::chrono::milliseconds(0));
+}
+
+void pool_core::terminate_on_strand() {
+  closed_ = true;
+  tasks_.fail_queued(errc::shutting_down, "the pool was destroyed");
+  workers_.terminate_all();
+  shutdown_timer_.cancel();
+}
+
+// --- what sessions report ---------------------------------------------------------------
+
+void pool_core::session_ready(worker_session&) {
+  workers_.worker_ready();
+  dispatch();
+  check_join();
+}
+
+void pool_core::task_started(const pending_task& p) {
+  if (events_.enabled()) events_.emit(event_emitter::about(event_kind::task_started, p));
+}
+
+void pool_core::output(const worker_session& s, output_line::stream which, std::string_view text) {
+  const output_line line{s.slot(), s.pid(), which, text};
+  if (opts_.on_output) {
+    try {
+      opts_.on_output(line);
+    } catch (...) {
+      // A throwing log sink must not break the pool; the line is dropped.
+    }
+    return;
+  }
+  std::string out = "[worker " + std::to_string(s.slot()) + " pid " + std::to_string(s.pid()) + "] ";
+  out.append(text);
+  out += '\n';
+  const int fd = which == output_line::stream::out ? STDOUT_FILENO : STDERR_FILENO;
+  // A closed stdout (`app | head`) must not kill the host; a failing write drops the line.
+  for (std::size_t off = 0; off < out.size();) {
+    const long n = write_no_sigpipe(fd, out.data() + off, out.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id) {
+  if (auto c = core.lock()) c->cancel(id);
+}
+
+}  // namespace crew::detail

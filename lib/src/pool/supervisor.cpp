@@ -1,0 +1,204 @@
+#include "supervisor.hpp"
+
+namespace crew::detail {
+
+using boost::system::error_code;
+
+supervisor::supervisor(const strand_type& strand, const process_pool_options& opts,
+                       const session_settings& settings, const event_emitter& events,
+                       dispatcher& tasks, supervisor_host& host)
+    : strand_(strand),
+      opts_(opts),
+      settings_(settings),
+      events_(events),
+      tasks_(tasks),
+      host_(host),
+      launcher_(opts),
+      slots_(opts.workers),
+      crashes_(opts.crash_loop_limit) {
+  for (std::size_t i = 0; i < opts.workers; ++i)
+    respawn_timers_.push_back(std::make_unique<boost::asio::steady_timer>(strand_));
+}
+
+void supervisor::spawn(std::size_t slot) {
+  if (host_.terminated()) return;  // the pool's destructor has run
+  std::string why;
+  auto channel = launcher_.launch(strand_, why);
+  if (!channel) return boot_failed(slot, std::move(why));
+  auto w = std::make_shared<worker_session>(strand_, slot, channel, host_.as_owner(), settings_);
+  slots_[slot] = w;
+  if (events_.enabled()) {
+    event e = event_emitter::make(event_kind::worker_spawned);
+    e.worker = slot;
+    e.pid = w->pid();
+    events_.emit(e);
+  }
+  w->start();
+}
+
+void supervisor::boot_failed(std::size_t slot, std::string reason) {
+  slots_[slot].reset();
+  ++boot_failures_;
+  if (host_.closed() && tasks_.idle()) return host_.check_join();
+  if (policy::boot_breaker_trips(boot_failures_, opts_.max_boot_failures))
+    return trip(errc::worker_boot_failed, "workers failed to start " +
+                                              std::to_string(boot_failures_) +
+                                              " times in a row; last: " + reason);
+  // Back off before trying again, so that a broken worker cannot cause a fork storm.
+  auto& timer = *respawn_timers_[slot];
+  timer.expires_after(policy::boot_backoff(boot_failures_));
+  timer.async_wait([this, keep = host_.as_owner().lock(), slot](error_code ec) {
+    if (ec || slots_[slot] || broken_) return;
+    if (host_.closed() && tasks_.idle()) return host_.check_join();
+    spawn(slot);
+  });
+}
+
+// The pool stops serving: no respawn; queued and later tasks fail with `code` and `why`.
+void supervisor::trip(errc code, std::string why) {
+  broken_ = true;
+  broken_code_ = code;
+  broken_reason_ = std::move(why);
+  {
+    std::lock_guard lock(reason_mutex_);
+    broken_reason_copy_ = broken_reason_;
+  }
+  tasks_.fail_queued(broken_code_, broken_reason_);
+  host_.check_join();
+}
+
+std::string supervisor::broken_reason_copy() const {
+  std::lock_guard lock(reason_mutex_);
+  return broken_reason_copy_;
+}
+
+void supervisor::task_answered(worker_session& s) {
+  // Only asked when there is a limit: reading /proc costs a few microseconds.
+  const auto rss = opts_.max_worker_rss > 0 ? s.channel().resident_bytes() : std::nullopt;
+  if (policy::recycle_reason(s.tasks_done(), opts_.max_tasks_per_worker, rss,
+                             opts_.max_worker_rss))
+    s.mark_retire_due();  // it takes no new task from now on
+  if (s.retire_due() && s.inflight().empty() && !host_.closed() && !broken_ &&
+      !host_.terminated()) {
+    // Recycled between tasks: it is asked to go, and a fresh worker takes its slot now.
+    auto w = s.shared_from_this();
+    retiring_.push_back(w);
+    if (slots_[w->slot()] == w) slots_[w->slot()].reset();
+    w->stop();
+    spawn(w->slot());
+  }
+  host_.dispatch();
+  host_.check_join();
+}
+
+void supervisor::worker_ended(worker_session& s, session_end end) {
+  const auto w = s.shared_from_this();
+  if (slots_[w->slot()] == w) slots_[w->slot()].reset();
+  std::erase(retiring_, w);
+  if (events_.enabled()) {
+    event e = event_emitter::make(event_kind::worker_exited);
+    e.worker = w->slot();
+    e.pid = w->pid();
+    e.exit_status = end.status;
+    const std::string what = end.who + " " + end.how;
+    e.message = what;
+    events_.emit(e);
+  }
+  auto detail = [&](std::string head) {
+    if (!end.stderr_tail.empty()) head += "; stderr: " + end.stderr_tail;
+    return head;
+  };
+  // Tasks it never started go back to the front of the queue in their order, as they were.
+  for (std::size_t i = end.unstarted.size(); i-- > 0;) {
+    if (host_.terminated())
+      tasks_.fail(end.unstarted[i], errc::shutting_down, "the pool was destroyed");
+    else
+      tasks_.requeue_front(std::move(end.unstarted[i]));
+  }
+  if (end.stopping && !end.running) return host_.check_join();  // asked to go
+  if (!end.booted && !end.failure)
+    return boot_failed(w->slot(), detail(end.who + " " + end.how + " before its handshake"));
+  if (!end.booted)
+    return boot_failed(w->slot(),
+                       detail(end.who + ": " + end.failure->second + "; it " + end.how));
+  std::optional<std::string> crash;  // set when the task killed its worker
+  if (end.running) judge_running(*w, end, crash);
+  if (crash && crashes_.on_worker_killed())
+    return trip(errc::worker_crashed,
+                "crash loop: the last " + std::to_string(crashes_.count()) +
+                    " tasks each killed their worker, so the pool stopped respawning "
+                    "(crash_loop_limit); last: " +
+                    *crash);
+  if ((!host_.closed() || !tasks_.idle()) && !broken_ && !host_.terminated())
+    spawn(w->slot());  // replace it and go on serving
+  host_.dispatch();    // tasks put back may go to the other workers now
+  host_.check_join();
+}
+
+// The task a worker ended under: run again (first in line) if its policy says so, else
+// failed with the worker's end.
+void supervisor::judge_running(worker_session&, session_end& end,
+                               std::optional<std::string>& crash) {
+  pending_task& p = *end.running;
+  const errc code = end.failure ? end.failure->first : errc::worker_crashed;
+  std::string msg = end.failure ? end.who + ": " + end.failure->second + "; it " + end.how
+                                : end.who + " " + end.how;
+  if (!end.stderr_tail.empty()) msg += "; stderr: " + end.stderr_tail;
+  if (policy::killed_its_worker(code)) crash = msg;
+  if (policy::should_retry(code, p.attempts, p.retries, !broken_ && !host_.terminated())) {
+    ++p.attempts;  // run it again, first in line, on a fresh worker
+    if (events_.enabled()) {
+      event e = event_emitter::about(event_kind::task_retried, p);
+      e.error = code;
+      e.message = msg;
+      e.attempt = p.attempts + 1;
+      events_.emit(e);
+    }
+    tasks_.requeue_front(std::move(p));
+    return;
+  }
+  if (p.attempts > 0)
+    msg += " (after " + std::to_string(p.attempts + 1) + " attempts, each killing its worker)";
+  tasks_.fail(p, code, msg);
+}
+
+bool supervisor::any_busy() const {
+  for (auto& w : slots_)
+    if (w && (!w->inflight().empty() || w->current() == worker_session::state::busy))
+      return true;
+  return false;
+}
+
+bool supervisor::stop_idle() {
+  bool any_alive = false;
+  for (auto& w : slots_) {
+    if (!w) continue;
+    any_alive = true;
+    const auto st = w->current();
+    if (st == worker_session::state::idle || st == worker_session::state::booting) w->stop();
+  }
+  return any_alive || !retiring_.empty();
+}
+
+void supervisor::cancel_respawns() {
+  for (auto& t : respawn_timers_)
+    t->cancel();
+}
+
+void supervisor::terminate_all() {
+  for (auto& w : slots_) {
+    if (!w) continue;
+    for (auto& t : w->inflight())
+      if (!t.discarded)
+        tasks_.fail(t, errc::shutting_down, "the pool was destroyed while the task ran");
+    w->inflight().clear();
+    w->set_idle();
+    w->stop();
+    w->signal(policy::stop_step::terminate);
+  }
+  for (auto& w : retiring_)
+    w->signal(policy::stop_step::terminate);
+  cancel_respawns();
+}
+
+}  // namespace crew::detail

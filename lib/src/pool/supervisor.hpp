@@ -1,0 +1,104 @@
+// Private: the pool's workers over their lives — one slot per worker. It starts a worker
+// in a slot (launcher → channel → session), backs off after boot failures and stops
+// respawning when they come in a row (the boot breaker), recycles a worker between tasks
+// (task count, resident memory), and judges each worker's end: tasks it never started go
+// back to the queue as they were, the one it died under is retried or failed, crashes in a
+// row trip the crash-loop breaker, and the slot is filled again while the pool serves.
+// A pool that tripped a breaker is "broken": it fails queued and later tasks with the
+// reason. The rules themselves are in policy.hpp; this unit carries them out.
+// On the pool's strand (broken_reason() from any thread).
+#pragma once
+
+#include "dispatcher.hpp"
+#include "event_emitter.hpp"
+#include "local_launcher.hpp"
+#include "policy.hpp"
+#include "worker_session.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace crew::detail {
+
+/// What the supervisor needs from the pool that owns it.
+class supervisor_host {
+ public:
+  virtual void dispatch() = 0;
+  virtual void check_join() = 0;
+  virtual bool closed() const noexcept = 0;      ///< close/join/shutdown/destructor began
+  virtual bool terminated() const noexcept = 0;  ///< the destructor began
+  virtual std::weak_ptr<session_owner> as_owner() = 0;
+
+ protected:
+  ~supervisor_host() = default;
+};
+
+class supervisor {
+ public:
+  using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+  using slot_list = std::vector<std::shared_ptr<worker_session>>;
+
+  supervisor(const strand_type& strand, const process_pool_options& opts,
+             const session_settings& settings, const event_emitter& events, dispatcher& tasks,
+             supervisor_host& host);
+
+  /// Starts a worker in `slot` (a boot failure if it cannot be started).
+  void spawn(std::size_t slot);
+  const slot_list& slots() const noexcept { return slots_; }
+  /// Workers alive now (local processes).
+  std::vector<int> pids() const { return launcher_.registry()->pids(); }
+  local_registry& registry() const { return *launcher_.registry(); }
+
+  /// A worker said hello: the run of boot failures is over.
+  void worker_ready() noexcept { boot_failures_ = 0; }
+  /// A live task was answered: the run of crashes is over.
+  void reply_received() noexcept { crashes_.on_reply(); }
+  /// After any reply: recycles the worker if it is due and nothing else runs on it.
+  void task_answered(worker_session& s);
+  /// A worker is gone: judges its tasks, counts the crash, fills the slot again.
+  void worker_ended(worker_session& s, session_end end);
+
+  /// Whether the pool stopped serving (a breaker tripped), and why.
+  bool broken() const noexcept { return broken_; }
+  errc broken_code() const noexcept { return broken_code_; }
+  const std::string& broken_reason() const noexcept { return broken_reason_; }
+  std::string broken_reason_copy() const;
+  /// Any worker with tasks, or any worker at all.
+  bool any_busy() const;
+  /// Asks idle and booting workers to go; true if any worker (or retiring one) is left.
+  bool stop_idle();
+  /// Cancels pending respawns.
+  void cancel_respawns();
+  /// The destructor: fails in-flight tasks with shutting_down, stops every worker at once.
+  void terminate_all();
+
+ private:
+  void boot_failed(std::size_t slot, std::string reason);
+  void trip(errc code, std::string why);
+  void judge_running(worker_session& s, session_end& end, std::optional<std::string>& crash);
+
+  strand_type strand_;
+  const process_pool_options& opts_;
+  const session_settings& settings_;
+  const event_emitter& events_;
+  dispatcher& tasks_;
+  supervisor_host& host_;
+  local_launcher launcher_;
+  slot_list slots_;
+  slot_list retiring_;  // recycled workers on their way out
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> respawn_timers_;
+  unsigned boot_failures_ = 0;
+  policy::crash_loop_breaker crashes_;
+  bool broken_ = false;
+  errc broken_code_ = errc::worker_boot_failed;
+  std::string broken_reason_;
+  mutable std::mutex reason_mutex_;
+  std::string broken_reason_copy_;  // for broken_reason() on any thread
+};
+
+}  // namespace crew::detail
