@@ -380,8 +380,8 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   // otherwise buffer whole blocks and the lines would arrive late.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   segment seg;
-  auto fd_option = [](int given, const char* variable) {
-    return given != -2 ? given : static_cast<int>(env_size(variable, std::size_t(-1)));
+  auto fd_option = [](const std::optional<int>& given, const char* variable) {
+    return given ? *given : static_cast<int>(env_size(variable, std::size_t(-1)));
   };
   const int request_fd = fd_option(options.shm_request_fd, "CREW_SHM_REQUEST_FD");
   const int response_fd = fd_option(options.shm_response_fd, "CREW_SHM_RESPONSE_FD");
@@ -397,13 +397,12 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   ::unsetenv("CREW_SHM_REQUEST_FD");
   ::unsetenv("CREW_SHM_RESPONSE_FD");
   // The pool says its frame limit in CREW_MAX_PAYLOAD: both sides then agree on it.
-  const std::size_t max_payload = options.max_payload != static_cast<std::size_t>(-1)
-                                      ? options.max_payload
+  const std::size_t max_payload = options.max_payload
+                                      ? *options.max_payload
                                       : env_size("CREW_MAX_PAYLOAD", protocol::default_max_payload);
   ::unsetenv("CREW_MAX_PAYLOAD");
-  const std::size_t inline_max = options.shm_inline_max != static_cast<std::size_t>(-1)
-                                     ? options.shm_inline_max
-                                     : env_size("CREW_SHM_INLINE", 0);
+  const std::size_t inline_max =
+      options.shm_inline_max ? *options.shm_inline_max : env_size("CREW_SHM_INLINE", 0);
   ::unsetenv("CREW_SHM_INLINE");
   try {
     protocol::hello h;
