@@ -10,6 +10,8 @@
 #include <crew/registry.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 
 namespace crew {
 
@@ -20,21 +22,21 @@ struct worker_options {
   /// Descriptor the worker writes frames to.
   int out_fd = 4;
   /// Largest frame payload accepted from the coordinator, and the bound on a result (a
-  /// larger one fails its task with `payload_too_large`; the worker goes on). Default
-  /// (SIZE_MAX): `$CREW_MAX_PAYLOAD`, which a process_pool sets to its own `max_payload`, else
+  /// larger one fails its task with `payload_too_large`; the worker goes on). Empty (the
+  /// default): `$CREW_MAX_PAYLOAD`, which a process_pool sets to its own `max_payload`, else
   /// protocol::default_max_payload.
-  std::size_t max_payload = static_cast<std::size_t>(-1);
+  std::optional<std::size_t> max_payload;
   /// The shared-memory request file (read-only) and response file, or -1 for none.
-  /// Default (-2): `$CREW_SHM_REQUEST_FD` and `$CREW_SHM_RESPONSE_FD`, which a coordinator
-  /// using the shm transport sets (to 5 and 6); none if unset. Both are closed, and the
-  /// variables unset, once mapped.
-  int shm_request_fd = -2;
+  /// Empty (the default): `$CREW_SHM_REQUEST_FD` and `$CREW_SHM_RESPONSE_FD`, which a
+  /// coordinator using the shm transport sets (to 5 and 6); none if unset. Both are closed,
+  /// and the variables unset, once mapped.
+  std::optional<int> shm_request_fd;
   /// The response file; see shm_request_fd.
-  int shm_response_fd = -2;
-  /// Results up to this many bytes go inline in the frame even with a segment. Default
-  /// (SIZE_MAX): `$CREW_SHM_INLINE`, else 0. Results larger than the response area also go
+  std::optional<int> shm_response_fd;
+  /// Results up to this many bytes go inline in the frame even with a segment. Empty (the
+  /// default): `$CREW_SHM_INLINE`, else 0. Results larger than the response area also go
   /// inline.
-  std::size_t shm_inline_max = static_cast<std::size_t>(-1);
+  std::optional<std::size_t> shm_inline_max;
   /// Accept batch frames (many calls of one job in one frame, what `map` sends) and say so
   /// in the hello. Off: the coordinator sends such a worker one task frame per item.
   bool batch = true;

@@ -1,0 +1,190 @@
+// The serve loop: crew::serve, the main loop of a worker process. It checks that the
+// channel is there, sets the process up (environment.hpp), says hello, then reads frames
+// and dispatches each: a task or a batch to the task runner (task_runner.hpp), watched for
+// a cancel while it runs (cancel_watch.hpp); a cancel of a task not running is ignored; a
+// shutdown frame or the end of input ends it. Each reply is written before the next task
+// starts. It returns the process's exit code (worker_exit); its public contract is in
+// crew/worker_runtime.hpp.
+#include <crew/worker_runtime.hpp>
+
+#include "cancel_watch.hpp"
+#include "environment.hpp"
+#include "task_runner.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <exception>
+#include <optional>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace crew {
+namespace {
+
+constexpr int exit_code(worker_exit e) noexcept {
+  return static_cast<int>(e);
+}
+
+bool write_all(int fd, const std::byte* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// The hello a worker serving `jobs` sends; the task frames then name a job by its index in
+// its job list.
+protocol::hello make_hello(const registry& jobs) {
+  protocol::hello h;
+  h.pid = static_cast<std::uint32_t>(::getpid());
+  h.jobs = jobs.jobs();
+  return h;
+}
+
+std::vector<const registry::entry*> job_index(const registry& jobs, const protocol::hello& h) {
+  std::vector<const registry::entry*> index;
+  for (const auto& j : h.jobs)
+    index.push_back(jobs.find(j.name));
+  return index;
+}
+
+// One conversation with the coordinator, from hello to the end of the channel. The optional
+// results below hold an exit code when serving is over, and are empty to go on.
+class session {
+ public:
+  session(const registry& jobs, const worker_options& options,
+          const detail::worker_settings& settings)
+      : options_(options),
+        hello_(make_hello(jobs)),
+        index_(job_index(jobs, hello_)),
+        segment_(static_cast<bool>(settings.segment)),
+        max_payload_(settings.max_payload),
+        reader_(settings.max_payload),
+        runner_(index_, settings.segment, settings.inline_max, settings.max_payload),
+        watch_(options.in_fd, settings.max_payload, reader_) {}
+
+  // Says hello, then serves frames until the coordinator is done.
+  int run() {
+    if (!send_hello()) return exit_code(worker_exit::io_error);
+    for (;;) {
+      protocol::frame_view f;
+      boost::system::error_code ec;
+      while (reader_.next(f, ec))
+        if (auto end = handle(f)) return *end;
+      // Every complete frame is handled: the gathered replies go out before we wait for more.
+      if (!flush()) return exit_code(worker_exit::io_error);
+      if (ec) {
+        std::fprintf(stderr, "crew worker: bad frame from coordinator: %s\n", ec.message().c_str());
+        return exit_code(worker_exit::protocol_error);
+      }
+      if (auto end = read_more()) return *end;
+    }
+  }
+
+ private:
+  bool send_hello() {
+    // flag_shm on the hello: this worker takes and gives shared-memory descriptors.
+    // flag_batch: it takes batch frames (options.batch).
+    std::uint16_t hello_flags = segment_ ? protocol::flag_shm : std::uint16_t{0};
+    if (options_.batch) hello_flags |= protocol::flag_batch;
+    protocol::append_frame(out_, protocol::frame_type::hello, 0, protocol::encode_hello(hello_),
+                           hello_flags);
+    return flush();
+  }
+
+  std::optional<int> handle(const protocol::frame_view& f) {
+    const auto type = f.header.type;
+    if (type == protocol::frame_type::shutdown)
+      return flush() ? 0 : exit_code(worker_exit::io_error);
+    if (type == protocol::frame_type::cancel) return std::nullopt;  // nothing runs now
+    const bool is_batch = type == protocol::frame_type::batch && options_.batch;
+    if (type != protocol::frame_type::task && !is_batch) {
+      std::fprintf(stderr, "crew worker: unexpected frame type %d from coordinator\n",
+                   static_cast<int>(type));
+      return exit_code(worker_exit::protocol_error);
+    }
+    // A coordinator that sends tasks ahead may already have cancelled this one.
+    if (detail::cancel_buffered(reader_.buffered(), f.header.task_id, max_payload_))
+      runner_.refuse(f.header.task_id, out_);
+    else
+      run_task(f, is_batch);
+    // Each reply goes out before the next task starts: that task may be slow, and the
+    // coordinator's deadlines and pipelining wait on this reply.
+    if (!flush()) return exit_code(worker_exit::io_error);
+    return std::nullopt;
+  }
+
+  // `f` points into the reader's buffer, which return_read_ahead may move: it is not used
+  // after that.
+  void run_task(const protocol::frame_view& f, bool is_batch) {
+    watch_.start(f.header.task_id);
+    if (is_batch)
+      runner_.run_batch(f, out_);
+    else
+      runner_.run(f, out_);
+    watch_.stop();
+    detail::flush_stdio();
+    watch_.return_read_ahead();  // what cancel_requested() read goes back in stream order
+  }
+
+  std::optional<int> read_more() {
+    auto space = reader_.prepare();
+    const ssize_t n = ::read(options_.in_fd, space.data(), space.size());
+    if (n < 0) {
+      if (errno == EINTR) return std::nullopt;
+      return exit_code(worker_exit::io_error);
+    }
+    if (n == 0) return 0;  // the coordinator closed the channel: it is done with us
+    reader_.commit(static_cast<std::size_t>(n));
+    return std::nullopt;
+  }
+
+  // Writes the replies gathered in out_; false if the channel is broken.
+  bool flush() {
+    const bool ok = out_.empty() || write_all(options_.out_fd, out_.data(), out_.size());
+    out_.clear();
+    return ok;
+  }
+
+  const worker_options& options_;
+  const protocol::hello hello_;
+  const std::vector<const registry::entry*> index_;
+  const bool segment_;
+  const std::size_t max_payload_;
+  protocol::frame_reader reader_;
+  detail::task_runner runner_;
+  detail::cancel_watch watch_;
+  std::vector<std::byte> out_;  // replies not yet written
+};
+
+}  // namespace
+
+int serve(const registry& jobs, const worker_options& options) noexcept {
+  if (::fcntl(options.in_fd, F_GETFD) < 0 || ::fcntl(options.out_fd, F_GETFD) < 0) {
+    std::fprintf(stderr,
+                 "crew worker: fd %d and fd %d must be open: this program is started by a crew "
+                 "coordinator (process_pool), not by hand\n",
+                 options.in_fd, options.out_fd);
+    return exit_code(worker_exit::not_started_by_crew);
+  }
+  detail::arrange_parent_death();
+  detail::line_buffer_stdout();
+  detail::worker_settings settings;
+  if (!detail::take_settings(options, settings)) return exit_code(worker_exit::bad_segment);
+  try {
+    session s(jobs, options, settings);
+    return s.run();
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "crew worker: %s\n", ex.what());
+    return exit_code(worker_exit::io_error);
+  }
+}
+
+}  // namespace crew
