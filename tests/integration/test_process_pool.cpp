@@ -12,6 +12,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -693,6 +694,45 @@ BOOST_FIXTURE_TEST_CASE(a_bad_handshake_is_a_boot_failure, io_fixture) {
     pool.join();
   }
   expect_no_leaks(fds_before);
+}
+
+// Found by an outside project: an unknown error code failed with another error's text and
+// named no worker. It is a protocol violation like any other, and says which worker.
+BOOST_FIXTURE_TEST_CASE(an_error_frame_with_an_unknown_code_names_the_worker, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), fault_options(1));
+    // The pool's first task has id 1: the worker answers it with code 13.
+    std::vector<std::byte> payload(4);
+    const std::uint32_t code = 13;
+    std::memcpy(payload.data(), &code, 4);
+    crew::encoder e(payload);
+    e.put(std::string("no such code"));
+    std::vector<std::byte> frame;
+    crew::protocol::append_frame(frame, crew::protocol::frame_type::error, 1, payload);
+    const std::string bytes(reinterpret_cast<const char*>(frame.data()), frame.size());
+    auto err = failure_of(pool.submit(crew::test::raw_reply(bytes)));
+    BOOST_TEST(err.code() == make_error_code(errc::protocol_error));
+    BOOST_TEST(contains(err.message(), "unknown code 13"), err.message());
+    BOOST_TEST(contains(err.message(), "worker 0 (pid "), err.message());
+    BOOST_TEST(!contains(err.message(), "did not decode as the declared type"), err.message());
+    BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);  // replaced, serving
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_FIXTURE_TEST_CASE(shm_areas_of_zero_bytes_are_refused_at_construction, io_fixture) {
+  auto o = worker_options(1);
+  o.transport = crew::transport::shm;
+  o.shm_area_bytes = 0;
+  BOOST_CHECK_EXCEPTION(crew::process_pool(ioc.get_executor(), o), std::invalid_argument,
+                        [](const std::invalid_argument& e) {
+                          return contains(e.what(), "shm_area_bytes");
+                        });
+  o.transport = crew::transport::pipe;  // unused without shm: accepted
+  crew::process_pool pool(ioc.get_executor(), o);
+  BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
+  pool.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()
