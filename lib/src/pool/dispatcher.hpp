@@ -64,7 +64,7 @@ class dispatcher {
   const std::size_t depth_;
   const event_emitter& events_;
   admission& gate_;
-  std::deque<pending_task> queue_;
+  task_list queue_;
   std::atomic<std::uint64_t> next_id_{0};
   bool reading_batch_ = false;  // handling the replies of one read: writes wait for its end
 };

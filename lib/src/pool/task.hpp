@@ -7,6 +7,8 @@
 #include <crew/events.hpp>
 #include <crew/process_pool.hpp>
 
+#include <boost/container/devector.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -30,5 +32,10 @@ struct pending_task {
   // Explicit cancellation (task_options::stop); destroyed with the task, on the strand.
   std::unique_ptr<std::stop_callback<std::function<void()>>> on_stop;
 };
+
+/// Tasks in order, taken from and put back at both ends. A devector: its storage is reused
+/// as tasks come and go, where std::deque (a node per task of this size) allocated twice
+/// per task.
+using task_list = boost::container::devector<pending_task>;
 
 }  // namespace crew::detail

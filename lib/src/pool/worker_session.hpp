@@ -50,7 +50,7 @@ struct session_end {
   bool booted = false;      ///< it had said hello
   bool stopping = false;    ///< it had been asked to go
   std::optional<failure_t> failure;   ///< why crew gave up on it, if crew did
-  std::deque<pending_task> unstarted;  ///< tasks it never started, in order (cancelled dropped)
+  task_list unstarted;  ///< tasks it never started, in order (cancelled dropped)
   std::optional<pending_task> running;  ///< the task it ended under (not a cancelled one)
 };
 
@@ -105,7 +105,7 @@ class worker_session final : public channel_listener,
   std::size_t tasks_done() const noexcept { return tasks_done_; }
   bool retire_due() const noexcept { return retire_due_; }
   void mark_retire_due() noexcept { retire_due_ = true; }
-  std::deque<pending_task>& inflight() noexcept { return inflight_; }
+  task_list& inflight() noexcept { return inflight_; }
   worker_channel& channel() noexcept { return *channel_; }
 
   /// False once the worker is known to be ending: it must get no new task.
@@ -177,7 +177,7 @@ class worker_session final : public channel_listener,
   // Tasks sent, in order. The worker runs them one after another, so front() is the one
   // running; the others wait in its channel (pipeline_depth > 1). A discarded entry is a
   // cancelled task whose reply is still due and will be dropped.
-  std::deque<pending_task> inflight_;
+  task_list inflight_;
   bool retire_due_ = false;  // recycle once its in-flight tasks are done
   std::size_t tasks_done_ = 0;
   bool frame_armed_ = false;
