@@ -235,7 +235,7 @@ bool worker_session::on_reply(const std::shared_ptr<session_owner>& owner,
     try {
       e = protocol::decode_error_payload(f.payload);
     } catch (const decode_error& bad) {
-      return refuse(std::string("bad error frame: ") + bad.what());
+      return refuse("bad error frame: " + bad.message());  // without the code's own text
     }
     owner->task_failed(p, e.code, std::move(e.message));
   }
