@@ -8,8 +8,9 @@
 // here belongs to one thread.
 #pragma once
 
+#include <crew/codec.hpp>
 #include <crew/error.hpp>
-#include <crew/registry.hpp>
+#include <crew/job.hpp>
 
 #include <cstddef>
 #include <cstdint>
