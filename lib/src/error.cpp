@@ -91,4 +91,18 @@ boost::system::error_code error_of(const std::exception_ptr& ep) noexcept {
   }
 }
 
+failure describe_failure(const std::exception_ptr& ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const boost::system::system_error& e) {
+    if (e.code().category() != crew_category()) return {errc::job_failed, e.what()};
+    const auto* te = dynamic_cast<const task_error*>(&e);
+    return {static_cast<errc>(e.code().value()), te ? te->message() : std::string(e.what())};
+  } catch (const std::exception& e) {
+    return {errc::job_failed, e.what()};
+  } catch (...) {
+    return {errc::job_failed, "unknown exception"};
+  }
+}
+
 }  // namespace crew
