@@ -193,13 +193,17 @@ std::vector<std::byte> encode_error(const error_payload& ep) {
   return out;
 }
 
+unknown_error_code::unknown_error_code(std::uint32_t code)
+    : decode_error("error frame carries unknown code " + std::to_string(code)) {
+}
+
 error_payload decode_error_payload(std::span<const std::byte> payload) {
   decoder d(payload.data(), payload.size());
   error_payload ep;
   const auto code = d.get<std::uint32_t>();
   if (code < static_cast<std::uint32_t>(errc::job_failed) ||
       code > static_cast<std::uint32_t>(errc::cancelled))
-    throw decode_error("error frame carries unknown code " + std::to_string(code));
+    throw unknown_error_code(code);
   ep.code = static_cast<errc>(code);
   ep.message = d.get<std::string>();
   d.expect_end();

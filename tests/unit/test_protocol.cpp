@@ -719,6 +719,20 @@ BOOST_AUTO_TEST_CASE(batch_results_are_checked_item_by_item) {
   BOOST_TEST(throws_decode_error([&] { proto::check_batch_result(bad_error, 2); }));
 }
 
+// An unknown code is a decode_error (as documented), whose text says what happened and not
+// what the decode_error code means ("bytes did not decode as the declared type").
+BOOST_AUTO_TEST_CASE(an_unknown_error_code_is_named_without_another_errors_text) {
+  const bytes b = crew::encode_values(std::uint32_t{13}, std::string("m"));
+  try {
+    (void)proto::decode_error_payload(b);
+    BOOST_FAIL("code 13 must be refused");
+  } catch (const crew::decode_error& e) {
+    BOOST_TEST(e.code() == crew::errc::decode_error);
+    BOOST_TEST(e.message() == "error frame carries unknown code 13");
+    BOOST_TEST(std::string(e.what()) == "error frame carries unknown code 13");
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_CASE(shm_descriptors_are_checked_before_use) {

@@ -242,7 +242,19 @@ struct error_payload {
 };
 /// The payload of an error frame: u32 code, then the message as a string.
 std::vector<std::byte> encode_error(const error_payload& e);
-/// Throws decode_error for a malformed payload or an unknown code.
+/// What decode_error_payload throws for a code that is no errc value: a decode_error (its
+/// code is `errc::decode_error`, as for any malformed payload) whose `what()` is its
+/// message alone, "error frame carries unknown code N": the text of the decode_error code
+/// ("bytes did not decode as the declared type") would describe another failure.
+class unknown_error_code : public decode_error {
+ public:
+  /// For the unknown `code`.
+  explicit unknown_error_code(std::uint32_t code);
+  /// The message alone (see above).
+  const char* what() const noexcept override { return message().c_str(); }
+};
+/// Throws decode_error for a malformed payload, unknown_error_code (a decode_error) for an
+/// unknown code.
 error_payload decode_error_payload(std::span<const std::byte> payload);
 
 }  // namespace crew::protocol
