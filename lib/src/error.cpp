@@ -1,3 +1,4 @@
+#include <crew/detail/inproc_events.hpp>
 #include <crew/error.hpp>
 #include <crew/events.hpp>
 
