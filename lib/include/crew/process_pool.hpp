@@ -281,7 +281,9 @@ class process_pool : public basic_runner<process_pool> {
   /// as far as supervision goes: the pool's `task_timeout` applies per item (the chunk gets
   /// it times its item count); a worker dying under a chunk fails (or, with retries, reruns)
   /// the whole chunk. Completion signature: `void(std::exception_ptr, std::vector<R>)`; on
-  /// failure the exception is the first error observed and the vector is empty.
+  /// failure the exception is the first error observed and the vector is empty. A token
+  /// that defers the initiation (use_awaitable, deferred) first copies an lvalue range into
+  /// the operation.
   ///
   /// The completion is posted to the handler's associated executor (default: the pool's)
   /// once every chunk has resolved. A chunk fails as a task would (see async_submit); a
@@ -417,8 +419,10 @@ auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionTo
       items.push_back(std::forward<decltype(x)>(x));
     return async_map(j, std::move(items), std::forward<CompletionToken>(token));
   } else {
+    // `in` is `inputs` itself for a callback or use_future, or, for a token that defers
+    // the initiation (use_awaitable, deferred), Asio's stored copy, passed as an rvalue.
     return boost::asio::async_initiate<CompletionToken, signature>(
-        [this, &j](auto handler, Range&& in) {
+        [this, &j](auto handler, auto&& in) {
           const std::size_t n = std::ranges::size(in);
           const std::size_t chunk = detail::map_chunk_size(n, size(), map_chunk_);
           // The handler's executor is kept busy until the map completes.

@@ -112,7 +112,8 @@ class basic_runner {
   /// exception is the first task error observed (in completion order, not input order) and
   /// the vector is empty. Every task still runs to its end before the completion.
   /// The inputs are read and every task submitted when the operation is initiated (within
-  /// this call for a callback or use_future); the per-task
+  /// this call for a callback or use_future; a token that defers the initiation, such as
+  /// use_awaitable or deferred, first copies an lvalue range into the operation); the per-task
   /// completions run on the pool's executor and the final one is posted to the handler's associated
   /// executor (default: the pool's). An empty range completes with an empty vector. `j` must
   /// outlive the tasks (see invocation). The token is required: the default
@@ -123,8 +124,10 @@ class basic_runner {
   auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {}) {
     static_assert(!std::is_void_v<R>, "map needs a job with a result");
     using signature = void(std::exception_ptr, std::vector<R>);
+    // `in` is `inputs` itself for a callback or use_future, or, for a token that defers
+    // the initiation (use_awaitable, deferred), Asio's stored copy, passed as an rvalue.
     return boost::asio::async_initiate<CompletionToken, signature>(
-        [this, &j](auto handler, Range&& in) {
+        [this, &j](auto handler, auto&& in) {
           // Only the executor is kept: the pool itself may be gone when the last task ends.
           auto ex = self().get_executor();
           std::vector<invocation<R, A...>> calls;
