@@ -126,8 +126,11 @@ struct process_pool_options {
   unsigned max_boot_failures = 3;
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;
-  /// With `transport::shm`: bytes of each of a worker's two areas (request, response).
-  /// Every worker's segment is allocated in full at start-up (about twice this).
+  /// With `transport::shm`: bytes of each of a worker's two areas (request, response),
+  /// rounded up to a multiple of 4 KiB. Every worker's segment is allocated in full at
+  /// start-up (about twice this, plus a 4 KiB header page). A payload larger than the area
+  /// goes through the pipe instead. 0 with `transport::shm` is refused at construction
+  /// (std::invalid_argument).
   std::size_t shm_area_bytes = std::size_t{16} << 20;
   /// With `transport::shm`: payloads up to this size stay inline in the pipe frame,
   /// where one small copy costs less than the descriptor round trip.
@@ -215,7 +218,8 @@ class process_pool : public basic_runner<process_pool> {
   /// Starts `options.workers` workers. Start-up failures do not throw: they surface as
   /// `worker_boot_failed` on the tasks (a missing executable is reported with its path).
   /// The workers are spawned on the executor, so nothing starts until it runs; tasks
-  /// submitted meanwhile wait in the queue. Throws only std::bad_alloc.
+  /// submitted meanwhile wait in the queue. Throws std::invalid_argument for options that
+  /// cannot work (`shm_area_bytes` 0 with `transport::shm`), else only std::bad_alloc.
   explicit process_pool(executor_type ex, process_pool_options options = {});
 
   /// Bounded and leaves no child behind: on the strand, queued and running tasks fail with

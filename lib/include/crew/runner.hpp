@@ -63,9 +63,18 @@ struct task_options {
   std::optional<unsigned> retries;
   /// A name for the task in its events (event::label), e.g. its arguments as text.
   std::string label;
-  /// Explicit cancellation: when stop is requested, the task is cancelled as by its
-  /// completion handler's cancellation slot (a queued task is dropped, a running one gets a
-  /// cancel frame and then its worker is killed) and fails with `cancelled`.
+  /// Explicit cancellation; the task then fails with `cancelled`. What a stop does depends
+  /// on the pool:
+  /// - process_pool: as its completion handler's cancellation slot, at any time until the
+  ///   task resolves, and the task completes at once: a queued task is dropped; a running
+  ///   one gets a cancel frame, and its worker is killed if it has not answered within
+  ///   `cancel_grace`.
+  /// - thread_pool: checked only when a pool thread takes the task up: a task whose stop was
+  ///   requested stays in the queue, behind the tasks before it, until a thread reaches it,
+  ///   and then fails without running; once the job has started a stop has no effect (a
+  ///   thread cannot be stopped).
+  /// - inline_runner: the job runs inside the submitting call, so only a stop requested
+  ///   before that call is honoured (the job does not run).
   std::stop_token stop;
 };
 
