@@ -35,15 +35,7 @@ std::string error_name(const std::exception_ptr& ep) {
 }
 
 std::string describe(const std::exception_ptr& ep) {
-  try {
-    std::rethrow_exception(ep);
-  } catch (const task_error& e) {
-    return error_name(ep) + ": " + e.message();
-  } catch (const std::exception& e) {
-    return error_name(ep) + ": " + e.what();
-  } catch (...) {
-    return "unknown error";
-  }
+  return error_name(ep) + ": " + describe_failure(ep).message;
 }
 
 stdout_to_stderr::stdout_to_stderr(bool active) {

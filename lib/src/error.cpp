@@ -1,3 +1,4 @@
+#include <crew/detail/inproc_events.hpp>
 #include <crew/error.hpp>
 #include <crew/events.hpp>
 
@@ -88,6 +89,20 @@ boost::system::error_code error_of(const std::exception_ptr& ep) noexcept {
     return e.code();
   } catch (...) {
     return make_error_code(errc::job_failed);
+  }
+}
+
+failure describe_failure(const std::exception_ptr& ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const boost::system::system_error& e) {
+    if (e.code().category() != crew_category()) return {errc::job_failed, e.what()};
+    const auto* te = dynamic_cast<const task_error*>(&e);
+    return {static_cast<errc>(e.code().value()), te ? te->message() : std::string(e.what())};
+  } catch (const std::exception& e) {
+    return {errc::job_failed, e.what()};
+  } catch (...) {
+    return {errc::job_failed, "unknown exception"};
   }
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <utility>
 
 namespace crew::protocol {
 namespace {
@@ -193,13 +195,17 @@ std::vector<std::byte> encode_error(const error_payload& ep) {
   return out;
 }
 
+unknown_error_code::unknown_error_code(std::uint32_t code)
+    : decode_error("error frame carries unknown code " + std::to_string(code)) {
+}
+
 error_payload decode_error_payload(std::span<const std::byte> payload) {
   decoder d(payload.data(), payload.size());
   error_payload ep;
   const auto code = d.get<std::uint32_t>();
   if (code < static_cast<std::uint32_t>(errc::job_failed) ||
       code > static_cast<std::uint32_t>(errc::cancelled))
-    throw decode_error("error frame carries unknown code " + std::to_string(code));
+    throw unknown_error_code(code);
   ep.code = static_cast<errc>(code);
   ep.message = d.get<std::string>();
   d.expect_end();
@@ -292,6 +298,69 @@ void check_batch_result(std::span<const std::byte> payload, std::size_t expected
     if (item.kind == frame_type::error) (void)decode_error_payload(item.bytes);
   }
   r.expect_end();
+}
+
+namespace {
+// The batch and batch_result builders: a u32 count (written last), then the items.
+std::byte* add_counted(std::vector<std::byte>& bytes, std::uint32_t& count, std::size_t n,
+                       const frame_type* kind) {
+  if (count == std::numeric_limits<std::uint32_t>::max())
+    throw capacity_exceeded("a batch cannot hold more than 4294967295 items");
+  if (bytes.empty()) bytes.resize(4);
+  std::byte* to = append_item(bytes, n, kind);
+  ++count;
+  return to;
+}
+std::vector<std::byte> finish_counted(std::vector<std::byte>& bytes, std::uint32_t& count) {
+  if (bytes.empty()) bytes.resize(4);
+  store(bytes.data(), count);
+  count = 0;
+  return std::exchange(bytes, {});
+}
+void check_outcome(frame_type kind) {
+  if (kind != frame_type::result && kind != frame_type::error)
+    throw std::invalid_argument("a batch_result item is a result or an error, not frame type " +
+                                std::to_string(static_cast<int>(kind)));
+}
+}  // namespace
+
+void batch_builder::reserve(std::size_t bytes) {
+  bytes_.reserve(bytes);
+}
+
+std::byte* batch_builder::add(std::size_t n) {
+  return add_counted(bytes_, count_, n, nullptr);
+}
+
+void batch_builder::add(std::span<const std::byte> item) {
+  std::byte* to = add(item.size());
+  if (!item.empty()) std::memcpy(to, item.data(), item.size());
+}
+
+std::size_t batch_builder::size() const noexcept {
+  return bytes_.empty() ? 4 : bytes_.size();
+}
+
+std::vector<std::byte> batch_builder::finish() {
+  return finish_counted(bytes_, count_);
+}
+
+void batch_result_builder::reserve(std::size_t bytes) {
+  bytes_.reserve(bytes);
+}
+
+std::byte* batch_result_builder::add(frame_type kind, std::size_t n) {
+  check_outcome(kind);
+  return add_counted(bytes_, count_, n, &kind);
+}
+
+void batch_result_builder::add(frame_type kind, std::span<const std::byte> bytes) {
+  std::byte* to = add(kind, bytes.size());
+  if (!bytes.empty()) std::memcpy(to, bytes.data(), bytes.size());
+}
+
+std::vector<std::byte> batch_result_builder::finish() {
+  return finish_counted(bytes_, count_);
 }
 
 std::size_t begin_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,

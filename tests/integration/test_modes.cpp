@@ -7,6 +7,7 @@
 #include "pool_fixture.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
@@ -131,6 +132,38 @@ BOOST_FIXTURE_TEST_CASE(in_process_runners_take_every_completion_token, io_fixtu
   } catch (const crew::task_error& e) {
     BOOST_TEST(e.code() == make_error_code(crew::errc::shutting_down));
   }
+}
+
+// A non-const lvalue range through the tokens that defer the initiation, in-process: Asio
+// hands the initiation its own copy of the range, as an rvalue (or, for a deferred operation
+// invoked as an lvalue, as a const lvalue).
+BOOST_FIXTURE_TEST_CASE(
+    in_process_async_map_takes_a_non_const_lvalue_range_with_awaitable_and_deferred, io_fixture) {
+  const auto jobs = demo_registry();
+  crew::thread_pool tp(jobs, 2);
+  crew::inline_runner in(jobs, ioc.get_executor());
+  std::vector<int> v(50);
+  std::iota(v.begin(), v.end(), -10);
+  const std::vector<int> expected = v;
+  auto f = asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<std::pair<std::vector<int>, std::vector<int>>> {
+        auto a = co_await tp.async_map(crew::demo::identity, v, asio::use_awaitable);
+        auto b = co_await in.async_map(crew::demo::identity, v, asio::use_awaitable);
+        co_return std::pair{std::move(a), std::move(b)};
+      },
+      asio::use_future);
+  const auto [from_threads, from_inline] = f.get();
+  BOOST_TEST(from_threads == expected, boost::test_tools::per_element());
+  BOOST_TEST(from_inline == expected, boost::test_tools::per_element());
+  auto op = tp.async_map(crew::demo::identity, v, asio::deferred);
+  BOOST_TEST(op(asio::use_future).get() == expected, boost::test_tools::per_element());
+  BOOST_TEST(std::move(op)(asio::use_future).get() == expected, boost::test_tools::per_element());
+  auto inline_op = in.async_map(crew::demo::identity, v, asio::deferred);
+  BOOST_TEST(std::move(inline_op)(asio::use_future).get() == expected,
+             boost::test_tools::per_element());
+  BOOST_TEST(v == expected, boost::test_tools::per_element());  // read, not moved from
+  tp.join();
 }
 
 BOOST_AUTO_TEST_CASE(a_joined_thread_pool_still_completes_callbacks) {

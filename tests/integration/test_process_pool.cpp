@@ -6,6 +6,7 @@
 #include "pool_fixture.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -379,6 +380,32 @@ BOOST_FIXTURE_TEST_CASE(every_completion_token_works, io_fixture) {
         },
         asio::use_future);
     BOOST_TEST(f.get() == 103);
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+// A non-const lvalue range through the tokens that defer the initiation: Asio hands the
+// initiation its own copy of the range, as an rvalue (or, for a deferred operation invoked
+// as an lvalue, as a const lvalue).
+BOOST_FIXTURE_TEST_CASE(async_map_takes_a_non_const_lvalue_range_with_awaitable_and_deferred,
+                        io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options());
+    std::vector<int> in(50);
+    std::iota(in.begin(), in.end(), -10);
+    const std::vector<int> expected = in;
+    auto f = asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<std::vector<int>> {
+          co_return co_await pool.async_map(crew::demo::identity, in, asio::use_awaitable);
+        },
+        asio::use_future);
+    BOOST_TEST(f.get() == expected, boost::test_tools::per_element());
+    auto op = pool.async_map(crew::demo::identity, in, asio::deferred);
+    BOOST_TEST(op(asio::use_future).get() == expected, boost::test_tools::per_element());
+    BOOST_TEST(std::move(op)(asio::use_future).get() == expected, boost::test_tools::per_element());
+    BOOST_TEST(in == expected, boost::test_tools::per_element());  // read, not moved from
     pool.join();
   }
   expect_no_leaks(fds_before);

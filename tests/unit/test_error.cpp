@@ -159,4 +159,26 @@ BOOST_AUTO_TEST_CASE(error_of_null_is_empty) {
   BOOST_TEST(ec == boost::system::error_code());
 }
 
+BOOST_AUTO_TEST_CASE(describe_failure_gives_the_code_and_the_detail) {
+  for (int v = first_errc; v <= last_errc; ++v) {
+    const auto e = static_cast<crew::errc>(v);
+    const auto f = crew::describe_failure(crew::make_task_error(e, "detail " + std::to_string(v)));
+    BOOST_TEST(f.code == e);
+    BOOST_TEST(f.message == "detail " + std::to_string(v));  // without the category's text
+  }
+  // What a job's exception becomes: job_failed and its what().
+  auto f = crew::describe_failure(std::make_exception_ptr(std::runtime_error("boom")));
+  BOOST_TEST(f.code == crew::errc::job_failed);
+  BOOST_TEST(f.message == "boom");
+  f = crew::describe_failure(std::make_exception_ptr(42));
+  BOOST_TEST(f.code == crew::errc::job_failed);
+  BOOST_TEST(f.message == "unknown exception");
+  // A code of another category is no crew code: job_failed, the whole text kept.
+  const boost::system::system_error other(
+      boost::system::errc::make_error_code(boost::system::errc::io_error), "reading");
+  f = crew::describe_failure(std::make_exception_ptr(other));
+  BOOST_TEST(f.code == crew::errc::job_failed);
+  BOOST_TEST(f.message == other.what());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

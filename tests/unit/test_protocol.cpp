@@ -8,6 +8,7 @@
 #include <limits>
 #include <ostream>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -717,6 +718,67 @@ BOOST_AUTO_TEST_CASE(batch_results_are_checked_item_by_item) {
   bytes bad_error = b;
   put_le(bad_error, 4 + 5 + 3 + 5, 4, 999);  // the error item's code
   BOOST_TEST(throws_decode_error([&] { proto::check_batch_result(bad_error, 2); }));
+}
+
+// The builders write exactly the layout written by hand above, which the readers read.
+BOOST_AUTO_TEST_CASE(batch_builders_write_what_the_readers_read) {
+  const std::vector<bytes> items{text("ab"), {}, pattern(300, 3)};
+  proto::batch_builder b;
+  BOOST_TEST(b.count() == 0u);
+  BOOST_TEST(b.size() == 4u);  // the count, even before the first item
+  b.reserve(1000);
+  b.add(items[0]);
+  (void)b.add(items[1].size());
+  std::byte* to = b.add(items[2].size());
+  std::memcpy(to, items[2].data(), items[2].size());
+  BOOST_TEST(b.count() == 3u);
+  BOOST_TEST(b.size() == batch_of(items).size());
+  const bytes batch = b.finish();
+  BOOST_TEST((batch == batch_of(items)));
+  proto::batch_reader r(batch);
+  BOOST_TEST(r.count() == 3u);
+  // Finished, the builder starts over; with no item, a batch is its zero count.
+  BOOST_TEST(b.count() == 0u);
+  b.add(items[0]);
+  BOOST_TEST((b.finish() == batch_of({items[0]})));
+  BOOST_TEST((b.finish() == bytes(4)));
+
+  bytes by_hand(4);
+  put_le(by_hand, 0, 4, 2);
+  const bytes value = text("xyz");
+  std::memcpy(proto::append_batch_item(by_hand, value.size(), proto::frame_type::result),
+              value.data(), value.size());
+  const bytes err = proto::encode_error({crew::errc::job_failed, "no"});
+  std::memcpy(proto::append_batch_item(by_hand, err.size(), proto::frame_type::error), err.data(),
+              err.size());
+  proto::batch_result_builder results;
+  results.reserve(64);
+  results.add(proto::frame_type::result, value);
+  to = results.add(proto::frame_type::error, err.size());
+  std::memcpy(to, err.data(), err.size());
+  BOOST_TEST(results.count() == 2u);
+  const bytes payload = results.finish();
+  BOOST_TEST((payload == by_hand));
+  proto::check_batch_result(payload, 2);
+  BOOST_TEST((results.finish() == bytes(4)));
+  proto::check_batch_result(bytes(4), 0);
+  // Only a result or an error is an outcome.
+  BOOST_CHECK_THROW((void)results.add(proto::frame_type::cancel, 0), std::invalid_argument);
+  BOOST_TEST(results.count() == 0u);
+}
+
+// An unknown code is a decode_error (as documented), whose text says what happened and not
+// what the decode_error code means ("bytes did not decode as the declared type").
+BOOST_AUTO_TEST_CASE(an_unknown_error_code_is_named_without_another_errors_text) {
+  const bytes b = crew::encode_values(std::uint32_t{13}, std::string("m"));
+  try {
+    (void)proto::decode_error_payload(b);
+    BOOST_FAIL("code 13 must be refused");
+  } catch (const crew::decode_error& e) {
+    BOOST_TEST(e.code() == crew::errc::decode_error);
+    BOOST_TEST(e.message() == "error frame carries unknown code 13");
+    BOOST_TEST(std::string(e.what()) == "error frame carries unknown code 13");
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

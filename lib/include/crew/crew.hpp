@@ -8,6 +8,7 @@
 
 #include <crew/codec.hpp>
 #include <crew/error.hpp>
+#include <crew/events.hpp>
 #include <crew/inline_runner.hpp>
 #include <crew/job.hpp>
 #include <crew/process_pool.hpp>

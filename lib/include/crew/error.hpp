@@ -93,6 +93,22 @@ inline std::exception_ptr make_task_error(errc e, const std::string& message) {
 /// code for a null pointer. Rethrows `ep` internally; never throws.
 boost::system::error_code error_of(const std::exception_ptr& ep) noexcept;
 
+/// A failure as plain values: what an error frame carries (docs/protocol.md) and a
+/// task_failed event reports.
+struct failure {
+  /// Why.
+  errc code = errc::job_failed;
+  /// The detail, e.g. the job's exception message.
+  std::string message;
+};
+
+/// `ep` (not null) as a failure: an exception carrying a crew::errc (a task_error, or
+/// another boost::system::system_error of crew_category()) gives that code and its
+/// message() (a task_error's) or what(); any other exception gives `job_failed` and its
+/// what() (`"unknown exception"` if it is not a std::exception), as a job's exception
+/// becomes. Rethrows `ep` internally; throws only std::bad_alloc.
+failure describe_failure(const std::exception_ptr& ep);
+
 }  // namespace crew
 
 /// Lets a crew::errc convert to, and compare with, a boost::system::error_code.

@@ -7,16 +7,12 @@
 
 #include <crew/error.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <mutex>
 #include <string_view>
-#include <thread>
-#include <vector>
 
 namespace crew {
 
@@ -60,54 +56,5 @@ struct event {
 /// quick and must not block or call back into the pool's blocking members; an exception it
 /// throws is swallowed.
 using event_handler = std::function<void(const event&)>;
-
-namespace detail {
-/// Internal: this process's id.
-int this_process_id() noexcept;
-
-/// Internal: the events of an in-process pool, delivered one at a time (under a mutex)
-/// with the running thread's index (in order of the threads' first event).
-class inproc_events {
- public:
-  explicit inproc_events(event_handler h) : handler_(std::move(h)) {}
-  explicit operator bool() const noexcept { return static_cast<bool>(handler_); }
-  std::uint64_t next_id() noexcept { return ++last_id_; }
-  /// `on_thread`: the event happens on the thread that runs the task (not for task_queued).
-  void emit(event_kind kind, std::uint64_t task, std::string_view job, std::string_view label,
-            bool on_thread, errc error = {}, std::string_view message = {}) {
-    if (!handler_) return;
-    std::lock_guard lock(mutex_);
-    event e;
-    e.kind = kind;
-    e.time = std::chrono::system_clock::now();
-    e.steady = std::chrono::steady_clock::now();
-    e.task = task;
-    e.job = job;
-    e.label = label;
-    e.pid = this_process_id();
-    e.error = error;
-    e.message = message;
-    if (on_thread) e.worker = thread_index();
-    try {
-      handler_(e);
-    } catch (...) {
-    }
-  }
-
- private:
-  std::size_t thread_index() {
-    const auto me = std::this_thread::get_id();
-    for (std::size_t i = 0; i < threads_.size(); ++i)
-      if (threads_[i] == me) return i;
-    threads_.push_back(me);
-    return threads_.size() - 1;
-  }
-
-  event_handler handler_;
-  std::atomic<std::uint64_t> last_id_{0};
-  std::mutex mutex_;
-  std::vector<std::thread::id> threads_;
-};
-}  // namespace detail
 
 }  // namespace crew

@@ -14,6 +14,16 @@
 
 namespace crew {
 
+/// A job as a worker announces it: its name and its signature in wire type names.
+struct job_info {
+  /// The job's name (job::name()).
+  std::string name;
+  /// The job's signature in wire type names (job::signature()), e.g. `"f64(i32)"`.
+  std::string signature;
+  /// Equal when both name and signature are.
+  friend bool operator==(const job_info&, const job_info&) = default;
+};
+
 /// A job; only the specialization for function types `R(Args...)` exists.
 template <class Signature>
 class job;

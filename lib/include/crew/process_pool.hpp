@@ -6,6 +6,10 @@
 #pragma once
 
 #include <crew/codec.hpp>
+#include <crew/detail/completion.hpp>
+#include <crew/detail/map_chunks.hpp>
+#include <crew/detail/map_operation.hpp>
+#include <crew/detail/raw_task.hpp>
 #include <crew/error.hpp>
 #include <crew/events.hpp>
 #include <crew/job.hpp>
@@ -17,15 +21,16 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <ranges>
 #include <span>
@@ -121,8 +126,11 @@ struct process_pool_options {
   unsigned max_boot_failures = 3;
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;
-  /// With `transport::shm`: bytes of each of a worker's two areas (request, response).
-  /// Every worker's segment is allocated in full at start-up (about twice this).
+  /// With `transport::shm`: bytes of each of a worker's two areas (request, response),
+  /// rounded up to a multiple of 4 KiB. Every worker's segment is allocated in full at
+  /// start-up (about twice this, plus a 4 KiB header page). A payload larger than the area
+  /// goes through the pipe instead. 0 with `transport::shm` is refused at construction
+  /// (std::invalid_argument).
   std::size_t shm_area_bytes = std::size_t{16} << 20;
   /// With `transport::shm`: payloads up to this size stay inline in the pipe frame,
   /// where one small copy costs less than the descriptor round trip.
@@ -183,35 +191,6 @@ struct process_pool_options {
 /// file system at each call.
 std::filesystem::path default_worker_executable();
 
-namespace detail {
-/// Internal: the pool's state, on its strand (process_pool.cpp).
-class pool_core;
-/// Cancels task `id` of `core`, if both still exist; any thread.
-void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id);
-/// Internal. A task as the pool's core sees it: the job by name, encoded arguments, and a
-/// completion called exactly once with an error or the result bytes: on the pool's strand,
-/// or, for a task refused at submission, on the submitting thread.
-struct raw_task {
-  std::string job;
-  std::string signature;
-  /// Encoded size of the arguments, and how to encode them: the pool writes them only
-  /// when it knows where (a frame buffer or a shared-memory area), straight there.
-  std::size_t args_size = 0;
-  std::function<void(encoder&)> encode_args;
-  std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
-  /// Non-zero: a batch of this many calls of the job (what `map` sends). The encoded
-  /// arguments are then a batch's items (docs/protocol.md §9) and `done` gets the payload of
-  /// a batch_result, already checked to hold exactly this many items. The timeout applies
-  /// per item: the batch's deadline is the timeout times this count.
-  std::uint32_t batch_items = 0;
-  /// Assigned by the pool at submission; what a cancellation names.
-  std::uint64_t id = 0;
-  /// Set by a cancellation slot, for a cancel that comes before the task reaches the pool.
-  std::shared_ptr<std::atomic<bool>> cancelled;
-  task_options options;
-};
-}  // namespace detail
-
 /// A pool of persistent worker processes (`crew-worker` or your own executable built on
 /// crew/worker_runtime.hpp). Tasks are queued and sent to idle workers over pipes (fd 3
 /// and fd 4 of the worker); results come back in the same frames. Workers' stdout and
@@ -239,7 +218,8 @@ class process_pool : public basic_runner<process_pool> {
   /// Starts `options.workers` workers. Start-up failures do not throw: they surface as
   /// `worker_boot_failed` on the tasks (a missing executable is reported with its path).
   /// The workers are spawned on the executor, so nothing starts until it runs; tasks
-  /// submitted meanwhile wait in the queue. Throws only std::bad_alloc.
+  /// submitted meanwhile wait in the queue. Throws std::invalid_argument for options that
+  /// cannot work (`shm_area_bytes` 0 with `transport::shm`), else only std::bad_alloc.
   explicit process_pool(executor_type ex, process_pool_options options = {});
 
   /// Bounded and leaves no child behind: on the strand, queued and running tasks fail with
@@ -259,7 +239,10 @@ class process_pool : public basic_runner<process_pool> {
   /// The executor the pool runs on; completions default to it. Any thread.
   executor_type get_executor() const noexcept { return executor_; }
 
-  /// Runs `inv` on a worker. Completion signature: `task_signature_t<R>`, i.e.
+  /// `async_submit(inv, token)`: as below, with default task_options.
+  using basic_runner<process_pool>::async_submit;
+  /// Runs `inv` on a worker, with a deadline, a retry count, a label or a stop token for
+  /// this task (see task_options). Completion signature: `task_signature_t<R>`, i.e.
   /// `void(std::exception_ptr, R)`: the exception is a task_error whose code says why
   /// (`job_failed` with the job's message, `worker_crashed`, `unknown_job`,
   /// `payload_too_large`, `shutting_down`, `decode_error`, ...).
@@ -294,14 +277,6 @@ class process_pool : public basic_runner<process_pool> {
   /// until the queue has room (see queue_policy).
   template <class R, class... A,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
-  requires(!std::is_same_v<std::remove_cvref_t<CompletionToken>, task_options>) auto async_submit(
-      invocation<R, A...> inv, CompletionToken&& token = {}) {
-    return async_submit(std::move(inv), task_options{}, std::forward<CompletionToken>(token));
-  }
-  /// As above, with a deadline, a retry count or a stop token for this task (see
-  /// task_options).
-  template <class R, class... A,
-            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_submit(invocation<R, A...> inv, task_options options, CompletionToken&& token = {});
 
   /// As basic_runner::async_map, in batches: the items are cut into chunks (`map_chunk`),
@@ -310,7 +285,9 @@ class process_pool : public basic_runner<process_pool> {
   /// as far as supervision goes: the pool's `task_timeout` applies per item (the chunk gets
   /// it times its item count); a worker dying under a chunk fails (or, with retries, reruns)
   /// the whole chunk. Completion signature: `void(std::exception_ptr, std::vector<R>)`; on
-  /// failure the exception is the first error observed and the vector is empty.
+  /// failure the exception is the first error observed and the vector is empty. A token
+  /// that defers the initiation (use_awaitable, deferred) first copies an lvalue range into
+  /// the operation.
   ///
   /// The completion is posted to the handler's associated executor (default: the pool's)
   /// once every chunk has resolved. A chunk fails as a task would (see async_submit); a
@@ -326,13 +303,6 @@ class process_pool : public basic_runner<process_pool> {
   template <class R, class... A, std::ranges::input_range Range,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {});
-
-  using basic_runner<process_pool>::submit;
-  /// `submit` with per-task options: a future of the result, set on the pool's executor.
-  template <class R, class... A>
-  std::future<R> submit(invocation<R, A...> inv, task_options options) {
-    return async_submit(std::move(inv), std::move(options), future_token());
-  }
 
   /// Stops taking work: later submissions fail with `shutting_down`. Queued and running
   /// tasks go on; once none is left, the workers are stopped (end of input, then SIGTERM and
@@ -442,45 +412,6 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
       token, std::move(inv), std::move(options));
 }
 
-namespace detail {
-/// Internal. Largest encoded arguments of one map batch when process_pool_options::map_chunk
-/// is 0.
-inline constexpr std::size_t map_batch_bytes = std::size_t{1} << 20;
-/// Internal. What a batched map gathers: results straight in place when R has a default
-/// value.
-template <class R>
-struct batched_map {
-  using slot = std::conditional_t<std::is_default_constructible_v<R>, R, std::optional<R>>;
-  std::vector<slot> results;  // chunks fill disjoint ranges
-  std::mutex mutex;           // for the two below (a refused chunk fails on the caller's thread)
-  std::exception_ptr first_error;
-  std::size_t pending = 1;  // chunks in flight, plus one until the last is submitted
-};
-/// Internal. Decodes a chunk's reply into `results[first ...]`; throws the first item's
-/// error.
-template <class R, class Slot>
-void decode_chunk(std::span<const std::byte> bytes, std::size_t count, bool batch,
-                  std::vector<Slot>& results, std::size_t first) {
-  if (!batch) {
-    decoder d(bytes.data(), bytes.size());
-    results[first] = d.get<R>();
-    d.expect_end();
-    return;
-  }
-  protocol::batch_result_reader items(bytes, count);
-  for (std::size_t k = 0; k < count; ++k) {
-    const auto item = items.next();
-    if (item.kind == protocol::frame_type::error) {
-      auto e = protocol::decode_error_payload(item.bytes);
-      throw task_error(make_error_code(e.code), e.message);
-    }
-    decoder d(item.bytes.data(), item.bytes.size());
-    results[first + k] = d.get<R>();
-    d.expect_end();
-  }
-}
-}  // namespace detail
-
 template <class R, class... A, std::ranges::input_range Range, class CompletionToken>
 auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token) {
   static_assert(!std::is_void_v<R>, "map needs a job with a result");
@@ -492,94 +423,67 @@ auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionTo
       items.push_back(std::forward<decltype(x)>(x));
     return async_map(j, std::move(items), std::forward<CompletionToken>(token));
   } else {
+    // `in` is `inputs` itself for a callback or use_future, or, for a token that defers
+    // the initiation (use_awaitable, deferred), Asio's stored copy, passed as an rvalue.
     return boost::asio::async_initiate<CompletionToken, signature>(
-        [this, &j](auto handler, Range&& in) {
+        [this, &j](auto handler, auto&& in) {
           const std::size_t n = std::ranges::size(in);
-          std::size_t chunk = map_chunk_;
-          if (chunk == 0) chunk = std::max<std::size_t>(1, (n + 4 * size() - 1) / (4 * size()));
-          auto state = std::make_shared<detail::batched_map<R>>();
-          state->results.resize(n);
+          const std::size_t chunk = detail::map_chunk_size(n, size(), map_chunk_);
           // The handler's executor is kept busy until the map completes.
-          auto busy = std::make_shared<detail::handler_work<decltype(handler)>>(handler, executor_);
-          detail::shared_handler<decltype(handler)> h(std::move(handler));
-          auto finish = [ex = executor_, state, h, busy]() mutable {
-            std::vector<R> out;
-            if (!state->first_error) {
-              if constexpr (std::is_default_constructible_v<R>) {
-                out = std::move(state->results);
-              } else {
-                out.reserve(state->results.size());
-                for (auto& r : state->results)
-                  out.push_back(std::move(*r));
-              }
-            }
-            detail::post_completion(h.take(), ex, state->first_error, std::move(out));
-            busy->reset();
-          };
-          auto settle = [state, finish](std::exception_ptr ep) mutable {
-            bool last;
-            {
-              std::lock_guard lock(state->mutex);
-              if (ep && !state->first_error) state->first_error = ep;
-              last = --state->pending == 0;
-            }
-            if (last) finish();
-          };
+          auto op = detail::make_map_operation<R>(std::move(handler), executor_, n);
           // Each chunk goes to the pool as soon as it is encoded, so that workers start while
           // the rest is encoded. A chunk of one item is sent as a plain task (a large argument
           // can then still take the shared-memory path).
-          std::vector<std::byte> body;
-          std::size_t first = 0, count = 0;
+          protocol::batch_builder body;
+          std::size_t first = 0;
           auto send = [&] {
-            const auto count32 = static_cast<std::uint32_t>(count);
-            std::memcpy(body.data(), &count32, 4);
+            const std::size_t count = body.count();
+            const bool batch = count > 1;
+            auto bytes = body.finish();
+            std::size_t skip = 0, length = bytes.size();
+            if (!batch) {  // a plain task: the item's bytes alone
+              const auto item = protocol::batch_reader(bytes).next();
+              skip = static_cast<std::size_t>(item.data() - bytes.data());
+              length = item.size();
+            }
             detail::raw_task t;
             t.id = next_task_id();
             t.job = j.name();
             t.signature = j.signature();
-            const bool batch = count > 1;
-            const std::size_t skip = batch ? 0 : 8;  // a plain task: without count and length
-            if (batch) t.batch_items = count32;
-            t.args_size = body.size() - skip;
-            t.encode_args = [bytes = std::move(body), skip](encoder& e) {
-              e.write(bytes.data() + skip, bytes.size() - skip);
+            if (batch) t.batch_items = static_cast<std::uint32_t>(count);
+            t.args_size = length;
+            t.encode_args = [bytes = std::move(bytes), skip, length](encoder& e) {
+              e.write(bytes.data() + skip, length);
             };
-            t.done = [state, settle, first, count, batch](
-                         std::exception_ptr ep, std::span<const std::byte> bytes) mutable {
+            t.done = [op, first, count, batch](std::exception_ptr ep,
+                                               std::span<const std::byte> reply) {
               if (!ep) {
                 try {
-                  detail::decode_chunk<R>(bytes, count, batch, state->results, first);
+                  detail::decode_chunk<R>(reply, batch, op->slots(first, count));
                 } catch (...) {
                   ep = std::current_exception();
                 }
               }
-              settle(ep);
+              op->settle(std::move(ep));
             };
-            {
-              std::lock_guard lock(state->mutex);
-              ++state->pending;
-            }
+            op->expect();
             submit_raw(std::move(t));
-            body = {};
             first += count;
-            count = 0;
           };
           for (auto&& x : in) {
             auto call = make_call(j, std::forward<decltype(x)>(x));
-            if (count == 0) {
+            if (body.count() == 0)
               body.reserve(std::min(chunk * 16 + 4, detail::map_batch_bytes + 4096));
-              body.resize(4);
-            }
             auto counter = encoder::counter();
             counter.put(call.args);
-            encoder e(protocol::append_batch_arg(body, counter.size()), counter.size());
+            encoder e(body.add(counter.size()), counter.size());
             e.put(call.args);
-            ++count;
-            if (count == chunk || (map_chunk_ == 0 && body.size() >= detail::map_batch_bytes))
+            if (body.count() == chunk ||
+                (map_chunk_ == 0 && body.size() >= detail::map_batch_bytes))
               send();
           }
-          if (count > 0) send();
-          settle(nullptr);  // the guard: every chunk is submitted
+          if (body.count() > 0) send();
+          op->settle(nullptr);  // the guard: every chunk is submitted
         },
         token, std::forward<Range>(inputs));
   }

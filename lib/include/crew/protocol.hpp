@@ -8,8 +8,9 @@
 // here belongs to one thread.
 #pragma once
 
+#include <crew/codec.hpp>
 #include <crew/error.hpp>
-#include <crew/registry.hpp>
+#include <crew/job.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -225,6 +226,56 @@ class batch_result_reader {
 /// Checks a whole batch_result (what the coordinator does before handing it on), error
 /// payloads included. Throws decode_error.
 void check_batch_result(std::span<const std::byte> payload, std::size_t expected);
+/// Builds a batch frame's items (the payload after the job index): the u32 count, which
+/// `finish` writes, then per item its u32 length and bytes. What batch_reader reads.
+/// Thread safety: none.
+class batch_builder {
+ public:
+  /// Reserves room for `bytes` bytes of the batch, the count included. Throws std::bad_alloc.
+  void reserve(std::size_t bytes);
+  /// Appends an item of `n` bytes and returns where they go, valid until the builder next
+  /// changes. Throws capacity_exceeded for an item over 4 GiB - 1 or a 4 Gi-th item,
+  /// std::bad_alloc.
+  std::byte* add(std::size_t n);
+  /// Appends a copy of `item`; throws as the other add.
+  void add(std::span<const std::byte> item);
+  /// Items added since the builder was made or last finished.
+  std::uint32_t count() const noexcept { return count_; }
+  /// Bytes of the batch so far, the count included.
+  std::size_t size() const noexcept;
+  /// The batch, its count written (4 bytes of zero for no item); the builder is empty
+  /// again. Throws std::bad_alloc.
+  std::vector<std::byte> finish();
+
+ private:
+  std::vector<std::byte> bytes_;  // empty until the first item: room for the count comes first
+  std::uint32_t count_ = 0;
+};
+/// Builds a batch_result's payload: the u32 count, which `finish` writes, then per item its
+/// u8 kind (result or error), u32 length and bytes. What batch_result_reader reads.
+/// Thread safety: none.
+class batch_result_builder {
+ public:
+  /// Reserves room for `bytes` bytes of the payload, the count included. Throws
+  /// std::bad_alloc.
+  void reserve(std::size_t bytes);
+  /// Appends an item of `kind` (frame_type::result: an encoded result; frame_type::error: an
+  /// error payload, see encode_error) and `n` bytes, and returns where they go, valid until
+  /// the builder next changes. Throws std::invalid_argument for another kind,
+  /// capacity_exceeded for an item over 4 GiB - 1 or a 4 Gi-th item, std::bad_alloc.
+  std::byte* add(frame_type kind, std::size_t n);
+  /// Appends an item of `kind` holding a copy of `bytes`; throws as the other add.
+  void add(frame_type kind, std::span<const std::byte> bytes);
+  /// Items added since the builder was made or last finished.
+  std::uint32_t count() const noexcept { return count_; }
+  /// The payload, its count written (4 bytes of zero for no item); the builder is empty
+  /// again. Throws std::bad_alloc.
+  std::vector<std::byte> finish();
+
+ private:
+  std::vector<std::byte> bytes_;  // empty until the first item: room for the count comes first
+  std::uint32_t count_ = 0;
+};
 /// Starts a frame whose payload is appended afterwards; `finish_frame` writes its length.
 /// Returns the header's offset in `out`. Throws std::bad_alloc.
 std::size_t begin_frame(std::vector<std::byte>& out, frame_type type, std::uint64_t task_id,
@@ -241,7 +292,19 @@ struct error_payload {
 };
 /// The payload of an error frame: u32 code, then the message as a string.
 std::vector<std::byte> encode_error(const error_payload& e);
-/// Throws decode_error for a malformed payload or an unknown code.
+/// What decode_error_payload throws for a code that is no errc value: a decode_error (its
+/// code is `errc::decode_error`, as for any malformed payload) whose `what()` is its
+/// message alone, "error frame carries unknown code N": the text of the decode_error code
+/// ("bytes did not decode as the declared type") would describe another failure.
+class unknown_error_code : public decode_error {
+ public:
+  /// For the unknown `code`.
+  explicit unknown_error_code(std::uint32_t code);
+  /// The message alone (see above).
+  const char* what() const noexcept override { return message().c_str(); }
+};
+/// Throws decode_error for a malformed payload, unknown_error_code (a decode_error) for an
+/// unknown code.
 error_payload decode_error_payload(std::span<const std::byte> payload);
 
 }  // namespace crew::protocol

@@ -18,16 +18,6 @@
 
 namespace crew {
 
-/// A job as a worker announces it: its name and its signature in wire type names.
-struct job_info {
-  /// The job's name (job::name()).
-  std::string name;
-  /// The job's signature in wire type names (job::signature()), e.g. `"f64(i32)"`.
-  std::string signature;
-  /// Equal when both name and signature are.
-  friend bool operator==(const job_info&, const job_info&) = default;
-};
-
 /// Maps job names to implementations. Workers serve the jobs of a registry; the thread
 /// pool and the inline runner call them in-process.
 /// Thread safety: `add` is not thread-safe; after the last `add`, every const member may

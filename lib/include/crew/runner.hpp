@@ -5,28 +5,26 @@
 // (what a failed task carries), then thread_pool.hpp and inline_runner.hpp.
 #pragma once
 
+#include <crew/detail/completion.hpp>
+#include <crew/detail/map_operation.hpp>
 #include <crew/job.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/execution.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
 
-#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <exception>
 #include <future>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <ranges>
 #include <stop_token>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace crew {
@@ -65,122 +63,56 @@ struct task_options {
   std::optional<unsigned> retries;
   /// A name for the task in its events (event::label), e.g. its arguments as text.
   std::string label;
-  /// Explicit cancellation: when stop is requested, the task is cancelled as by its
-  /// completion handler's cancellation slot (a queued task is dropped, a running one gets a
-  /// cancel frame and then its worker is killed) and fails with `cancelled`.
+  /// Explicit cancellation; the task then fails with `cancelled`. What a stop does depends
+  /// on the pool:
+  /// - process_pool: as its completion handler's cancellation slot, at any time until the
+  ///   task resolves, and the task completes at once: a queued task is dropped; a running
+  ///   one gets a cancel frame, and its worker is killed if it has not answered within
+  ///   `cancel_grace`.
+  /// - thread_pool: checked only when a pool thread takes the task up: a task whose stop was
+  ///   requested stays in the queue, behind the tasks before it, until a thread reaches it,
+  ///   and then fails without running; once the job has started a stop has no effect (a
+  ///   thread cannot be stopped).
+  /// - inline_runner: the job runs inside the submitting call, so only a stop requested
+  ///   before that call is honoured (the job does not run).
   std::stop_token stop;
 };
 
-namespace detail {
-
-/// Internal. Invokes `handler(args...)` through the handler's associated executor (falling
-/// back to `fallback`), never from inside the caller's frame, keeping that executor busy
-/// meanwhile.
-template <class Handler, class Fallback, class... Args>
-void post_completion(Handler&& handler, const Fallback& fallback, Args&&... args) {
-  auto ex = boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
-                                boost::asio::execution::outstanding_work.tracked);
-  boost::asio::post(std::move(ex),
-                    [h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
-                      std::move(h)(std::move(a)...);
-                    });
-}
-
-/// Internal. Invokes `handler(args...)` through its associated executor (falling back to
-/// `fallback`) with `dispatch`: inline when the calling thread already runs that executor
-/// (a pool thread completing a handler bound to the pool, or use_future's promise), posted
-/// otherwise. For a caller that is itself a posted function, never the initiating call.
-template <class Handler, class Fallback, class... Args>
-void dispatch_completion(Handler&& handler, const Fallback& fallback, Args&&... args) {
-  auto ex = boost::asio::get_associated_executor(handler, fallback);
-  boost::asio::dispatch(std::move(ex),
-                        [h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
-                          std::move(h)(std::move(a)...);
-                        });
-}
-
-/// Internal. As post_completion, and first clears `slot` (the handler's cancellation slot),
-/// on the handler's executor, where its owner may also emit on it.
-template <class Slot, class Handler, class Fallback, class... Args>
-void post_completion_clearing(Slot slot, Handler&& handler, const Fallback& fallback,
-                              Args&&... args) {
-  auto ex = boost::asio::prefer(boost::asio::get_associated_executor(handler, fallback),
-                                boost::asio::execution::outstanding_work.tracked);
-  boost::asio::post(std::move(ex),
-                    [slot, h = std::move(handler), ... a = std::forward<Args>(args)]() mutable {
-                      if (slot.is_connected()) slot.clear();
-                      std::move(h)(std::move(a)...);
-                    });
-}
-
-/// Internal. `handler` bound to `ex` (type-erased), whatever it was associated with before.
-template <class Executor, class Handler>
-auto rebind_to(const Executor& ex, Handler&& handler) {
-  // Wrapped first: Asio's executor_binder, given another binder, would rebind that one.
-  return boost::asio::bind_executor(boost::asio::any_io_executor(ex),
-                                    [h = std::forward<Handler>(handler)](auto&&... args) mutable {
-                                      std::move(h)(std::forward<decltype(args)>(args)...);
-                                    });
-}
-
-/// Internal. Outstanding work on a handler's associated executor (else `fallback`) while its
-/// operation is pending, as Asio asks of an asynchronous operation; `reset()` ends it.
-template <class Handler>
-class handler_work {
- public:
-  template <class Fallback>
-  handler_work(const Handler& h, const Fallback& fallback)
-      : ex_(boost::asio::prefer(boost::asio::get_associated_executor(h, fallback),
-                                boost::asio::execution::outstanding_work.tracked)) {}
-  void reset() noexcept { ex_.reset(); }
-
- private:
-  using executor = std::decay_t<decltype(boost::asio::prefer(
-      std::declval<boost::asio::associated_executor_t<Handler, boost::asio::any_io_executor>>(),
-      boost::asio::execution::outstanding_work.tracked))>;
-  std::optional<executor> ex_;
-};
-
-/// Internal. A move-only handler stored in a copyable callable, for type-erased storage.
-template <class Handler>
-class shared_handler {
- public:
-  explicit shared_handler(Handler h) : h_(std::make_shared<std::optional<Handler>>(std::move(h))) {}
-  /// Takes the handler out; valid once.
-  Handler take() {
-    Handler h = std::move(**h_);
-    h_->reset();
-    return h;
-  }
-
- private:
-  std::shared_ptr<std::optional<Handler>> h_;
-};
-
-/// Internal: what basic_runner::async_map gathers.
-template <class R>
-struct map_state {
-  std::mutex mutex;
-  std::vector<std::optional<R>> results;
-  std::exception_ptr first_error;
-  std::size_t pending = 0;
-};
-
-}  // namespace detail
-
-/// Mix-in giving a pool `submit`, `async_map` and `map` from its `async_submit`.
-/// `Derived` provides `async_submit(invocation, token)` and `get_executor()`.
+/// Mix-in giving a pool `submit`, the option-less `async_submit`, `async_map` and `map`
+/// from its `async_submit(invocation, task_options, token)`.
+/// `Derived` provides that `async_submit` (and brings this one in with
+/// `using basic_runner<Derived>::async_submit;`) and `get_executor()`.
 /// Thread safety: as the derived pool's async_submit (every pool here: any thread).
 template <class Derived>
 class basic_runner {
  public:
+  /// `async_submit(inv, task_options{}, token)`: runs `inv` with the pool's defaults. See
+  /// the derived pool's async_submit for the completion, the errors and cancellation.
+  /// Completion signature: `task_signature_t<R>`. The token is required (the default token
+  /// type is void in Boost 1.81).
+  template <class R, class... A,
+            class CompletionToken =
+                boost::asio::default_completion_token_t<boost::asio::any_io_executor>>
+  requires(!std::is_same_v<std::remove_cvref_t<CompletionToken>, task_options>) auto async_submit(
+      invocation<R, A...> inv, CompletionToken&& token = {}) {
+    return self().async_submit(std::move(inv), task_options{},
+                               std::forward<CompletionToken>(token));
+  }
+
   /// Submits one task; the future holds its result, or throws its task_error from `get()`.
   /// process_pool sets the future from its own executor, so `get()` must not be waited on
   /// from a thread that has to run that executor.
   /// Thread safety: as the derived pool's async_submit.
   template <class R, class... A>
   std::future<R> submit(invocation<R, A...> inv) {
-    return self().async_submit(std::move(inv), future_token());
+    return self().async_submit(std::move(inv), task_options{}, future_token());
+  }
+
+  /// `submit` with per-task options (see task_options: which ones a pool honours, and
+  /// the std::invalid_argument an in-process pool throws for the others).
+  template <class R, class... A>
+  std::future<R> submit(invocation<R, A...> inv, task_options options) {
+    return self().async_submit(std::move(inv), std::move(options), future_token());
   }
 
   /// Runs `j` once per element of `inputs` (each element is the job's single argument,
@@ -189,10 +121,11 @@ class basic_runner {
   /// exception is the first task error observed (in completion order, not input order) and
   /// the vector is empty. Every task still runs to its end before the completion.
   /// The inputs are read and every task submitted when the operation is initiated (within
-  /// this call for a callback or use_future); the per-task completions run on the pool's
-  /// executor and the final one is posted to the handler's associated executor (default:
-  /// the pool's). An empty range completes with an empty vector. `j` must outlive the tasks (see
-  /// invocation). The token is required: the default
+  /// this call for a callback or use_future; a token that defers the initiation, such as
+  /// use_awaitable or deferred, first copies an lvalue range into the operation); the per-task
+  /// completions run on the pool's executor and the final one is posted to the handler's associated
+  /// executor (default: the pool's). An empty range completes with an empty vector. `j` must
+  /// outlive the tasks (see invocation). The token is required: the default
   /// (`default_completion_token_t<any_io_executor>`) is void in Boost 1.81.
   template <
       class R, class... A, std::ranges::input_range Range,
@@ -200,43 +133,26 @@ class basic_runner {
   auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {}) {
     static_assert(!std::is_void_v<R>, "map needs a job with a result");
     using signature = void(std::exception_ptr, std::vector<R>);
+    // `in` is `inputs` itself for a callback or use_future, or, for a token that defers
+    // the initiation (use_awaitable, deferred), Asio's stored copy, passed as an rvalue.
     return boost::asio::async_initiate<CompletionToken, signature>(
-        [this, &j](auto handler, Range&& in) {
+        [this, &j](auto handler, auto&& in) {
           // Only the executor is kept: the pool itself may be gone when the last task ends.
           auto ex = self().get_executor();
-          auto state = std::make_shared<detail::map_state<R>>();
           std::vector<invocation<R, A...>> calls;
           for (auto&& x : in)
             calls.push_back(make_call(j, std::forward<decltype(x)>(x)));
-          state->results.resize(calls.size());
-          state->pending = calls.size();
-          auto busy = std::make_shared<detail::handler_work<decltype(handler)>>(handler, ex);
-          detail::shared_handler<decltype(handler)> h(std::move(handler));
-          auto finish = [ex, state, h, busy]() mutable {
-            std::vector<R> out;
-            if (!state->first_error) {
-              out.reserve(state->results.size());
-              for (auto& r : state->results)
-                out.push_back(std::move(*r));
-            }
-            detail::post_completion(h.take(), ex, state->first_error, std::move(out));
-            busy->reset();
-          };
-          if (calls.empty()) return finish();
+          auto op = detail::make_map_operation<R>(std::move(handler), ex, calls.size());
+          op->expect(calls.size());
           for (std::size_t i = 0; i < calls.size(); ++i) {
-            self().async_submit(std::move(calls[i]),
-                                boost::asio::bind_executor(
-                                    ex, [state, i, finish](std::exception_ptr ep, R value) mutable {
-                                      bool last;
-                                      {
-                                        std::lock_guard lock(state->mutex);
-                                        if (ep && !state->first_error) state->first_error = ep;
-                                        if (!ep) state->results[i].emplace(std::move(value));
-                                        last = --state->pending == 0;
-                                      }
-                                      if (last) finish();
-                                    }));
+            self().async_submit(
+                std::move(calls[i]), task_options{},
+                boost::asio::bind_executor(ex, [op, i](std::exception_ptr ep, R value) {
+                  if (!ep) op->slot(i) = std::move(value);
+                  op->settle(std::move(ep));
+                }));
           }
+          op->settle(nullptr);  // the guard: every task is submitted
         },
         token, std::forward<Range>(inputs));
   }

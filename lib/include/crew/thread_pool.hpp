@@ -4,6 +4,9 @@
 // Read next: inline_runner.hpp; process_pool.hpp for the isolated version.
 #pragma once
 
+#include <crew/detail/completion.hpp>
+#include <crew/detail/in_process.hpp>
+#include <crew/detail/inproc_events.hpp>
 #include <crew/error.hpp>
 #include <crew/events.hpp>
 #include <crew/job.hpp>
@@ -11,24 +14,29 @@
 #include <crew/runner.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/execution.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <cstddef>
-#include <exception>
-#include <stdexcept>
+#include <cstdint>
+#include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 namespace crew {
 
 /// Runs registered jobs on its own threads (an `asio::thread_pool`), with the same
 /// submit/map API as process_pool. No isolation: a job that crashes takes the process
 /// with it; no IPC: arguments are moved, not encoded. No deadlines, retries or queue bound;
-/// a cancellation slot on the handler is ignored, task_options::stop is honoured until the
-/// task starts.
+/// a cancellation slot on the handler is ignored; task_options::stop is checked when a
+/// thread takes the task up.
 /// Thread safety: every member may be called from any thread, except the destructor,
 /// which must not run concurrently with other members nor on a pool thread.
 class thread_pool : public basic_runner<thread_pool> {
@@ -51,27 +59,24 @@ class thread_pool : public basic_runner<thread_pool> {
   /// The pool's executor (its threads); completions default to it.
   executor_type get_executor() noexcept { return pool_.get_executor(); }
 
-  /// Runs `inv` on a pool thread. Completion signature: `task_signature_t<R>`. Errors: a
-  /// task_error the job throws arrives as thrown; any other exception becomes a task_error
-  /// with `job_failed` and its `what()` (`"unknown exception"` if not a std::exception);
+  /// `async_submit(inv, token)`: as below, with default task_options.
+  using basic_runner<thread_pool>::async_submit;
+  /// Runs `inv` on a pool thread, with a label for the task's events and a stop token (a
+  /// stop requested before a thread takes the task up fails it with `cancelled`; see
+  /// task_options). Completion signature: `task_signature_t<R>`. Errors: a task_error the
+  /// job throws arrives as thrown; any other exception becomes a task_error with
+  /// `job_failed` and its `what()` (`"unknown exception"` if not a std::exception);
   /// `unknown_job` or `signature_mismatch` if the registry lacks the job; `shutting_down`
   /// once the pool is closed. Never completes inside this call. The handler runs on its
   /// associated executor (default: the pool's), dispatched right after the job when that is
   /// the pool's; after close, on its associated executor or else Asio's system executor.
-  /// The token is required (the default token type is void in Boost 1.81).
-  template <class R, class... A,
-            class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
-  requires(!std::is_same_v<std::remove_cvref_t<CompletionToken>, task_options>) auto async_submit(
-      invocation<R, A...> inv, CompletionToken&& token = {}) {
-    return async_submit(std::move(inv), task_options{}, std::forward<CompletionToken>(token));
-  }
-  /// As above, with a label for the task's events and a stop token (a stop requested before
-  /// the task starts fails it with `cancelled`). Throws std::invalid_argument if `options`
-  /// sets a timeout or retries, which need a process_pool.
+  /// The token is required (the default token type is void in Boost 1.81). Throws
+  /// std::invalid_argument if `options` sets a timeout or retries, which need a
+  /// process_pool.
   template <class R, class... A,
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_submit(invocation<R, A...> inv, task_options options, CompletionToken&& token = {}) {
-    check_in_process(options, "thread_pool");
+    detail::check_in_process(options, "thread_pool");
     return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
         [this](auto handler, invocation<R, A...> call, task_options opts) {
           // Work is tracked before `closed_` is read: a join() racing this submission then
@@ -102,18 +107,11 @@ class thread_pool : public basic_runner<thread_pool> {
                                    o = std::move(opts), id, busy = std::move(busy)]() mutable {
             // Completed with dispatch: a handler bound to the pool, or a future's promise,
             // is completed right here instead of by another hop through a queue.
-            run_and_complete<true>(*jobs_, std::move(c), std::move(h), get_executor(), events_, id,
-                                   o);
+            detail::run_and_complete<true>(*jobs_, std::move(c), std::move(h), get_executor(),
+                                           events_, id, o);
           });
         },
         token, std::move(inv), std::move(options));
-  }
-
-  using basic_runner<thread_pool>::submit;
-  /// `submit` with a label or a stop token (see the async_submit above).
-  template <class R, class... A>
-  std::future<R> submit(invocation<R, A...> inv, task_options options) {
-    return async_submit(std::move(inv), std::move(options), future_token());
   }
 
   /// Stops taking work; later submissions fail with `shutting_down`. Tasks already
@@ -129,86 +127,10 @@ class thread_pool : public basic_runner<thread_pool> {
     pool_.join();
   }
 
-  /// Runs a job in this thread, reporting it to `events`, and posts (or, with `Dispatch`,
-  /// dispatches) its completion to the handler's associated executor, else `fallback`: what
-  /// thread_pool and inline_runner share. A stop requested on `opts.stop` before the job
-  /// starts fails it with `cancelled` instead. Exceptions are delivered as async_submit says,
-  /// never thrown.
-  template <bool Dispatch = false, class R, class... A, class Handler, class Executor>
-  static void run_and_complete(const registry& jobs, invocation<R, A...> call, Handler&& h,
-                               const Executor& fallback, detail::inproc_events& events,
-                               std::uint64_t id, const task_options& opts) {
-    const std::string job = call.target->name();
-    std::exception_ptr ep;
-    std::conditional_t<std::is_void_v<R>, int, R> value{};
-    if (opts.stop.stop_requested()) {
-      ep = make_task_error(errc::cancelled, "cancelled before it started");
-    } else {
-      events.emit(event_kind::task_started, id, job, opts.label, true);
-      try {
-        if constexpr (std::is_void_v<R>)
-          jobs.call(std::move(call));
-        else
-          value = jobs.call(std::move(call));
-      } catch (...) {
-        ep = wrap_current();
-      }
-    }
-    if (events) {
-      if (ep) {
-        const auto ec = error_of(ep);
-        std::string message;
-        try {
-          std::rethrow_exception(ep);
-        } catch (const task_error& e) {
-          message = e.message();
-        } catch (...) {
-        }
-        events.emit(event_kind::task_failed, id, job, opts.label, true,
-                    static_cast<errc>(ec.value()), message);
-      } else {
-        events.emit(event_kind::task_finished, id, job, opts.label, true);
-      }
-    }
-    if constexpr (std::is_void_v<R>)
-      complete<Dispatch>(std::forward<Handler>(h), fallback, ep);
-    else
-      complete<Dispatch>(std::forward<Handler>(h), fallback, ep, std::move(value));
-  }
-
-  /// Throws std::invalid_argument for options only a process_pool honours.
-  static void check_in_process(const task_options& o, const char* pool) {
-    if (o.timeout || o.retries)
-      throw std::invalid_argument(std::string(pool) +
-                                  ": task_options::timeout and ::retries need a process_pool "
-                                  "(a thread cannot be stopped or replaced)");
-  }
-
  private:
-  template <bool Dispatch, class Handler, class Executor, class... Args>
-  static void complete(Handler&& h, const Executor& fallback, Args&&... args) {
-    if constexpr (Dispatch)
-      detail::dispatch_completion(std::forward<Handler>(h), fallback, std::forward<Args>(args)...);
-    else
-      detail::post_completion(std::forward<Handler>(h), fallback, std::forward<Args>(args)...);
-  }
-
   static std::size_t default_threads() {
     const auto n = std::thread::hardware_concurrency();
     return n ? n : 1;
-  }
-  // Gives in-process failures the same shape as a worker's: a task_error whose code is
-  // job_failed and whose message is the job's what().
-  static std::exception_ptr wrap_current() {
-    try {
-      throw;
-    } catch (const task_error&) {
-      return std::current_exception();
-    } catch (const std::exception& e) {
-      return make_task_error(errc::job_failed, e.what());
-    } catch (...) {
-      return make_task_error(errc::job_failed, "unknown exception");
-    }
   }
 
   const registry* jobs_;

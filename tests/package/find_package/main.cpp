@@ -2,6 +2,8 @@
 // --worker, serving its own job) and it also drives the stock crew-worker.
 #include <crew/process_pool.hpp>
 #include <crew/worker_runtime.hpp>
+// Every public header, and so every crew/detail/ header they use, is installed.
+#include <crew/crew.hpp>
 
 #include <boost/asio/io_context.hpp>
 

@@ -1,0 +1,53 @@
+// crew/detail/raw_task.hpp — internal: a task as process_pool's core sees it, and the
+// handle a cancellation slot uses to reach that core. Not part of the API: it changes
+// without notice.
+//
+// Contract: process_pool's templates (process_pool.hpp) turn a typed invocation, or a
+// chunk of a map, into a raw_task and hand it to the core (lib/src/process_pool.cpp); the
+// core never sees a C++ type. The core calls `done` exactly once: on its strand, or, for a
+// task refused at submission, on the submitting thread.
+#pragma once
+
+#include <crew/codec.hpp>
+#include <crew/runner.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace crew::detail {
+
+/// The pool's state, on its strand (lib/src/process_pool.cpp).
+class pool_core;
+
+/// Cancels task `id` of `core`, if both still exist; any thread.
+void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id);
+
+/// A task as the pool's core sees it: the job by name, encoded arguments, and a completion
+/// called exactly once with an error or the result bytes.
+struct raw_task {
+  std::string job;
+  std::string signature;
+  /// Encoded size of the arguments, and how to encode them: the pool writes them only
+  /// when it knows where (a frame buffer or a shared-memory area), straight there.
+  std::size_t args_size = 0;
+  std::function<void(encoder&)> encode_args;
+  std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
+  /// Non-zero: a batch of this many calls of the job (what `map` sends). The encoded
+  /// arguments are then a batch's items (docs/protocol.md §9) and `done` gets the payload of
+  /// a batch_result, already checked to hold exactly this many items. The timeout applies
+  /// per item: the batch's deadline is the timeout times this count.
+  std::uint32_t batch_items = 0;
+  /// Assigned by the pool at submission; what a cancellation names.
+  std::uint64_t id = 0;
+  /// Set by a cancellation slot, for a cancel that comes before the task reaches the pool.
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  task_options options;
+};
+
+}  // namespace crew::detail
