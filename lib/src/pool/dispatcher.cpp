@@ -2,27 +2,9 @@
 
 #include <crew/codec.hpp>
 
-#include <cstring>
 
 namespace crew::detail {
 
-namespace {
-// A failed item's code and text, for its place in a gathered batch_result.
-std::pair<errc, std::string> describe_failure(std::exception_ptr ep) {
-  errc code = errc::job_failed;
-  std::string message = "unknown error";
-  try {
-    std::rethrow_exception(ep);
-  } catch (const task_error& te) {
-    code = static_cast<errc>(te.code().value());
-    message = te.message();
-  } catch (const std::exception& ex) {
-    message = ex.what();
-  } catch (...) {
-  }
-  return {code, message};
-}
-}  // namespace
 
 void dispatcher::enqueue(pending_task&& p) {
   if (events_.enabled()) events_.emit(event_emitter::about(event_kind::task_queued, p));
@@ -145,10 +127,7 @@ void dispatcher::expand_batch(pending_task p) {
   protocol::batch_reader reader(body);
   for (std::uint32_t i = 0; i < reader.count(); ++i)
     items.push_back(reader.next());
-  if (items.empty()) {
-    const std::vector<std::byte> none(4);
-    return p.task.done(nullptr, none);
-  }
+  if (items.empty()) return p.task.done(nullptr, protocol::batch_result_builder{}.finish());
   struct gathered {
     std::vector<std::vector<std::byte>> items;
     std::vector<bool> is_error;
@@ -180,16 +159,11 @@ void dispatcher::expand_batch(pending_task p) {
         g->items[i].assign(bytes.begin(), bytes.end());
       }
       if (--g->left > 0) return;
-      std::vector<std::byte> out(4);
-      const auto count = static_cast<std::uint32_t>(g->items.size());
-      std::memcpy(out.data(), &count, 4);
-      for (std::size_t k = 0; k < g->items.size(); ++k) {
-        std::byte* to = protocol::append_batch_item(
-            out, g->items[k].size(),
-            g->is_error[k] ? protocol::frame_type::error : protocol::frame_type::result);
-        if (!g->items[k].empty()) std::memcpy(to, g->items[k].data(), g->items[k].size());
-      }
-      g->done(nullptr, out);
+      protocol::batch_result_builder out;
+      for (std::size_t k = 0; k < g->items.size(); ++k)
+        out.add(g->is_error[k] ? protocol::frame_type::error : protocol::frame_type::result,
+                std::span<const std::byte>(g->items[k]));
+      g->done(nullptr, out.finish());
     };
     queue_.push_front(std::move(s));
   }
