@@ -192,7 +192,8 @@ pending_task task_of(std::uint64_t id, std::int32_t arg, milliseconds timeout = 
   p.task.job = "double_it";
   p.task.signature = "i32(i32)";
   p.task.args_size = 4;
-  p.task.encode_args = [arg](crew::encoder& e) { e.put(arg); };
+  p.task.body = make_task_body([arg](crew::encoder& e) { e.put(arg); },
+                               [](std::exception_ptr, std::span<const std::byte>) {});
   return p;
 }
 

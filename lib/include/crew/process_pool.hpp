@@ -383,15 +383,14 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         auto counter = encoder::counter();
         counter.put(call.args);
         t.args_size = counter.size();
-        t.encode_args = [args = std::move(call.args)](encoder& e) { e.put(args); };
         // The handler's executor has outstanding work until the task completes, as Asio
-        // asks of an operation: its run() does not return under a pending task.
-        auto work = std::make_shared<detail::handler_work<decltype(handler)>>(handler, executor_);
-        detail::shared_handler<decltype(handler)> h(std::move(handler));
-        t.done = [h, slot, work, ex = executor_](std::exception_ptr ep,
-                                                 std::span<const std::byte> bytes) mutable {
+        // asks of an operation: its run() does not return under a pending task. Handler,
+        // work guard, executor and arguments share one allocation.
+        detail::handler_work<decltype(handler)> work(handler, executor_);
+        auto complete = [h = std::move(handler), slot, work = std::move(work), ex = executor_](
+                            std::exception_ptr ep, std::span<const std::byte> bytes) mutable {
           if constexpr (std::is_void_v<R>) {
-            detail::post_completion_clearing(slot, h.take(), ex, ep);
+            detail::post_completion_clearing(slot, std::move(h), ex, ep);
           } else {
             R value{};
             if (!ep) {
@@ -403,10 +402,12 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
                 ep = std::current_exception();
               }
             }
-            detail::post_completion_clearing(slot, h.take(), ex, ep, std::move(value));
+            detail::post_completion_clearing(slot, std::move(h), ex, ep, std::move(value));
           }
-          work->reset();  // the posted completion holds the executor busy from here
+          work.reset();  // the posted completion holds the executor busy from here
         };
+        t.body = detail::make_task_body(
+            [args = std::move(call.args)](encoder& e) { e.put(args); }, std::move(complete));
         submit_raw(std::move(t));
       },
       token, std::move(inv), std::move(options));
@@ -452,20 +453,20 @@ auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionTo
             t.signature = j.signature();
             if (batch) t.batch_items = static_cast<std::uint32_t>(count);
             t.args_size = length;
-            t.encode_args = [bytes = std::move(bytes), skip, length](encoder& e) {
-              e.write(bytes.data() + skip, length);
-            };
-            t.done = [op, first, count, batch](std::exception_ptr ep,
-                                               std::span<const std::byte> reply) {
-              if (!ep) {
-                try {
-                  detail::decode_chunk<R>(reply, batch, op->slots(first, count));
-                } catch (...) {
-                  ep = std::current_exception();
-                }
-              }
-              op->settle(std::move(ep));
-            };
+            t.body = detail::make_task_body(
+                [bytes = std::move(bytes), skip, length](encoder& e) {
+                  e.write(bytes.data() + skip, length);
+                },
+                [op, first, count, batch](std::exception_ptr ep, std::span<const std::byte> reply) {
+                  if (!ep) {
+                    try {
+                      detail::decode_chunk<R>(reply, batch, op->slots(first, count));
+                    } catch (...) {
+                      ep = std::current_exception();
+                    }
+                  }
+                  op->settle(std::move(ep));
+                });
             op->expect();
             submit_raw(std::move(t));
             first += count;

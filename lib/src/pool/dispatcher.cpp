@@ -132,13 +132,13 @@ void dispatcher::expand_batch(pending_task p) {
     std::vector<std::vector<std::byte>> items;
     std::vector<bool> is_error;
     std::size_t left = 0;
-    std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
+    std::unique_ptr<task_body> body;  // the batch's caller
   };
   auto g = std::make_shared<gathered>();
   g->items.resize(items.size());
   g->is_error.resize(items.size());
   g->left = items.size();
-  g->done = std::move(p.task.done);
+  g->body = std::move(p.task.body);
   for (std::size_t i = items.size(); i-- > 0;) {
     pending_task s;
     s.id = next_task_id();
@@ -148,9 +148,9 @@ void dispatcher::expand_batch(pending_task p) {
     s.task.signature = p.task.signature;
     s.task.id = s.id;
     s.task.args_size = items[i].size();
-    s.task.encode_args = [bytes = std::vector<std::byte>(items[i].begin(), items[i].end())](
-                             encoder& out) { out.write(bytes.data(), bytes.size()); };
-    s.task.done = [g, i](std::exception_ptr ep, std::span<const std::byte> bytes) {
+    auto encode = [bytes = std::vector<std::byte>(items[i].begin(), items[i].end())](
+                      encoder& out) { out.write(bytes.data(), bytes.size()); };
+    auto gather = [g, i](std::exception_ptr ep, std::span<const std::byte> bytes) {
       if (ep) {
         auto [code, message] = describe_failure(ep);
         g->items[i] = protocol::encode_error({code, message});
@@ -163,8 +163,9 @@ void dispatcher::expand_batch(pending_task p) {
       for (std::size_t k = 0; k < g->items.size(); ++k)
         out.add(g->is_error[k] ? protocol::frame_type::error : protocol::frame_type::result,
                 std::span<const std::byte>(g->items[k]));
-      g->done(nullptr, out.finish());
+      g->body->complete(nullptr, out.finish());
     };
+    s.task.body = make_task_body(std::move(encode), std::move(gather));
     queue_.push_front(std::move(s));
   }
 }

@@ -28,16 +28,52 @@ class pool_core;
 /// Cancels task `id` of `core`, if both still exist; any thread.
 void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id);
 
+/// What a task carries of its caller: how to encode its arguments, and how to complete it
+/// (exactly once, with an error or the result bytes). Both live in one object, made in one
+/// allocation (make_task_body), with the handler, its work guard and its executor.
+class task_body {
+ public:
+  virtual ~task_body() = default;
+  virtual void encode(encoder& e) = 0;
+  virtual void complete(std::exception_ptr ep, std::span<const std::byte> result) = 0;
+};
+
+/// A task_body from two callables: `encode(encoder&)` and `complete(exception_ptr, bytes)`.
+template <class Encode, class Complete>
+class task_body_of final : public task_body {
+ public:
+  task_body_of(Encode e, Complete c) : encode_(std::move(e)), complete_(std::move(c)) {}
+  void encode(encoder& e) override { encode_(e); }
+  void complete(std::exception_ptr ep, std::span<const std::byte> result) override {
+    complete_(std::move(ep), result);
+  }
+
+ private:
+  Encode encode_;
+  Complete complete_;
+};
+
+template <class Encode, class Complete>
+std::unique_ptr<task_body> make_task_body(Encode encode, Complete complete) {
+  return std::make_unique<task_body_of<Encode, Complete>>(std::move(encode), std::move(complete));
+}
+
 /// A task as the pool's core sees it: the job by name, encoded arguments, and a completion
-/// called exactly once with an error or the result bytes.
+/// called exactly once with an error or the result bytes. Move-only.
 struct raw_task {
   std::string job;
   std::string signature;
   /// Encoded size of the arguments, and how to encode them: the pool writes them only
   /// when it knows where (a frame buffer or a shared-memory area), straight there.
   std::size_t args_size = 0;
-  std::function<void(encoder&)> encode_args;
-  std::function<void(std::exception_ptr, std::span<const std::byte>)> done;
+  /// Encodes the arguments (exactly args_size bytes) into `e`.
+  void encode_args(encoder& e) const { body->encode(e); }
+  /// Completes the task; exactly once. `done` gets the result bytes, or a batch_result's
+  /// payload for a batch (see batch_items).
+  void done(std::exception_ptr ep, std::span<const std::byte> result) {
+    body->complete(std::move(ep), result);
+  }
+  std::unique_ptr<task_body> body;
   /// Non-zero: a batch of this many calls of the job (what `map` sends). The encoded
   /// arguments are then a batch's items (docs/protocol.md §9) and `done` gets the payload of
   /// a batch_result, already checked to hold exactly this many items. The timeout applies
