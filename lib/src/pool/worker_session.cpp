@@ -63,8 +63,8 @@ bool worker_session::accepts(std::size_t depth) const noexcept {
          inflight_.size() < depth && (inflight_.empty() || !inflight_.front().discarded);
 }
 
-const std::pair<std::uint32_t, std::string>* worker_session::find_job(std::string_view job) const {
-  auto it = jobs_.find(std::string(job));
+const std::pair<std::uint32_t, std::string>* worker_session::find_job(const std::string& job) const {
+  auto it = jobs_.find(job);
   return it == jobs_.end() ? nullptr : &it->second;
 }
 

@@ -114,7 +114,7 @@ class worker_session final : public channel_listener,
   bool accepts(std::size_t depth) const noexcept;
 
   /// The worker's index and signature for `job`, or null; and the list of its jobs.
-  const std::pair<std::uint32_t, std::string>* find_job(std::string_view job) const;
+  const std::pair<std::uint32_t, std::string>* find_job(const std::string& job) const;
   const std::string& job_list() const noexcept { return job_list_; }
 
   /// Writes the task's frame into the write buffer (or its arguments into the shared
