@@ -71,7 +71,10 @@ class memory_channel final : public worker_channel,
     if (gone_) return;
     steps.push_back(s);
     if (s == policy::stop_step::close_input) input_closed = true;
-    if (s == policy::stop_step::kill) end_peer(9, "was killed by signal 9 (SIGKILL)");
+    if (s == policy::stop_step::kill)  // never a callback from inside stop()
+      asio::post(ex_, [self = shared_from_this()] {
+        self->end_peer(9, "was killed by signal 9 (SIGKILL)");
+      });
   }
   bool peer_gone() const noexcept override { return gone_; }
   std::optional<std::size_t> unread_by_peer() const override { return unread; }

@@ -229,7 +229,8 @@ class process_pool : public basic_runner<process_pool> {
   /// That needs the executor to run on another thread. Run from a thread that runs it (a
   /// handler on a one-thread io_context) or with nobody running it, the wait lasts its
   /// full bound and the tasks fail only if the executor runs later; with a stopped
-  /// io_context it neither waits nor fails the tasks (their handlers do not run).
+  /// io_context it does not wait, and the tasks fail (`shutting_down`) if that io_context
+  /// is restarted and run, else their handlers never run.
   /// For a graceful end call `close()` and `join()`, or `shutdown()`, first.
   ~process_pool();
 

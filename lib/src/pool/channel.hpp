@@ -10,9 +10,13 @@
 //    `on_writable` after `wait_writable`; and last, exactly once, `on_ended` when the peer
 //    is gone and every stream has been drained (or has had its moment). Callbacks run on
 //    the executor the channel was made with (the pool's strand), never from inside the
-//    call that asked for them, except `on_ended`, which may run inside `stop_reading` or
-//    `stop` when those complete the end.
-//  - The listener is held weakly: a listener that is gone gets nothing.
+//    call that asked for them, except `on_ended`, which may run inside `stop_reading` when
+//    that completes the end. `stop` never calls back: a caller may stop workers while it
+//    walks a list of them.
+//  - The listener is held weakly between operations; while an operation of the channel is
+//    pending, its handler holds the listener and what `keep_alive()` returns (the pool's
+//    core), so that a read never lands in freed memory and a worker's end always reaches
+//    the pool, even after the pool object itself is gone.
 //  - `write_some` never blocks; `stop` steps are no-ops once the peer is gone.
 //  - Capabilities a channel may lack answer empty: payload area (shared memory), resident
 //    memory, bytes the peer has not read yet, bytes waiting for us to read.
@@ -56,6 +60,8 @@ class channel_listener {
   virtual void on_output(output_line::stream which, std::string_view text) = 0;
   /// The peer is gone and its streams are drained. The channel closes itself after this.
   virtual void on_ended(channel_end end) = 0;
+  /// What must outlive every pending operation of the channel besides the listener.
+  virtual std::shared_ptr<void> keep_alive() = 0;
 
  protected:
   ~channel_listener() = default;

@@ -112,6 +112,18 @@ void local_registry::reap_now(std::chrono::milliseconds grace) {
 
 // --- local_channel ----------------------------------------------------------------------
 
+struct local_channel::hold {
+  std::shared_ptr<local_channel> self;
+  std::shared_ptr<channel_listener> listener;
+  std::shared_ptr<void> owner;
+};
+
+local_channel::hold local_channel::holding() {
+  auto l = listener_.lock();
+  auto owner = l ? l->keep_alive() : nullptr;
+  return {shared_from_this(), std::move(l), std::move(owner)};
+}
+
 local_channel::local_channel(const asio::any_io_executor& strand,
                              boost::process::v2::process proc, local_fds fds, shm_segment seg,
                              std::shared_ptr<local_registry> registry)
@@ -155,19 +167,20 @@ std::string local_channel::start(std::weak_ptr<channel_listener> listener) {
 }
 
 void local_channel::read_frames() {
-  auto listener = listener_.lock();
-  if (!listener) return;
-  auto space = listener->read_buffer();
+  auto h = holding();
+  if (!h.listener) return;
+  // The handler holds the listener: the bytes land in its buffer.
+  auto space = h.listener->read_buffer();
   from_.async_read_some(asio::buffer(space.data(), space.size()),
-                        [self = shared_from_this()](error_code ec, std::size_t n) {
+                        [h = std::move(h)](error_code ec, std::size_t n) {
+                          auto& self = h.self;
                           if (self->frames_done_) return;
-                          auto l = self->listener_.lock();
-                          if (ec || !l) {
+                          if (ec) {
                             self->frames_done_ = true;
-                            if (l) l->on_input_end();
+                            h.listener->on_input_end();
                             return self->maybe_end();
                           }
-                          if (l->on_read(n)) self->read_frames();
+                          if (h.listener->on_read(n)) self->read_frames();
                         });
 }
 
@@ -175,8 +188,9 @@ void local_channel::read_output(output_line::stream which) {
   const bool is_out = which == output_line::stream::out;
   auto& pipe = is_out ? out_ : err_;
   auto& buf = is_out ? out_buf_ : err_buf_;
-  pipe.async_read_some(asio::buffer(buf), [self = shared_from_this(), which, is_out](
-                                              error_code ec, std::size_t n) {
+  pipe.async_read_some(asio::buffer(buf), [h = holding(), which, is_out](error_code ec,
+                                                                          std::size_t n) {
+    auto& self = h.self;
     auto& splitter = is_out ? self->out_lines_ : self->err_lines_;
     auto emit = [&](std::string_view line) { self->on_line(which, line); };
     if (ec) {
@@ -199,7 +213,8 @@ void local_channel::on_line(output_line::stream which, std::string_view text) {
 
 void local_channel::wait_exit() {
   proc_->handle().async_wait(asio::bind_executor(
-      to_.get_executor(), [self = shared_from_this()](error_code ec, int status) {
+      to_.get_executor(), [h = holding()](error_code ec, int status) {
+        auto self = h.self;
         self->exited_ = true;
         self->status_ = ec ? -1 : status;
         // Reaped: drop the pidfd, so that ~basic_process (which kills a pid it finds
@@ -211,10 +226,10 @@ void local_channel::wait_exit() {
         self->registry_->remove(self->pid_);
         // Give the pipes a moment to drain, but never wait on them for long.
         self->linger_.expires_after(exit_linger);
-        self->linger_.async_wait([self](error_code e) {
+        self->linger_.async_wait([h](error_code e) {
           if (e) return;
-          self->frames_done_ = self->out_done_ = self->err_done_ = true;
-          self->maybe_end();
+          h.self->frames_done_ = h.self->out_done_ = h.self->err_done_ = true;
+          h.self->maybe_end();
         });
         self->maybe_end();
       }));
@@ -228,8 +243,8 @@ long local_channel::write_some(std::span<const std::byte> bytes, int& error) {
 
 void local_channel::wait_writable() {
   to_.async_wait(asio::posix::stream_descriptor::wait_write,
-                 [self = shared_from_this()](error_code ec) {
-                   if (auto l = self->listener_.lock()) l->on_writable(!ec);
+                 [h = holding()](error_code ec) {
+                   if (h.listener) h.listener->on_writable(!ec);
                  });
 }
 

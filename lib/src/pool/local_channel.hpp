@@ -90,6 +90,9 @@ class local_channel final : public worker_channel,
   void wait_exit();
   void signal_group(int sig);
   void maybe_end();
+  /// What a pending handler holds: this channel, its listener and the listener's owner.
+  struct hold;
+  hold holding();
 
   std::weak_ptr<channel_listener> listener_;
   std::shared_ptr<local_registry> registry_;

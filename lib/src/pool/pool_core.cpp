@@ -194,10 +194,13 @@ void pool_core::terminate() {
   const bool on_strand = strand_.running_in_this_thread();
   if (on_strand) {
     terminate_on_strand();
-  } else if (ioc_ex == nullptr || !ioc_ex->context().stopped()) {
+  } else {
+    // On a stopped io_context this runs if the loop comes back (every task then fails
+    // once), or is dropped with the loop; waiting for it would only last the full bound.
     asio::post(strand_, [self = shared_from_this()] { self->terminate_on_strand(); });
-    workers_.registry().wait_empty(std::chrono::steady_clock::now() + 2 * grace +
-                                   std::chrono::milliseconds(500));
+    if (ioc_ex == nullptr || !ioc_ex->context().stopped())
+      workers_.registry().wait_empty(std::chrono::steady_clock::now() + 2 * grace +
+                                     std::chrono::milliseconds(500));
   }
   // Whatever is still alive belongs to an executor that is not running (or to the strand
   // we are blocking): stop and reap it here, so that no child outlives the pool.

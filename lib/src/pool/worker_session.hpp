@@ -140,6 +140,7 @@ class worker_session final : public channel_listener,
   void on_writable(bool ok) override;
   void on_output(output_line::stream which, std::string_view text) override;
   void on_ended(channel_end end) override;
+  std::shared_ptr<void> keep_alive() override { return owner_.lock(); }
 
  private:
   bool on_frame(const std::shared_ptr<session_owner>& owner, const protocol::frame_view& f);
