@@ -783,10 +783,9 @@ BOOST_FIXTURE_TEST_CASE(shm_areas_of_zero_bytes_are_refused_at_construction, io_
   auto o = worker_options(1);
   o.transport = crew::transport::shm;
   o.shm_area_bytes = 0;
-  BOOST_CHECK_EXCEPTION(crew::process_pool(ioc.get_executor(), o), std::invalid_argument,
-                        [](const std::invalid_argument& e) {
-                          return contains(e.what(), "shm_area_bytes");
-                        });
+  BOOST_CHECK_EXCEPTION(
+      crew::process_pool(ioc.get_executor(), o), std::invalid_argument,
+      [](const std::invalid_argument& e) { return contains(e.what(), "shm_area_bytes"); });
   o.transport = crew::transport::pipe;  // unused without shm: accepted
   crew::process_pool pool(ioc.get_executor(), o);
   BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);

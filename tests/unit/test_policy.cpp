@@ -77,8 +77,8 @@ BOOST_AUTO_TEST_CASE(retries_come_from_the_task_else_the_job_else_the_pool) {
 
 BOOST_AUTO_TEST_CASE(only_worker_deaths_are_retried_within_the_allowance_while_serving) {
   BOOST_TEST(policy::should_retry(errc::worker_crashed, 0, 1, true));
-  BOOST_TEST(!policy::should_retry(errc::worker_crashed, 1, 1, true));  // used up
-  BOOST_TEST(!policy::should_retry(errc::worker_crashed, 0, 0, true));  // none allowed
+  BOOST_TEST(!policy::should_retry(errc::worker_crashed, 1, 1, true));   // used up
+  BOOST_TEST(!policy::should_retry(errc::worker_crashed, 0, 0, true));   // none allowed
   BOOST_TEST(!policy::should_retry(errc::worker_crashed, 0, 3, false));  // broken or destroyed
   for (errc e : {errc::job_failed, errc::task_timeout, errc::protocol_error, errc::cancelled})
     BOOST_TEST(!policy::should_retry(e, 0, 3, true), e);
@@ -107,7 +107,8 @@ BOOST_AUTO_TEST_CASE(deadlines_per_task_and_per_batch_item_saturate) {
   BOOST_TEST(policy::task_deadline(std::nullopt, milliseconds(50), 4).count() == 200);
   BOOST_TEST(policy::task_deadline(std::nullopt, milliseconds(0), 4).count() == 0);
   const auto huge = milliseconds(std::numeric_limits<milliseconds::rep>::max() / 2);
-  BOOST_TEST(policy::task_deadline(huge, milliseconds(0), 3).count() == milliseconds::max().count());
+  BOOST_TEST(policy::task_deadline(huge, milliseconds(0), 3).count() ==
+             milliseconds::max().count());
 }
 
 BOOST_AUTO_TEST_CASE(stop_ladders_from_the_mildest_step) {

@@ -205,8 +205,9 @@ struct fixture {
   asio::strand<asio::io_context::executor_type> strand = asio::make_strand(ioc);
   std::shared_ptr<memory_channel> channel = std::make_shared<memory_channel>(strand);
   std::shared_ptr<recording_owner> owner = std::make_shared<recording_owner>();
-  session_settings settings{proto::default_max_payload, 0, milliseconds(10000),
-                            milliseconds(10000), milliseconds(1000), milliseconds(50)};
+  session_settings settings{proto::default_max_payload, 0,
+                            milliseconds(10000),        milliseconds(10000),
+                            milliseconds(1000),         milliseconds(50)};
   std::shared_ptr<worker_session> session;
 
   fixture() {

@@ -407,8 +407,8 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
           }
           work.reset();  // the posted completion holds the executor busy from here
         };
-        t.body = detail::make_task_body(
-            [args = std::move(call.args)](encoder& e) { e.put(args); }, std::move(complete));
+        t.body = detail::make_task_body([args = std::move(call.args)](encoder& e) { e.put(args); },
+                                        std::move(complete));
         submit_raw(std::move(t));
       },
       token, std::move(inv), std::move(options));

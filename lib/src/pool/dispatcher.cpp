@@ -2,9 +2,7 @@
 
 #include <crew/codec.hpp>
 
-
 namespace crew::detail {
-
 
 void dispatcher::enqueue(pending_task&& p) {
   if (events_.enabled()) events_.emit(event_emitter::about(event_kind::task_queued, p));
@@ -61,14 +59,14 @@ bool dispatcher::send(worker_session& w, pending_task& p) {
   const auto* job = w.find_job(p.task.job);
   if (!job) {
     fail(p, errc::unknown_job,
-         "worker " + opts_.executable.filename().string() + " does not serve job '" +
-             p.task.job + "'; it serves: " + w.job_list());
+         "worker " + opts_.executable.filename().string() + " does not serve job '" + p.task.job +
+             "'; it serves: " + w.job_list());
     return false;
   }
   if (job->second != p.task.signature) {
     fail(p, errc::signature_mismatch,
-         "job '" + p.task.job + "' is " + job->second + " in the worker but " +
-             p.task.signature + " in the caller: rebuild both from the same header");
+         "job '" + p.task.job + "' is " + job->second + " in the worker but " + p.task.signature +
+             " in the caller: rebuild both from the same header");
     return false;
   }
   std::string error;
@@ -148,8 +146,9 @@ void dispatcher::expand_batch(pending_task p) {
     s.task.signature = p.task.signature;
     s.task.id = s.id;
     s.task.args_size = items[i].size();
-    auto encode = [bytes = std::vector<std::byte>(items[i].begin(), items[i].end())](
-                      encoder& out) { out.write(bytes.data(), bytes.size()); };
+    auto encode = [bytes = std::vector<std::byte>(items[i].begin(), items[i].end())](encoder& out) {
+      out.write(bytes.data(), bytes.size());
+    };
     auto gather = [g, i](std::exception_ptr ep, std::span<const std::byte> bytes) {
       if (ep) {
         auto [code, message] = describe_failure(ep);

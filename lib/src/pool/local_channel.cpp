@@ -6,11 +6,11 @@
 #include <cstring>
 #include <thread>
 
-#include <csignal>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 namespace crew::detail {
 
@@ -124,8 +124,8 @@ local_channel::hold local_channel::holding() {
   return {shared_from_this(), std::move(l), std::move(owner)};
 }
 
-local_channel::local_channel(const asio::any_io_executor& strand,
-                             boost::process::v2::process proc, local_fds fds, shm_segment seg,
+local_channel::local_channel(const asio::any_io_executor& strand, boost::process::v2::process proc,
+                             local_fds fds, shm_segment seg,
                              std::shared_ptr<local_registry> registry)
     : registry_(std::move(registry)),
       proc_(std::move(proc)),
@@ -188,19 +188,19 @@ void local_channel::read_output(output_line::stream which) {
   const bool is_out = which == output_line::stream::out;
   auto& pipe = is_out ? out_ : err_;
   auto& buf = is_out ? out_buf_ : err_buf_;
-  pipe.async_read_some(asio::buffer(buf), [h = holding(), which, is_out](error_code ec,
-                                                                          std::size_t n) {
-    auto& self = h.self;
-    auto& splitter = is_out ? self->out_lines_ : self->err_lines_;
-    auto emit = [&](std::string_view line) { self->on_line(which, line); };
-    if (ec) {
-      splitter.finish(emit);
-      (is_out ? self->out_done_ : self->err_done_) = true;
-      return self->maybe_end();
-    }
-    splitter.feed(std::string_view((is_out ? self->out_buf_ : self->err_buf_).data(), n), emit);
-    self->read_output(which);
-  });
+  pipe.async_read_some(
+      asio::buffer(buf), [h = holding(), which, is_out](error_code ec, std::size_t n) {
+        auto& self = h.self;
+        auto& splitter = is_out ? self->out_lines_ : self->err_lines_;
+        auto emit = [&](std::string_view line) { self->on_line(which, line); };
+        if (ec) {
+          splitter.finish(emit);
+          (is_out ? self->out_done_ : self->err_done_) = true;
+          return self->maybe_end();
+        }
+        splitter.feed(std::string_view((is_out ? self->out_buf_ : self->err_buf_).data(), n), emit);
+        self->read_output(which);
+      });
 }
 
 void local_channel::on_line(output_line::stream which, std::string_view text) {
@@ -212,8 +212,8 @@ void local_channel::on_line(output_line::stream which, std::string_view text) {
 }
 
 void local_channel::wait_exit() {
-  proc_->handle().async_wait(asio::bind_executor(
-      to_.get_executor(), [h = holding()](error_code ec, int status) {
+  proc_->handle().async_wait(
+      asio::bind_executor(to_.get_executor(), [h = holding()](error_code ec, int status) {
         auto self = h.self;
         self->exited_ = true;
         self->status_ = ec ? -1 : status;
@@ -242,10 +242,9 @@ long local_channel::write_some(std::span<const std::byte> bytes, int& error) {
 }
 
 void local_channel::wait_writable() {
-  to_.async_wait(asio::posix::stream_descriptor::wait_write,
-                 [h = holding()](error_code ec) {
-                   if (h.listener) h.listener->on_writable(!ec);
-                 });
+  to_.async_wait(asio::posix::stream_descriptor::wait_write, [h = holding()](error_code ec) {
+    if (h.listener) h.listener->on_writable(!ec);
+  });
 }
 
 void local_channel::stop_reading() {

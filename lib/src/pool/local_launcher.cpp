@@ -50,7 +50,8 @@ std::filesystem::path resolve_executable(const std::filesystem::path& exe) {
   return ec ? exe : abs;
 }
 
-local_launcher::local_launcher(const process_pool_options& options) : opts_(options) {}
+local_launcher::local_launcher(const process_pool_options& options) : opts_(options) {
+}
 
 std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_executor& strand,
                                                       std::string& why) const {
@@ -102,10 +103,10 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
     return nullptr;
   }
   registry_->add(proc.id());
-  return std::make_shared<local_channel>(
-      strand, std::move(proc), local_fds{std::move(to.write), std::move(from.read),
-                                         std::move(out.read), std::move(err.read)},
-      std::move(seg), registry_);
+  return std::make_shared<local_channel>(strand, std::move(proc),
+                                         local_fds{std::move(to.write), std::move(from.read),
+                                                   std::move(out.read), std::move(err.read)},
+                                         std::move(seg), registry_);
 }
 
 }  // namespace detail

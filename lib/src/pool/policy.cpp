@@ -36,8 +36,7 @@ std::optional<std::string> recycle_reason(std::size_t tasks_done, std::size_t ma
     why = "it ran " + std::to_string(tasks_done) + " tasks (max_tasks_per_worker)";
   if (max_resident > 0 && resident_bytes && *resident_bytes > max_resident)
     why = "its resident memory is " + std::to_string(*resident_bytes >> 10) +
-          " KiB, over the limit of " + std::to_string(max_resident >> 10) +
-          " KiB (max_worker_rss)";
+          " KiB, over the limit of " + std::to_string(max_resident >> 10) + " KiB (max_worker_rss)";
   return why;
 }
 

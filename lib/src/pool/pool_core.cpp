@@ -31,8 +31,8 @@ process_pool_options settled(process_pool_options o) {
 }
 
 session_settings settings_of(const process_pool_options& o) {
-  return {o.max_payload, o.shm_inline_max, o.handshake_timeout, o.frame_timeout, o.cancel_grace,
-          o.shutdown_grace};
+  return {o.max_payload,   o.shm_inline_max, o.handshake_timeout,
+          o.frame_timeout, o.cancel_grace,   o.shutdown_grace};
 }
 
 // Tasks in flight per worker. One request and one response area per worker: shared-memory
@@ -51,7 +51,8 @@ pool_core::pool_core(asio::any_io_executor ex, process_pool_options o)
       events_(opts_.on_event),
       gate_(opts_.max_queue, opts_.when_full, ex_, strand_),
       tasks_(opts_, depth_of(opts_), events_, gate_),
-      workers_(strand_, opts_, settings_, events_, tasks_, *this) {}
+      workers_(strand_, opts_, settings_, events_, tasks_, *this) {
+}
 
 void pool_core::start() {
   asio::post(strand_, [self = shared_from_this()] {
@@ -63,7 +64,8 @@ void pool_core::start() {
 // --- taking tasks in --------------------------------------------------------------------
 
 void pool_core::submit(raw_task t) {
-  if (gate_.closed()) return tasks_.fail_now(std::move(t), errc::shutting_down, "the pool is closed");
+  if (gate_.closed())
+    return tasks_.fail_now(std::move(t), errc::shutting_down, "the pool is closed");
   const bool fits_pipe = t.args_size + 4 <= opts_.max_payload;
   const bool fits_shm = opts_.transport == transport::shm && t.batch_items == 0 &&
                         t.args_size <= opts_.shm_area_bytes;
@@ -96,8 +98,7 @@ void pool_core::accept(raw_task t, bool admitted) {
   if (p.task.options.stop.stop_possible())
     p.on_stop = std::make_unique<std::stop_callback<std::function<void()>>>(
         p.task.options.stop,
-        std::function<void()>(
-            [core = weak_from_this(), id = p.id] { cancel_task(core, id); }));
+        std::function<void()>([core = weak_from_this(), id = p.id] { cancel_task(core, id); }));
   tasks_.enqueue(std::move(p));
   dispatch();
 }
@@ -236,7 +237,8 @@ void pool_core::output(const worker_session& s, output_line::stream which, std::
     }
     return;
   }
-  std::string out = "[worker " + std::to_string(s.slot()) + " pid " + std::to_string(s.pid()) + "] ";
+  std::string out =
+      "[worker " + std::to_string(s.slot()) + " pid " + std::to_string(s.pid()) + "] ";
   out.append(text);
   out += '\n';
   const int fd = which == output_line::stream::out ? STDOUT_FILENO : STDERR_FILENO;

@@ -75,8 +75,7 @@ std::string supervisor::broken_reason_copy() const {
 void supervisor::task_answered(worker_session& s) {
   // Only asked when there is a limit: reading /proc costs a few microseconds.
   const auto rss = opts_.max_worker_rss > 0 ? s.channel().resident_bytes() : std::nullopt;
-  if (policy::recycle_reason(s.tasks_done(), opts_.max_tasks_per_worker, rss,
-                             opts_.max_worker_rss))
+  if (policy::recycle_reason(s.tasks_done(), opts_.max_tasks_per_worker, rss, opts_.max_worker_rss))
     s.mark_retire_due();  // it takes no new task from now on
   if (s.retire_due() && s.inflight().empty() && !host_.closed() && !broken_ &&
       !host_.terminated()) {
@@ -119,8 +118,7 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
   if (!end.booted && !end.failure)
     return boot_failed(w->slot(), detail(end.who + " " + end.how + " before its handshake"));
   if (!end.booted)
-    return boot_failed(w->slot(),
-                       detail(end.who + ": " + end.failure->second + "; it " + end.how));
+    return boot_failed(w->slot(), detail(end.who + ": " + end.failure->second + "; it " + end.how));
   std::optional<std::string> crash;  // set when the task killed its worker
   if (end.running) judge_running(*w, end, crash);
   if (crash && crashes_.on_worker_killed())
@@ -164,8 +162,7 @@ void supervisor::judge_running(worker_session&, session_end& end,
 
 bool supervisor::any_busy() const {
   for (auto& w : slots_)
-    if (w && (!w->inflight().empty() || w->current() == worker_session::state::busy))
-      return true;
+    if (w && (!w->inflight().empty() || w->current() == worker_session::state::busy)) return true;
   return false;
 }
 

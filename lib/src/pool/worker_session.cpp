@@ -23,8 +23,7 @@ std::string ms_text(std::chrono::milliseconds ms) {
 
 worker_session::worker_session(const asio::any_io_executor& strand, std::size_t slot,
                                std::shared_ptr<worker_channel> channel,
-                               std::weak_ptr<session_owner> owner,
-                               const session_settings& settings)
+                               std::weak_ptr<session_owner> owner, const session_settings& settings)
     : slot_(slot),
       channel_(std::move(channel)),
       owner_(std::move(owner)),
@@ -34,7 +33,8 @@ worker_session::worker_session(const asio::any_io_executor& strand, std::size_t 
       linger_(strand),
       stop_timer_(strand),
       deadline_(strand),
-      frame_timer_(strand) {}
+      frame_timer_(strand) {
+}
 
 void worker_session::start() {
   if (auto why = channel_->start(weak_from_this()); !why.empty()) {
@@ -43,9 +43,9 @@ void worker_session::start() {
   }
   arm_deadline(settings_.handshake_timeout, [this] {
     if (booted_) return;
-    failure_ = {errc::worker_boot_failed,
-                "it sent no handshake within " +
-                    std::to_string(settings_.handshake_timeout.count()) + " ms; crew killed it"};
+    failure_ = {errc::worker_boot_failed, "it sent no handshake within " +
+                                              std::to_string(settings_.handshake_timeout.count()) +
+                                              " ms; crew killed it"};
     channel_->stop(policy::stop_step::kill);
   });
 }
@@ -63,7 +63,8 @@ bool worker_session::accepts(std::size_t depth) const noexcept {
          inflight_.size() < depth && (inflight_.empty() || !inflight_.front().discarded);
 }
 
-const std::pair<std::uint32_t, std::string>* worker_session::find_job(const std::string& job) const {
+const std::pair<std::uint32_t, std::string>* worker_session::find_job(
+    const std::string& job) const {
   auto it = jobs_.find(job);
   return it == jobs_.end() ? nullptr : &it->second;
 }
@@ -431,12 +432,13 @@ void worker_session::on_ended(channel_end end) {
   // been handed the next task before its end was seen; if every byte written is still
   // unread, that task never started and goes back to the queue as it was.
   const auto unread = channel_->unread_by_peer();
-  const bool head_untouched = !inflight_.empty() && unread &&
-                              written_ - *unread <= inflight_.front().stream_start;
+  const bool head_untouched =
+      !inflight_.empty() && unread && written_ - *unread <= inflight_.front().stream_start;
   session_end out;
   out.who = who();
   out.how = std::move(end.how);
-  if (cut_frame_ && !failure_) out.how += "; its channel ended in the middle of a frame (discarded)";
+  if (cut_frame_ && !failure_)
+    out.how += "; its channel ended in the middle of a frame (discarded)";
   out.stderr_tail = std::move(end.stderr_tail);
   out.status = end.status;
   out.booted = booted_;

@@ -43,14 +43,14 @@ using failure_t = std::pair<errc, std::string>;
 
 /// What a session leaves behind when its worker is gone.
 struct session_end {
-  std::string who;          ///< "worker 2 (pid 4242)"
-  std::string how;          ///< how it ended ("exited with code 1", ...)
-  std::string stderr_tail;  ///< its last stderr lines, or empty
-  int status = -1;          ///< the wait status, -1 if unknown or no process
-  bool booted = false;      ///< it had said hello
-  bool stopping = false;    ///< it had been asked to go
-  std::optional<failure_t> failure;   ///< why crew gave up on it, if crew did
-  task_list unstarted;  ///< tasks it never started, in order (cancelled dropped)
+  std::string who;                      ///< "worker 2 (pid 4242)"
+  std::string how;                      ///< how it ended ("exited with code 1", ...)
+  std::string stderr_tail;              ///< its last stderr lines, or empty
+  int status = -1;                      ///< the wait status, -1 if unknown or no process
+  bool booted = false;                  ///< it had said hello
+  bool stopping = false;                ///< it had been asked to go
+  std::optional<failure_t> failure;     ///< why crew gave up on it, if crew did
+  task_list unstarted;                  ///< tasks it never started, in order (cancelled dropped)
   std::optional<pending_task> running;  ///< the task it ended under (not a cancelled one)
 };
 
