@@ -7,16 +7,7 @@
 #include <map>
 #include <ostream>
 
-namespace crew {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) {
-  return os << to_string(e);
-}
-namespace detail::policy {
-inline std::ostream& boost_test_print_type(std::ostream& os, stop_step s) {
-  return os << "stop_step(" << static_cast<int>(s) << ")";
-}
-}  // namespace detail::policy
-}  // namespace crew
+#include "pool_printers.hpp"
 
 namespace {
 

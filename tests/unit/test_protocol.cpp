@@ -12,17 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace crew {
-// How Boost.Test shows these in failed assertions (found by ADL).
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) {
-  return os << to_string(e);
-}
-namespace protocol {
-inline std::ostream& boost_test_print_type(std::ostream& os, frame_type t) {
-  return os << "frame_type(" << static_cast<int>(t) << ")";
-}
-}  // namespace protocol
-}  // namespace crew
+#include "crew_printers.hpp"
 
 namespace {
 

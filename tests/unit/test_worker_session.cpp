@@ -15,26 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace crew {
-inline std::ostream& boost_test_print_type(std::ostream& os, errc e) {
-  return os << to_string(e);
-}
-namespace detail::policy {
-inline std::ostream& boost_test_print_type(std::ostream& os, stop_step s) {
-  return os << "stop_step(" << static_cast<int>(s) << ")";
-}
-}  // namespace detail::policy
-namespace detail {
-inline std::ostream& boost_test_print_type(std::ostream& os, worker_session::state s) {
-  return os << "state(" << static_cast<int>(s) << ")";
-}
-}  // namespace detail
-namespace protocol {
-inline std::ostream& boost_test_print_type(std::ostream& os, frame_type t) {
-  return os << "frame_type(" << static_cast<int>(t) << ")";
-}
-}  // namespace protocol
-}  // namespace crew
+#include "pool_printers.hpp"
 
 namespace {
 

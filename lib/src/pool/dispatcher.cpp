@@ -42,7 +42,7 @@ void dispatcher::dispatch(const std::vector<std::shared_ptr<worker_session>>& sl
       expand_batch(std::move(p));
       continue;
     }
-    if (!send(*best, p)) continue;
+    send(*best, p);  // or failed there
   }
   if (!reading_batch_) replies_end(slots);
 }

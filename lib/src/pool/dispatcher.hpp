@@ -18,7 +18,6 @@
 #include "task.hpp"
 #include "worker_session.hpp"
 
-#include <deque>
 #include <memory>
 #include <span>
 #include <string>

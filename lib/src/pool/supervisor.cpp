@@ -4,6 +4,18 @@ namespace crew::detail {
 
 using boost::system::error_code;
 
+namespace {
+// How a worker's end reads in a boot failure's or a task's message: who, why crew gave up on
+// it (if it did), how it ended, `after_how`, and its stderr tail.
+std::string end_text(const session_end& end, std::string_view after_how = {}) {
+  std::string s = end.failure ? end.who + ": " + end.failure->second + "; it " + end.how
+                              : end.who + " " + end.how;
+  s += after_how;
+  if (!end.stderr_tail.empty()) s += "; stderr: " + end.stderr_tail;
+  return s;
+}
+}  // namespace
+
 supervisor::supervisor(const strand_type& strand, const process_pool_options& opts,
                        const session_settings& settings, const event_emitter& events,
                        dispatcher& tasks, supervisor_host& host)
@@ -103,10 +115,6 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
     e.message = what;
     events_.emit(e);
   }
-  auto detail = [&](std::string head) {
-    if (!end.stderr_tail.empty()) head += "; stderr: " + end.stderr_tail;
-    return head;
-  };
   // Tasks it never started go back to the front of the queue in their order, as they were.
   for (std::size_t i = end.unstarted.size(); i-- > 0;) {
     if (host_.terminated())
@@ -115,12 +123,10 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
       tasks_.requeue_front(std::move(end.unstarted[i]));
   }
   if (end.stopping && !end.running) return host_.check_join();  // asked to go
-  if (!end.booted && !end.failure)
-    return boot_failed(w->slot(), detail(end.who + " " + end.how + " before its handshake"));
   if (!end.booted)
-    return boot_failed(w->slot(), detail(end.who + ": " + end.failure->second + "; it " + end.how));
+    return boot_failed(w->slot(), end_text(end, end.failure ? "" : " before its handshake"));
   std::optional<std::string> crash;  // set when the task killed its worker
-  if (end.running) judge_running(*w, end, crash);
+  if (end.running) crash = judge_running(end);
   if (crash && crashes_.on_worker_killed())
     return trip(errc::worker_crashed,
                 "crash loop: the last " + std::to_string(crashes_.count()) +
@@ -134,14 +140,12 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
 }
 
 // The task a worker ended under: run again (first in line) if its policy says so, else
-// failed with the worker's end.
-void supervisor::judge_running(worker_session&, session_end& end,
-                               std::optional<std::string>& crash) {
+// failed with the worker's end. Returns the message if the task killed its worker.
+std::optional<std::string> supervisor::judge_running(session_end& end) {
   pending_task& p = *end.running;
   const errc code = end.failure ? end.failure->first : errc::worker_crashed;
-  std::string msg = end.failure ? end.who + ": " + end.failure->second + "; it " + end.how
-                                : end.who + " " + end.how;
-  if (!end.stderr_tail.empty()) msg += "; stderr: " + end.stderr_tail;
+  std::string msg = end_text(end);
+  std::optional<std::string> crash;
   if (policy::killed_its_worker(code)) crash = msg;
   if (policy::should_retry(code, p.attempts, p.retries, !broken_ && !host_.terminated())) {
     ++p.attempts;  // run it again, first in line, on a fresh worker
@@ -153,11 +157,12 @@ void supervisor::judge_running(worker_session&, session_end& end,
       events_.emit(e);
     }
     tasks_.requeue_front(std::move(p));
-    return;
+    return crash;
   }
   if (p.attempts > 0)
     msg += " (after " + std::to_string(p.attempts + 1) + " attempts, each killing its worker)";
   tasks_.fail(p, code, msg);
+  return crash;
 }
 
 bool supervisor::any_busy() const {

@@ -80,7 +80,7 @@ class supervisor {
  private:
   void boot_failed(std::size_t slot, std::string reason);
   void trip(errc code, std::string why);
-  void judge_running(worker_session& s, session_end& end, std::optional<std::string>& crash);
+  std::optional<std::string> judge_running(session_end& end);
 
   strand_type strand_;
   const process_pool_options& opts_;

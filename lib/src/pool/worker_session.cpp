@@ -423,7 +423,6 @@ void worker_session::climb(asio::steady_timer& timer, policy::stop_ladder ladder
 // --- the end ----------------------------------------------------------------------------
 
 void worker_session::on_ended(channel_end end) {
-  ended_ = true;
   linger_.cancel();
   stop_timer_.cancel();
   deadline_.cancel();

@@ -25,7 +25,6 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -183,7 +182,6 @@ class worker_session final : public channel_listener,
   std::size_t tasks_done_ = 0;
   bool frame_armed_ = false;
   bool cut_frame_ = false;  // its channel ended in the middle of a frame
-  bool ended_ = false;
   std::optional<failure_t> failure_;
   boost::asio::steady_timer linger_;       // a peer that closed its replies must end soon
   boost::asio::steady_timer stop_timer_;   // the graceful stop ladder
