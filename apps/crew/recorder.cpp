@@ -19,6 +19,7 @@ void recorder::on_event(const event& e) {
   const double at = std::chrono::duration<double>(e.steady - origin_).count();
   switch (e.kind) {
     case event_kind::worker_spawned:
+    case event_kind::worker_unavailable:
       return;
     case event_kind::worker_exited:
       exit_status_[e.pid] = e.exit_status;

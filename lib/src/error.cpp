@@ -28,6 +28,8 @@ const char* to_string(event_kind k) noexcept {
       return "worker_spawned";
     case event_kind::worker_exited:
       return "worker_exited";
+    case event_kind::worker_unavailable:
+      return "worker_unavailable";
   }
   return "unknown";
 }

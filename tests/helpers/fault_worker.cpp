@@ -1,7 +1,8 @@
 // crew-fault-worker: crew-worker's demo jobs plus faults, for the integration tests.
 // Start-up modes (argv): --no-batch, --ignore-shm, --exit-at-start CODE, --garbage-hello,
 // --old-version,
-// --bad-hello-payload, --silent, --ignore-shm (serve as a worker without shared memory).
+// --bad-hello-payload, --silent, --ignore-shm (serve as a worker without shared memory),
+// --places DIR N (serve only if one of N places in DIR is free, else exit 1 before hello).
 #include "demo_jobs.hpp"
 #include "fault_jobs.hpp"
 
@@ -59,6 +60,22 @@ void say_started(const char* job) {
 
 std::vector<std::unique_ptr<char[]>> leaked;  // leak_mib keeps what it allocates
 
+// Takes one of `places` places in `dir` (files place-0 ... created with O_EXCL, kept for
+// good): true if one was free. Which processes win does not depend on timing, only on how
+// many took a place before: the first `places` to start serve, later ones do not, until a
+// test removes a place file.
+bool take_place(const std::string& dir, int places) {
+  for (int k = 0; k < places; ++k) {
+    const std::string path = dir + "/place-" + std::to_string(k);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) continue;
+    ::close(fd);
+    std::fprintf(stderr, "fault worker: took place %d\n", k);
+    return true;
+  }
+  return false;
+}
+
 [[noreturn]] void sleep_forever() {
   for (;;)
     std::this_thread::sleep_for(std::chrono::hours(1));
@@ -90,6 +107,14 @@ int main(int argc, char** argv) {
       sleep_forever();
     }
     if (arg == "--silent") sleep_forever();
+    if (arg == "--places" && i + 2 < argc) {
+      const int places = std::atoi(argv[i + 2]);
+      if (!take_place(argv[i + 1], places)) {
+        std::fprintf(stderr, "fault worker: all %d places taken, exiting before hello\n", places);
+        return 1;
+      }
+      i += 2;
+    }
   }
 
   if (std::getenv("CREW_SHM_REQUEST_FD")) {

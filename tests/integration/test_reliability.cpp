@@ -347,6 +347,127 @@ BOOST_FIXTURE_TEST_CASE(row_06_boot_failures_stop_respawning_and_fail_fast_with_
   expect_no_leaks(fds_before);
 }
 
+// Row 6 with several slots, when nothing can start: the breaker still trips after a few
+// starts (no fork storm), with the reason, and no slot is reported as unavailable (that is
+// for a pool that goes on serving).
+BOOST_FIXTURE_TEST_CASE(row_06_a_pool_where_no_worker_can_start_breaks_with_the_reason,
+                        io_fixture) {
+  output_log log;
+  std::atomic<int> unavailable{0};
+  {
+    auto o = fault_options(4);
+    o.args = {"--exit-at-start", "7"};
+    o.max_boot_failures = 3;
+    o.on_output = log.sink();
+    o.on_event = [&](const crew::event& e) {
+      if (e.kind == crew::event_kind::worker_unavailable) ++unavailable;
+    };
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = failure_of(pool.submit(crew::demo::identity(1)));
+    BOOST_TEST(e.code() == code(errc::worker_boot_failed));
+    BOOST_TEST(contains(e.message(), "exited with code 7"), e.message());
+    BOOST_TEST(eventually([&] { return !pool.broken_reason().empty(); }));
+    BOOST_TEST(contains(pool.broken_reason(), "exited with code 7"), pool.broken_reason());
+    e = failure_of(pool.submit(crew::demo::identity(2)));
+    BOOST_TEST(e.code() == code(errc::worker_boot_failed));
+    // No fork storm: at most max_boot_failures starts per slot, and none after giving up.
+    const std::size_t starts = log.count("exiting at start-up as asked");
+    BOOST_TEST(starts >= 3u);
+    BOOST_TEST(starts <= 4u * 3u);
+    std::this_thread::sleep_for(500ms);
+    BOOST_TEST(log.count("exiting at start-up as asked") == starts);
+    pool.join();
+  }
+  BOOST_TEST(unavailable.load() == 0);
+  expect_no_leaks(fds_before);
+}
+
+// Issue 13: a pool that can start only some of its workers (a low ulimit, a small /dev/shm)
+// serves every task with the workers it has, and reports each slot that cannot start with
+// a worker_unavailable event; such a slot goes on trying at the capped back-off, so a place
+// freed later heals it. The fault worker's --places mode makes the first two processes
+// serve and every later one exit before its hello, whatever the timing.
+BOOST_FIXTURE_TEST_CASE(row_06_a_partly_started_pool_serves_and_reports_the_slots_that_cannot_start,
+                        io_fixture) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("crew-places-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  output_log log;
+  struct report {
+    std::size_t slot;
+    errc error;
+    std::string message;
+  };
+  std::mutex m;
+  std::vector<report> reports;
+  auto reported_slots = [&] {
+    std::lock_guard lock(m);
+    std::set<std::size_t> slots;
+    for (const auto& r : reports)
+      slots.insert(r.slot);
+    return slots;
+  };
+  {
+    auto o = fault_options(4);
+    o.args = {"--places", dir.string(), "2"};
+    o.max_boot_failures = 3;
+    o.on_output = log.sink();
+    o.on_event = [&](const crew::event& e) {
+      if (e.kind != crew::event_kind::worker_unavailable) return;
+      std::lock_guard lock(m);
+      reports.push_back({e.worker, e.error, std::string(e.message)});
+    };
+    crew::process_pool pool(ioc.get_executor(), o);
+    // Both slots that cannot start reach max_boot_failures; the pool goes on.
+    BOOST_REQUIRE(eventually([&] { return reported_slots().size() == 2; }, 30s));
+    std::vector<std::future<int>> results;
+    for (int i = 0; i < 50; ++i)
+      results.push_back(pool.submit(crew::demo::identity(i)));
+    for (int i = 0; i < 50; ++i) {
+      BOOST_REQUIRE(resolves(results[i]));
+      try {
+        BOOST_TEST(results[i].get() == i);
+      } catch (const crew::task_error& e) {
+        BOOST_ERROR("task " << i << " failed: " << e.what());
+      }
+    }
+    BOOST_TEST(pool.broken_reason().empty(), pool.broken_reason());
+    BOOST_TEST(log.count("took place") == 2u);
+    {
+      // Each failing slot once, with the boot failure's code and text; never a serving one.
+      std::lock_guard lock(m);
+      BOOST_TEST(reports.size() == 2u);
+      for (const auto& r : reports) {
+        BOOST_TEST(r.slot < 4u);
+        BOOST_TEST((r.error == errc::worker_boot_failed));
+        BOOST_TEST(contains(r.message, "worker " + std::to_string(r.slot)), r.message);
+        BOOST_TEST(contains(r.message, "exited with code 1 before its handshake"), r.message);
+        BOOST_TEST(contains(r.message, "all 2 places taken"), r.message);  // its stderr
+      }
+    }
+    // A place freed: a slot past its limit still retries (at the capped back-off), takes it
+    // and serves; the pool serves on.
+    std::filesystem::remove(dir / "place-0");
+    BOOST_TEST(log.wait_for("took place", 3) > 0);
+    results.clear();
+    for (int i = 0; i < 50; ++i)
+      results.push_back(pool.submit(crew::demo::identity(i)));
+    for (int i = 0; i < 50; ++i) {
+      BOOST_REQUIRE(resolves(results[i]));
+      try {
+        BOOST_TEST(results[i].get() == i);
+      } catch (const crew::task_error& e) {
+        BOOST_ERROR("task " << i << " failed after the heal: " << e.what());
+      }
+    }
+    BOOST_TEST(pool.broken_reason().empty(), pool.broken_reason());
+    pool.join();
+  }
+  std::filesystem::remove_all(dir);
+  expect_no_leaks(fds_before);
+}
+
 BOOST_FIXTURE_TEST_CASE(row_07_a_worker_that_cannot_be_executed_is_named_with_its_errno,
                         io_fixture) {
   const auto dir = std::filesystem::temp_directory_path();

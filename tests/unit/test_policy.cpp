@@ -24,12 +24,98 @@ BOOST_AUTO_TEST_CASE(boot_backoff_doubles_from_200ms_up_to_6400ms) {
   BOOST_TEST(policy::boot_backoff(1000).count() == 6400);
 }
 
-BOOST_AUTO_TEST_CASE(boot_breaker_trips_at_the_limit_in_a_row) {
-  BOOST_TEST(!policy::boot_breaker_trips(1, 3));
-  BOOST_TEST(!policy::boot_breaker_trips(2, 3));
-  BOOST_TEST(policy::boot_breaker_trips(3, 3));
-  BOOST_TEST(policy::boot_breaker_trips(4, 3));
-  BOOST_TEST(policy::boot_breaker_trips(1, 1));
+BOOST_AUTO_TEST_CASE(a_slot_past_the_limit_retries_at_the_capped_backoff) {
+  BOOST_TEST(policy::max_boot_backoff.count() == 6400);
+  BOOST_TEST(policy::boot_retry_delay(1, 3).count() == 200);
+  BOOST_TEST(policy::boot_retry_delay(2, 3).count() == 400);
+  BOOST_TEST(policy::boot_retry_delay(3, 3).count() == 6400);  // unavailable from here on
+  BOOST_TEST(policy::boot_retry_delay(4, 3).count() == 6400);
+  BOOST_TEST(policy::boot_retry_delay(1000, 3).count() == 6400);
+  BOOST_TEST(policy::boot_retry_delay(5, 10).count() == 3200);  // below a higher limit
+  BOOST_TEST(policy::boot_retry_delay(1, 0).count() == 6400);   // 0 counts as 1
+}
+
+BOOST_AUTO_TEST_CASE(a_slot_reaches_the_limit_in_a_row) {
+  BOOST_TEST(!policy::slot_at_limit(0, 3));
+  BOOST_TEST(!policy::slot_at_limit(2, 3));
+  BOOST_TEST(policy::slot_at_limit(3, 3));
+  BOOST_TEST(policy::slot_at_limit(4, 3));
+  BOOST_TEST(policy::slot_at_limit(1, 1));
+  BOOST_TEST(!policy::slot_at_limit(0, 0));
+  BOOST_TEST(policy::slot_at_limit(1, 0));  // 0 counts as 1
+}
+
+// A worker that never starts: the pool breaks once every slot was tried, none is starting,
+// and max_boot_failures starts failed (3 for a pool of one, as before).
+BOOST_AUTO_TEST_CASE(a_pool_where_no_worker_ever_started_breaks_after_a_few_starts) {
+  policy::boot_view one{.slots = 1, .at_limit = 0, .failures = 1};
+  BOOST_TEST(!policy::boot_breaker_reason(one, 3));
+  one.failures = 2;
+  BOOST_TEST(!policy::boot_breaker_reason(one, 3));
+  one.failures = 3;
+  one.at_limit = 1;
+  const auto why = policy::boot_breaker_reason(one, 3);
+  BOOST_TEST_REQUIRE(why.has_value());
+  BOOST_TEST(*why == "workers failed to start 3 times in a row");
+  BOOST_TEST(policy::boot_breaker_reason({.slots = 1, .failures = 1}, 1).has_value());
+  BOOST_TEST(policy::boot_breaker_reason({.slots = 1, .failures = 1}, 0).has_value());
+
+  // Four slots: while others are still starting (or not tried yet), it waits for them.
+  policy::boot_view four{.slots = 4, .starting = 3, .failures = 3};
+  BOOST_TEST(!policy::boot_breaker_reason(four, 3));
+  four.starting = 1;
+  four.failures = 5;
+  BOOST_TEST(!policy::boot_breaker_reason(four, 3));
+  four.starting = 0;
+  const auto all = policy::boot_breaker_reason(four, 3);
+  BOOST_TEST_REQUIRE(all.has_value());
+  BOOST_TEST(*all == "workers failed to start 5 times in a row");
+}
+
+// Issue 13: slots that cannot start do not break a pool that has a worker alive, however
+// many times they fail.
+BOOST_AUTO_TEST_CASE(a_pool_with_a_worker_alive_never_breaks_on_boot_failures) {
+  for (bool ever : {false, true})
+    BOOST_TEST(!policy::boot_breaker_reason({.slots = 4,
+                                             .alive = 1,
+                                             .starting = 0,
+                                             .at_limit = 3,
+                                             .ever_alive = ever,
+                                             .failures = 1000},
+                                            3));
+  // Before the first hello, failures of some slots while another is still starting do not
+  // count against it: the start-up race of a partly started pool.
+  BOOST_TEST(!policy::boot_breaker_reason({.slots = 4, .starting = 2, .failures = 6}, 1));
+}
+
+// After a worker has served, the pool's count no longer decides: only every slot at its
+// limit with no worker alive breaks it (one slot's single failure does not).
+BOOST_AUTO_TEST_CASE(a_pool_that_served_breaks_only_when_every_slot_reached_the_limit) {
+  policy::boot_view v{.slots = 4, .starting = 0, .at_limit = 3, .ever_alive = true, .failures = 40};
+  BOOST_TEST(!policy::boot_breaker_reason(v, 3));
+  v.at_limit = 4;
+  const auto why = policy::boot_breaker_reason(v, 3);
+  BOOST_TEST_REQUIRE(why.has_value());
+  BOOST_TEST(*why ==
+             "each of the 4 worker slots failed to start 3 times in a row, with no worker running");
+  v.starting = 2;  // slots at their limit retrying: still nothing can start
+  BOOST_TEST(policy::boot_breaker_reason(v, 3).has_value());
+  const auto single = policy::boot_breaker_reason(
+      {.slots = 1, .at_limit = 1, .ever_alive = true, .failures = 9}, 3);
+  BOOST_TEST_REQUIRE(single.has_value());
+  BOOST_TEST(*single == "the worker failed to start 3 times in a row");
+  // Slots failing in turn while another starts cannot keep a dead pool going for ever.
+  BOOST_TEST(
+      policy::boot_breaker_reason({.slots = 2, .starting = 1, .at_limit = 2, .failures = 6}, 3)
+          .has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_slot_is_reported_unavailable_once_at_the_limit_while_another_serves) {
+  BOOST_TEST(!policy::reports_unavailable(2, 3, true, false));  // below the limit
+  BOOST_TEST(policy::reports_unavailable(3, 3, true, false));
+  BOOST_TEST(policy::reports_unavailable(7, 3, true, false));    // reached while none alive
+  BOOST_TEST(!policy::reports_unavailable(3, 3, false, false));  // no other worker alive
+  BOOST_TEST(!policy::reports_unavailable(4, 3, true, true));    // already reported
 }
 
 BOOST_AUTO_TEST_CASE(crash_loop_breaker_counts_crashes_in_a_row_and_resets_on_a_reply) {

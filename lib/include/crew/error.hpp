@@ -33,7 +33,8 @@ enum class errc {
   /// breaker (`crash_loop_limit`) has stopped the pool.
   worker_crashed,
   /// A worker could not be started, or died or misbehaved before its handshake. Tasks fail
-  /// with it only once `max_boot_failures` starts in a row have failed.
+  /// with it only once no worker of the pool can start (see `max_boot_failures`); a slot
+  /// that cannot start while others serve is reported by a worker_unavailable event.
   worker_boot_failed,
   /// The peer sent bytes that break the protocol (a bad frame, a reply for another task, a
   /// frame begun and not finished within `frame_timeout`, a result frame over the pool's

@@ -1,7 +1,7 @@
 // crew/events.hpp — what happens in a pool, as one stream of events: tasks queued, started,
-// finished, failed and retried; workers spawned and exited. The pools deliver them to an
-// `event_handler` given in their options (process_pool_options::on_event, the thread_pool
-// and inline_runner constructors). crew's CLI builds its progress line, job log and
+// finished, failed and retried; workers spawned and exited, and slots whose worker cannot
+// start while the others serve. The pools deliver them to an `event_handler` given in their
+// options (process_pool_options::on_event, the thread_pool and inline_runner constructors). crew's CLI builds its progress line, job log and
 // timeline from them; a service can feed its metrics or logs the same way.
 #pragma once
 
@@ -25,6 +25,15 @@ enum class event_kind {
   task_retried,    ///< its worker died under it; it goes back to the queue (`attempt`)
   worker_spawned,  ///< a worker process was started (`worker`, `pid`)
   worker_exited,   ///< a worker process ended and was reaped (`exit_status`, `message`)
+  /// process_pool: a slot cannot start its worker while other workers serve: its last
+  /// `max_boot_failures` starts in a row failed (`worker` = the slot, `error` =
+  /// `worker_boot_failed`, `message` = the last failure's text, `pid` = 0). The pool goes on
+  /// with the workers it has; the slot tries again every 6.4 s (the longest boot back-off)
+  /// and serves again once a start succeeds. Once per run of failures: a slot is reported
+  /// again only after one of its workers has said hello. Emitted when the slot reaches the
+  /// limit, or, if no worker was alive then, when one first says hello. When no worker can
+  /// start at all the pool breaks instead (tasks fail with `worker_boot_failed`).
+  worker_unavailable,
 };
 
 /// Stable short name of a kind (`"task_started"`), for logs and JSON.
@@ -43,8 +52,10 @@ struct event {
   std::size_t items = 1;   ///< calls in the task: more than 1 for a batch of `map`
   std::size_t worker = no_worker;  ///< the worker's slot (process_pool) or the thread's index
   int pid = 0;                     ///< the worker's process id (this process's, in-process)
-  errc error{};                    ///< task_failed, task_retried: why
-  std::string_view message;        ///< task_failed: the error's text; worker_exited: how it ended
+  errc error{};                    ///< task_failed, task_retried: why; worker_unavailable:
+                                   ///< worker_boot_failed
+  std::string_view message;        ///< task_failed: the error's text; worker_exited: how it
+                                   ///< ended; worker_unavailable: the last boot failure
   std::size_t bytes_in = 0;        ///< task_started/finished: encoded arguments (0 in-process)
   std::size_t bytes_out = 0;       ///< task_finished: encoded result (0 in-process)
   int exit_status = -1;            ///< worker_exited: the wait status (as waitpid's), -1 if unknown

@@ -106,7 +106,8 @@ struct process_pool_options {
   /// `[worker N pid P] text` (a failing write drops the line; SIGPIPE is never raised).
   std::function<void(const output_line&)> on_output;
   /// Receives the pool's events (crew/events.hpp): tasks queued, started, finished, failed,
-  /// retried; workers spawned and exited. Called on the pool's strand, one at a time.
+  /// retried; workers spawned and exited; slots whose worker cannot start while others
+  /// serve (worker_unavailable). Called on the pool's strand, one at a time.
   event_handler on_event;
   /// How long a stopping worker gets after end of input before SIGTERM, and again
   /// after SIGTERM before SIGKILL. Also the time from a timed-out task's SIGTERM to SIGKILL,
@@ -119,10 +120,15 @@ struct process_pool_options {
   /// past it fails with `task_timeout`; its worker gets SIGTERM, then SIGKILL after
   /// `shutdown_grace`, and is replaced.
   std::chrono::milliseconds task_timeout{0};
-  /// Workers failing to start this many times in a row stop respawning: the pool fails
-  /// its queued and future tasks with `worker_boot_failed` and the last reason. "In a row"
-  /// counts across all slots; any handshake resets it. Respawns back off from 200 ms,
-  /// doubling up to 6.4 s.
+  /// Boot failures (a worker that cannot be spawned, exits before its handshake or sends a
+  /// bad one) are counted per slot, "in a row" meaning since the slot's last handshake; a
+  /// slot's respawns back off from 200 ms, doubling up to 6.4 s. A slot that fails this
+  /// many times in a row while other workers serve is reported (a worker_unavailable
+  /// event) and tries again every 6.4 s; the pool serves with the workers it has. The pool
+  /// stops respawning, and fails its queued and future tasks with `worker_boot_failed` and
+  /// the reason (broken_reason()), only when no worker can start: with no worker alive,
+  /// either this many starts failed before any handshake with no other slot still
+  /// starting, or every slot failed this many times in a row. 0 counts as 1.
   unsigned max_boot_failures = 3;
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;

@@ -5,11 +5,40 @@
 namespace crew::detail::policy {
 
 milliseconds boot_backoff(unsigned failures_in_a_row) noexcept {
-  return milliseconds(100) * (1 << std::min(failures_in_a_row, 6u));
+  return std::min(milliseconds(100) * (1 << std::min(failures_in_a_row, 6u)), max_boot_backoff);
 }
 
-bool boot_breaker_trips(unsigned failures_in_a_row, unsigned max_boot_failures) noexcept {
-  return failures_in_a_row >= max_boot_failures;
+namespace {
+unsigned limit_of(unsigned max_boot_failures) noexcept {
+  return std::max(max_boot_failures, 1u);
+}
+}  // namespace
+
+milliseconds boot_retry_delay(unsigned failures_in_a_row, unsigned max_boot_failures) noexcept {
+  return slot_at_limit(failures_in_a_row, max_boot_failures) ? max_boot_backoff
+                                                             : boot_backoff(failures_in_a_row);
+}
+
+bool slot_at_limit(unsigned failures_in_a_row, unsigned max_boot_failures) noexcept {
+  return failures_in_a_row >= limit_of(max_boot_failures);
+}
+
+std::optional<std::string> boot_breaker_reason(const boot_view& v, unsigned max_boot_failures) {
+  if (v.alive > 0) return std::nullopt;
+  const unsigned limit = limit_of(max_boot_failures);
+  if (!v.ever_alive && v.starting == 0 && v.failures >= limit)
+    return "workers failed to start " + std::to_string(v.failures) + " times in a row";
+  if (v.slots > 0 && v.at_limit >= v.slots)
+    return v.slots == 1
+               ? "the worker failed to start " + std::to_string(limit) + " times in a row"
+               : "each of the " + std::to_string(v.slots) + " worker slots failed to start " +
+                     std::to_string(limit) + " times in a row, with no worker running";
+  return std::nullopt;
+}
+
+bool reports_unavailable(unsigned failures_in_a_row, unsigned max_boot_failures, bool other_alive,
+                         bool reported) noexcept {
+  return other_alive && !reported && slot_at_limit(failures_in_a_row, max_boot_failures);
 }
 
 bool killed_its_worker(errc code) noexcept {

@@ -2,7 +2,8 @@
 // processes — so that each rule can be read in one place and unit-tested on its own
 // (tests/unit/test_policy.cpp). The pool's core (pool_core, worker_session) asks these
 // functions and carries out their answers:
-//  - boot back-off and the boot-failure breaker (workers that cannot start);
+//  - boot back-off per slot, unavailable slots, and the boot-failure breaker (workers that
+//    cannot start);
 //  - the crash-loop breaker (tasks that keep killing their workers);
 //  - which tasks are retried, and how many runs a task gets;
 //  - when a worker is recycled (task count, resident memory);
@@ -26,13 +27,59 @@ namespace crew::detail::policy {
 using std::chrono::milliseconds;
 
 // --- starting workers -------------------------------------------------------------------
+//
+// Boot failures are counted per slot: a slot's failures "in a row" are its failed starts
+// since its last worker said hello. They set the slot's back-off and, at
+// `max_boot_failures`, make the slot unavailable: it is reported (worker_unavailable) once
+// another worker of the pool is alive, and keeps trying at the capped back-off, so that a
+// limit lifted later (descriptors freed, /dev/shm emptied) heals it. The workers that did
+// start serve every task meanwhile. The pool as a whole breaks only when no worker can
+// start (see boot_breaker_reason). A `max_boot_failures` of 0 counts as 1.
+
+/// The longest back-off between two starts of a slot; also how often an unavailable slot
+/// tries again.
+inline constexpr milliseconds max_boot_backoff{6400};
 
 /// How long a slot waits before its next start after `failures_in_a_row` boot failures
-/// (1, 2, ...): 200 ms, doubling, at most 6.4 s. A broken worker cannot cause a fork storm.
+/// (1, 2, ...): 200 ms, doubling, at most max_boot_backoff (6.4 s). A broken worker cannot
+/// cause a fork storm.
 milliseconds boot_backoff(unsigned failures_in_a_row) noexcept;
 
-/// Whether the pool stops respawning after `failures_in_a_row` boot failures.
-bool boot_breaker_trips(unsigned failures_in_a_row, unsigned max_boot_failures) noexcept;
+/// The wait before a slot's next start after its `failures_in_a_row`-th boot failure in a
+/// row: boot_backoff below `max_boot_failures`; from there on (the slot is unavailable)
+/// max_boot_backoff each time.
+milliseconds boot_retry_delay(unsigned failures_in_a_row, unsigned max_boot_failures) noexcept;
+
+/// Whether a slot with `failures_in_a_row` boot failures has reached `max_boot_failures`.
+bool slot_at_limit(unsigned failures_in_a_row, unsigned max_boot_failures) noexcept;
+
+/// The pool's workers as the boot breaker sees them, when a start has just failed.
+struct boot_view {
+  std::size_t slots = 0;     ///< the pool's size
+  std::size_t alive = 0;     ///< workers that said hello and still run
+  std::size_t starting = 0;  ///< other slots whose worker has not said hello yet, or that
+                             ///< were never started
+  std::size_t at_limit = 0;  ///< slots (the failing one included) at `max_boot_failures`
+  bool ever_alive = false;   ///< a worker of this pool has said hello
+  unsigned failures = 0;     ///< failed starts in the pool so far (this one included)
+};
+
+/// Why the pool stops respawning after a failed start, or empty if it goes on. It breaks
+/// only when no worker is alive, and then either
+///  - no worker has ever said hello, none is starting, and `failures` has reached
+///    `max_boot_failures`: a worker that never starts trips after about
+///    max(slots, max_boot_failures) starts (every slot is tried, so that a slot that could
+///    start is not judged by another's failures; 3 for a pool of one, as before);
+///  - or every slot has reached `max_boot_failures` in a row: nothing can start now. This
+///    also bounds a pool whose slots keep failing in turn while another one is starting.
+std::optional<std::string> boot_breaker_reason(const boot_view& v, unsigned max_boot_failures);
+
+/// Whether a slot with `failures_in_a_row` boot failures is reported unavailable now
+/// (worker_unavailable): it has reached `max_boot_failures`, another worker of the pool is
+/// alive (else the pool is starting or broken, and says so otherwise), and it has not been
+/// reported since its last hello.
+bool reports_unavailable(unsigned failures_in_a_row, unsigned max_boot_failures, bool other_alive,
+                         bool reported) noexcept;
 
 // --- crashes and retries ----------------------------------------------------------------
 

@@ -217,8 +217,8 @@ void pool_core::terminate_on_strand() {
 
 // --- what sessions report ---------------------------------------------------------------
 
-void pool_core::session_ready(worker_session&) {
-  workers_.worker_ready();
+void pool_core::session_ready(worker_session& s) {
+  workers_.worker_ready(s);
   dispatch();
   check_join();
 }

@@ -27,13 +27,15 @@ supervisor::supervisor(const strand_type& strand, const process_pool_options& op
       host_(host),
       launcher_(opts),
       slots_(opts.workers),
+      records_(opts.workers),
       crashes_(opts.crash_loop_limit) {
   for (std::size_t i = 0; i < opts.workers; ++i)
     respawn_timers_.push_back(std::make_unique<boost::asio::steady_timer>(strand_));
 }
 
 void supervisor::spawn(std::size_t slot) {
-  if (host_.terminated()) return;  // the pool's destructor has run
+  if (host_.terminated() || broken_) return;  // the pool's destructor has run, or it gave up
+  records_[slot].started = true;
   std::string why;
   auto channel = launcher_.launch(strand_, why);
   if (!channel) return boot_failed(slot, std::move(why));
@@ -50,20 +52,74 @@ void supervisor::spawn(std::size_t slot) {
 
 void supervisor::boot_failed(std::size_t slot, std::string reason) {
   slots_[slot].reset();
+  auto& r = records_[slot];
+  ++r.failures;
+  r.last_failure = reason;
   ++boot_failures_;
   if (host_.closed() && tasks_.idle()) return host_.check_join();
-  if (policy::boot_breaker_trips(boot_failures_, opts_.max_boot_failures))
-    return trip(errc::worker_boot_failed, "workers failed to start " +
-                                              std::to_string(boot_failures_) +
-                                              " times in a row; last: " + reason);
-  // Back off before trying again, so that a broken worker cannot cause a fork storm.
+  if (auto why = policy::boot_breaker_reason(boot_view(slot), opts_.max_boot_failures))
+    return trip(errc::worker_boot_failed, *why + "; last: " + reason);
+  if (policy::reports_unavailable(r.failures, opts_.max_boot_failures, other_alive(slot),
+                                  r.reported))
+    report_unavailable(slot);
+  // Back off before trying again, so that a broken worker cannot cause a fork storm; a slot
+  // past the limit tries again at the capped back-off, so that a lifted limit heals it.
   auto& timer = *respawn_timers_[slot];
-  timer.expires_after(policy::boot_backoff(boot_failures_));
+  timer.expires_after(policy::boot_retry_delay(r.failures, opts_.max_boot_failures));
   timer.async_wait([this, keep = host_.as_owner().lock(), slot](error_code ec) {
     if (ec || slots_[slot] || broken_) return;
     if (host_.closed() && tasks_.idle()) return host_.check_join();
     spawn(slot);
   });
+}
+
+void supervisor::worker_ready(worker_session& s) {
+  ever_alive_ = true;
+  auto& r = records_[s.slot()];
+  r.failures = 0;
+  r.reported = false;
+  r.last_failure.clear();
+  if (broken_) return;
+  // Slots that reached the limit while no worker was alive are reported now.
+  for (std::size_t i = 0; i < records_.size(); ++i)
+    if (i != s.slot() && policy::reports_unavailable(records_[i].failures, opts_.max_boot_failures,
+                                                     true, records_[i].reported))
+      report_unavailable(i);
+}
+
+// What the boot breaker looks at after `failing_slot`'s start failed (its worker is gone).
+policy::boot_view supervisor::boot_view(std::size_t failing_slot) const {
+  policy::boot_view v;
+  v.slots = slots_.size();
+  v.ever_alive = ever_alive_;
+  v.failures = boot_failures_;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i] && slots_[i]->booted())
+      ++v.alive;
+    else if (i != failing_slot && (slots_[i] || !records_[i].started))
+      ++v.starting;
+    if (policy::slot_at_limit(records_[i].failures, opts_.max_boot_failures)) ++v.at_limit;
+  }
+  return v;
+}
+
+// Whether a worker of another slot has said hello and still runs.
+bool supervisor::other_alive(std::size_t slot) const {
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    if (i != slot && slots_[i] && slots_[i]->booted()) return true;
+  return false;
+}
+
+// The slot cannot start a worker while others serve: one event per run of failures.
+void supervisor::report_unavailable(std::size_t slot) {
+  auto& r = records_[slot];
+  r.reported = true;
+  if (!events_.enabled()) return;
+  event e = event_emitter::make(event_kind::worker_unavailable);
+  e.worker = slot;
+  e.error = errc::worker_boot_failed;
+  e.message = r.last_failure;
+  events_.emit(e);
 }
 
 // The pool stops serving: no respawn; queued and later tasks fail with `code` and `why`.

@@ -1,6 +1,8 @@
 // Private: the pool's workers over their lives — one slot per worker. It starts a worker
-// in a slot (launcher → channel → session), backs off after boot failures and stops
-// respawning when they come in a row (the boot breaker), recycles a worker between tasks
+// in a slot (launcher → channel → session), backs off after a slot's boot failures, reports
+// a slot that cannot start while others serve (worker_unavailable; it keeps trying at the
+// capped back-off), stops respawning when no worker can start at all (the boot breaker;
+// rules in policy.hpp, "starting workers"), recycles a worker between tasks
 // (task count, resident memory), and judges each worker's end: tasks it never started go
 // back to the queue as they were, the one it died under is retried or failed, crashes in a
 // row trip the crash-loop breaker, and the slot is filled again while the pool serves.
@@ -54,8 +56,9 @@ class supervisor {
   std::vector<int> pids() const { return launcher_.registry()->pids(); }
   local_registry& registry() const { return *launcher_.registry(); }
 
-  /// A worker said hello: the run of boot failures is over.
-  void worker_ready() noexcept { boot_failures_ = 0; }
+  /// A worker said hello: its slot's run of boot failures is over, and slots that reached
+  /// the limit while no worker was alive are reported now.
+  void worker_ready(worker_session& s);
   /// A live task was answered: the run of crashes is over.
   void reply_received() noexcept { crashes_.on_reply(); }
   /// After any reply: recycles the worker if it is due and nothing else runs on it.
@@ -79,6 +82,9 @@ class supervisor {
 
  private:
   void boot_failed(std::size_t slot, std::string reason);
+  policy::boot_view boot_view(std::size_t failing_slot) const;
+  bool other_alive(std::size_t slot) const;
+  void report_unavailable(std::size_t slot);
   void trip(errc code, std::string why);
   std::optional<std::string> judge_running(session_end& end);
 
@@ -92,7 +98,17 @@ class supervisor {
   slot_list slots_;
   slot_list retiring_;  // recycled workers on their way out
   std::vector<std::unique_ptr<boost::asio::steady_timer>> respawn_timers_;
-  unsigned boot_failures_ = 0;
+  // Per slot: its boot failures in a row (since its last hello), whether it was ever started,
+  // whether it was reported unavailable in this run, and its last boot failure's text.
+  struct slot_record {
+    unsigned failures = 0;
+    bool started = false;
+    bool reported = false;
+    std::string last_failure;
+  };
+  std::vector<slot_record> records_;
+  unsigned boot_failures_ = 0;  // failed starts in the pool so far
+  bool ever_alive_ = false;     // a worker of this pool has said hello
   policy::crash_loop_breaker crashes_;
   bool broken_ = false;
   errc broken_code_ = errc::worker_boot_failed;
