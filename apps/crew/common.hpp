@@ -21,7 +21,19 @@ enum exit_code : int {
   tasks_failed = 1,  ///< the command ran, but some tasks failed
   usage = 2,         ///< bad command line
   internal = 3,      ///< crew itself failed
+  cannot_run = 4,    ///< crew run could not run at all: no worker started, unknown job, bad input file
+  output_failed = 5, ///< a result could not be written (stdout, job log): the run stopped
 };
+
+/// The exit codes as `--help` explains them.
+inline constexpr const char* exit_codes_text =
+    "0 success, 1 some tasks failed, 2 bad command line, 3 internal error,\n"
+    "  4 could not run at all (no worker starts, unknown job, unreadable input),\n"
+    "  5 a result could not be written (stdout or job log; the run stopped),\n"
+    "  129 / 130 / 143 crew run stopped by SIGHUP / SIGINT / SIGTERM (after a drain, --grace)";
+
+/// crew's version (the project's, from CMake).
+inline constexpr const char* crew_version = CREW_VERSION;
 
 /// An io_context run by one background thread for the lifetime of the object: what the
 /// process pool's asynchronous work runs on while the CLI's main thread waits.
@@ -70,5 +82,6 @@ class stdout_to_stderr {
 int notebook_main(const std::vector<std::string>& args);
 int run_main(const std::vector<std::string>& args);
 int advise_main(const std::vector<std::string>& args);
+int jobs_main(const std::vector<std::string>& args);
 
 }  // namespace crew::cli

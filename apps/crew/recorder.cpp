@@ -22,6 +22,8 @@ void recorder::on_event(const event& e) {
     case event_kind::worker_unavailable:
       return;
     case event_kind::worker_exited:
+      // Kept while a task may still fail on it: the pids of the workers that ended last.
+      if (exit_status_.size() > 4096) exit_status_.erase(exit_status_.begin());
       exit_status_[e.pid] = e.exit_status;
       return;
     case event_kind::task_queued: {
@@ -74,8 +76,8 @@ void recorder::on_event(const event& e) {
         }
         ++failed_;
       }
-      finished_.push_back(r);
-      if (on_finished) on_finished(finished_.back());
+      if (on_finished) on_finished(r);
+      if (keep_finished) finished_.push_back(std::move(r));
       return;
     }
   }

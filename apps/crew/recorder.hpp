@@ -45,6 +45,8 @@ class recorder {
   event_handler handler();
   /// Called (under the recorder's lock) with each task that has just finished or failed.
   std::function<void(const task_record&)> on_finished;
+  /// Whether finished tasks are kept (finished(), section()); false keeps memory flat.
+  bool keep_finished = true;
 
   /// The finished tasks, in the order they finished.
   std::vector<task_record> finished() const;

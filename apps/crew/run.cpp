@@ -1,494 +1,1080 @@
-// crew run: one job over a range of integers, inline, on threads or on worker processes.
+// crew run: any job of a worker (crew's demo worker by default) over JSON-lines input or a
+// range of integers, on worker processes, threads or inline; results streamed as they come.
+//
+// The run is three threads of control around one lock:
+// - the reader (this function's thread) reads the input, encodes each task by the job's
+//   signature and submits tasks in chunks, waiting while the run holds as many as it may
+//   (so memory does not grow with the input);
+// - completions (the backend's threads) turn results into output text and job-log records
+//   and queue them, in input order with --keep-order;
+// - the writer thread writes the job log, then stdout, with checked writes; only then is a
+//   task's room given back to the reader. A failed write stops the run.
+// A signal (INT, TERM, HUP) stops the reader and drains the backend; a second one exits.
+#include "backends.hpp"
 #include "common.hpp"
-#include "demo_jobs.hpp"
+#include "joblog.hpp"
+#include "output.hpp"
 #include "recorder.hpp"
+#include "run_options.hpp"
 #include "timeline.hpp"
+#include "value_json.hpp"
 
-#include <crew/inline_runner.hpp>
-#include <crew/process_pool.hpp>
-#include <crew/thread_pool.hpp>
+#include <crew/error.hpp>
+#include <crew/protocol.hpp>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
-#include <boost/program_options.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <atomic>
+#include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <future>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
+#include <thread>
+#include <unordered_map>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 namespace crew::cli {
-namespace po = boost::program_options;
 namespace json = boost::json;
 namespace {
 
-struct outcome {
-  int arg;
-  std::exception_ptr error;
-  json::value value;  // the result as JSON
-  std::string text;   // the result as Python would print it
+// --- the tasks ---------------------------------------------------------------------------
+
+struct item {
+  std::uint64_t seq = 0;       // position among the tasks this run reports
+  std::int64_t line = 0;       // input line (from 1); 0 for --range
+  bool is_range = false;       // --range: `arg` is the integer
+  std::int64_t arg = 0;
+  std::string args;            // the arguments, canonical JSON
+  std::vector<std::byte> bytes;  // encoded
+  std::string error;           // set: the task fails at once (an input line that does not fit)
+  std::optional<logged_task> logged;  // --resume: done in the log
 };
 
-template <class R>
-void set_value(outcome& o, const R& v) {
-  if constexpr (std::is_floating_point_v<R>) {
-    o.value = v;
-    o.text = py_float(v);
-  } else {
-    o.value = v;
-    o.text = std::to_string(v);
-  }
-}
-
-// Submits job(i) for every i of `args` through `runner` (labelled with i, for the events)
-// and waits for all of them, keeping each task's own outcome (map() would stop at the
-// first failure).
-template <class Runner, class R>
-std::vector<outcome> run_args(Runner& runner, const job<R(int)>& j, const std::vector<int>& args) {
-  std::vector<std::future<R>> futures;
-  for (int i : args) {
-    task_options o;
-    o.label = std::to_string(i);
-    futures.push_back(runner.submit(j(i), std::move(o)));
-  }
-  std::vector<outcome> out;
-  for (std::size_t k = 0; k < args.size(); ++k) {
-    outcome o{args[k], nullptr, nullptr, {}};
-    try {
-      set_value(o, futures[k].get());
-    } catch (...) {
-      o.error = std::current_exception();
-    }
-    out.push_back(std::move(o));
-  }
-  return out;
-}
-
-struct run_config {
-  std::string mode = "processes";
-  std::size_t workers = 0;
-  double io_scale = 1.0;
-  std::string transport = "pipe";
-  long timeout_ms = 0;   // processes: each task's deadline; 0 = none
-  int retries = 0;       // processes: runs again after the worker died under the task
-  long grace_ms = 5000;  // processes: after SIGINT/SIGTERM, how long running tasks may go on
-  std::function<void(const output_line&)> on_output;  // processes: workers' lines (empty: default)
-};
-
-// The signal that interrupted a processes run (SIGINT or SIGTERM), or 0.
-std::atomic<int> interrupted{0};
-
-// SIGINT/SIGTERM during a processes run: a graceful drain. Queued tasks are cancelled,
-// running ones get `grace` to finish, then they are cancelled and the workers stopped;
-// the results so far are still reported. A second signal ends the process at once (its
-// workers die with it: parent-death signal and end of input).
-class drain_on_signal {
+/// Lines of a file descriptor, read in large blocks; `ready()` says whether a line can be
+/// had without waiting.
+class line_reader {
  public:
-  drain_on_signal(boost::asio::io_context& ioc, process_pool& pool, std::chrono::milliseconds grace)
-      : ioc_(ioc), signals_(ioc, SIGINT, SIGTERM) {
-    signals_.async_wait([this, &pool, grace](boost::system::error_code ec, int sig) {
-      if (ec) return;
-      interrupted = sig;
-      std::cerr << "crew run: " << sigdescr_np(sig) << ": stopping; queued tasks are cancelled, "
-                << "running ones get " << grace.count() << " ms (a second signal exits now)\n";
-      pool.async_shutdown(grace, [] {});
-      signals_.async_wait([](boost::system::error_code e, int again) {
-        if (!e) std::_Exit(128 + again);
-      });
-    });
+  explicit line_reader(int fd) : fd_(fd) {}
+  /// The next line (without its newline), or false at the end. Throws cannot_run_error on a
+  /// read error.
+  bool next(std::string& line) {
+    for (;;) {
+      if (const auto nl = buf_.find('\n', at_); nl != std::string::npos) {
+        line.assign(buf_, at_, nl - at_);
+        at_ = nl + 1;
+        return true;
+      }
+      if (eof_) {
+        if (at_ >= buf_.size()) return false;
+        line.assign(buf_, at_, std::string::npos);  // a last line without its newline
+        at_ = buf_.size();
+        return true;
+      }
+      fill();
+    }
   }
-  ~drain_on_signal() {  // the signal_set belongs to the io thread: cancel it there
-    std::promise<void> done;
-    boost::asio::post(ioc_, [&] {
-      signals_.cancel();
-      done.set_value();
-    });
-    done.get_future().wait();
+  /// Whether next() would return without blocking.
+  bool ready() const {
+    if (eof_ || buf_.find('\n', at_) != std::string::npos) return true;
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
   }
 
  private:
-  boost::asio::io_context& ioc_;
-  boost::asio::signal_set signals_;
-};
-
-using range_runner = std::function<std::vector<outcome>(
-    const run_config& c, const std::vector<int>& args, recorder& rec)>;
-
-template <class R>
-range_runner make_runner(const job<R(int)>& j) {
-  return [&j](const run_config& c, const std::vector<int>& args, recorder& rec) {
-    registry jobs;
-    demo::register_jobs(jobs);
-    demo::set_io_scale(c.io_scale);
-    if (c.mode == "inline") {
-      inline_runner r(jobs, boost::asio::system_executor(), rec.handler());
-      return run_args(r, j, args);
-    }
-    if (c.mode == "threads") {
-      thread_pool pool(jobs, c.workers, rec.handler());
-      return run_args(pool, j, args);
-    }
-    io_thread io;
-    process_pool_options o;
-    o.on_event = rec.handler();
-    if (c.on_output) o.on_output = c.on_output;
-    o.workers = c.workers;
-    o.args = {"--io-scale", std::to_string(c.io_scale)};
-    o.transport = c.transport == "shm" ? crew::transport::shm : crew::transport::pipe;
-    o.task_timeout = std::chrono::milliseconds(c.timeout_ms);
-    o.retries = static_cast<unsigned>(c.retries);
-    process_pool pool(io.context().get_executor(), o);
-    std::vector<outcome> out;
-    {
-      // Until every worker is reaped: a signal during join() still means a drain.
-      drain_on_signal drain(io.context(), pool, std::chrono::milliseconds(c.grace_ms));
-      out = run_args(pool, j, args);
-      pool.join();
-    }
-    return out;
-  };
-}
-
-// The jobs `crew run` can drive: those that take a single int.
-const std::map<std::string, range_runner>& runnable_jobs() {
-  static const std::map<std::string, range_runner> jobs{
-      {demo::long_io.name(), make_runner(demo::long_io)},
-      {demo::long_comp.name(), make_runner(demo::long_comp)},
-      {demo::identity.name(), make_runner(demo::identity)},
-      {demo::chatty.name(), make_runner(demo::chatty)},
-  };
-  return jobs;
-}
-
-json::object failures_json(const std::map<std::string, std::size_t>& by_cause) {
-  json::object o;
-  for (const auto& [cause, n] : by_cause)
-    o[cause] = n;
-  return o;
-}
-
-bool parse_range(const std::string& s, int& first, int& last) {
-  std::istringstream in(s);
-  char colon = 0;
-  if (!(in >> first >> colon >> last) || colon != ':' || !in.eof()) return false;
-  return first <= last;
-}
-
-// The tasks of a job log (--joblog): the last record of each argument, for --resume and
-// --retry-failed. A line that does not parse (a run killed mid-write) is skipped.
-struct logged {
-  std::map<int, bool> ok_by_arg;  // argument -> its last outcome was ok
-  std::string job;
-  std::size_t lines = 0, skipped = 0;
-};
-
-std::optional<logged> read_joblog(const std::string& path, std::string& why) {
-  std::ifstream in(path);
-  if (!in) {
-    why = "cannot open job log '" + path + "'";
-    return std::nullopt;
+  void fill() {
+    buf_.erase(0, at_);
+    at_ = 0;
+    const std::size_t old = buf_.size();
+    buf_.resize(old + (1 << 16));
+    ssize_t n;
+    do
+      n = ::read(fd_, buf_.data() + old, 1 << 16);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) throw cannot_run_error(std::string("reading the input: ") + std::strerror(errno));
+    buf_.resize(old + static_cast<std::size_t>(n));
+    if (n == 0) eof_ = true;
   }
-  logged out;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    ++out.lines;
+  int fd_;
+  std::string buf_;
+  std::size_t at_ = 0;
+  bool eof_ = false;
+};
+
+/// The tasks of a run, in order: a range, JSON lines, or the failed tasks of a job log;
+/// less what --resume's log has done (given back as `logged`), or only what --retry-failed's
+/// log says failed.
+class task_reader {
+ public:
+  task_reader(const run_options& o, const job_signature& sig, job_log* resume, job_log* retry)
+      : o_(o), sig_(sig), resume_(resume), retry_(retry), next_(o.first) {
+    if (o.has_range) return;
+    if (retry_ && o.input.empty()) {  // the log's failed tasks themselves
+      for (auto& [key, t] : retry_->tasks)
+        if (!t.ok) failed_.push_back(&t);
+      std::sort(failed_.begin(), failed_.end(),
+                [](const logged_task* a, const logged_task* b) { return a->order < b->order; });
+      return;
+    }
+    if (o.input.empty() || o.input == "-") {
+      fd_ = STDIN_FILENO;
+    } else {
+      fd_ = ::open(o.input.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0)
+        throw cannot_run_error("cannot open --input '" + o.input + "': " + std::strerror(errno));
+      own_fd_ = true;
+    }
+    lines_.emplace(fd_);
+  }
+  ~task_reader() {
+    if (own_fd_) ::close(fd_);
+  }
+  task_reader(const task_reader&) = delete;
+  task_reader& operator=(const task_reader&) = delete;
+
+  /// The total, when known before reading (a range, a log's failed tasks); else 0.
+  std::size_t known_total() const {
+    if (o_.has_range) return static_cast<std::size_t>(o_.last - o_.first);
+    return lines_ ? 0 : failed_.size();
+  }
+  /// Whether next() would not wait for input.
+  bool ready() const { return !lines_ || lines_->ready(); }
+
+  /// The next task, or false at the end.
+  bool next(item& it) {
+    for (;;) {
+      it = item{};
+      if (!produce(it)) return false;
+      const auto key = task_key(it.line, it.args);
+      if (retry_ && !(o_.input.empty() && !o_.has_range && !lines_)) {
+        auto f = retry_->tasks.find(key);
+        if (f == retry_->tasks.end() || f->second.ok) continue;  // not a failed task
+      }
+      if (resume_) {
+        if (auto f = resume_->tasks.find(key); f != resume_->tasks.end() && f->second.ok) {
+          it.logged = std::move(f->second);
+          resume_->tasks.erase(f);
+        }
+      }
+      return true;
+    }
+  }
+
+ private:
+  bool produce(item& it) {
+    if (o_.has_range) {
+      if (next_ >= o_.last) return false;
+      it.is_range = true;
+      it.arg = next_++;
+      it.args = "[" + std::to_string(it.arg) + "]";
+      try {
+        append_int_arg(sig_, it.arg, it.bytes);
+      } catch (const value_error& e) {
+        it.error = e.what();
+      }
+      return true;
+    }
+    if (!lines_) {  // --retry-failed's log
+      if (failed_at_ >= failed_.size()) return false;
+      const logged_task& t = *failed_[failed_at_++];
+      it.line = t.line;
+      return convert(it, t.args);
+    }
+    for (;;) {
+      if (!lines_->next(line_)) return false;
+      ++line_no_;
+      if (line_.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank
+      it.line = line_no_;
+      return convert(it, line_);
+    }
+  }
+
+  // Parses and encodes one task's arguments; a failure is the task's own.
+  bool convert(item& it, const std::string& text) {
     boost::system::error_code ec;
-    auto v = json::parse(line, ec);
-    const auto* o = ec ? nullptr : v.if_object();
-    const auto* args = o ? o->if_contains("args") : nullptr;
-    const auto* outcome = o ? o->if_contains("outcome") : nullptr;
-    const auto* job = o ? o->if_contains("job") : nullptr;
-    if (!args || !args->is_array() || args->as_array().size() != 1 ||
-        !args->as_array()[0].is_int64() || !outcome || !outcome->is_string() || !job ||
-        !job->is_string()) {
-      ++out.skipped;
-      continue;
+    const json::value v = parse_json(text, ec);
+    const std::string where = it.line ? "line " + std::to_string(it.line) + ": " : "";
+    if (ec) {
+      it.args = json::serialize(json::string(escape_invalid_utf8(text.substr(0, 200))));
+      it.error = where + "not JSON (" + ec.message() + ")";
+      return true;
     }
-    if (out.job.empty()) out.job = job->as_string().c_str();
-    if (out.job != job->as_string().c_str()) {
-      why = "job log '" + path + "' holds more than one job ('" + out.job + "', '" +
-            job->as_string().c_str() + "')";
-      return std::nullopt;
+    it.args = json::serialize(v);
+    if (!v.is_array()) {
+      it.error = where + "expected a JSON array of the job's arguments";
+      return true;
     }
-    out.ok_by_arg[static_cast<int>(args->as_array()[0].as_int64())] = outcome->as_string() == "ok";
+    try {
+      append_args(sig_, v, it.bytes);
+    } catch (const value_error& e) {
+      it.error = where + e.what();
+    }
+    return true;
   }
-  return out;
+
+  const run_options& o_;
+  const job_signature& sig_;
+  job_log* resume_;
+  job_log* retry_;
+  std::int64_t next_;
+  int fd_ = -1;
+  bool own_fd_ = false;
+  std::optional<line_reader> lines_;
+  std::string line_;
+  std::int64_t line_no_ = 0;
+  std::vector<const logged_task*> failed_;
+  std::size_t failed_at_ = 0;
+};
+
+// --- output ----------------------------------------------------------------------------
+
+/// A task's outcome, as the run reports it.
+struct outcome {
+  bool ok = false;
+  std::span<const std::byte> value;  // ok: the encoded result
+  std::string error, message;        // failed: errc name, text
+  int exit_code = -1, signal = -1;
+};
+
+void append_number(std::string& out, double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
 }
 
-// The live progress line on a terminal: done/total, rate, ETA, failures so far.
-class progress_line {
+// What the pool says of a chunk, for the records of its items.
+struct chunk_record {
+  task_record r;
+  bool known = false;
+};
+
+std::string lane_name(const std::string& mode, std::size_t worker) {
+  if (worker == event::no_worker) return "not started";
+  if (mode == "inline") return "main thread";
+  return (mode == "threads" ? "thread " : "worker ") + std::to_string(worker);
+}
+
+// One run of `crew run`: the state the three threads share.
+class run {
  public:
-  progress_line(std::size_t total, bool active) : total_(total), active_(active) {}
-  void update(std::size_t done, std::size_t failed, bool force = false) {
-    if (!active_) return;
-    const double t = clock_.seconds();
-    if (!force && t - last_ < 0.1) return;
-    last_ = t;
-    const double rate = t > 0 ? static_cast<double>(done) / t : 0;
-    char eta[32] = "-";
-    if (rate > 0 && done < total_)
-      std::snprintf(eta, sizeof eta, "%.1fs", static_cast<double>(total_ - done) / rate);
-    std::fprintf(stdout, "\r\033[K[%zu/%zu] %.1f/s ETA %s, %zu failed", done, total_, rate, eta,
-                 failed);
-    std::fflush(stdout);
+  run(const run_options& o, const job_signature& sig, std::string signature, console& con,
+      backend& be, std::size_t total)
+      : o_(o), sig_(sig), signature_(std::move(signature)), con_(con), be_(be), total_(total) {
+    const std::size_t batch = be.takes_batches() ? 4096 : 1;
+    // Processes: one chunk running and one waiting per worker. In this process a task is
+    // a handoff between threads: more of them queued keeps the threads busy (a drain
+    // cancels those not taken up yet).
+    max_chunks_ = o.mode == "processes" ? 2 * o.workers : std::max<std::size_t>(256, 4 * o.workers);
+    window_ = std::max<std::size_t>(65536, 4 * o.workers * std::max(batch, o.chunk));
   }
-  void clear() {
-    if (!active_) return;
-    std::fprintf(stdout, "\r\033[K");
-    std::fflush(stdout);
+
+  int log_fd = -1;
+  std::string log_name;
+
+  // The pool's record of a chunk (events arrive before the chunk's completion).
+  void record_arrived(const task_record& r) {
+    std::lock_guard lock(m_);
+    records_[r.label] = r;
   }
-  bool active() const noexcept { return active_; }
-  /// Shows the last state again (after other output cleared it).
-  void redraw(std::size_t done, std::size_t failed) { update(done, failed, true); }
+
+  void writer_loop() {
+    for (;;) {
+      std::string out, log;
+      std::size_t n = 0;
+      {
+        std::unique_lock lock(m_);
+        writer_cv_.wait(lock, [&] { return !out_q_.empty() || !log_q_.empty() || writer_done_; });
+        if (out_q_.empty() && log_q_.empty() && writer_done_) return;
+        out.swap(out_q_);
+        log.swap(log_q_);
+        n = out_q_items_;
+        out_q_items_ = 0;
+      }
+      if (!output_failed_) {
+        try {
+          if (log_fd >= 0 && !log.empty()) write_all(log_fd, log, "job log '" + log_name + "'");
+          if (!out.empty()) con_.out(out);
+        } catch (const output_error& e) {
+          fail_output(e.what());
+        }
+      }
+      std::size_t written, total, failed;
+      {
+        std::lock_guard lock(m_);
+        pending_ -= n;
+        written_ += n;
+        written = written_, total = total_, failed = failed_;
+      }
+      wake_reader();
+      con_.progress(written, total, failed, written == total);
+    }
+  }
+
+  // The reader's loop: tasks in, chunk by chunk.
+  void feed(task_reader& reader) {
+    std::vector<item> chunk;
+    std::size_t chunk_bytes = 0;
+    item it;
+    for (;;) {
+      if (stopping()) break;
+      if (!chunk.empty() && !reader.ready()) {  // do not hold tasks back while input waits
+        submit(std::move(chunk));
+        chunk.clear();
+        chunk_bytes = 0;
+      }
+      try {
+        if (!reader.next(it)) break;
+      } catch (const cannot_run_error& e) {  // the input cannot be read: stop
+        std::lock_guard lock(m_);
+        input_error_ = e.what();
+        break;
+      }
+      it.seq = next_seq_++;
+      if (it.logged || !it.error.empty()) {
+        wait_room(1);
+        if (it.logged) {
+          std::lock_guard lock(m_);
+          ++skipped_;
+        }
+        std::vector<item> one;
+        one.push_back(std::move(it));
+        report(std::move(one), nullptr, {}, nullptr);
+        continue;
+      }
+      chunk_bytes += it.bytes.size();
+      chunk.push_back(std::move(it));
+      if (chunk.size() >= chunk_target() || chunk_bytes >= (1u << 20)) {
+        submit(std::move(chunk));
+        chunk.clear();
+        chunk_bytes = 0;
+      }
+    }
+    if (!chunk.empty() && !stopping() && input_error_.empty()) submit(std::move(chunk));
+    {
+      std::unique_lock lock(m_);
+      input_done_ = true;
+      if (total_ == 0) total_ = next_seq_;
+      reader_waiting_ = true;
+      reader_cv_.wait(lock, [&] { return chunks_ == 0; });
+      reader_waiting_ = false;
+      writer_done_ = true;
+    }
+    writer_cv_.notify_one();
+  }
+
+  // A signal: stop reading, drain.
+  void interrupt(int sig) {
+    {
+      std::lock_guard lock(m_);
+      if (signal_ == 0) signal_ = sig;
+    }
+    reader_cv_.notify_all();
+    be_.drain(std::chrono::milliseconds(o_.grace_ms));
+  }
+
+  // --- the summary ---
+  std::size_t tasks() const { return ran_; }
+  std::size_t failed() const { return failed_; }
+  std::size_t skipped() const { return skipped_; }
+  int signal() const { return signal_.load(); }
+  const std::string& failure() const { return failure_; }  // after the run
+  const std::string& input_error() const { return input_error_; }  // after the run
+  const std::map<std::string, std::size_t>& by_cause() const { return by_cause_; }
+  std::vector<std::string>& documents() { return records_doc_; }
+  timeline_section section(std::string title) const {
+    timeline_section s;
+    s.title = std::move(title);
+    std::map<std::size_t, std::size_t> lane_of;
+    for (const auto& b : bars_)
+      lane_of[b.lane] = 0;
+    for (auto& [w, lane] : lane_of) {
+      lane = s.lanes.size();
+      s.lanes.push_back(lane_name(o_.mode, w));
+    }
+    for (auto b : bars_) {
+      b.lane = lane_of[b.lane];
+      s.bars.push_back(std::move(b));
+    }
+    return s;
+  }
 
  private:
+  // Wakes the reader if it waits (for room, or for the last chunk).
+  void wake_reader() {
+    bool waiting;
+    {
+      std::lock_guard lock(m_);
+      waiting = reader_waiting_;
+    }
+    if (waiting) reader_cv_.notify_one();
+  }
+
+  bool stopping() {
+    std::lock_guard lock(m_);
+    return signal_ != 0 || !failure_.empty() || !input_error_.empty();
+  }
+
+  void fail_output(const std::string& why) {
+    {
+      std::lock_guard lock(m_);
+      if (!failure_.empty()) return;
+      failure_ = why;
+      output_failed_ = true;
+    }
+    con_.err("crew run: " + why + "; stopping\n");
+    reader_cv_.notify_all();
+    be_.drain(std::chrono::milliseconds(0));
+  }
+
+  std::size_t chunk_target() {
+    if (o_.chunk) return o_.chunk;
+    if (o_.timeout_ms || !be_.takes_batches()) return 1;
+    std::lock_guard lock(m_);
+    if (item_seconds_ <= 0) return 1;
+    // A chunk of about 2 ms of work: long enough to hide a round trip, short enough
+    // to keep every worker busy to the end.
+    return static_cast<std::size_t>(std::clamp(0.002 / item_seconds_, 1.0, 4096.0));
+  }
+
+  void wait_room(std::size_t items) {
+    std::unique_lock lock(m_);
+    reader_waiting_ = true;
+    reader_cv_.wait(lock, [&] {
+      return (chunks_ < max_chunks_ && pending_ + items <= window_) || signal_ != 0 ||
+             !failure_.empty();
+    });
+    reader_waiting_ = false;
+    pending_ += items;
+  }
+
+  void submit(std::vector<item> chunk) {
+    wait_room(chunk.size());
+    {
+      std::lock_guard lock(m_);
+      if (signal_ != 0 || !failure_.empty()) {  // never submitted: not reported
+        pending_ -= chunk.size();
+        return;
+      }
+      ++chunks_;
+    }
+    send(std::move(chunk));
+  }
+
+  // Hands a chunk (counted in chunks_) to the backend.
+  void send(std::vector<item> chunk) {
+    const std::string label = "#" + std::to_string(next_label_++);
+    std::vector<std::byte> args;
+    std::uint32_t batch = 0;
+    if (chunk.size() == 1) {
+      args = chunk.front().bytes;
+    } else {
+      protocol::batch_builder b;
+      std::size_t size = 4;
+      for (const auto& i : chunk)
+        size += 4 + i.bytes.size();
+      b.reserve(size);
+      for (const auto& i : chunk)
+        b.add(i.bytes);
+      args = b.finish();
+      batch = static_cast<std::uint32_t>(chunk.size());
+    }
+    auto shared = std::make_shared<std::vector<item>>(std::move(chunk));
+    be_.submit(o_.job, signature_, std::move(args), batch, label,
+               [this, shared, label](std::exception_ptr ep, std::span<const std::byte> bytes) {
+                 chunk_record rec;
+                 {
+                   std::lock_guard lock(m_);
+                   if (auto f = records_.find(label); f != records_.end()) {
+                     rec.r = std::move(f->second);
+                     rec.known = true;
+                     records_.erase(f);
+                   }
+                 }
+                 completed(std::move(*shared), std::move(ep), bytes, rec);
+               });
+  }
+
+  static bool worth_splitting(errc code) {
+    return code == errc::worker_crashed || code == errc::task_timeout ||
+           code == errc::protocol_error || code == errc::payload_too_large;
+  }
+
+  void completed(std::vector<item> chunk, std::exception_ptr ep, std::span<const std::byte> bytes,
+                 const chunk_record& rec) {
+    if (rec.known && !rec.r.failed && chunk.size() > 0) {
+      const double per_item = (rec.r.end - rec.r.start) / static_cast<double>(chunk.size());
+      std::lock_guard lock(m_);
+      item_seconds_ = item_seconds_ <= 0 ? per_item : 0.7 * item_seconds_ + 0.3 * per_item;
+    }
+    // A chunk whose worker died or ran out of time: each item again on its own, so that
+    // only the one that caused it fails.
+    if (ep && chunk.size() > 1 && worth_splitting(static_cast<errc>(error_of(ep).value())) &&
+        error_of(ep).category() == crew_category()) {
+      bool stop;
+      {
+        std::lock_guard lock(m_);
+        stop = signal_ != 0 || !failure_.empty();
+        if (!stop) chunks_ += chunk.size();
+      }
+      if (!stop) {
+        for (auto& i : chunk) {
+          std::vector<item> one;
+          one.push_back(std::move(i));
+          send(std::move(one));
+        }
+        finish_chunk();
+        return;
+      }
+    }
+    report(std::move(chunk), ep, bytes, &rec);
+    finish_chunk();
+  }
+
+  void finish_chunk() {
+    {
+      std::lock_guard lock(m_);
+      --chunks_;
+    }
+    wake_reader();
+  }
+
+  // Formats each item's outcome and queues it for the writer.
+  void report(std::vector<item> chunk, std::exception_ptr ep, std::span<const std::byte> bytes,
+              const chunk_record* rec) {
+    std::optional<protocol::batch_result_reader> items;
+    outcome whole;
+    if (ep) {
+      const auto f = describe_failure(ep);
+      whole.error = error_name(ep);
+      whole.message = f.message;
+      if (rec && rec->known) whole.exit_code = rec->r.exit_code, whole.signal = rec->r.signal;
+    } else if (chunk.size() > 1) {
+      items.emplace(bytes, chunk.size());
+    }
+    std::vector<std::pair<std::uint64_t, std::string>> outs;
+    std::string log;
+    std::size_t failed = 0;
+    std::map<std::string, std::size_t> causes;
+    bool wake_writer = false;
+    for (auto& it : chunk) {
+      outcome oc;
+      if (it.logged) {
+        oc.ok = true;
+      } else if (!it.error.empty()) {
+        oc.error = "decode_error";
+        oc.message = it.error;
+      } else if (ep) {
+        oc = whole;
+      } else if (items) {
+        const auto b = items->next();
+        if (b.kind == protocol::frame_type::result) {
+          oc.ok = true;
+          oc.value = b.bytes;
+        } else {
+          const auto e = protocol::decode_error_payload(b.bytes);
+          oc.error = to_string(static_cast<errc>(e.code));
+          oc.message = e.message;
+        }
+      } else {
+        oc.ok = true;
+        oc.value = bytes;
+      }
+      std::string value_json, value_text;
+      if (oc.ok && !it.logged) {
+        try {
+          append_result_json(sig_, oc.value, value_json);
+          if (o_.output == run_options::format::text) append_result_text(sig_, oc.value, value_text);
+        } catch (const std::exception& e) {
+          oc = outcome{};
+          oc.error = "decode_error";
+          oc.message = std::string("the result does not decode as ") + sig_.result.name() + ": " +
+                       e.what();
+        }
+      } else if (it.logged) {
+        value_json = it.logged->value;
+        if (o_.output == run_options::format::text) value_text = logged_text(it.logged->value);
+      }
+      if (!oc.ok) {
+        ++failed;
+        ++causes[oc.error];
+      }
+      std::string record;
+      if (it.logged)
+        record = it.logged->record;
+      else
+        record = make_record(it, oc, value_json, rec, chunk.size());
+      if (!it.logged && log_fd >= 0) (log += record) += '\n';
+      std::string shown;
+      switch (o_.output) {
+        case run_options::format::text:
+          shown = o_.job + "(" + it.args.substr(1, it.args.size() - 2) + ")";
+          if (oc.ok)
+            (shown += " = ") += value_text;
+          else
+            shown += " failed: " + oc.error + ": " + escape_invalid_utf8(oc.message);
+          shown += '\n';
+          break;
+        case run_options::format::jsonl:
+          shown = record + '\n';
+          break;
+        case run_options::format::json:
+          break;
+      }
+      if (o_.output == run_options::format::json) {
+        std::lock_guard lock(m_);
+        records_doc_.push_back(record);
+      }
+      outs.emplace_back(it.seq, std::move(shown));
+    }
+    if (rec && rec->known && !o_.timeline.empty()) {
+      timeline_bar b;
+      b.lane = rec->r.worker;
+      b.start = std::max(0.0, rec->r.start);
+      b.end = std::max(b.start, rec->r.end);
+      const std::string first = chunk.front().args.substr(1, chunk.front().args.size() - 2);
+      b.label = o_.job + "(" + first + ")" +
+                (chunk.size() > 1 ? " +" + std::to_string(chunk.size() - 1) : "");
+      b.failed = ep != nullptr || failed > 0;
+      b.detail = "pid " + std::to_string(rec->r.pid) +
+                 (ep ? "; " + whole.error + ": " + escape_invalid_utf8(whole.message) : "");
+      std::lock_guard lock(m_);
+      bars_.push_back(std::move(b));
+    }
+    {
+      std::lock_guard lock(m_);
+      std::size_t run_now = 0;
+      for (const auto& it : chunk)
+        run_now += it.logged ? 0 : 1;
+      ran_ += run_now;
+      failed_ += failed;
+      for (const auto& [c, n] : causes)
+        by_cause_[c] += n;
+      wake_writer = out_q_.empty() && log_q_.empty();
+      log_q_ += log;
+      for (auto& [seq, text] : outs) {
+        if (!o_.keep_order) {
+          out_q_ += text;
+          ++out_q_items_;
+          continue;
+        }
+        reorder_.emplace(seq, std::move(text));
+      }
+      while (!reorder_.empty() && reorder_.begin()->first == next_out_) {
+        out_q_ += reorder_.begin()->second;
+        ++out_q_items_;
+        reorder_.erase(reorder_.begin());
+        ++next_out_;
+      }
+    }
+    if (wake_writer) writer_cv_.notify_one();
+  }
+
+  // The text of a value from the log (JSON): encoded again by the result's type.
+  std::string logged_text(const std::string& value) const {
+    if (sig_.result.k == wire_type::kind::void_) return "None";
+    try {
+      job_signature as_args;
+      as_args.result = sig_.result;
+      as_args.args = {sig_.result};
+      std::vector<std::byte> bytes;
+      append_args(as_args, json::array{parse_json(value)}, bytes);
+      std::string text;
+      append_result_text(sig_, bytes, text);
+      return text;
+    } catch (const std::exception&) {
+      return value;
+    }
+  }
+
+  std::string make_record(const item& it, const outcome& oc, const std::string& value_json,
+                          const chunk_record* rec, std::size_t chunk_size) const {
+    const task_record* r = rec && rec->known ? &rec->r : nullptr;
+    std::string s;
+    s.reserve(256 + value_json.size() + oc.message.size());
+    s += "{\"id\":";
+    s += r ? std::to_string(r->id) : "null";
+    s += ",\"job\":";
+    append_json_string(o_.job, s);
+    s += ",\"input\":";
+    s += it.line ? std::to_string(it.line) : "null";
+    s += ",\"args\":";
+    s += it.args;
+    if (it.is_range) (s += ",\"arg\":") += std::to_string(it.arg);
+    s += ",\"worker\":";
+    s += r && r->worker != event::no_worker ? std::to_string(r->worker) : "null";
+    s += ",\"pid\":";
+    s += std::to_string(r ? r->pid : 0);
+    s += ",\"start\":";
+    append_number(s, r ? r->start_epoch : 0);
+    s += ",\"duration\":";
+    append_number(s, r ? r->end - r->start : 0);
+    s += ",\"outcome\":";
+    s += oc.ok ? "\"ok\"" : "\"failed\"";
+    s += ",\"attempts\":";
+    s += std::to_string(r ? r->attempts : 0);
+    s += ",\"bytes_in\":";
+    s += std::to_string(it.bytes.size());
+    s += ",\"bytes_out\":";
+    s += std::to_string(oc.value.size());
+    if (chunk_size > 1) (s += ",\"chunk\":") += std::to_string(chunk_size);
+    if (oc.ok) {
+      s += ",\"value\":";
+      s += value_json;
+    } else {
+      s += ",\"error\":";
+      append_json_string(oc.error, s);
+      s += ",\"message\":";
+      append_json_string(oc.message, s);
+      s += ",\"exit_code\":";
+      s += oc.exit_code >= 0 ? std::to_string(oc.exit_code) : "null";
+      s += ",\"signal\":";
+      s += oc.signal >= 0 ? std::to_string(oc.signal) : "null";
+    }
+    s += '}';
+    return s;
+  }
+
+  const run_options& o_;
+  const job_signature& sig_;
+  std::string signature_;
+  console& con_;
+  backend& be_;
+
+  std::mutex m_;
+  std::condition_variable reader_cv_, writer_cv_;
+  bool reader_waiting_ = false;  // the reader waits on reader_cv_
   std::size_t total_;
-  bool active_;
-  stopwatch clock_;
-  double last_ = -1;
+  std::size_t max_chunks_, window_;
+  std::size_t chunks_ = 0;   // chunks with the backend
+  std::size_t pending_ = 0;  // tasks taken in and not yet written
+  std::size_t written_ = 0;
+  std::uint64_t next_seq_ = 0, next_out_ = 0, next_label_ = 0;
+  bool input_done_ = false, writer_done_ = false;
+  std::atomic<int> signal_{0};
+  std::string failure_, input_error_;
+  std::atomic<bool> output_failed_{false};
+  double item_seconds_ = 0;
+  std::unordered_map<std::string, task_record> records_;
+  std::map<std::uint64_t, std::string> reorder_;
+  std::string out_q_, log_q_;
+  std::size_t out_q_items_ = 0;
+  std::size_t ran_ = 0, failed_ = 0, skipped_ = 0;
+  std::map<std::string, std::size_t> by_cause_;
+  std::vector<std::string> records_doc_;
+  std::vector<timeline_bar> bars_;
 };
+
+/// In threads and inline modes, what jobs print on stdout goes through a pipe to `sink`,
+/// line by line, so that it neither mixes into the results mid-line nor draws over the
+/// progress line.
+class stdout_relay {
+ public:
+  explicit stdout_relay(std::function<void(std::string_view)> sink) : sink_(std::move(sink)) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return;
+    std::fflush(stdout);
+    saved_ = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    ::dup2(p[1], STDOUT_FILENO);
+    ::close(p[1]);
+    read_ = p[0];
+    thread_ = std::thread([this] { relay(); });
+  }
+  ~stdout_relay() {
+    if (saved_ < 0) return;
+    std::fflush(stdout);
+    ::dup2(saved_, STDOUT_FILENO);  // the pipe's last write end closes: the relay ends
+    ::close(saved_);
+    thread_.join();
+    ::close(read_);
+  }
+
+ private:
+  void relay() {
+    std::string buf;
+    char chunk[4096];
+    for (;;) {
+      const ssize_t n = ::read(read_, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      buf.append(chunk, static_cast<std::size_t>(n));
+      if (const auto nl = buf.rfind('\n'); nl != std::string::npos) {
+        sink_(std::string_view(buf).substr(0, nl + 1));
+        buf.erase(0, nl + 1);
+      }
+    }
+    if (!buf.empty()) sink_(buf + "\n");
+  }
+  std::function<void(std::string_view)> sink_;
+  int saved_ = -1, read_ = -1;
+  std::thread thread_;
+};
+
+// SIGPIPE: a closed stdout is an EPIPE error, reported. A handler, not SIG_IGN, so that
+// worker processes do not inherit the disposition.
+void on_sigpipe(int) {}
 
 }  // namespace
 
 int run_main(const std::vector<std::string>& args) {
-  po::options_description desc("crew run: run a job over a range of integers\n\noptions");
-  std::string job_name, range, joblog, resume, retry_failed, timeline;
-  run_config c;
-  auto& mode = c.mode;
-  auto& workers = c.workers;
-  auto& io_scale = c.io_scale;
-  desc.add_options()("help,h", "show this help")(
-      "job", po::value(&job_name)->required(), "job to run (long_io, long_comp, identity, chatty)")(
-      "range", po::value(&range), "A:B runs job(i) for A <= i < B")(
-      "mode", po::value(&mode)->default_value(mode), "inline | threads | processes")(
-      "workers", po::value(&workers)->default_value(workers),
-      "threads or processes (0: one per CPU)")(
-      "io-scale", po::value(&io_scale)->default_value(io_scale), "scale long_io's 2 s sleep")(
-      "timeout", po::value(&c.timeout_ms)->default_value(c.timeout_ms),
-      "processes: milliseconds each task may run before its worker is stopped (0: none)")(
-      "retries", po::value(&c.retries)->default_value(c.retries),
-      "processes: run a task again, up to this many times, when its worker dies under it")(
-      "grace", po::value(&c.grace_ms)->default_value(c.grace_ms),
-      "processes: on SIGINT/SIGTERM, milliseconds running tasks get to finish before they "
-      "are cancelled (exit code 130 / 143)")("transport",
-                                             po::value(&c.transport)->default_value(c.transport),
-                                             "pipe | shm: how processes get arguments and results")(
-      "joblog", po::value(&joblog),
-      "append one JSON line per finished task to FILE (schema: docs/cli.md)")(
-      "resume", po::value(&resume),
-      "skip the tasks FILE (a job log) records as done; new records go to FILE too unless "
-      "--joblog names another")(
-      "retry-failed", po::value(&retry_failed),
-      "run only the tasks FILE (a job log) records as failed (no --range needed)")(
-      "timeline", po::value(&timeline), "draw the tasks as a Gantt chart into FILE.svg")(
-      "quiet,q", "no progress line")("json", "print one JSON document instead of text");
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    if (vm.count("help")) {
-      std::cout << desc
-                << "\nexample: crew run --job long_comp --range 0:4 --mode processes --json\n";
-      return ok;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "crew run: " << e.what() << "\n(see crew run --help)\n";
-    return usage;
-  }
-  if (!resume.empty() && !retry_failed.empty()) {
-    std::cerr << "crew run: --resume and --retry-failed do not go together\n";
-    return usage;
-  }
-  int first = 0, last = 0;
-  if (range.empty() && retry_failed.empty()) {
-    std::cerr << "crew run: --range is required (or --retry-failed FILE)\n";
-    return usage;
-  }
-  if (!range.empty() && !parse_range(range, first, last)) {
-    std::cerr << "crew run: --range must be A:B with integers A <= B, not '" << range << "'\n";
-    return usage;
-  }
-  if (mode != "inline" && mode != "threads" && mode != "processes") {
-    std::cerr << "crew run: --mode must be inline, threads or processes, not '" << mode << "'\n";
-    return usage;
-  }
-  if (c.timeout_ms < 0 || c.grace_ms < 0 || c.retries < 0) {
-    std::cerr << "crew run: --timeout, --grace and --retries must not be negative\n";
-    return usage;
-  }
-  if (c.transport != "pipe" && c.transport != "shm") {
-    std::cerr << "crew run: --transport must be pipe or shm, not '" << c.transport << "'\n";
-    return usage;
-  }
-  if (io_scale < 0) {
-    std::cerr << "crew run: --io-scale must not be negative\n";
-    return usage;
-  }
-  const auto& jobs = runnable_jobs();
-  auto it = jobs.find(job_name);
-  if (it == jobs.end()) {
-    std::string names;
-    for (const auto& [name, _] : jobs)
-      names += (names.empty() ? "" : ", ") + name;
-    std::cerr << "crew run: unknown job '" << job_name << "' (jobs that take one integer: " << names
-              << ")\n";
-    return usage;
-  }
+  auto parsed = parse_run_options(args);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  const run_options o = std::move(std::get<run_options>(parsed));
 
-  // The arguments to run: the range, less what a job log says is done (--resume), or what
-  // a job log says failed (--retry-failed).
-  std::vector<int> todo;
-  std::size_t skipped = 0;
-  for (int i = first; i < last; ++i)
-    todo.push_back(i);
-  for (const std::string& path : {resume, retry_failed}) {
-    if (path.empty()) continue;
+  struct sigaction sa {};
+  sa.sa_handler = on_sigpipe;
+  ::sigaction(SIGPIPE, &sa, nullptr);
+
+  // The job logs: read before anything starts.
+  std::optional<job_log> resume_log, retry_log;
+  for (const auto* path : {&o.resume, &o.retry_failed}) {
+    if (path->empty()) continue;
     std::string why;
-    auto log = read_joblog(path, why);
+    auto log = read_job_log(*path, why);
     if (!log) {
       std::cerr << "crew run: " << why << "\n";
+      return cannot_run;
+    }
+    if (!log->job.empty() && log->job != o.job) {
+      std::cerr << "crew run: job log '" << *path << "' is of job '" << log->job << "', not '"
+                << o.job << "'\n";
       return usage;
     }
-    if (!log->job.empty() && log->job != job_name) {
-      std::cerr << "crew run: job log '" << path << "' is of job '" << log->job << "', not '"
-                << job_name << "'\n";
-      return usage;
-    }
-    if (log->skipped)
-      std::cerr << "crew run: " << log->skipped << " line(s) of '" << path
-                << "' do not parse (a run killed while writing?); ignored\n";
-    if (path == resume) {
-      std::vector<int> rest;
-      for (int i : todo)
-        if (auto f = log->ok_by_arg.find(i); f != log->ok_by_arg.end() && f->second)
-          ++skipped;
-        else
-          rest.push_back(i);
-      todo = std::move(rest);
-      if (joblog.empty()) joblog = resume;
-    } else {
-      std::vector<int> failed;
-      for (const auto& [arg, was_ok] : log->ok_by_arg)
-        if (!was_ok && (range.empty() || (arg >= first && arg < last))) failed.push_back(arg);
-      todo = std::move(failed);
-    }
+    if (log->unreadable)
+      std::cerr << "crew run: " << log->unreadable << " line(s) of '" << *path
+                << "' are not task records (a run killed while writing?); ignored\n";
+    (path == &o.resume ? resume_log : retry_log) = std::move(log);
   }
-
-  std::FILE* log_out = nullptr;
+  const std::string joblog = !o.joblog.empty() ? o.joblog : o.resume;
+  int log_fd = -1;
   if (!joblog.empty()) {
-    log_out = std::fopen(joblog.c_str(), "a");
-    if (!log_out) {
-      std::cerr << "crew run: cannot open job log '" << joblog
-                << "' for appending: " << std::strerror(errno) << "\n";
-      return usage;
+    try {
+      log_fd = open_append_log(joblog);
+    } catch (const output_error& e) {
+      std::cerr << "crew run: " << e.what() << "\n";
+      return cannot_run;
     }
   }
-  struct closer {
-    std::FILE* f;
-    ~closer() {
-      if (f) std::fclose(f);
+  struct fd_closer {
+    int fd;
+    ~fd_closer() {
+      if (fd >= 0) ::close(fd);
     }
-  } close_log{log_out};
-
-  const bool as_json = vm.count("json") > 0;
-  stdout_to_stderr redirect(as_json);
-  recorder rec(mode == "processes" ? "worker" : mode == "threads" ? "thread" : "main thread");
-  progress_line progress(todo.size(), !as_json && !vm.count("quiet") && ::isatty(1) == 1);
-  std::size_t seen = 0, seen_failed = 0;
-  rec.on_finished = [&](const task_record& r) {
-    ++seen;
-    if (r.failed) ++seen_failed;
-    if (log_out) {  // one line per task, flushed: a killed run leaves every finished task
-      const auto line = json::serialize(to_json(r, json::array{std::stoi(r.label)}));
-      std::fprintf(log_out, "%s\n", line.c_str());
-      std::fflush(log_out);
+  } close_log{log_fd};
+  if (!o.timeline.empty()) {  // fail now, not after the run
+    std::ofstream probe(o.timeline, std::ios::app);
+    if (!probe) {
+      std::cerr << "crew run: cannot write the timeline to '" << o.timeline
+                << "': " << std::strerror(errno) << "\n";
+      return cannot_run;
     }
-    progress.update(seen, seen_failed, seen == todo.size());
-  };
-  if (progress.active() && mode == "processes") {
-    // Workers' lines go above the progress line, which is drawn again below them.
-    c.on_output = [&](const output_line& l) {
-      progress.clear();
-      std::FILE* to = l.source == output_line::stream::err ? stderr : stdout;
-      std::fprintf(to, "[worker %zu pid %d] %.*s\n", l.worker, l.pid,
-                   static_cast<int>(l.text.size()), l.text.data());
-      std::fflush(to);
-      progress.redraw(seen, seen_failed);
-    };
   }
-  stopwatch clock;
-  auto outcomes = it->second(c, todo, rec);
-  const double seconds = clock.seconds();
-  progress.clear();
 
-  // Each task's record (worker, pid, start, duration, ...) by argument, for --json.
-  std::map<int, task_record> record_of;
-  for (const auto& r : rec.finished())
-    record_of[std::stoi(r.label)] = r;
-  std::size_t failed = 0;
-  std::map<std::string, std::size_t> by_cause;  // errc name -> count
-  json::array results;
-  for (const auto& o : outcomes) {
-    json::object r;
-    if (auto f = record_of.find(o.arg); f != record_of.end())
-      r = to_json(f->second, json::array{o.arg});
-    r["arg"] = o.arg;
-    if (o.error) {
-      ++failed;
-      ++by_cause[error_name(o.error)];
-      r["outcome"] = "failed";
-      r["error"] = error_name(o.error);
-      r["message"] = describe(o.error);
-      if (!as_json)
-        std::cout << job_name << "(" << o.arg << ") failed: " << describe(o.error) << "\n";
+  const int out_fd = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (out_fd < 0) {
+    std::cerr << "crew run: no standard output: " << std::strerror(errno) << "\n";
+    return cannot_run;
+  }
+  struct out_closer {
+    int fd;
+    ~out_closer() { ::close(fd); }
+  } close_out{out_fd};
+  console con(out_fd, o.progress);
+  const bool data_on_stdout = o.output != run_options::format::text;
+
+  // Workers' lines: above the progress line; never into a JSON stdout.
+  auto on_output = [&con, data_on_stdout](const output_line& l) {
+    std::string s = "[worker " + std::to_string(l.worker) + " pid " + std::to_string(l.pid) + "] ";
+    s.append(l.text);
+    s += '\n';
+    if (l.source == output_line::stream::out && !data_on_stdout) {
+      try {
+        con.out(s);
+      } catch (const output_error&) {
+        // The results' own write reports it.
+      }
     } else {
-      r["value"] = o.value;
-      if (!as_json) std::cout << job_name << "(" << o.arg << ") = " << o.text << "\n";
+      con.err(s);
     }
-    results.push_back(std::move(r));
+  };
+  std::optional<stdout_relay> relay;
+  if (o.mode != "processes")
+    relay.emplace([&con, data_on_stdout](std::string_view text) {
+      if (data_on_stdout) return con.err(text);
+      try {
+        con.out(text);
+      } catch (const output_error&) {
+      }
+    });
+
+  io_thread io;
+  recorder rec(o.mode == "processes" ? "worker" : "thread");
+  rec.keep_finished = false;
+  run* current = nullptr;
+  std::mutex current_mutex;
+  rec.on_finished = [&](const task_record& r) {
+    std::lock_guard lock(current_mutex);
+    if (current) current->record_arrived(r);
+  };
+
+  std::unique_ptr<backend> be;
+  std::string signature;
+  std::optional<job_signature> sig;
+  try {
+    be = make_backend(o, io, rec.handler(), on_output);
+    signature = be->signature_of(o.job);
+    try {
+      sig = job_signature::parse(signature);
+    } catch (const std::invalid_argument& e) {
+      throw cannot_run_error(std::string("job '") + o.job + "': " + e.what());
+    }
+    if (o.has_range &&
+        (sig->args.size() != 1 || sig->args[0].k == wire_type::kind::boolean ||
+         sig->args[0].k > wire_type::kind::u64))
+      throw cannot_run_error("--range needs a job of one integer; " + o.job + " is " + signature +
+                             ": give its arguments as JSON lines (--input)");
+  } catch (const cannot_run_error& e) {
+    std::cerr << "crew run: " << e.what() << "\n";
+    return cannot_run;
   }
-  if (!timeline.empty()) {
-    std::ofstream svg(timeline);
-    svg << render_timeline({rec.section("crew run --job " + job_name + " (" + mode + ")")});
-    if (!svg) std::cerr << "crew run: cannot write the timeline to '" << timeline << "'\n";
+
+  std::optional<task_reader> reader;
+  try {
+    reader.emplace(o, *sig, resume_log ? &*resume_log : nullptr,
+                   retry_log ? &*retry_log : nullptr);
+  } catch (const cannot_run_error& e) {
+    std::cerr << "crew run: " << e.what() << "\n";
+    return cannot_run;
   }
-  if (as_json) {
-    redirect.json_out(
-        json::object{{"job", job_name},
-                     {"mode", mode},
-                     {"transport", c.transport},
-                     {"range", range.empty() ? json::value(nullptr) : json::array{first, last}},
-                     {"wall_seconds", seconds},
-                     {"tasks", outcomes.size()},
-                     {"skipped", skipped},
-                     {"failed", failed},
-                     {"interrupted_by", interrupted ? json::value(sigabbrev_np(interrupted.load()))
-                                                    : json::value(nullptr)},
-                     {"failures_by_cause", failures_json(by_cause)},
-                     {"results", std::move(results)}});
-  } else {
-    std::cout << outcomes.size() << " tasks, " << failed << " failed, " << seconds << " s (" << mode
-              << ")";
-    if (skipped) std::cout << "; " << skipped << " skipped, done in " << resume;
-    std::cout << "\n";
-    for (const auto& [cause, n] : by_cause)
-      std::cout << "  " << n << " " << cause << "\n";
-    if (interrupted) std::cout << "interrupted by SIG" << sigabbrev_np(interrupted.load()) << "\n";
+
+  run r(o, *sig, signature, con, *be, reader->known_total());
+  r.log_fd = log_fd;
+  r.log_name = joblog;
+  {
+    std::lock_guard lock(current_mutex);
+    current = &r;
   }
-  if (interrupted) return 128 + interrupted.load();
-  return failed ? tasks_failed : ok;
+
+  // Signals: the first drains, a second exits at once (workers die with crew: end of input
+  // and the parent-death signal).
+  boost::asio::signal_set signals(io.context(), SIGINT, SIGTERM, SIGHUP);
+  std::function<void(boost::system::error_code, int)> on_signal =
+      [&](boost::system::error_code ec, int sig_no) {
+        if (ec) return;
+        if (r.signal() != 0) std::_Exit(128 + sig_no);
+        con.err(std::string("crew run: ") + sigdescr_np(sig_no) +
+                ": stopping; no new task is started, running ones get " +
+                std::to_string(o.grace_ms) + " ms (a second signal exits now)\n");
+        r.interrupt(sig_no);
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  stopwatch clock;
+  std::thread writer([&] { r.writer_loop(); });
+  r.feed(*reader);
+  writer.join();
+  be->finish();
+  {
+    std::promise<void> done;
+    boost::asio::post(io.context(), [&] {
+      signals.cancel();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  {
+    std::lock_guard lock(current_mutex);
+    current = nullptr;
+  }
+  const double seconds = clock.seconds();
+  con.finish();
+  relay.reset();
+
+  int code = r.failed() ? tasks_failed : ok;
+  if (!o.timeline.empty()) {
+    std::ofstream svg(o.timeline, std::ios::trunc);
+    svg << render_timeline({r.section("crew run --job " + o.job + " (" + o.mode + ")")});
+    svg.close();
+    if (!svg) {
+      std::cerr << "crew run: cannot write the timeline to '" << o.timeline << "'\n";
+      code = output_failed;
+    }
+  }
+  const std::string interrupted =
+      r.signal() > 0 ? std::string(sigabbrev_np(r.signal())) : std::string();
+  if (o.output == run_options::format::json) {
+    std::string doc = "{\"job\":";
+    append_json_string(o.job, doc);
+    doc += ",\"signature\":";
+    append_json_string(signature, doc);
+    doc += ",\"mode\":\"" + o.mode + "\",\"transport\":\"" + o.transport + "\",\"range\":";
+    doc += o.has_range ? "[" + std::to_string(o.first) + "," + std::to_string(o.last) + "]"
+                       : std::string("null");
+    doc += ",\"wall_seconds\":";
+    append_number(doc, seconds);
+    doc += ",\"tasks\":" + std::to_string(r.tasks()) + ",\"skipped\":" +
+           std::to_string(r.skipped()) + ",\"failed\":" + std::to_string(r.failed()) +
+           ",\"interrupted_by\":" + (interrupted.empty() ? "null" : "\"" + interrupted + "\"") +
+           ",\"failures_by_cause\":{";
+    bool first = true;
+    for (const auto& [cause, n] : r.by_cause()) {
+      if (!first) doc += ',';
+      first = false;
+      append_json_string(cause, doc);
+      doc += ":" + std::to_string(n);
+    }
+    doc += "},\"results\":[";
+    first = true;
+    for (const auto& rec_text : r.documents()) {
+      if (!first) doc += ',';
+      first = false;
+      doc += rec_text;
+    }
+    doc += "]}\n";
+    if (r.failure().empty()) {
+      try {
+        con.out(doc);
+      } catch (const output_error& e) {
+        std::cerr << "crew run: " << e.what() << "\n";
+        code = output_failed;
+      }
+    }
+  }
+  if (!o.quiet) {
+    std::string s = std::to_string(r.tasks()) + " tasks, " + std::to_string(r.failed()) +
+                    " failed, ";
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f s", seconds);
+    s += secs;
+    s += " (" + o.mode + ")";
+    if (r.skipped()) s += "; " + std::to_string(r.skipped()) + " done before, from " + o.resume;
+    s += "\n";
+    for (const auto& [cause, n] : r.by_cause())
+      s += "  " + std::to_string(n) + " " + cause + "\n";
+    if (!interrupted.empty()) s += "interrupted by SIG" + interrupted + "\n";
+    con.err(s);
+  }
+  if (!r.input_error().empty()) {
+    std::cerr << "crew run: " << r.input_error() << "\n";
+    return cannot_run;
+  }
+  if (!r.failure().empty()) return output_failed;
+  if (r.signal() > 0) return 128 + r.signal();
+  return code;
 }
 
 }  // namespace crew::cli

@@ -26,6 +26,9 @@ process_pool::~process_pool() {
 void process_pool::submit_raw(detail::raw_task t) {
   core_->submit(std::move(t));
 }
+void process_pool::jobs_raw(jobs_callback done) {
+  core_->jobs(std::move(done));
+}
 void process_pool::join_raw(std::function<void()> done) {
   core_->join(std::move(done));
 }

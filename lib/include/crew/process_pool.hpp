@@ -34,6 +34,7 @@
 #include <optional>
 #include <ranges>
 #include <span>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -311,6 +312,33 @@ class process_pool : public basic_runner<process_pool> {
             class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
   auto async_map(const job<R(A...)>& j, Range&& inputs, CompletionToken&& token = {});
 
+  /// A call known only at run time (a command line, a language binding): the job by name
+  /// and wire signature, its arguments already encoded (codec.hpp; one after the other, as
+  /// a tuple). With `batch` = n >= 2, `args` is a batch of n calls as
+  /// protocol::batch_builder::finish() returns it, and the result is a batch_result's
+  /// payload (read it with protocol::batch_result_reader: one result or error per item).
+  struct encoded_call {
+    std::string job;
+    std::string signature;  ///< as the worker announces it (async_jobs), e.g. "f64(i32)"
+    std::vector<std::byte> args;
+    std::uint32_t batch = 0;  ///< 0: one call; else the batch's item count (>= 2)
+  };
+  /// Runs `call` as async_submit runs a typed task (same options, errors, cancellation,
+  /// supervision; a batch is one task as in async_map: the timeout applies per item).
+  /// Completion signature: `void(std::exception_ptr, std::vector<std::byte>)`: the encoded
+  /// result (for a batch: the batch_result payload, already checked to hold `batch` items).
+  /// Throws std::invalid_argument for `batch` == 1.
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_submit_encoded(encoded_call call, task_options options, CompletionToken&& token = {});
+
+  /// The jobs the pool's workers serve, in the order of a worker's hello (the first worker
+  /// to say hello). Completion signature: `void(std::exception_ptr, std::vector<job_info>)`,
+  /// posted to the handler's associated executor; completes as soon as a worker has said
+  /// hello, or with an error (`worker_boot_failed`, ...) once the pool has stopped serving
+  /// or is closed and joined without any worker having started.
+  template <class CompletionToken = boost::asio::default_completion_token_t<executor_type>>
+  auto async_jobs(CompletionToken&& token = {});
+
   /// Stops taking work: later submissions fail with `shutting_down`. Queued and running
   /// tasks go on; once none is left, the workers are stopped (end of input, then SIGTERM and
   /// SIGKILL after `shutdown_grace` each), as by join. Like Python's `Pool.close()`.
@@ -355,6 +383,8 @@ class process_pool : public basic_runner<process_pool> {
   std::vector<int> pids() const;
 
  private:
+  using jobs_callback = std::function<void(std::exception_ptr, std::vector<job_info>)>;
+  void jobs_raw(jobs_callback done);
   void submit_raw(detail::raw_task t);
   void join_raw(std::function<void()> done);
   void shutdown_raw(std::chrono::milliseconds grace, std::function<void()> done);
@@ -495,6 +525,59 @@ auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionTo
         },
         token, std::forward<Range>(inputs));
   }
+}
+
+template <class CompletionToken>
+auto process_pool::async_submit_encoded(encoded_call call, task_options options,
+                                        CompletionToken&& token) {
+  if (call.batch == 1)
+    throw std::invalid_argument("process_pool::async_submit_encoded: a batch holds 2 or more calls");
+  using signature = void(std::exception_ptr, std::vector<std::byte>);
+  return boost::asio::async_initiate<CompletionToken, signature>(
+      [this](auto handler, encoded_call c, task_options opts) {
+        detail::raw_task t;
+        t.id = next_task_id();
+        t.options = std::move(opts);
+        auto slot = boost::asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected()) {
+          t.cancelled = std::make_shared<std::atomic<bool>>(false);
+          slot.assign([core = std::weak_ptr<detail::pool_core>(core_), id = t.id,
+                       flag = t.cancelled](boost::asio::cancellation_type) {
+            flag->store(true);
+            detail::cancel_task(core, id);
+          });
+        }
+        t.job = std::move(c.job);
+        t.signature = std::move(c.signature);
+        t.batch_items = c.batch;
+        t.args_size = c.args.size();
+        detail::handler_work<decltype(handler)> work(handler, executor_);
+        auto complete = [h = std::move(handler), slot, work = std::move(work), ex = executor_](
+                            std::exception_ptr ep, std::span<const std::byte> bytes) mutable {
+          std::vector<std::byte> result;
+          if (!ep) result.assign(bytes.begin(), bytes.end());
+          detail::post_completion_clearing(slot, std::move(h), ex, ep, std::move(result));
+          work.reset();
+        };
+        t.body = detail::make_task_body(
+            [args = std::move(c.args)](encoder& e) { e.write(args.data(), args.size()); },
+            std::move(complete));
+        submit_raw(std::move(t));
+      },
+      token, std::move(call), std::move(options));
+}
+
+template <class CompletionToken>
+auto process_pool::async_jobs(CompletionToken&& token) {
+  using signature = void(std::exception_ptr, std::vector<job_info>);
+  return boost::asio::async_initiate<CompletionToken, signature>(
+      [this](auto handler) {
+        detail::shared_handler<decltype(handler)> h(std::move(handler));
+        jobs_raw([h, ex = executor_](std::exception_ptr ep, std::vector<job_info> jobs) mutable {
+          detail::post_completion(h.take(), ex, std::move(ep), std::move(jobs));
+        });
+      },
+      token);
 }
 
 template <class CompletionToken>

@@ -173,12 +173,39 @@ void pool_core::shutdown(std::chrono::milliseconds grace, std::function<void()> 
   });
 }
 
+void pool_core::jobs(std::function<void(std::exception_ptr, std::vector<job_info>)> done) {
+  asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
+    self->job_queries_.push_back(std::move(done));
+    if (self->announced_)
+      self->answer_job_queries(errc::worker_boot_failed, {});
+    else if (self->workers_.broken())
+      self->answer_job_queries(self->workers_.broken_code(), self->workers_.broken_reason());
+    else if (self->closed_)
+      self->check_join();
+  });
+}
+
+// With the first hello's jobs if there are any, else with `code` and `why`.
+void pool_core::answer_job_queries(errc code, const std::string& why) {
+  auto queries = std::move(job_queries_);
+  job_queries_.clear();
+  for (auto& q : queries) {
+    if (announced_)
+      q(nullptr, *announced_);
+    else
+      q(make_task_error(code, why), {});
+  }
+}
+
 void pool_core::check_join() {
+  if (!job_queries_.empty() && workers_.broken())
+    answer_job_queries(workers_.broken_code(), workers_.broken_reason());
   if (!closed_) return;
   if ((!tasks_.idle() || workers_.any_busy()) && !workers_.broken()) return;
   if (workers_.stop_idle()) return;
   workers_.cancel_respawns();
   shutdown_timer_.cancel();
+  answer_job_queries(errc::shutting_down, "the pool closed before any worker said hello");
   auto joiners = std::move(joiners_);
   joiners_.clear();
   for (auto& j : joiners)
@@ -210,6 +237,7 @@ void pool_core::terminate() {
 
 void pool_core::terminate_on_strand() {
   closed_ = true;
+  answer_job_queries(errc::shutting_down, "the pool was destroyed before any worker said hello");
   tasks_.fail_queued(errc::shutting_down, "the pool was destroyed");
   workers_.terminate_all();
   shutdown_timer_.cancel();
@@ -218,6 +246,10 @@ void pool_core::terminate_on_strand() {
 // --- what sessions report ---------------------------------------------------------------
 
 void pool_core::session_ready(worker_session& s) {
+  if (!announced_) {
+    announced_ = s.announced();
+    answer_job_queries(errc::worker_boot_failed, {});
+  }
   workers_.worker_ready(s);
   dispatch();
   check_join();

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace crew::detail {
@@ -49,6 +50,9 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   void close();
   void join(std::function<void()> done);
   void shutdown(std::chrono::milliseconds grace, std::function<void()> done);
+  /// Any thread: `done` gets the jobs of the first hello, or the reason none will come
+  /// (see process_pool::async_jobs); called on the strand.
+  void jobs(std::function<void(std::exception_ptr, std::vector<job_info>)> done);
   /// The destructor's path: see ~process_pool.
   void terminate();
 
@@ -98,6 +102,10 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   bool closed_ = false;  // on the strand; gate_.closed() is the same, for any thread
   std::atomic<bool> terminated_{false};
   std::vector<std::function<void()>> joiners_;
+  // async_jobs: the first hello's jobs, and who waits for them.
+  std::optional<std::vector<job_info>> announced_;
+  std::vector<std::function<void(std::exception_ptr, std::vector<job_info>)>> job_queries_;
+  void answer_job_queries(errc code, const std::string& why);
 };
 
 }  // namespace crew::detail

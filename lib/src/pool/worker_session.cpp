@@ -168,6 +168,7 @@ bool worker_session::on_hello(const std::shared_ptr<session_owner>& owner,
       jobs_[h.jobs[i].name] = {i, h.jobs[i].signature};
       job_list_ += (i ? ", " : "") + h.jobs[i].name;
     }
+    announced_ = std::move(h.jobs);
   } catch (const decode_error& e) {
     return violation(std::string("bad hello: ") + e.what()), false;
   }

@@ -115,6 +115,8 @@ class worker_session final : public channel_listener,
   /// The worker's index and signature for `job`, or null; and the list of its jobs.
   const std::pair<std::uint32_t, std::string>* find_job(const std::string& job) const;
   const std::string& job_list() const noexcept { return job_list_; }
+  /// The jobs of its hello, in order (empty before the hello).
+  const std::vector<job_info>& announced() const noexcept { return announced_; }
 
   /// Writes the task's frame into the write buffer (or its arguments into the shared
   /// request area); false, with `error` set and nothing written, if they do not fit.
@@ -166,6 +168,7 @@ class worker_session final : public channel_listener,
   bool shm_ok_ = false;    // the worker mapped the segment (flag on its hello)
   bool batch_ok_ = false;  // the worker takes batch frames (flag on its hello)
   std::unordered_map<std::string, std::pair<std::uint32_t, std::string>> jobs_;
+  std::vector<job_info> announced_;
   std::string job_list_;
   protocol::frame_reader reader_;
   std::vector<std::byte> result_buf_;  // results read out of the segment, reused

@@ -1,0 +1,61 @@
+// `crew run`'s command line: every option, checked before anything starts.
+//
+// Contract: parse_run_options either returns options that are all within their documented
+// bounds (numbers range-checked, --workers against what this machine allows, no unknown or
+// positional argument, no abbreviated option) or prints one clear message to stderr and
+// gives the exit code (usage, 2). Nothing is started or opened here but for reading
+// /proc and the resource limits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace crew::cli {
+
+struct run_options {
+  std::string job;
+  // The worker: empty = the built-in demo worker (crew-worker next to crew).
+  std::string worker;
+  std::vector<std::string> worker_args, env;  // env: "K=V"
+  std::string cwd;
+  // The tasks: a range of integers, or JSON lines from `input` ("-" or empty: stdin).
+  bool has_range = false;
+  std::int64_t first = 0, last = 0;
+  std::string input;
+  std::string mode = "processes";  // inline | threads | processes
+  std::size_t workers = 0;         // resolved: never 0 after parsing
+  std::size_t chunk = 0;           // 0: adaptive
+  bool keep_order = false;
+  double io_scale = 1.0;
+  long long timeout_ms = 0, grace_ms = 5000;
+  unsigned retries = 0;
+  std::string transport = "pipe";
+  std::string joblog, resume, retry_failed, timeline;
+  enum class format { text, jsonl, json } output = format::text;
+  bool progress = false;  // resolved: only when stderr is a terminal, unless forced
+  bool quiet = false;
+};
+
+/// The options, or the exit code to return at once (0 for --help/--version, 2 for a bad
+/// command line, after printing why).
+std::variant<run_options, int> parse_run_options(const std::vector<std::string>& args);
+
+/// The most workers `mode` may have on this machine now, and why (the tightest of crew's
+/// own maximum, RLIMIT_NPROC less the processes this user already runs, the open-file limit
+/// at the descriptors a worker takes, and the kernel's thread maximum).
+struct worker_limit {
+  std::size_t max;
+  std::string why;
+};
+worker_limit max_workers(std::string_view mode);
+
+/// Parses all of `text` as a decimal integer within [lo, hi]; nullopt if it is not one
+/// (sign, spaces, overflow and trailing characters included).
+std::optional<long long> parse_integer(std::string_view text, long long lo, long long hi);
+
+}  // namespace crew::cli
