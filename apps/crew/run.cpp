@@ -59,7 +59,8 @@ struct item {
   std::int64_t line = 0;       // input line (from 1); 0 for --range
   bool is_range = false;       // --range: `arg` is the integer
   std::int64_t arg = 0;
-  std::string args;            // the arguments, canonical JSON
+  std::string args;            // the arguments as given (JSON)
+  std::string canon;           // the same, serialized again: its key in a job log
   std::vector<std::byte> bytes;  // encoded
   std::string error;           // set: the task fails at once (an input line that does not fit)
   std::optional<logged_task> logged;  // --resume: done in the log
@@ -159,7 +160,7 @@ class task_reader {
     for (;;) {
       it = item{};
       if (!produce(it)) return false;
-      const auto key = task_key(it.line, it.args);
+      const auto key = task_key(it.line, it.canon.empty() ? it.args : it.canon);
       if (retry_ && !(o_.input.empty() && !o_.has_range && !lines_)) {
         auto f = retry_->tasks.find(key);
         if (f == retry_->tasks.end() || f->second.ok) continue;  // not a failed task
@@ -192,7 +193,16 @@ class task_reader {
       if (failed_at_ >= failed_.size()) return false;
       const logged_task& t = *failed_[failed_at_++];
       it.line = t.line;
-      return convert(it, t.args);
+      convert(it, t.args);
+      if (t.line == 0 && it.error.empty() && sig_.args.size() == 1) {  // a --range task
+        boost::system::error_code ec;
+        const auto v = parse_json(t.args, ec);
+        if (!ec && v.is_array() && v.as_array().size() == 1 && v.as_array()[0].is_int64()) {
+          it.is_range = true;
+          it.arg = v.as_array()[0].as_int64();
+        }
+      }
+      return true;
     }
     for (;;) {
       if (!lines_->next(line_)) return false;
@@ -213,7 +223,11 @@ class task_reader {
       it.error = where + "not JSON (" + ec.message() + ")";
       return true;
     }
-    it.args = json::serialize(v);
+    // The arguments as given (trimmed): valid JSON, and the same text on every run over
+    // this input, which is what a job log's key needs.
+    const auto first = text.find_first_not_of(" \t\r"), last = text.find_last_not_of(" \t\r");
+    it.args = text.substr(first, last - first + 1);
+    it.canon = json::serialize(v);
     if (!v.is_array()) {
       it.error = where + "expected a JSON array of the job's arguments";
       return true;
@@ -394,7 +408,17 @@ class run {
   const std::string& failure() const { return failure_; }  // after the run
   const std::string& input_error() const { return input_error_; }  // after the run
   const std::map<std::string, std::size_t>& by_cause() const { return by_cause_; }
-  std::vector<std::string>& documents() { return records_doc_; }
+  /// --json's records: in input order with --keep-order, else as they finished.
+  std::vector<std::string> documents() {
+    if (o_.keep_order)
+      std::sort(records_doc_.begin(), records_doc_.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> out;
+    out.reserve(records_doc_.size());
+    for (auto& [seq, text] : records_doc_)
+      out.push_back(std::move(text));
+    return out;
+  }
   timeline_section section(std::string title) const {
     timeline_section s;
     s.title = std::move(title);
@@ -636,7 +660,7 @@ class run {
       }
       if (o_.output == run_options::format::json) {
         std::lock_guard lock(m_);
-        records_doc_.push_back(record);
+        records_doc_.emplace_back(it.seq, record);
       }
       outs.emplace_back(it.seq, std::move(shown));
     }
@@ -774,7 +798,7 @@ class run {
   std::size_t out_q_items_ = 0;
   std::size_t ran_ = 0, failed_ = 0, skipped_ = 0;
   std::map<std::string, std::size_t> by_cause_;
-  std::vector<std::string> records_doc_;
+  std::vector<std::pair<std::uint64_t, std::string>> records_doc_;
   std::vector<timeline_bar> bars_;
 };
 

@@ -262,10 +262,7 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
              fail();
     o.workers = static_cast<std::size_t>(*v);
   }
-  if (o.mode == "inline") {
-    if (o.workers > 1) return bad("--mode inline runs one task at a time: no --workers"), fail();
-    o.workers = 1;
-  }
+  if (o.mode == "inline") o.workers = 1;  // one task at a time, in this thread
   if (o.workers == 0) o.workers = cpus;
   if (o.mode != "inline") {
     const auto limit = max_workers(o.mode);

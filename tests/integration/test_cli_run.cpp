@@ -1,0 +1,410 @@
+// `crew run` for real work (issue 13): a user's own worker over JSON-lines input, results
+// streamed with flat memory, nothing lost on a kill, checked writes, bounds on every
+// option, signals drained in every mode.
+#include "cli_support.hpp"
+
+#include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace json = boost::json;
+using namespace cli_test;
+
+namespace {
+
+void write_file(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+// Every line of `text` parsed as JSON (the test fails on one that does not parse).
+std::vector<json::object> json_lines(const std::string& text) {
+  std::vector<json::object> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    boost::system::error_code ec;
+    auto v = json::parse(line, ec);
+    BOOST_TEST_REQUIRE(!ec, "not JSON: " << line);
+    out.push_back(v.as_object());
+  }
+  return out;
+}
+
+// A worker written outside the project: the Python example's runtime with jobs of its own.
+std::filesystem::path write_user_worker(const std::filesystem::path& dir) {
+  const auto path = dir / "my_worker.py";
+  const std::filesystem::path examples =
+      std::filesystem::path(CREW_PYTHON_WORKER_PATH).parent_path();
+  write_file(path, "import os, sys\nsys.path.insert(0, " + json::serialize(json::string(examples.string())) +
+                       ")\nimport python_worker as pw\n"
+                       "\n@pw.job('describe', 'str(str,i32,f64,vec<i64>,pair<bool,str>)')\n"
+                       "def describe(name, n, x, values, flag):\n"
+                       "    return f'{name}:{n}:{x}:{sum(values)}:{flag[0]}/{flag[1]}'\n"
+                       "\n@pw.job('stats', 'pair<i64,f64>(vec<f64>)')\n"
+                       "def stats(values):\n"
+                       "    return (len(values), sum(values))\n"
+                       "\n@pw.job('garble', 'i32(i32)')\n"
+                       "def garble(code):\n"
+                       "    os.write(2, b'bad bytes \\xff\\xfe\\x80 end\\n')\n"
+                       "    os._exit(code)\n"
+                       "\nif __name__ == '__main__':\n    pw.main()\n");
+  return path;
+}
+
+std::string python_worker_flags(const std::filesystem::path& script) {
+  return "--worker " CREW_PYTHON3 " --worker-arg " + script.string();
+}
+
+// Runs `crew run <args>` with stdout/stderr in files; the child's peak RSS in KiB.
+struct measured {
+  int exit_code = -1;
+  long max_rss_kib = 0;
+};
+measured run_measured(const std::vector<std::string>& args, const std::filesystem::path& out) {
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int n = ::open("/dev/null", O_WRONLY);
+    ::dup2(o, 1);
+    ::dup2(n, 2);
+    std::vector<char*> argv{const_cast<char*>(CREW_CLI_PATH)};
+    for (const auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(CREW_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  rusage ru{};
+  ::wait4(pid, &status, 0, &ru);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ru.ru_maxrss};
+}
+
+// Starts `crew run <args>` (stdout, stderr to files), waits until stderr shows `ready`
+// `times` times, sends `sig`, and returns the result.
+run_result signal_run(const std::vector<std::string>& args, const std::string& ready,
+                      std::size_t times, int sig, const std::filesystem::path& dir) {
+  const auto out = dir / "out", err = dir / "err";
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv{const_cast<char*>(CREW_CLI_PATH)};
+    for (const auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(CREW_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (count(slurp(err), ready) < times && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_TEST(count(slurp(err), ready) >= times, slurp(err));
+  ::kill(pid, sig);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  run_result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli_run, *boost::unit_test::timeout(300))
+
+BOOST_AUTO_TEST_CASE(a_users_python_worker_runs_json_lines_of_mixed_types_and_a_bad_line_fails_alone) {
+  const auto dir = scratch("user-worker");
+  const auto worker = write_user_worker(dir);
+  const std::string flags = python_worker_flags(worker);
+
+  auto jobs = crew("jobs " + flags);
+  BOOST_TEST(jobs.exit_code == 0, jobs.err);
+  BOOST_TEST(contains(jobs.out, "describe  str(str,i32,f64,vec<i64>,pair<bool,str>)"), jobs.out);
+  BOOST_TEST(contains(jobs.out, "stats  pair<i64,f64>(vec<f64>)"));
+
+  write_file(dir / "tasks.jsonl", R"(["a", 1, 0.5, [1, 2, 3], [true, "x"]])"
+                                  "\n\n"
+                                  R"(["b", 2, 2, [], [false, "yé"]])"
+                                  "\n"
+                                  R"(["c", 3000000000, 1.0, [1], [true, "z"]])"
+                                  "\n"
+                                  R"(["d", 4, 1.5, [10, -10], [true, "w"]])"
+                                  "\n"
+                                  "not json\n");
+  auto r = crew("run " + flags + " --job describe --input " + (dir / "tasks.jsonl").string() +
+                " --workers 2 --jsonl --keep-order");
+  BOOST_TEST(r.exit_code == 1, r.err);  // some tasks failed
+  auto lines = json_lines(r.out);
+  BOOST_REQUIRE_EQUAL(lines.size(), 5u);
+  BOOST_TEST(lines[0].at("input").as_int64() == 1);
+  BOOST_TEST(lines[0].at("value").as_string() == "a:1:0.5:6:True/x");
+  BOOST_TEST(lines[1].at("input").as_int64() == 3);  // line 2 is blank
+  BOOST_TEST(lines[1].at("value").as_string() == "b:2:2.0:0:False/yé");
+  BOOST_TEST(lines[2].at("outcome").as_string() == "failed");
+  BOOST_TEST(contains(std::string(lines[2].at("message").as_string()), "line 4"));
+  BOOST_TEST(contains(std::string(lines[2].at("message").as_string()), "does not fit i32"));
+  BOOST_TEST(lines[3].at("value").as_string() == "d:4:1.5:0:True/w");
+  BOOST_TEST(lines[4].at("outcome").as_string() == "failed");
+  BOOST_TEST(contains(std::string(lines[4].at("message").as_string()), "line 6: not JSON"));
+
+  // Standard input, text output; a pair comes back as a tuple.
+  write_file(dir / "stats.jsonl", "[[1.5, 2.5]]\n[[]]\n");
+  r = crew("run " + flags + " --job stats --keep-order < " + (dir / "stats.jsonl").string());
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(r.out == "stats([1.5, 2.5]) = (2, 4.0)\nstats([]) = (0, 0.0)\n", r.out);
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_workers_non_utf8_stderr_keeps_every_json_document_valid) {
+  const auto dir = scratch("utf8");
+  const auto worker = write_user_worker(dir);
+  write_file(dir / "in.jsonl", "[3]\n");
+  const auto log = dir / "log.jsonl";
+  auto r = crew("run " + python_worker_flags(worker) + " --job garble --input " +
+                (dir / "in.jsonl").string() + " --jsonl --joblog " + log.string());
+  BOOST_TEST(r.exit_code == 1, r.err);
+  const auto lines = json_lines(r.out);  // parses, though the worker wrote \xff\xfe\x80
+  BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+  BOOST_TEST(lines[0].at("error").as_string() == "worker_crashed");
+  BOOST_TEST(contains(std::string(lines[0].at("message").as_string()), "bad bytes \\xff\\xfe\\x80"));
+  BOOST_TEST(json_lines(slurp(log)).size() == 1u);
+  // Python, the strictest reader at hand, reads the log too.
+  BOOST_TEST(crew_shell(CREW_PYTHON3 " -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]; "
+                        "print(\"ok\")' " +
+                        log.string()) == "ok\n");
+  // And --retry-failed reads it back.
+  r = crew("run " + python_worker_flags(worker) + " --job garble --retry-failed " + log.string() +
+           " --json");
+  BOOST_TEST(json::parse(r.out).at("tasks").as_int64() == 1);
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_million_streamed_tasks_keep_memory_flat) {
+  const auto dir = scratch("flat");
+  // The bound: what a run needs at all (workers, buffers), far below the ~1.7 KB per task
+  // (1.7 GB here) that holding every result costs.
+  constexpr long bound_kib = 96 * 1024;
+  for (const char* format : {"--format=text", "--jsonl"}) {
+    const auto m = run_measured({"run", "--job", "identity", "--range", "0:1000000", "--workers",
+                                 "2", format, "--keep-order"},
+                                dir / "out");
+    BOOST_TEST(m.exit_code == 0, format);
+    BOOST_TEST(m.max_rss_kib < bound_kib, format << ": peak RSS " << m.max_rss_kib << " KiB");
+    // Every result is there, in order.
+    std::ifstream in(dir / "out");
+    std::string line;
+    std::size_t n = 0;
+    while (std::getline(in, line))
+      ++n;
+    BOOST_TEST(n == 1000000u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_run_killed_midway_and_resumed_reports_every_value_exactly_once) {
+  const auto dir = scratch("kill-resume");
+  const auto log = dir / "log.jsonl", input = dir / "in.jsonl";
+  std::string text;
+  for (int i = 0; i < 12; ++i)
+    text += "[" + std::to_string(100 + i) + "]\n";
+  write_file(input, text);
+  // 12 tasks of 0.1 s on 2 workers, SIGKILLed once 3 are in the log (no drain).
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execl(CREW_CLI_PATH, CREW_CLI_PATH, "run", "--job", "long_io", "--input", input.c_str(),
+            "--workers", "2", "--io-scale", "0.05", "--joblog", log.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (joblog_lines(log).size() < 3 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  const auto before = joblog_lines(log).size();
+  BOOST_REQUIRE_GE(before, 3u);
+  BOOST_REQUIRE_LT(before, 12u);
+
+  auto r = crew("run --job long_io --input " + input.string() + " --workers 2 --io-scale 0.01 --resume " +
+                log.string() + " --jsonl");
+  BOOST_TEST(r.exit_code == 0, r.err);
+  std::map<std::int64_t, int> seen;  // input line -> times reported
+  for (const auto& l : json_lines(r.out)) {
+    const auto line = l.at("input").as_int64();
+    ++seen[line];
+    BOOST_TEST(l.at("value").as_int64() == 2 * (99 + line));  // long_io(i) returns 2i
+  }
+  BOOST_TEST(seen.size() == 12u);
+  for (const auto& [line, n] : seen)
+    BOOST_TEST(n == 1, "line " << line << " reported " << n << " times");
+  // Nothing ran twice: the log holds each task once.
+  std::map<std::int64_t, int> logged;
+  for (const auto& l : joblog_lines(log))
+    ++logged[l.at("input").as_int64()];
+  BOOST_TEST(logged.size() == 12u);
+  for (const auto& [line, n] : logged)
+    BOOST_TEST(n == 1, "line " << line << " logged " << n << " times");
+  BOOST_TEST(contains(r.err, std::to_string(before) + " done before"), r.err);
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_torn_last_line_is_terminated_before_new_records) {
+  const auto dir = scratch("torn");
+  const auto log = dir / "log.jsonl";
+  auto r = crew("run --job identity --range 0:2 --joblog " + log.string());
+  BOOST_TEST(r.exit_code == 0);
+  {  // a run killed in the middle of its third record
+    std::ofstream out(log, std::ios::app | std::ios::binary);
+    out << R"({"id":9,"job":"identity","input":null,"args":[2],"ar)";
+  }
+  r = crew("run --job identity --range 0:4 --resume " + log.string());
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(contains(r.err, "1 line(s)"), r.err);  // the torn one, ignored
+  // Every line but the torn one is a whole record; tasks 2 and 3 are now done.
+  std::size_t records = 0, torn = 0;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    boost::system::error_code ec;
+    json::parse(line, ec);
+    (ec ? torn : records) += 1;
+  }
+  BOOST_TEST(records == 4u);
+  BOOST_TEST(torn == 1u);
+  r = crew("run --job identity --range 0:4 --resume " + log.string() + " --json");
+  BOOST_TEST(json::parse(r.out).at("tasks").as_int64() == 0);  // nothing runs again
+  BOOST_TEST(json::parse(r.out).at("skipped").as_int64() == 4);
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(write_failures_stop_the_run_with_an_error) {
+  auto r = crew("run --job identity --range 0:1000 --joblog /dev/full");
+  BOOST_TEST(r.exit_code == 5);
+  BOOST_TEST(contains(r.err, "job log '/dev/full': No space left on device"), r.err);
+  r = crew("run --job identity --range 0:1000 > /dev/full");
+  BOOST_TEST(r.exit_code == 5);
+  BOOST_TEST(contains(r.err, "stdout: No space left on device"), r.err);
+  r = crew("run --job identity --range 0:1000 --json > /dev/full");
+  BOOST_TEST(r.exit_code == 5);
+  r = crew("run --job identity --range 0:3 --timeline /nonexistent/t.svg");
+  BOOST_TEST(r.exit_code == 4);  // refused before anything runs
+  BOOST_TEST(contains(r.err, "/nonexistent/t.svg"));
+  BOOST_TEST(!contains(r.out, "identity(0)"));
+}
+
+BOOST_AUTO_TEST_CASE(every_number_is_range_checked_and_nothing_is_guessed) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"--timeout 9223372036854775807", "--timeout must be an integer from 0 to 604800000 ms"},
+      {"--grace 9223372036854775807", "--grace must be an integer from 0 to 3600000 ms"},
+      {"--retries 1000", "--retries must be an integer from 0 to 100"},
+      {"--workers -1", "--workers must be a whole number"},
+      {"--workers 4294967297", "is more than this machine allows"},
+      {"--workers 100000", "at most"},
+      {"--workers 2x", "--workers must be a whole number"},
+      {"--chunk 99999999", "--chunk must be an integer from 0 to 65536"},
+      {"--io-scale nan", "--io-scale must be a number"},
+      {"::: a b", "unexpected argument ':::'"},
+      {"-- x", "unexpected argument 'x'"},
+      {"--work 2", "unrecognised option '--work'"},
+      {"--worker-ar x", "unrecognised option"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto r = crew(std::string("run --job identity --range 0:1 ") + args);
+    BOOST_TEST(r.exit_code == 2, args);
+    BOOST_TEST(contains(r.err, message), args << ": " << r.err);
+  }
+  auto version = crew("--version");
+  BOOST_TEST(version.exit_code == 0);
+  BOOST_TEST(contains(version.out, "crew 0."));
+  auto help = crew("run --help");
+  BOOST_TEST(contains(help.out, "4 could not run at all"));
+}
+
+BOOST_AUTO_TEST_CASE(workers_beyond_the_limit_are_refused_before_anything_starts) {
+  const auto dir = scratch("limit");
+  const auto marker = dir / "started";
+  // A worker that would leave a mark if it were ever started.
+  const std::string worker = "--worker /bin/sh --worker-arg=-c --worker-arg='touch " +
+                             marker.string() + "' ";
+  auto r = crew("run " + worker + "--job x --range 0:1 --workers 100000");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "crew's maximum"), r.err);
+  // The user's process limit counts: 40 processes allowed, 60 asked.
+  r = crew("run " + worker + "--job x --range 0:1 --workers 60", "prlimit --nproc=40");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "RLIMIT_NPROC"), r.err);
+  // And the open-file limit: 6 descriptors a worker.
+  r = crew("run " + worker + "--job x --range 0:1 --workers 60", "prlimit --nofile=128");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "open-file limit"), r.err);
+  BOOST_TEST(!std::filesystem::exists(marker));
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_that_never_starts_or_an_unknown_job_cannot_run) {
+  auto r = crew("run --worker /nonexistent/worker --job x --range 0:3");
+  BOOST_TEST(r.exit_code == 4);
+  BOOST_TEST(contains(r.err, "no worker started"), r.err);
+  BOOST_TEST(contains(r.err, "/nonexistent/worker"), r.err);
+  r = crew("run --job sum --range 0:3");  // sum takes a vector
+  BOOST_TEST(r.exit_code == 4);
+  BOOST_TEST(contains(r.err, "--range needs a job of one integer"), r.err);
+  r = crew("run --job identity --input /nonexistent/tasks.jsonl");
+  BOOST_TEST(r.exit_code == 4);
+  BOOST_TEST(contains(r.err, "cannot open --input"), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(signals_drain_threads_and_inline_runs_and_sighup_drains_processes) {
+  const auto dir = scratch("signals");
+  struct mode_case {
+    const char* mode;
+    int sig;
+    int code;
+    std::size_t running;
+  };
+  for (const auto& c : {mode_case{"threads", SIGINT, 130, 2}, mode_case{"inline", SIGTERM, 143, 1},
+                        mode_case{"processes", SIGHUP, 129, 2}}) {
+    // long_io: 0.5 s each; the first ones finish after the signal, nothing new starts.
+    auto r = signal_run({"run", "--job", "long_io", "--range", "0:40", "--workers", "2",
+                         "--io-scale", "0.25", "--mode", c.mode, "--jsonl"},
+                        "started", c.running, c.sig, dir);
+    BOOST_TEST(r.exit_code == c.code, c.mode << ": " << r.err);
+    BOOST_TEST(contains(r.err, "stopping; no new task is started"), c.mode);
+    const auto lines = json_lines(r.out);  // stdout holds only records
+    std::size_t ok = 0;
+    for (const auto& l : lines) {
+      ok += l.at("outcome").as_string() == "ok";
+      if (l.at("outcome").as_string() != "ok")  // taken in, never started
+        BOOST_TEST(l.at("error").as_string() == "cancelled", c.mode);
+    }
+    BOOST_TEST(ok >= c.running, c.mode);  // the running ones finished within the grace
+    BOOST_TEST(ok < 40u, c.mode);         // and nothing new started
+    BOOST_TEST(contains(r.err, "interrupted by SIG"), c.mode);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
