@@ -793,3 +793,67 @@ BOOST_FIXTURE_TEST_CASE(shm_areas_of_zero_bytes_are_refused_at_construction, io_
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The run-time API (for tools that know jobs only at run time, as `crew run`): the jobs of
+// the first hello, a call and a batch on encoded bytes, and the errors they give.
+BOOST_AUTO_TEST_SUITE(process_pool_encoded, *boost::unit_test::timeout(60))
+
+BOOST_FIXTURE_TEST_CASE(jobs_and_encoded_calls_work_without_cpp_types, io_fixture) {
+  {
+    crew::process_pool pool(ioc.get_executor(), worker_options(2));
+    const auto jobs = pool.async_jobs(asio::use_future).get();
+    const auto identity = std::find_if(jobs.begin(), jobs.end(),
+                                       [](const crew::job_info& j) { return j.name == "identity"; });
+    BOOST_REQUIRE(identity != jobs.end());
+    BOOST_TEST(identity->signature == "i32(i32)");
+
+    auto encode = [](std::int32_t v) {
+      std::vector<std::byte> b(4);
+      crew::encoder(b.data(), b.size()).put(v);
+      return b;
+    };
+    auto one = pool.async_submit_encoded({"identity", "i32(i32)", encode(41)}, {}, asio::use_future)
+                   .get();
+    BOOST_TEST(crew::decoder(one.data(), one.size()).get<std::int32_t>() == 41);
+
+    crew::protocol::batch_builder batch;
+    for (std::int32_t v : {1, 2, 3})
+      batch.add(encode(v));
+    auto payload = pool.async_submit_encoded({"identity", "i32(i32)", batch.finish(), 3}, {},
+                                             asio::use_future)
+                       .get();
+    crew::protocol::batch_result_reader items(payload, 3);
+    for (std::int32_t v : {1, 2, 3}) {
+      const auto item = items.next();
+      BOOST_TEST((item.kind == crew::protocol::frame_type::result));
+      BOOST_TEST(crew::decoder(item.bytes.data(), item.bytes.size()).get<std::int32_t>() == v);
+    }
+    // A signature the worker does not announce is refused as for a typed task.
+    auto wrong = pool.async_submit_encoded({"identity", "i64(i64)", encode(1)}, {}, asio::use_future);
+    BOOST_TEST(failure_of(std::move(wrong)).code() == make_error_code(errc::signature_mismatch));
+    BOOST_CHECK_THROW(pool.async_submit_encoded({"identity", "i32(i32)", encode(1), 1}, {},
+                                                asio::use_future),
+                      std::invalid_argument);
+    pool.join();
+    // Once known, the jobs stay readable.
+    BOOST_TEST(pool.async_jobs(asio::use_future).get().size() == jobs.size());
+  }
+  {
+    // No worker can start: the query fails with the reason instead of waiting forever.
+    auto o = worker_options(1);
+    o.executable = "/nonexistent/crew-worker";
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto f = pool.async_jobs(asio::use_future);
+    try {
+      f.get();
+      BOOST_FAIL("async_jobs completed without a worker");
+    } catch (const crew::task_error& e) {
+      BOOST_TEST(e.code() == make_error_code(errc::worker_boot_failed));
+      BOOST_TEST(contains(e.what(), "/nonexistent/crew-worker"), e.what());
+    }
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
