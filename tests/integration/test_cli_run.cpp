@@ -100,6 +100,9 @@ measured run_measured(const std::vector<std::string>& args, const std::filesyste
 run_result signal_run(const std::vector<std::string>& args, const std::string& ready,
                       std::size_t times, int sig, const std::filesystem::path& dir) {
   const auto out = dir / "out", err = dir / "err";
+  // Not the last run's: ready means this run's lines.
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
   const pid_t pid = ::fork();
   BOOST_REQUIRE(pid >= 0);
   if (pid == 0) {
