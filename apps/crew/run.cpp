@@ -958,7 +958,15 @@ int run_main(const std::vector<std::string>& args) {
   std::string signature;
   std::optional<job_signature> sig;
   try {
-    be = make_backend(o, io, rec.handler(), on_output);
+    // A slot that cannot start while others serve: a warning; the run goes on.
+    auto on_event = [&con, records = rec.handler()](const event& e) {
+      if (e.kind == event_kind::worker_unavailable)
+        con.err("crew run: warning: worker " + std::to_string(e.worker) +
+                " cannot start; the others go on, it is tried again later: " +
+                escape_invalid_utf8(e.message) + "\n");
+      records(e);
+    };
+    be = make_backend(o, io, on_event, on_output);
     signature = be->signature_of(o.job);
     try {
       sig = job_signature::parse(signature);
