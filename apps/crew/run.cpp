@@ -359,6 +359,13 @@ class run {
       }
       it.seq = next_seq_++;
       if (it.logged || !it.error.empty()) {
+        // The tasks before it go first: with --keep-order they would otherwise hold it (and
+        // the window) back while they wait here unsubmitted.
+        if (!chunk.empty()) {
+          submit(std::move(chunk));
+          chunk.clear();
+          chunk_bytes = 0;
+        }
         wait_room(1);
         if (it.logged) {
           std::lock_guard lock(m_);
@@ -983,6 +990,10 @@ int run_main(const std::vector<std::string>& args) {
     return cannot_run;
   }
 
+  if (!o.has_range && (o.input.empty() || o.input == "-") && o.retry_failed.empty() &&
+      ::isatty(STDIN_FILENO) == 1)
+    std::cerr << "crew run: reading tasks from standard input, one JSON array of arguments per "
+                 "line (" << o.job << " is " << signature << "; Ctrl-D ends)\n";
   std::optional<task_reader> reader;
   try {
     reader.emplace(o, *sig, resume_log ? &*resume_log : nullptr,
