@@ -793,7 +793,8 @@ class run {
   std::size_t chunks_ = 0;   // chunks with the backend
   std::size_t pending_ = 0;  // tasks taken in and not yet written
   std::size_t written_ = 0;
-  std::uint64_t next_seq_ = 0, next_out_ = 0, next_label_ = 0;
+  std::uint64_t next_seq_ = 0, next_out_ = 0;
+  std::atomic<std::uint64_t> next_label_{0};  // the reader and completions (a split) send
   bool input_done_ = false, writer_done_ = false;
   std::atomic<int> signal_{0};
   std::string failure_, input_error_;
