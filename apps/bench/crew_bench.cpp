@@ -2,11 +2,12 @@
 // thread_pool and inline_runner, next to Python's pools (peers.py, run as a child) and the raw
 // physical limits of this machine (baselines.hpp): trivial-task throughput, one-at-a-time
 // latency, large payloads, pool start-up, scaling to a million tasks, the notebook's CPU
-// function, and map over a million ints. Ends with the issue's targets as PASS/FAIL ratios.
+// function, and map over a million ints; and the crew CLI's `crew run` next to
+// process_pool::map (issue 13). Ends with the issues' targets as PASS/FAIL ratios.
 //
 //   crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]
 //
-// Sections: trivial, latency, payload, startup, scaling, longcomp, map.
+// Sections: trivial, latency, payload, startup, scaling, longcomp, map, cli.
 // --quick runs small counts (a smoke test: results are checked, timings are not).
 // --json prints one JSON document on stdout; progress always goes to stderr.
 // peers.py is found through $CREW_PEERS, next to this program, or in the source tree.
@@ -24,7 +25,9 @@
 #include <boost/json.hpp>
 #include <boost/version.hpp>
 
+#include <fcntl.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -50,6 +53,8 @@
 #include <string_view>
 #include <vector>
 
+extern char** environ;
+
 namespace {
 
 namespace json = boost::json;
@@ -68,9 +73,11 @@ constexpr std::size_t frame_bytes = 48;
 constexpr std::size_t window = 4096;
 // Tasks sent ahead to each worker in the throughput, scaling and map runs.
 constexpr std::size_t pipeline_depth = 64;
+// Workers of the map runs, and of crew run next to them (cli).
+constexpr std::size_t map_workers = 2;
 
 const std::vector<std::string> all_sections = {"trivial", "latency",  "payload", "startup",
-                                               "scaling", "longcomp", "map"};
+                                               "scaling", "longcomp", "map",     "cli"};
 
 struct options {
   bool quick = false, as_json = false, skip_python = false;
@@ -83,6 +90,9 @@ struct options {
 struct counts {
   std::size_t trivial_many, trivial_one, thread_one, latency_samples, pipelined_messages, map_ints,
       startup_reps, spawn_reps;
+  // cli: rounds of crew run and map interleaved (over map_ints each), and the tasks of the one
+  // big crew run whose peak RSS is compared with theirs.
+  std::size_t cli_rounds, cli_big;
   std::vector<std::size_t> scaling;
   config payload;
 };
@@ -97,6 +107,8 @@ counts counts_for(bool quick) {
             .map_ints = 50'000,
             .startup_reps = 3,
             .spawn_reps = 5,
+            .cli_rounds = 2,
+            .cli_big = 1'000'000,
             .scaling = {1'000, 10'000, 100'000},
             .payload = {2, 0.02}};
   return {.trivial_many = 100'000,
@@ -107,6 +119,8 @@ counts counts_for(bool quick) {
           .map_ints = 1'000'000,
           .startup_reps = 10,
           .spawn_reps = 20,
+          .cli_rounds = 5,
+          .cli_big = 10'000'000,
           .scaling = {1'000, 10'000, 100'000, 1'000'000},
           .payload = {5, 0.3}};
 }
@@ -266,6 +280,208 @@ std::optional<double> peer(const json::value* p, std::initializer_list<std::stri
   if (v->is_int64()) return static_cast<double>(v->as_int64());
   if (v->is_uint64()) return static_cast<double>(v->as_uint64());
   return std::nullopt;
+}
+
+// --- the crew CLI (cli) ----------------------------------------------------------------------
+
+/// The crew CLI of this build (CMake passes the crew-cli target's file), or why there is none.
+std::pair<std::optional<std::string>, std::string> find_crew_cli() {
+#ifdef CREW_BENCH_CLI
+  if (::access(CREW_BENCH_CLI, X_OK) == 0) return {std::string(CREW_BENCH_CLI), ""};
+  return {std::nullopt, std::string("skipped: the crew CLI is not at ") + CREW_BENCH_CLI +
+                            " (build the target crew-cli)"};
+#else
+  return {std::nullopt, "skipped: crew-bench was built without the crew CLI (no crew-cli target)"};
+#endif
+}
+
+/// "10^6" for powers of ten, else the number.
+std::string count_name(std::size_t n) {
+  int k = 0;
+  std::size_t m = n;
+  while (m >= 10 && m % 10 == 0)
+    m /= 10, ++k;
+  return m == 1 && k > 0 ? "10^" + std::to_string(k) : std::to_string(n);
+}
+
+class unique_fd {
+ public:
+  explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+[[noreturn]] void throw_errno(const std::string& what, int err) {
+  throw std::runtime_error(what + ": " + std::strerror(err));
+}
+
+/// One run of a program: wall seconds from posix_spawn until wait4 returned, and the peak RSS
+/// wait4 reported (ru_maxrss).
+struct child_run {
+  double seconds = 0;
+  std::size_t peak_rss = 0;
+};
+
+// Why a helper: a process's ru_maxrss starts at the peak RSS of the memory image it replaced
+// with execve (Linux's exec_mmap keeps the old image's high-water mark), and a child spawned
+// from crew-bench replaces a share or a copy of crew-bench's image, tens of MiB after a map
+// run. So crew-bench starts itself again (a fresh image of ~4 MiB) as `crew-bench
+// --spawn-helper EXE ARGS...`, which spawns EXE and reports through fd 3 its wait status,
+// ru_maxrss and seconds: the peak RSS is then the program's own (or the helper's few MiB).
+constexpr std::string_view spawn_helper_flag = "--spawn-helper";
+constexpr int report_fd = 3;
+
+/// posix_spawn of argv[0] with `actions`, environment inherited; throws on failure.
+pid_t spawn(const std::vector<char*>& argv, const posix_spawn_file_actions_t* actions) {
+  pid_t pid = -1;
+  if (const int e = ::posix_spawn(&pid, argv[0], actions, nullptr, argv.data(), environ); e != 0)
+    throw_errno(std::string("posix_spawn(") + argv[0] + ")", e);
+  return pid;
+}
+
+int wait_for(pid_t pid, rusage* ru) {
+  int status = 0;
+  while (::wait4(pid, &status, 0, ru) < 0)
+    if (errno != EINTR) throw_errno("wait4", errno);
+  return status;
+}
+
+struct file_actions {
+  posix_spawn_file_actions_t a;
+  file_actions() {
+    if (const int rc = ::posix_spawn_file_actions_init(&a); rc != 0)
+      throw_errno("posix_spawn_file_actions_init", rc);
+  }
+  ~file_actions() { ::posix_spawn_file_actions_destroy(&a); }
+  file_actions(const file_actions&) = delete;
+  file_actions& operator=(const file_actions&) = delete;
+  void check(int rc) {
+    if (rc != 0) throw_errno("posix_spawn_file_actions", rc);
+  }
+};
+
+/// The helper's main: argv = {crew-bench, --spawn-helper, EXE, ARGS...}.
+int spawn_helper(int argc, char** argv) {
+  try {
+    if (argc < 3) throw std::runtime_error("--spawn-helper needs a program");
+    std::vector<char*> args(argv + 2, argv + argc);
+    args.push_back(nullptr);
+    file_actions fa;
+    fa.check(::posix_spawn_file_actions_addclose(&fa.a, report_fd));
+    const double t0 = now();
+    const pid_t pid = spawn(args, &fa.a);
+    rusage ru{};
+    const int status = wait_for(pid, &ru);
+    const double s = now() - t0;
+    char line[128];
+    const int n = std::snprintf(line, sizeof line, "%d %ld %.9f\n", status, ru.ru_maxrss, s);
+    if (::write(report_fd, line, static_cast<std::size_t>(n)) != n) throw_errno("write", errno);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "crew-bench " << spawn_helper_flag << ": " << e.what() << '\n';
+    return 1;
+  }
+}
+
+/// Reads `fd` to its end.
+std::string read_all(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r > 0)
+      out.append(buf, static_cast<std::size_t>(r));
+    else if (r == 0)
+      return out;
+    else if (errno != EINTR)
+      throw_errno("read", errno);
+  }
+}
+
+/// Runs `exe` with `args` through the spawn helper (environment inherited, stdin from
+/// /dev/null, stderr ours), its stdout to /dev/null or, given `out`, read into *out. Throws
+/// unless it exits 0.
+child_run run_child(const std::string& exe, const std::vector<std::string>& args,
+                    std::string* out = nullptr) {
+  static const std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::string line = exe;
+  std::vector<char*> argv{const_cast<char*>(self.c_str()),
+                          const_cast<char*>(spawn_helper_flag.data()),
+                          const_cast<char*>(exe.c_str())};
+  for (const auto& a : args) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+    line += " " + a;
+  }
+  argv.push_back(nullptr);
+  auto make_pipe = [](unique_fd& r, unique_fd& w) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe2", errno);
+    r.reset(fds[0]);
+    w.reset(fds[1]);
+  };
+  unique_fd out_r, out_w, report_r, report_w;
+  make_pipe(report_r, report_w);
+  file_actions fa;
+  fa.check(::posix_spawn_file_actions_addopen(&fa.a, 0, "/dev/null", O_RDONLY, 0));
+  if (out) {
+    make_pipe(out_r, out_w);
+    fa.check(::posix_spawn_file_actions_adddup2(&fa.a, out_w.get(), 1));
+  } else {
+    fa.check(::posix_spawn_file_actions_addopen(&fa.a, 1, "/dev/null", O_WRONLY, 0));
+  }
+  fa.check(::posix_spawn_file_actions_adddup2(&fa.a, report_w.get(), report_fd));
+  const pid_t pid = spawn(argv, &fa.a);
+  out_w.reset();
+  report_w.reset();
+  std::string report;
+  std::exception_ptr read_error;
+  try {
+    if (out) *out = read_all(out_r.get());
+    report = read_all(report_r.get());
+  } catch (...) {
+    read_error = std::current_exception();
+  }
+  out_r.reset();  // a child still writing gets EPIPE rather than blocking forever
+  report_r.reset();
+  const int helper_status = wait_for(pid, nullptr);
+  if (read_error) std::rethrow_exception(read_error);
+  int status = 0;
+  long maxrss_kib = 0;
+  double s = 0;
+  if (!WIFEXITED(helper_status) || WEXITSTATUS(helper_status) != 0 ||
+      std::sscanf(report.c_str(), "%d %ld %lf", &status, &maxrss_kib, &s) != 3)
+    throw std::runtime_error("the spawn helper failed running " + line);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(line + " failed: " +
+                             (WIFEXITED(status)
+                                  ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                  : "signal " + std::to_string(WTERMSIG(status))));
+  return {s, static_cast<std::size_t>(maxrss_kib) * 1024};
+}
+
+/// crew run's text output of identity over 0..n-1: every "identity(i) = i" once, in any order.
+void check_identity_lines(const std::string& text, std::size_t n) {
+  std::vector<bool> seen(n);
+  std::size_t lines = 0;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l); ++lines) {
+    long long i = -1, v = -2;
+    require(std::sscanf(l.c_str(), "identity(%lld) = %lld", &i, &v) == 2 && i == v && i >= 0 &&
+                static_cast<std::size_t>(i) < n && !seen[static_cast<std::size_t>(i)],
+            "crew run output line '" + l + "'");
+    seen[static_cast<std::size_t>(i)] = true;
+  }
+  require(lines == n,
+          "crew run wrote " + std::to_string(lines) + " lines for " + std::to_string(n) + " tasks");
 }
 
 // --- targets ---------------------------------------------------------------------------------
@@ -555,6 +771,7 @@ class bench {
     if (opt_.has("latency")) latency(io);
     if (opt_.has("scaling")) scaling(io);  // before the big allocations: peak RSS stays its own
     if (opt_.has("map")) map_million(io);
+    if (opt_.has("cli")) cli(io);
     if (opt_.has("payload")) payload(io);
     if (opt_.has("startup")) startup(io);
     if (opt_.has("longcomp")) longcomp(io);
@@ -562,7 +779,8 @@ class bench {
   }
 
   void print_targets() const {
-    say("\nTargets (issue 5)\n%-64s %9s %7s %-5s %s\n", "target", "ratio", "bound", "", "figures");
+    say("\nTargets (issue 5; crew run: issue 13)\n%-64s %9s %7s %-5s %s\n", "target", "ratio",
+        "bound", "", "figures");
     for (const auto& t : targets)
       say("%-64s %9s %2s%5.2g %-5s %s\n", t.name.c_str(),
           t.ratio ? fmt("%.3g", *t.ratio).c_str() : "-", t.at_least ? ">=" : "<=", t.bound,
@@ -832,7 +1050,7 @@ class bench {
   // map over a million ints.
   void map_million(io_thread& io) {
     progress("map over " + std::to_string(n_.map_ints) + " ints");
-    auto pool = make_pool(io, crew::transport::pipe, {}, 2, pipeline_depth);
+    auto pool = make_pool(io, crew::transport::pipe, {}, map_workers, pipeline_depth);
     std::vector<int> in(n_.map_ints);
     for (std::size_t i = 0; i < in.size(); ++i)
       in[i] = static_cast<int>(i);
@@ -855,6 +1073,141 @@ class bench {
       o["python"] = {{"tasks", *t}, {"seconds", ps.value_or(0)}, {"per_s", *py_map_per_s_}};
     }
     doc["map"] = std::move(o);
+  }
+
+  /// Seconds to construct a process_pool like map_million's (no warm-up), map identity over
+  /// `in` and join it: start-up included, as in a run of the crew CLI.
+  double fresh_map_seconds(io_thread& io, const std::vector<int>& in) {
+    const double t0 = now();
+    crew::process_pool_options o;
+    o.workers = map_workers;
+    o.pipeline_depth = pipeline_depth;
+    o.transport = crew::transport::pipe;
+    o.on_output = [](const crew::output_line& l) { std::cerr << l.text << '\n'; };
+    auto pool = std::make_unique<crew::process_pool>(io.context().get_executor(), std::move(o));
+    const auto out = pool->map(identity, in);
+    close_pool(pool);
+    const double s = now() - t0;
+    require(out == in, "map(identity) on a fresh pool");
+    return s;
+  }
+
+  // crew run (the CLI: a program started, its results written as text) next to
+  // process_pool::map over the same ints, both from start-up to exit, rounds interleaved;
+  // then one big crew run, whose peak RSS should be the small runs'.
+  void cli(io_thread& io) {
+    const auto [exe, why] = find_crew_cli();
+    if (!exe) {
+      progress("cli: " + why);
+      say("\ncrew run vs process_pool::map: %s\n", why.c_str());
+      cli_note_ = why;
+      doc["cli"] = {{"skipped", why}};
+      return;
+    }
+    const std::size_t n = n_.map_ints, rounds = n_.cli_rounds;
+    auto args = [](std::size_t tasks) {
+      const std::string range = "0:" + std::to_string(tasks), w = std::to_string(map_workers);
+      return std::vector<std::string>{"run", "--job",     "identity", "--range",
+                                      range, "--workers", w,          "--quiet"};
+    };
+    auto command = [&](std::size_t tasks) {
+      std::string c = "crew";
+      for (const auto& a : args(tasks))
+        c += " " + a;
+      return c + " > /dev/null";
+    };
+    // The timed runs write to /dev/null: the results are checked on a small range.
+    progress("cli: crew run over 1000 tasks, output checked");
+    {
+      std::string out;
+      run_child(*exe, args(1000), &out);
+      check_identity_lines(out, 1000);
+    }
+    std::vector<int> in(n);
+    for (std::size_t i = 0; i < n; ++i)
+      in[i] = static_cast<int>(i);
+    say("\ncrew run vs process_pool::map: %s identity tasks, %zu workers, start-up to exit, %zu "
+        "rounds interleaved\n  A: %s\n     (%s)\n  B: process_pool(%zu, pipe, pipeline_depth "
+        "%zu): construct, map(identity, ints), join\n%-8s %12s %12s %8s %16s\n",
+        count_name(n).c_str(), map_workers, rounds, command(n).c_str(), exe->c_str(), map_workers,
+        pipeline_depth, "round", "A crew run", "B map", "A/B", "A peak RSS");
+    std::vector<double> run_s, map_s, ratios;
+    std::vector<std::size_t> rss;
+    json::array rows;
+    for (std::size_t r = 0; r < rounds; ++r) {
+      const std::string of = std::to_string(r + 1) + "/" + std::to_string(rounds);
+      progress("cli: round " + of + ", crew run over " + count_name(n));
+      const auto a = run_child(*exe, args(n));
+      progress("cli: round " + of + ", process_pool::map over " + count_name(n));
+      const double b = fresh_map_seconds(io, in);
+      run_s.push_back(a.seconds);
+      map_s.push_back(b);
+      ratios.push_back(a.seconds / b);
+      rss.push_back(a.peak_rss);
+      rows.push_back({{"crew_run_s", a.seconds},
+                      {"map_s", b},
+                      {"ratio", a.seconds / b},
+                      {"crew_run_peak_rss_bytes", a.peak_rss}});
+      say("%-8zu %12s %12s %8.2f %16s\n", r + 1, time_name(a.seconds).c_str(), time_name(b).c_str(),
+          a.seconds / b, mib(a.peak_rss).c_str());
+    }
+    auto minmax = [](const std::vector<double>& v) {
+      const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+      return std::pair{*lo, *hi};
+    };
+    const auto [run_lo, run_hi] = minmax(run_s);
+    const auto [map_lo, map_hi] = minmax(map_s);
+    const auto [ratio_lo, ratio_hi] = minmax(ratios);
+    const double run_med = median_of(run_s), map_med = median_of(map_s);
+    std::vector<double> rss_d(rss.begin(), rss.end());
+    const auto small_rss = static_cast<std::size_t>(median_of(rss_d));
+    cli_ratio_ = median_of(ratios);
+    say("%-8s %12s %12s %8.2f %16s\n", "median", time_name(run_med).c_str(),
+        time_name(map_med).c_str(), *cli_ratio_, mib(small_rss).c_str());
+    say("%-8s %12s %12s %8.2f\n%-8s %12s %12s %8.2f\n", "min", time_name(run_lo).c_str(),
+        time_name(map_lo).c_str(), ratio_lo, "max", time_name(run_hi).c_str(),
+        time_name(map_hi).c_str(), ratio_hi);
+    say("A/B: median %.2f (min %.2f, max %.2f); tasks/s: crew run %s, map %s\n", *cli_ratio_,
+        ratio_lo, ratio_hi, rate_name(static_cast<double>(n) / run_med).c_str(),
+        rate_name(static_cast<double>(n) / map_med).c_str());
+    cli_figures_ = time_name(run_med) + " vs " + time_name(map_med) + " (" + count_name(n) +
+                   " tasks), ratio " + fmt("%.2f", ratio_lo) + "-" + fmt("%.2f", ratio_hi) +
+                   " over " + std::to_string(rounds);
+
+    progress("cli: crew run over " + count_name(n_.cli_big) + " tasks");
+    const auto big = run_child(*exe, args(n_.cli_big));
+    cli_rss_ratio_ = static_cast<double>(big.peak_rss) / static_cast<double>(small_rss);
+    say("peak RSS of crew run (wait4): %s tasks %s (median of the rounds), %s tasks %s in %s "
+        "(%.2fx)\n",
+        count_name(n).c_str(), mib(small_rss).c_str(), count_name(n_.cli_big).c_str(),
+        mib(big.peak_rss).c_str(), time_name(big.seconds).c_str(), *cli_rss_ratio_);
+    cli_rss_figures_ = mib(big.peak_rss) + " at " + count_name(n_.cli_big) + " vs " +
+                       mib(small_rss) + " at " + count_name(n);
+    cli_rss_name_ = "crew run peak RSS, " + count_name(n_.cli_big) + " vs " + count_name(n) +
+                    " tasks (issue 13)";
+
+    auto spread = [](double med, double lo, double hi) {
+      return json::object{{"median_s", med}, {"min_s", lo}, {"max_s", hi}};
+    };
+    json::object a = spread(run_med, run_lo, run_hi), b = spread(map_med, map_lo, map_hi);
+    a["per_s"] = static_cast<double>(n) / run_med;
+    a["command"] = command(n);
+    b["per_s"] = static_cast<double>(n) / map_med;
+    doc["cli"] = {{"crew", *exe},
+                  {"tasks", n},
+                  {"workers", map_workers},
+                  {"rounds", std::move(rows)},
+                  {"crew_run", std::move(a)},
+                  {"map", std::move(b)},
+                  {"ratio", {{"median", *cli_ratio_}, {"min", ratio_lo}, {"max", ratio_hi}}},
+                  {"rss",
+                   {{"tasks", n},
+                    {"peak_rss_bytes", small_rss},
+                    {"big_tasks", n_.cli_big},
+                    {"big_peak_rss_bytes", big.peak_rss},
+                    {"big_seconds", big.seconds},
+                    {"big_command", command(n_.cli_big)},
+                    {"ratio", *cli_rss_ratio_}}}};
   }
 
   // 3. Large payloads.
@@ -1037,6 +1390,10 @@ class bench {
     targets.push_back({"map over a million ints vs Pool.map default chunksize",
                        ratio(crew_map_per_s_, py_map_per_s_), 2, true,
                        figs("%.0f vs %.0f tasks/s", crew_map_per_s_, py_map_per_s_)});
+    targets.push_back({"crew run vs process_pool::map, start-up included (issue 13)", cli_ratio_, 2,
+                       false, cli_ratio_ ? cli_figures_ : cli_note_});
+    targets.push_back(
+        {cli_rss_name_, cli_rss_ratio_, 1.5, false, cli_rss_ratio_ ? cli_rss_figures_ : cli_note_});
     targets.push_back({"latency median crew pipe vs raw ping-pong, unpinned",
                        ratio(crew_lat_, raw_lat_), 1.5, false,
                        figs("%.1f vs %.1f us", crew_lat_, raw_lat_)});
@@ -1113,18 +1470,22 @@ class bench {
   std::vector<big_payload> big_;
   std::optional<std::tuple<double, double, double, double>> startup_;
   std::vector<std::pair<std::size_t, std::size_t>> scaling_rss_;
+  std::optional<double> cli_ratio_, cli_rss_ratio_;
+  std::string cli_figures_, cli_rss_figures_, cli_note_ = "not measured",
+                                              cli_rss_name_ = "crew run peak RSS flat (issue 13)";
 };
 
 int usage() {
   std::cerr << "usage: crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] "
                "[--svg FILE]\nsections: trivial, latency, payload, startup, scaling, longcomp, "
-               "map\n";
+               "map, cli\n";
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && argv[1] == spawn_helper_flag) return spawn_helper(argc, argv);
   options opt;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
