@@ -53,6 +53,9 @@ class processes final : public backend {
     p.transport = o.transport == "shm" ? transport::shm : transport::pipe;
     p.task_timeout = std::chrono::milliseconds(o.timeout_ms);
     p.retries = o.retries;
+    // A worker's next chunk waits in its pipe, not in the queue: no round trip between
+    // chunks (the run keeps 2 chunks per worker in flight).
+    p.pipeline_depth = 2;
     pool_.emplace(io.context().get_executor(), std::move(p));
   }
   ~processes() override {

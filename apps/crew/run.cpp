@@ -59,11 +59,50 @@ struct item {
   std::int64_t line = 0;       // input line (from 1); 0 for --range
   bool is_range = false;       // --range: `arg` is the integer
   std::int64_t arg = 0;
-  std::string args;            // the arguments as given (JSON)
-  std::string canon;           // the same, serialized again: its key in a job log
-  std::vector<std::byte> bytes;  // encoded
+  std::string args;            // the arguments as given (JSON); empty for --range (`arg`)
+  std::size_t at = 0, size = 0;  // its encoded arguments: where in its chunk's buffer
   std::string error;           // set: the task fails at once (an input line that does not fit)
-  std::optional<logged_task> logged;  // --resume: done in the log
+  std::unique_ptr<logged_task> logged;  // --resume: done in the log
+};
+
+/// The task's arguments without their brackets ("5", or "1, \"a\"" as given).
+void append_args_inner(std::string& out, const item& it) {
+  if (it.is_range) {
+    char b[24];
+    const auto r = std::to_chars(b, b + sizeof b, it.arg);
+    out.append(b, r.ptr);
+  } else if (it.args.size() >= 2) {
+    out.append(it.args, 1, it.args.size() - 2);
+  }
+}
+
+/// The task's arguments as JSON.
+void append_args_json(std::string& out, const item& it) {
+  if (!it.is_range) {
+    out += it.args;
+    return;
+  }
+  out += '[';
+  append_args_inner(out, it);
+  out += ']';
+}
+
+/// Tasks that travel together, their encoded arguments in one buffer (no allocation per
+/// task).
+struct task_chunk {
+  std::vector<item> items;
+  std::vector<std::byte> buf;
+
+  std::size_t size() const noexcept { return items.size(); }
+  bool empty() const noexcept { return items.empty(); }
+  item& front() { return items.front(); }
+  auto begin() { return items.begin(); }
+  auto end() { return items.end(); }
+  auto begin() const { return items.begin(); }
+  auto end() const { return items.end(); }
+  void reserve(std::size_t n) { items.reserve(n); }
+  void push_back(item&& i) { items.push_back(std::move(i)); }
+  std::span<const std::byte> args_of(const item& i) const { return {buf.data() + i.at, i.size}; }
 };
 
 /// Lines of a file descriptor, read in large blocks; `ready()` says whether a line can be
@@ -155,19 +194,27 @@ class task_reader {
   /// Whether next() would not wait for input.
   bool ready() const { return !lines_ || lines_->ready(); }
 
-  /// The next task, or false at the end.
-  bool next(item& it) {
+  /// The next task, or false at the end; its encoded arguments are appended to `buf`.
+  bool next(item& it, std::vector<std::byte>& buf) {
     for (;;) {
       it = item{};
+      buf_ = &buf;
       if (!produce(it)) return false;
-      const auto key = task_key(it.line, it.canon.empty() ? it.args : it.canon);
+      if (!retry_ && !resume_) return true;
+      // Its key in a log: the arguments serialized again (the same text for the same
+      // values however they were spaced), or as made for --range.
+      if (it.is_range) {
+        canon_.clear();
+        append_args_json(canon_, it);
+      }
+      const auto key = task_key(it.line, canon_);
       if (retry_ && !(o_.input.empty() && !o_.has_range && !lines_)) {
         auto f = retry_->tasks.find(key);
         if (f == retry_->tasks.end() || f->second.ok) continue;  // not a failed task
       }
       if (resume_) {
         if (auto f = resume_->tasks.find(key); f != resume_->tasks.end() && f->second.ok) {
-          it.logged = std::move(f->second);
+          it.logged = std::make_unique<logged_task>(std::move(f->second));
           resume_->tasks.erase(f);
         }
       }
@@ -181,9 +228,10 @@ class task_reader {
       if (next_ >= o_.last) return false;
       it.is_range = true;
       it.arg = next_++;
-      it.args = "[" + std::to_string(it.arg) + "]";
       try {
-        append_int_arg(sig_, it.arg, it.bytes);
+        it.at = buf_->size();
+        append_int_arg(sig_, it.arg, *buf_);
+        it.size = buf_->size() - it.at;
       } catch (const value_error& e) {
         it.error = e.what();
       }
@@ -217,25 +265,28 @@ class task_reader {
   bool convert(item& it, const std::string& text) {
     boost::system::error_code ec;
     const json::value v = parse_json(text, ec);
-    const std::string where = it.line ? "line " + std::to_string(it.line) + ": " : "";
+    auto where = [&] { return it.line ? "line " + std::to_string(it.line) + ": " : std::string(); };
     if (ec) {
       it.args = json::serialize(json::string(escape_invalid_utf8(text.substr(0, 200))));
-      it.error = where + "not JSON (" + ec.message() + ")";
+      canon_ = it.args;
+      it.error = where() + "not JSON (" + ec.message() + ")";
       return true;
     }
     // The arguments as given (trimmed): valid JSON, and the same text on every run over
     // this input, which is what a job log's key needs.
     const auto first = text.find_first_not_of(" \t\r"), last = text.find_last_not_of(" \t\r");
     it.args = text.substr(first, last - first + 1);
-    it.canon = json::serialize(v);
+    canon_ = json::serialize(v);
     if (!v.is_array()) {
-      it.error = where + "expected a JSON array of the job's arguments";
+      it.error = where() + "expected a JSON array of the job's arguments";
       return true;
     }
     try {
-      append_args(sig_, v, it.bytes);
+      it.at = buf_->size();
+      append_args(sig_, v, *buf_);
+      it.size = buf_->size() - it.at;
     } catch (const value_error& e) {
-      it.error = where + e.what();
+      it.error = where() + e.what();
     }
     return true;
   }
@@ -252,6 +303,8 @@ class task_reader {
   std::int64_t line_no_ = 0;
   std::vector<const logged_task*> failed_;
   std::size_t failed_at_ = 0;
+  std::vector<std::byte>* buf_ = nullptr;  // where next() encodes
+  std::string canon_;                      // the last task's arguments, serialized again
 };
 
 // --- output ----------------------------------------------------------------------------
@@ -307,12 +360,13 @@ class run {
 
   void writer_loop() {
     for (;;) {
-      std::string out, log;
+      std::vector<std::string> out, log;
       std::size_t n = 0;
       {
         std::unique_lock lock(m_);
-        writer_cv_.wait(lock, [&] { return !out_q_.empty() || !log_q_.empty() || writer_done_; });
-        if (out_q_.empty() && log_q_.empty() && writer_done_) return;
+        const auto work = [&] { return out_q_items_ != 0 || !log_q_.empty(); };
+        writer_cv_.wait(lock, [&] { return work() || writer_done_; });
+        if (!work() && writer_done_) return;
         out.swap(out_q_);
         log.swap(log_q_);
         n = out_q_items_;
@@ -320,8 +374,11 @@ class run {
       }
       if (!output_failed_) {
         try {
-          if (log_fd >= 0 && !log.empty()) write_all(log_fd, log, "job log '" + log_name + "'");
-          if (!out.empty()) con_.out(out);
+          // The log first: a result seen on stdout is in the log.
+          for (const auto& piece : log)
+            write_all(log_fd, piece, "job log '" + log_name + "'");
+          for (const auto& piece : out)
+            if (!piece.empty()) con_.out(piece);
         } catch (const output_error& e) {
           fail_output(e.what());
         }
@@ -340,21 +397,21 @@ class run {
 
   // The reader's loop: tasks in, chunk by chunk.
   void feed(task_reader& reader) {
-    std::vector<item> chunk;
-    std::size_t chunk_bytes = 0;
+    task_chunk chunk;
+    std::size_t target = 1;
     item it;
     for (;;) {
-      if (stopping()) break;
+      if (stop_.load(std::memory_order_relaxed)) break;
       if (!chunk.empty() && !reader.ready()) {  // do not hold tasks back while input waits
         submit(std::move(chunk));
-        chunk.clear();
-        chunk_bytes = 0;
+        chunk = fresh_chunk();
       }
       try {
-        if (!reader.next(it)) break;
+        if (!reader.next(it, chunk.buf)) break;
       } catch (const cannot_run_error& e) {  // the input cannot be read: stop
         std::lock_guard lock(m_);
         input_error_ = e.what();
+        stop_ = true;
         break;
       }
       it.seq = next_seq_++;
@@ -363,25 +420,26 @@ class run {
         // the window) back while they wait here unsubmitted.
         if (!chunk.empty()) {
           submit(std::move(chunk));
-          chunk.clear();
-          chunk_bytes = 0;
+          chunk = fresh_chunk();
         }
         wait_room(1);
         if (it.logged) {
           std::lock_guard lock(m_);
           ++skipped_;
         }
-        std::vector<item> one;
+        task_chunk one;
         one.push_back(std::move(it));
         report(std::move(one), nullptr, {}, nullptr);
         continue;
       }
-      chunk_bytes += it.bytes.size();
+      if (chunk.empty()) {
+        target = chunk_target();
+        chunk.reserve(target);
+      }
       chunk.push_back(std::move(it));
-      if (chunk.size() >= chunk_target() || chunk_bytes >= (1u << 20)) {
+      if (chunk.size() >= target || chunk.buf.size() >= (1u << 20)) {
         submit(std::move(chunk));
-        chunk.clear();
-        chunk_bytes = 0;
+        chunk = fresh_chunk();
       }
     }
     if (!chunk.empty() && !stopping() && input_error_.empty()) submit(std::move(chunk));
@@ -402,6 +460,7 @@ class run {
     {
       std::lock_guard lock(m_);
       if (signal_ == 0) signal_ = sig;
+      stop_ = true;
     }
     reader_cv_.notify_all();
     be_.drain(std::chrono::milliseconds(o_.grace_ms));
@@ -444,6 +503,22 @@ class run {
   }
 
  private:
+  // An empty chunk, with the memory of one already done when there is one: a chunk of
+  // thousands of tasks is larger than malloc keeps, and fresh pages cost more than the tasks.
+  task_chunk fresh_chunk() {
+    std::lock_guard lock(m_);
+    if (spare_.empty()) return {};
+    task_chunk c = std::move(spare_.back());
+    spare_.pop_back();
+    return c;
+  }
+  void recycle(task_chunk c) {
+    c.items.clear();
+    c.buf.clear();
+    std::lock_guard lock(m_);
+    if (spare_.size() < 4) spare_.push_back(std::move(c));
+  }
+
   // Wakes the reader if it waits (for room, or for the last chunk).
   void wake_reader() {
     bool waiting;
@@ -465,6 +540,7 @@ class run {
       if (!failure_.empty()) return;
       failure_ = why;
       output_failed_ = true;
+      stop_ = true;
     }
     con_.err("crew run: " + why + "; stopping\n");
     reader_cv_.notify_all();
@@ -474,11 +550,10 @@ class run {
   std::size_t chunk_target() {
     if (o_.chunk) return o_.chunk;
     if (o_.timeout_ms || !be_.takes_batches()) return 1;
+    // About 2 ms of work a chunk: long enough to hide a round trip, short enough to keep
+    // every worker busy to the end (see completed()).
     std::lock_guard lock(m_);
-    if (item_seconds_ <= 0) return 1;
-    // A chunk of about 2 ms of work: long enough to hide a round trip, short enough
-    // to keep every worker busy to the end.
-    return static_cast<std::size_t>(std::clamp(0.002 / item_seconds_, 1.0, 4096.0));
+    return chunk_target_;
   }
 
   void wait_room(std::size_t items) {
@@ -492,7 +567,7 @@ class run {
     pending_ += items;
   }
 
-  void submit(std::vector<item> chunk) {
+  void submit(task_chunk chunk) {
     wait_room(chunk.size());
     {
       std::lock_guard lock(m_);
@@ -506,24 +581,25 @@ class run {
   }
 
   // Hands a chunk (counted in chunks_) to the backend.
-  void send(std::vector<item> chunk) {
+  void send(task_chunk chunk) {
     const std::string label = "#" + std::to_string(next_label_++);
     std::vector<std::byte> args;
     std::uint32_t batch = 0;
     if (chunk.size() == 1) {
-      args = chunk.front().bytes;
+      const auto a = chunk.args_of(chunk.front());
+      args.assign(a.begin(), a.end());
     } else {
       protocol::batch_builder b;
       std::size_t size = 4;
       for (const auto& i : chunk)
-        size += 4 + i.bytes.size();
+        size += 4 + i.size;
       b.reserve(size);
       for (const auto& i : chunk)
-        b.add(i.bytes);
+        b.add(chunk.args_of(i));
       args = b.finish();
       batch = static_cast<std::uint32_t>(chunk.size());
     }
-    auto shared = std::make_shared<std::vector<item>>(std::move(chunk));
+    auto shared = std::make_shared<task_chunk>(std::move(chunk));
     be_.submit(o_.job, signature_, std::move(args), batch, label,
                [this, shared, label](std::exception_ptr ep, std::span<const std::byte> bytes) {
                  chunk_record rec;
@@ -544,12 +620,16 @@ class run {
            code == errc::protocol_error || code == errc::payload_too_large;
   }
 
-  void completed(std::vector<item> chunk, std::exception_ptr ep, std::span<const std::byte> bytes,
+  void completed(task_chunk chunk, std::exception_ptr ep, std::span<const std::byte> bytes,
                  const chunk_record& rec) {
     if (rec.known && !rec.r.failed && chunk.size() > 0) {
-      const double per_item = (rec.r.end - rec.r.start) / static_cast<double>(chunk.size());
+      // The next chunk: as many tasks as this one ran in about 2 ms. Its time includes a
+      // round trip, so a chunk of 1 under-counts the tasks that fit; the rule still reaches
+      // the right size in two or three chunks, for short tasks and long ones.
+      const double seconds = std::max(rec.r.end - rec.r.start, 1e-6);
+      const double fit = static_cast<double>(chunk.size()) * 0.002 / seconds;
       std::lock_guard lock(m_);
-      item_seconds_ = item_seconds_ <= 0 ? per_item : 0.7 * item_seconds_ + 0.3 * per_item;
+      chunk_target_ = static_cast<std::size_t>(std::clamp(fit, 1.0, 4096.0));
     }
     // A chunk whose worker died or ran out of time: each item again on its own, so that
     // only the one that caused it fails.
@@ -563,7 +643,10 @@ class run {
       }
       if (!stop) {
         for (auto& i : chunk) {
-          std::vector<item> one;
+          task_chunk one;
+          const auto a = chunk.args_of(i);
+          one.buf.assign(a.begin(), a.end());
+          i.at = 0;
           one.push_back(std::move(i));
           send(std::move(one));
         }
@@ -584,7 +667,7 @@ class run {
   }
 
   // Formats each item's outcome and queues it for the writer.
-  void report(std::vector<item> chunk, std::exception_ptr ep, std::span<const std::byte> bytes,
+  void report(task_chunk chunk, std::exception_ptr ep, std::span<const std::byte> bytes,
               const chunk_record* rec) {
     std::optional<protocol::batch_result_reader> items;
     outcome whole;
@@ -596,8 +679,12 @@ class run {
     } else if (chunk.size() > 1) {
       items.emplace(bytes, chunk.size());
     }
-    std::vector<std::pair<std::uint64_t, std::string>> outs;
-    std::string log;
+    // The chunk's output in item order (its items have consecutive seqs), its log records,
+    // and scratch strings reused from item to item.
+    std::string out, log, value_json, record;
+    out.reserve(chunk.size() * (o_.job.size() + 24));
+    const bool want_record = log_fd >= 0 || o_.output != run_options::format::text;
+    const bool text = o_.output == run_options::format::text;
     std::size_t failed = 0;
     std::map<std::string, std::size_t> causes;
     bool wake_writer = false;
@@ -624,59 +711,60 @@ class run {
         oc.ok = true;
         oc.value = bytes;
       }
-      std::string value_json, value_text;
+      // Text: `job(args) = value`, written straight into the chunk's output.
+      const std::size_t line_at = out.size();
+      if (text) {
+        (out += o_.job) += '(';
+        append_args_inner(out, it);
+        out += ')';
+      }
+      value_json.clear();
       if (oc.ok && !it.logged) {
         try {
-          append_result_json(sig_, oc.value, value_json);
-          if (o_.output == run_options::format::text) append_result_text(sig_, oc.value, value_text);
+          if (want_record) append_result_json(sig_, oc.value, value_json);
+          if (text) append_result_text(sig_, oc.value, out.append(" = "));
         } catch (const std::exception& e) {
           oc = outcome{};
           oc.error = "decode_error";
           oc.message = std::string("the result does not decode as ") + sig_.result.name() + ": " +
                        e.what();
+          if (text) {
+            out.resize(line_at);
+            (out += o_.job) += '(';
+            append_args_inner(out, it);
+            out += ')';
+          }
         }
       } else if (it.logged) {
         value_json = it.logged->value;
-        if (o_.output == run_options::format::text) value_text = logged_text(it.logged->value);
+        if (text) (out += " = ") += logged_text(it.logged->value);
       }
       if (!oc.ok) {
         ++failed;
         ++causes[oc.error];
+        if (text) ((out += " failed: ") += oc.error + ": ") += escape_invalid_utf8(oc.message);
       }
-      std::string record;
+      if (text) out += '\n';
+      if (!want_record) continue;
+      record.clear();
       if (it.logged)
         record = it.logged->record;
       else
-        record = make_record(it, oc, value_json, rec, chunk.size());
+        make_record(record, it, oc, value_json, rec, chunk.size());
       if (!it.logged && log_fd >= 0) (log += record) += '\n';
-      std::string shown;
-      switch (o_.output) {
-        case run_options::format::text:
-          shown = o_.job + "(" + it.args.substr(1, it.args.size() - 2) + ")";
-          if (oc.ok)
-            (shown += " = ") += value_text;
-          else
-            shown += " failed: " + oc.error + ": " + escape_invalid_utf8(oc.message);
-          shown += '\n';
-          break;
-        case run_options::format::jsonl:
-          shown = record + '\n';
-          break;
-        case run_options::format::json:
-          break;
-      }
+      if (o_.output == run_options::format::jsonl) (out += record) += '\n';
       if (o_.output == run_options::format::json) {
         std::lock_guard lock(m_);
         records_doc_.emplace_back(it.seq, record);
       }
-      outs.emplace_back(it.seq, std::move(shown));
     }
     if (rec && rec->known && !o_.timeline.empty()) {
       timeline_bar b;
       b.lane = rec->r.worker;
       b.start = std::max(0.0, rec->r.start);
       b.end = std::max(b.start, rec->r.end);
-      const std::string first = chunk.front().args.substr(1, chunk.front().args.size() - 2);
+      std::string first;
+      append_args_inner(first, chunk.front());
       b.label = o_.job + "(" + first + ")" +
                 (chunk.size() > 1 ? " +" + std::to_string(chunk.size() - 1) : "");
       b.failed = ep != nullptr || failed > 0;
@@ -694,24 +782,24 @@ class run {
       failed_ += failed;
       for (const auto& [c, n] : causes)
         by_cause_[c] += n;
-      wake_writer = out_q_.empty() && log_q_.empty();
-      log_q_ += log;
-      for (auto& [seq, text] : outs) {
-        if (!o_.keep_order) {
-          out_q_ += text;
-          ++out_q_items_;
-          continue;
+      wake_writer = out_q_items_ == 0 && log_q_.empty();
+      if (!log.empty()) log_q_.push_back(std::move(log));
+      if (!o_.keep_order) {
+        out_q_.push_back(std::move(out));
+        out_q_items_ += chunk.size();
+      } else {
+        reorder_.emplace(chunk.front().seq, std::make_pair(chunk.size(), std::move(out)));
+        while (!reorder_.empty() && reorder_.begin()->first == next_out_) {
+          auto& [n, text_of] = reorder_.begin()->second;
+          out_q_.push_back(std::move(text_of));
+          out_q_items_ += n;
+          next_out_ += n;
+          reorder_.erase(reorder_.begin());
         }
-        reorder_.emplace(seq, std::move(text));
-      }
-      while (!reorder_.empty() && reorder_.begin()->first == next_out_) {
-        out_q_ += reorder_.begin()->second;
-        ++out_q_items_;
-        reorder_.erase(reorder_.begin());
-        ++next_out_;
       }
     }
     if (wake_writer) writer_cv_.notify_one();
+    recycle(std::move(chunk));
   }
 
   // The text of a value from the log (JSON): encoded again by the result's type.
@@ -731,11 +819,10 @@ class run {
     }
   }
 
-  std::string make_record(const item& it, const outcome& oc, const std::string& value_json,
-                          const chunk_record* rec, std::size_t chunk_size) const {
+  // Appends the task's record (docs/cli.md) to `s`.
+  void make_record(std::string& s, const item& it, const outcome& oc, const std::string& value_json,
+                   const chunk_record* rec, std::size_t chunk_size) const {
     const task_record* r = rec && rec->known ? &rec->r : nullptr;
-    std::string s;
-    s.reserve(256 + value_json.size() + oc.message.size());
     s += "{\"id\":";
     s += r ? std::to_string(r->id) : "null";
     s += ",\"job\":";
@@ -743,7 +830,7 @@ class run {
     s += ",\"input\":";
     s += it.line ? std::to_string(it.line) : "null";
     s += ",\"args\":";
-    s += it.args;
+    append_args_json(s, it);
     if (it.is_range) (s += ",\"arg\":") += std::to_string(it.arg);
     s += ",\"worker\":";
     s += r && r->worker != event::no_worker ? std::to_string(r->worker) : "null";
@@ -758,7 +845,7 @@ class run {
     s += ",\"attempts\":";
     s += std::to_string(r ? r->attempts : 0);
     s += ",\"bytes_in\":";
-    s += std::to_string(it.bytes.size());
+    s += std::to_string(it.size);
     s += ",\"bytes_out\":";
     s += std::to_string(oc.value.size());
     if (chunk_size > 1) (s += ",\"chunk\":") += std::to_string(chunk_size);
@@ -776,7 +863,6 @@ class run {
       s += oc.signal >= 0 ? std::to_string(oc.signal) : "null";
     }
     s += '}';
-    return s;
   }
 
   const run_options& o_;
@@ -799,10 +885,12 @@ class run {
   std::atomic<int> signal_{0};
   std::string failure_, input_error_;
   std::atomic<bool> output_failed_{false};
-  double item_seconds_ = 0;
+  std::atomic<bool> stop_{false};  // any of the three above: the reader stops
+  std::size_t chunk_target_ = 1;
+  std::vector<task_chunk> spare_;  // chunks done, kept for their memory  // adaptive chunks: the next chunk's size
   std::unordered_map<std::string, task_record> records_;
-  std::map<std::uint64_t, std::string> reorder_;
-  std::string out_q_, log_q_;
+  std::map<std::uint64_t, std::pair<std::size_t, std::string>> reorder_;  // first seq -> (tasks, text)
+  std::vector<std::string> out_q_, log_q_;  // for the writer, whole lines each
   std::size_t out_q_items_ = 0;
   std::size_t ran_ = 0, failed_ = 0, skipped_ = 0;
   std::map<std::string, std::size_t> by_cause_;

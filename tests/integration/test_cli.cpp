@@ -119,7 +119,10 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigterm_drain_the_run_and_exit_with_a_documented
     std::size_t after_grace = 0;
     for (const auto& t : doc.at("results").as_array())
       after_grace += contains(std::string(t.at("message").as_string()), "before the task finished");
-    BOOST_TEST(after_grace == 2u);  // the two running tasks were cancelled after the grace
+    // The two running tasks, and those already sent ahead to their workers (a worker's next
+    // chunk waits in its pipe), were cancelled after the grace; the others before.
+    BOOST_TEST(after_grace >= 2u);
+    BOOST_TEST(after_grace <= 4u);
     BOOST_TEST(contains(r.err, "stopping; no new task is started"));
     for (int pid : workers)
       BOOST_TEST(!alive(pid), "worker " << pid << " outlived crew run");

@@ -236,6 +236,17 @@ BOOST_AUTO_TEST_CASE(a_million_streamed_tasks_keep_memory_flat) {
   std::filesystem::remove_all(dir);
 }
 
+// --json holds every record to the end: more tasks than the run's window of unwritten
+// tasks (65536) must still finish.
+BOOST_AUTO_TEST_CASE(a_json_document_of_more_tasks_than_the_window_completes) {
+  auto r = crew("run --job identity --range 0:70000 --json --keep-order --quiet");
+  BOOST_TEST(r.exit_code == 0, r.err);
+  const auto doc = json::parse(r.out).as_object();
+  const auto& results = doc.at("results").as_array();
+  BOOST_REQUIRE_EQUAL(results.size(), 70000u);
+  BOOST_TEST(results[69999].at("value").as_int64() == 69999);
+}
+
 BOOST_AUTO_TEST_CASE(a_run_killed_midway_and_resumed_reports_every_value_exactly_once) {
   const auto dir = scratch("kill-resume");
   const auto log = dir / "log.jsonl", input = dir / "in.jsonl";
