@@ -422,6 +422,7 @@ class run {
           submit(std::move(chunk));
           chunk = fresh_chunk();
         }
+        chunk.buf.clear();  // its own encoded arguments, which nothing will send
         wait_room(1);
         if (it.logged) {
           std::lock_guard lock(m_);
