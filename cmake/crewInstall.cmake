@@ -29,7 +29,10 @@ install(FILES ${PROJECT_BINARY_DIR}/crewConfig.cmake ${PROJECT_BINARY_DIR}/crewC
 if(TARGET crew-cli)
   install(TARGETS crew-cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()
+# The installed crew binary's manual (cli.md) and what a pool survives (reliability.md) go
+# with the protocol and the embedding guide.
 install(FILES ${PROJECT_SOURCE_DIR}/docs/protocol.md ${PROJECT_SOURCE_DIR}/docs/embedding.md
+  ${PROJECT_SOURCE_DIR}/docs/cli.md ${PROJECT_SOURCE_DIR}/docs/reliability.md
   DESTINATION ${CMAKE_INSTALL_DOCDIR} OPTIONAL)
 if(EXISTS ${PROJECT_SOURCE_DIR}/apps/examples/python_worker.py)
   install(FILES ${PROJECT_SOURCE_DIR}/apps/examples/python_worker.py
