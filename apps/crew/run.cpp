@@ -34,6 +34,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -71,7 +72,7 @@ void append_args_inner(std::string& out, const item& it) {
     char b[24];
     const auto r = std::to_chars(b, b + sizeof b, it.arg);
     out.append(b, r.ptr);
-  } else if (it.args.size() >= 2) {
+  } else if (it.args.size() >= 2 && it.args.front() == '[') {  // else null: not an array
     out.append(it.args, 1, it.args.size() - 2);
   }
 }
@@ -109,7 +110,9 @@ struct task_chunk {
 /// had without waiting.
 class line_reader {
  public:
-  explicit line_reader(int fd) : fd_(fd) {}
+  /// `wake`: readable when the run stops; the reader then sees the end of its input at
+  /// once rather than waiting for a line that may never come.
+  line_reader(int fd, int wake) : fd_(fd), wake_(wake) {}
   /// The next line (without its newline), or false at the end. Throws cannot_run_error on a
   /// read error.
   bool next(std::string& line) {
@@ -137,6 +140,17 @@ class line_reader {
 
  private:
   void fill() {
+    pollfd p[2] = {{fd_, POLLIN, 0}, {wake_, POLLIN, 0}};
+    for (;;) {
+      const int n = ::poll(p, wake_ >= 0 ? 2 : 1, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw cannot_run_error(std::string("waiting for input: ") + std::strerror(errno));
+      if (wake_ >= 0 && (p[1].revents & POLLIN)) {  // the run stops: no more input
+        eof_ = true;
+        return;
+      }
+      break;
+    }
     buf_.erase(0, at_);
     at_ = 0;
     const std::size_t old = buf_.size();
@@ -149,7 +163,7 @@ class line_reader {
     buf_.resize(old + static_cast<std::size_t>(n));
     if (n == 0) eof_ = true;
   }
-  int fd_;
+  int fd_, wake_;
   std::string buf_;
   std::size_t at_ = 0;
   bool eof_ = false;
@@ -160,7 +174,8 @@ class line_reader {
 /// log says failed.
 class task_reader {
  public:
-  task_reader(const run_options& o, const job_signature& sig, job_log* resume, job_log* retry)
+  task_reader(const run_options& o, const job_signature& sig, job_log* resume, job_log* retry,
+              int wake)
       : o_(o), sig_(sig), resume_(resume), retry_(retry), next_(o.first) {
     if (o.has_range) return;
     if (retry_ && o.input.empty()) {  // the log's failed tasks themselves
@@ -178,7 +193,7 @@ class task_reader {
         throw cannot_run_error("cannot open --input '" + o.input + "': " + std::strerror(errno));
       own_fd_ = true;
     }
-    lines_.emplace(fd_);
+    lines_.emplace(fd_, wake);
   }
   ~task_reader() {
     if (own_fd_) ::close(fd_);
@@ -266,10 +281,9 @@ class task_reader {
     boost::system::error_code ec;
     const json::value v = parse_json(text, ec);
     auto where = [&] { return it.line ? "line " + std::to_string(it.line) + ": " : std::string(); };
-    if (ec) {
-      it.args = json::serialize(json::string(escape_invalid_utf8(text.substr(0, 200))));
-      canon_ = it.args;
-      it.error = where() + "not JSON (" + ec.message() + ")";
+    if (ec) {  // its record says `"args": null`; the message quotes the line
+      it.args = canon_ = "null";
+      it.error = where() + "not JSON (" + ec.message() + "): " + escape_invalid_utf8(text.substr(0, 200));
       return true;
     }
     // The arguments as given (trimmed): valid JSON, and the same text on every run over
@@ -278,7 +292,8 @@ class task_reader {
     it.args = text.substr(first, last - first + 1);
     canon_ = json::serialize(v);
     if (!v.is_array()) {
-      it.error = where() + "expected a JSON array of the job's arguments";
+      it.error = where() + "expected a JSON array of the job's arguments, not " + it.args.substr(0, 200);
+      it.args = canon_ = "null";
       return true;
     }
     try {
@@ -351,6 +366,9 @@ class run {
 
   int log_fd = -1;
   std::string log_name;
+  /// Written once the run stops (a signal, a failed write): the reader waiting for input
+  /// polls the pipe's other end.
+  int wake_write = -1;
 
   // The pool's record of a chunk (events arrive before the chunk's completion).
   void record_arrived(const task_record& r) {
@@ -464,6 +482,7 @@ class run {
       stop_ = true;
     }
     reader_cv_.notify_all();
+    wake_input();
     be_.drain(std::chrono::milliseconds(o_.grace_ms));
   }
 
@@ -545,6 +564,7 @@ class run {
     }
     con_.err("crew run: " + why + "; stopping\n");
     reader_cv_.notify_all();
+    wake_input();
     be_.drain(std::chrono::milliseconds(0));
   }
 
@@ -886,7 +906,10 @@ class run {
   std::atomic<int> signal_{0};
   std::string failure_, input_error_;
   std::atomic<bool> output_failed_{false};
-  std::atomic<bool> stop_{false};  // any of the three above: the reader stops
+  std::atomic<bool> stop_{false};
+  void wake_input() {
+    if (wake_write >= 0) [[maybe_unused]] auto n = ::write(wake_write, "x", 1);
+  }  // any of the three above: the reader stops
   std::size_t chunk_target_ = 1;
   std::vector<task_chunk> spare_;  // chunks done, kept for their memory  // adaptive chunks: the next chunk's size
   std::unordered_map<std::string, task_record> records_;
@@ -964,7 +987,11 @@ int run_main(const std::vector<std::string>& args) {
   for (const auto* path : {&o.resume, &o.retry_failed}) {
     if (path->empty()) continue;
     std::string why;
-    auto log = read_job_log(*path, why);
+    std::error_code exists_ec;
+    // --resume on a first run: nothing done yet, the log is made.
+    auto log = path == &o.resume && !std::filesystem::exists(*path, exists_ec)
+                   ? std::optional<job_log>(job_log{})
+                   : read_job_log(*path, why);
     if (!log) {
       std::cerr << "crew run: " << why << "\n";
       return cannot_run;
@@ -1084,10 +1111,13 @@ int run_main(const std::vector<std::string>& args) {
       ::isatty(STDIN_FILENO) == 1)
     std::cerr << "crew run: reading tasks from standard input, one JSON array of arguments per "
                  "line (" << o.job << " is " << signature << "; Ctrl-D ends)\n";
+  int wake[2] = {-1, -1};  // the run's stop, for a reader waiting for input
+  if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) wake[0] = wake[1] = -1;
+  fd_closer close_wake_read{wake[0]}, close_wake_write{wake[1]};
   std::optional<task_reader> reader;
   try {
     reader.emplace(o, *sig, resume_log ? &*resume_log : nullptr,
-                   retry_log ? &*retry_log : nullptr);
+                   retry_log ? &*retry_log : nullptr, wake[0]);
   } catch (const cannot_run_error& e) {
     std::cerr << "crew run: " << e.what() << "\n";
     return cannot_run;
@@ -1095,6 +1125,7 @@ int run_main(const std::vector<std::string>& args) {
 
   run r(o, *sig, signature, con, *be, reader->known_total());
   r.log_fd = log_fd;
+  r.wake_write = wake[1];
   r.log_name = joblog;
   {
     std::lock_guard lock(current_mutex);

@@ -212,6 +212,8 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
                        : parse_integer(std::string_view(range).substr(colon + 1), INT64_MIN, INT64_MAX);
     if (!a || !b || *a > *b)
       return bad("--range must be A:B with integers A <= B, not '" + range + "'"), fail();
+    if (static_cast<__int128>(*b) - *a > INT64_MAX)
+      return bad("--range holds at most " + std::to_string(INT64_MAX) + " tasks"), fail();
     o.has_range = true;
     o.first = *a;
     o.last = *b;

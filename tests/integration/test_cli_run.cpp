@@ -169,6 +169,7 @@ BOOST_AUTO_TEST_CASE(a_users_python_worker_runs_json_lines_of_mixed_types_and_a_
   BOOST_TEST(lines[3].at("value").as_string() == "d:4:1.5:0:True/w");
   BOOST_TEST(lines[4].at("outcome").as_string() == "failed");
   BOOST_TEST(contains(std::string(lines[4].at("message").as_string()), "line 6: not JSON"));
+  BOOST_TEST(lines[4].at("args").is_null());  // a record whatever the line held
 
   // Standard input, text output; a pair comes back as a tuple.
   write_file(dir / "stats.jsonl", "[[1.5, 2.5]]\n[[]]\n");
@@ -470,6 +471,44 @@ BOOST_AUTO_TEST_CASE(signals_drain_threads_and_inline_runs_and_sighup_drains_pro
     BOOST_TEST(contains(r.err, "interrupted by SIG"), c.mode);
   }
   std::filesystem::remove_all(dir);
+}
+
+// A run reading tasks from a pipe that stays open but silent: a signal ends it (drained,
+// exit code 143) without waiting for a line that never comes.
+BOOST_AUTO_TEST_CASE(a_signal_stops_a_run_waiting_for_input) {
+  int in[2];
+  BOOST_REQUIRE(::pipe(in) == 0);
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(in[0], 0);
+    ::close(in[1]);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execl(CREW_CLI_PATH, CREW_CLI_PATH, "run", "--job", "identity", "--workers", "1",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  const std::string line = "[7]\n";
+  BOOST_REQUIRE(::write(in[1], line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let it reach the next read
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  pid_t done = 0;
+  // Bounded: a run that waited for input would still be there after 20 s.
+  for (int i = 0; i < 2000 && done == 0; ++i) {
+    done = ::waitpid(pid, &status, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (done == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  ::close(in[1]);  // the input was never closed: only the signal could end the run
+  BOOST_TEST(done == pid, "crew run still waiting for input after SIGTERM");
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 143));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
