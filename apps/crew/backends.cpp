@@ -90,7 +90,9 @@ class processes final : public backend {
           done(std::move(ep), result);
         });
   }
-  void drain(std::chrono::milliseconds grace) override { pool_->async_shutdown(grace, [] {}); }
+  void drain(std::chrono::milliseconds grace) override {
+    pool_->async_shutdown(grace, [] {});
+  }
   void finish() override { pool_->join(); }
   bool takes_batches() const override { return true; }
 
@@ -143,9 +145,11 @@ class in_process final : public backend {
     task_options t;
     t.label = std::move(label);
     t.stop = stop_.get_token();  // a drain fails the tasks no thread has taken up yet
-    auto call = run_encoded(job, std::string(reinterpret_cast<const char*>(args.data()), args.size()));
+    auto call =
+        run_encoded(job, std::string(reinterpret_cast<const char*>(args.data()), args.size()));
     auto handler = [done = std::move(done)](std::exception_ptr ep, std::string result) {
-      done(std::move(ep), std::span(reinterpret_cast<const std::byte*>(result.data()), result.size()));
+      done(std::move(ep),
+           std::span(reinterpret_cast<const std::byte*>(result.data()), result.size()));
     };
     if (threads_)
       threads_->async_submit(std::move(call), std::move(t), std::move(handler));

@@ -21,8 +21,9 @@ enum exit_code : int {
   tasks_failed = 1,  ///< the command ran, but some tasks failed
   usage = 2,         ///< bad command line
   internal = 3,      ///< crew itself failed
-  cannot_run = 4,    ///< crew run could not run at all: no worker started, unknown job, bad input file
-  output_failed = 5, ///< a result could not be written (stdout, job log): the run stopped
+  cannot_run =
+      4,  ///< crew run could not run at all: no worker started, unknown job, bad input file
+  output_failed = 5,  ///< a result could not be written (stdout, job log): the run stopped
 };
 
 /// The exit codes as `--help` explains them.

@@ -35,8 +35,8 @@ std::optional<job_log> read_job_log(const std::string& path, std::string& why) {
     const auto* job = o ? o->if_contains("job") : nullptr;
     const auto* input = o ? o->if_contains("input") : nullptr;
     // `args` is null for an input line that was not a JSON array (a failed task).
-    if (!args || !(args->is_array() || args->is_null()) || !outcome || !outcome->is_string() || !job ||
-        !job->is_string()) {
+    if (!args || !(args->is_array() || args->is_null()) || !outcome || !outcome->is_string() ||
+        !job || !job->is_string()) {
       ++out.unreadable;
       continue;
     }

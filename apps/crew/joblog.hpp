@@ -20,15 +20,15 @@ std::string task_key(std::int64_t line, const std::string& args_json);
 /// What a job log says of one task: its last record.
 struct logged_task {
   bool ok = false;
-  std::int64_t line = 0;   ///< input line, 0 for --range
-  std::string args;        ///< the arguments, canonical JSON
-  std::string value;       ///< ok: the value, as JSON text
-  std::string record;      ///< the record's line itself
-  std::uint64_t order = 0; ///< position of the record in the log
+  std::int64_t line = 0;    ///< input line, 0 for --range
+  std::string args;         ///< the arguments, canonical JSON
+  std::string value;        ///< ok: the value, as JSON text
+  std::string record;       ///< the record's line itself
+  std::uint64_t order = 0;  ///< position of the record in the log
 };
 
 struct job_log {
-  std::string job;  ///< the job of its records (empty if none)
+  std::string job;                                     ///< the job of its records (empty if none)
   std::unordered_map<std::string, logged_task> tasks;  ///< by task_key
   std::size_t lines = 0;
   std::size_t unreadable = 0;  ///< lines that do not parse as a record (torn, foreign)

@@ -27,9 +27,9 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -56,13 +56,13 @@ namespace {
 // --- the tasks ---------------------------------------------------------------------------
 
 struct item {
-  std::uint64_t seq = 0;       // position among the tasks this run reports
-  std::int64_t line = 0;       // input line (from 1); 0 for --range
-  bool is_range = false;       // --range: `arg` is the integer
+  std::uint64_t seq = 0;  // position among the tasks this run reports
+  std::int64_t line = 0;  // input line (from 1); 0 for --range
+  bool is_range = false;  // --range: `arg` is the integer
   std::int64_t arg = 0;
-  std::string args;            // the arguments as given (JSON); empty for --range (`arg`)
+  std::string args;              // the arguments as given (JSON); empty for --range (`arg`)
   std::size_t at = 0, size = 0;  // its encoded arguments: where in its chunk's buffer
-  std::string error;           // set: the task fails at once (an input line that does not fit)
+  std::string error;             // set: the task fails at once (an input line that does not fit)
   std::unique_ptr<logged_task> logged;  // --resume: done in the log
 };
 
@@ -283,7 +283,8 @@ class task_reader {
     auto where = [&] { return it.line ? "line " + std::to_string(it.line) + ": " : std::string(); };
     if (ec) {  // its record says `"args": null`; the message quotes the line
       it.args = canon_ = "null";
-      it.error = where() + "not JSON (" + ec.message() + "): " + escape_invalid_utf8(text.substr(0, 200));
+      it.error =
+          where() + "not JSON (" + ec.message() + "): " + escape_invalid_utf8(text.substr(0, 200));
       return true;
     }
     // The arguments as given (trimmed): valid JSON, and the same text on every run over
@@ -292,7 +293,8 @@ class task_reader {
     it.args = text.substr(first, last - first + 1);
     canon_ = json::serialize(v);
     if (!v.is_array()) {
-      it.error = where() + "expected a JSON array of the job's arguments, not " + it.args.substr(0, 200);
+      it.error =
+          where() + "expected a JSON array of the job's arguments, not " + it.args.substr(0, 200);
       it.args = canon_ = "null";
       return true;
     }
@@ -491,7 +493,7 @@ class run {
   std::size_t failed() const { return failed_; }
   std::size_t skipped() const { return skipped_; }
   int signal() const { return signal_.load(); }
-  const std::string& failure() const { return failure_; }  // after the run
+  const std::string& failure() const { return failure_; }          // after the run
   const std::string& input_error() const { return input_error_; }  // after the run
   const std::map<std::string, std::size_t>& by_cause() const { return by_cause_; }
   /// --json's records: in input order with --keep-order, else as they finished.
@@ -747,8 +749,8 @@ class run {
         } catch (const std::exception& e) {
           oc = outcome{};
           oc.error = "decode_error";
-          oc.message = std::string("the result does not decode as ") + sig_.result.name() + ": " +
-                       e.what();
+          oc.message =
+              std::string("the result does not decode as ") + sig_.result.name() + ": " + e.what();
           if (text) {
             out.resize(line_at);
             (out += o_.job) += '(';
@@ -908,12 +910,15 @@ class run {
   std::atomic<bool> output_failed_{false};
   std::atomic<bool> stop_{false};
   void wake_input() {
-    if (wake_write >= 0) [[maybe_unused]] auto n = ::write(wake_write, "x", 1);
+    if (wake_write >= 0) [[maybe_unused]]
+      auto n = ::write(wake_write, "x", 1);
   }  // any of the three above: the reader stops
   std::size_t chunk_target_ = 1;
-  std::vector<task_chunk> spare_;  // chunks done, kept for their memory  // adaptive chunks: the next chunk's size
+  std::vector<task_chunk>
+      spare_;  // chunks done, kept for their memory  // adaptive chunks: the next chunk's size
   std::unordered_map<std::string, task_record> records_;
-  std::map<std::uint64_t, std::pair<std::size_t, std::string>> reorder_;  // first seq -> (tasks, text)
+  std::map<std::uint64_t, std::pair<std::size_t, std::string>>
+      reorder_;                             // first seq -> (tasks, text)
   std::vector<std::string> out_q_, log_q_;  // for the writer, whole lines each
   std::size_t out_q_items_ = 0;
   std::size_t ran_ = 0, failed_ = 0, skipped_ = 0;
@@ -969,7 +974,8 @@ class stdout_relay {
 
 // SIGPIPE: a closed stdout is an EPIPE error, reported. A handler, not SIG_IGN, so that
 // worker processes do not inherit the disposition.
-void on_sigpipe(int) {}
+void on_sigpipe(int) {
+}
 
 }  // namespace
 
@@ -1097,9 +1103,8 @@ int run_main(const std::vector<std::string>& args) {
     } catch (const std::invalid_argument& e) {
       throw cannot_run_error(std::string("job '") + o.job + "': " + e.what());
     }
-    if (o.has_range &&
-        (sig->args.size() != 1 || sig->args[0].k == wire_type::kind::boolean ||
-         sig->args[0].k > wire_type::kind::u64))
+    if (o.has_range && (sig->args.size() != 1 || sig->args[0].k == wire_type::kind::boolean ||
+                        sig->args[0].k > wire_type::kind::u64))
       throw cannot_run_error("--range needs a job of one integer; " + o.job + " is " + signature +
                              ": give its arguments as JSON lines (--input)");
   } catch (const cannot_run_error& e) {
@@ -1110,14 +1115,15 @@ int run_main(const std::vector<std::string>& args) {
   if (!o.has_range && (o.input.empty() || o.input == "-") && o.retry_failed.empty() &&
       ::isatty(STDIN_FILENO) == 1)
     std::cerr << "crew run: reading tasks from standard input, one JSON array of arguments per "
-                 "line (" << o.job << " is " << signature << "; Ctrl-D ends)\n";
+                 "line ("
+              << o.job << " is " << signature << "; Ctrl-D ends)\n";
   int wake[2] = {-1, -1};  // the run's stop, for a reader waiting for input
   if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) wake[0] = wake[1] = -1;
   fd_closer close_wake_read{wake[0]}, close_wake_write{wake[1]};
   std::optional<task_reader> reader;
   try {
-    reader.emplace(o, *sig, resume_log ? &*resume_log : nullptr,
-                   retry_log ? &*retry_log : nullptr, wake[0]);
+    reader.emplace(o, *sig, resume_log ? &*resume_log : nullptr, retry_log ? &*retry_log : nullptr,
+                   wake[0]);
   } catch (const cannot_run_error& e) {
     std::cerr << "crew run: " << e.what() << "\n";
     return cannot_run;
@@ -1135,16 +1141,16 @@ int run_main(const std::vector<std::string>& args) {
   // Signals: the first drains, a second exits at once (workers die with crew: end of input
   // and the parent-death signal).
   boost::asio::signal_set signals(io.context(), SIGINT, SIGTERM, SIGHUP);
-  std::function<void(boost::system::error_code, int)> on_signal =
-      [&](boost::system::error_code ec, int sig_no) {
-        if (ec) return;
-        if (r.signal() != 0) std::_Exit(128 + sig_no);
-        con.err(std::string("crew run: ") + sigdescr_np(sig_no) +
-                ": stopping; no new task is started, running ones get " +
-                std::to_string(o.grace_ms) + " ms (a second signal exits now)\n");
-        r.interrupt(sig_no);
-        signals.async_wait(on_signal);
-      };
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int sig_no) {
+    if (ec) return;
+    if (r.signal() != 0) std::_Exit(128 + sig_no);
+    con.err(std::string("crew run: ") + sigdescr_np(sig_no) +
+            ": stopping; no new task is started, running ones get " + std::to_string(o.grace_ms) +
+            " ms (a second signal exits now)\n");
+    r.interrupt(sig_no);
+    signals.async_wait(on_signal);
+  };
   signals.async_wait(on_signal);
 
   stopwatch clock;
@@ -1190,8 +1196,9 @@ int run_main(const std::vector<std::string>& args) {
                        : std::string("null");
     doc += ",\"wall_seconds\":";
     append_number(doc, seconds);
-    doc += ",\"tasks\":" + std::to_string(r.tasks()) + ",\"skipped\":" +
-           std::to_string(r.skipped()) + ",\"failed\":" + std::to_string(r.failed()) +
+    doc += ",\"tasks\":" + std::to_string(r.tasks()) +
+           ",\"skipped\":" + std::to_string(r.skipped()) +
+           ",\"failed\":" + std::to_string(r.failed()) +
            ",\"interrupted_by\":" + (interrupted.empty() ? "null" : "\"" + interrupted + "\"") +
            ",\"failures_by_cause\":{";
     bool first = true;
@@ -1219,8 +1226,8 @@ int run_main(const std::vector<std::string>& args) {
     }
   }
   if (!o.quiet) {
-    std::string s = std::to_string(r.tasks()) + " tasks, " + std::to_string(r.failed()) +
-                    " failed, ";
+    std::string s =
+        std::to_string(r.tasks()) + " tasks, " + std::to_string(r.failed()) + " failed, ";
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f s", seconds);
     s += secs;

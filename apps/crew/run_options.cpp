@@ -24,7 +24,7 @@ constexpr std::size_t crew_max_workers = 1024;
 // the shared-memory segment, and a spare.
 constexpr std::size_t fds_per_worker = 6;
 constexpr long long max_timeout_ms = 7LL * 24 * 3600 * 1000;  // a week
-constexpr long long max_grace_ms = 3600LL * 1000;            // an hour
+constexpr long long max_grace_ms = 3600LL * 1000;             // an hour
 constexpr long long max_retries = 100;
 constexpr long long max_chunk = 65536;
 constexpr double max_io_scale = 1000;
@@ -99,7 +99,8 @@ worker_limit max_workers(std::string_view mode) {
             "RLIMIT_NPROC (ulimit -u " + std::to_string(cap) + ", " + std::to_string(used) +
                 " in use by this user, " + std::to_string(headroom) + " kept free)");
   }
-  if (const long long threads_max = read_number_file("/proc/sys/kernel/threads-max"); threads_max > 0)
+  if (const long long threads_max = read_number_file("/proc/sys/kernel/threads-max");
+      threads_max > 0)
     tighten(static_cast<std::size_t>(threads_max / 4),
             "a quarter of the kernel's threads-max (" + std::to_string(threads_max) + ")");
   if (mode == "processes" && ::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
@@ -130,9 +131,10 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
       "(- for standard input)")("range", po::value(&range),
                                 "A:B runs job(i) for A <= i < B (a job of one integer)")(
-      "mode", po::value(&o.mode), "inline | threads | processes (default); inline and threads "
-                                  "run the demo jobs in this process")(
-      "workers", po::value(&workers), "threads or processes (default: one per CPU)")(
+      "mode", po::value(&o.mode),
+      "inline | threads | processes (default); inline and threads "
+      "run the demo jobs in this process")("workers", po::value(&workers),
+                                           "threads or processes (default: one per CPU)")(
       "chunk", po::value(&chunk),
       "processes: tasks sent to a worker at once (default: adapted to the tasks' length; 1 "
       "with --timeout)")("keep-order", "write results in input order (default: as they finish)")(
@@ -152,12 +154,12 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "retry-failed", po::value(&o.retry_failed),
       "run only the tasks FILE (a job log) records as failed")(
       "timeline", po::value(&o.timeline), "draw the tasks as a Gantt chart into FILE.svg")(
-      "format", po::value(&format_text), "text (default) | jsonl: one JSON record per task | "
-                                         "json: one document at the end (small runs)")(
-      "jsonl", "the same as --format jsonl")("json", "the same as --format json")(
+      "format", po::value(&format_text),
+      "text (default) | jsonl: one JSON record per task | "
+      "json: one document at the end (small runs)")("jsonl", "the same as --format jsonl")(
+      "json", "the same as --format json")(
       "progress", "draw the progress line even when stderr is not a terminal")(
-      "no-progress", "never draw the progress line")(
-      "quiet,q", "no progress line and no summary");
+      "no-progress", "never draw the progress line")("quiet,q", "no progress line and no summary");
   po::variables_map vm;
   try {
     const auto style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
@@ -204,22 +206,23 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       return bad("--env takes K=V, not '" + kv + "'"), fail();
   if (!range.empty()) {
     const auto colon = range.find(':');
-    const auto a = colon == std::string::npos
-                       ? std::nullopt
-                       : parse_integer(std::string_view(range).substr(0, colon), INT64_MIN, INT64_MAX);
-    const auto b = colon == std::string::npos
-                       ? std::nullopt
-                       : parse_integer(std::string_view(range).substr(colon + 1), INT64_MIN, INT64_MAX);
+    const auto a =
+        colon == std::string::npos
+            ? std::nullopt
+            : parse_integer(std::string_view(range).substr(0, colon), INT64_MIN, INT64_MAX);
+    const auto b =
+        colon == std::string::npos
+            ? std::nullopt
+            : parse_integer(std::string_view(range).substr(colon + 1), INT64_MIN, INT64_MAX);
     if (!a || !b || *a > *b)
       return bad("--range must be A:B with integers A <= B, not '" + range + "'"), fail();
-    if (static_cast<__int128>(*b) - *a > INT64_MAX)
+    if (*a < 0 && *b > INT64_MAX + *a)  // B - A would overflow
       return bad("--range holds at most " + std::to_string(INT64_MAX) + " tasks"), fail();
     o.has_range = true;
     o.first = *a;
     o.last = *b;
   }
-  if (o.has_range && !o.input.empty())
-    return bad("--range and --input do not go together"), fail();
+  if (o.has_range && !o.input.empty()) return bad("--range and --input do not go together"), fail();
   if (!o.resume.empty() && !o.retry_failed.empty())
     return bad("--resume and --retry-failed do not go together"), fail();
   if (!integer_option(vm, "timeout", 0, max_timeout_ms, " ms", o.timeout_ms) ||
@@ -239,15 +242,17 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
     if (!o.worker.empty()) return bad("--io-scale is for crew's demo jobs, not --worker"), fail();
     o.io_scale = v;
   }
-  if (o.mode != "processes" && (o.timeout_ms != 0 || o.retries != 0 || vm.count("chunk") ||
-                                vm.count("transport")))
+  if (o.mode != "processes" &&
+      (o.timeout_ms != 0 || o.retries != 0 || vm.count("chunk") || vm.count("transport")))
     return bad("--timeout, --retries, --chunk and --transport need --mode processes (a job in "
                "this process cannot be stopped or retried)"),
            fail();
   const int formats = (vm.count("jsonl") > 0) + (vm.count("json") > 0) + (vm.count("format") > 0);
   if (formats > 1) return bad("give one of --format, --jsonl and --json"), fail();
-  if (vm.count("jsonl") || format_text == "jsonl") o.output = run_options::format::jsonl;
-  else if (vm.count("json") || format_text == "json") o.output = run_options::format::json;
+  if (vm.count("jsonl") || format_text == "jsonl")
+    o.output = run_options::format::jsonl;
+  else if (vm.count("json") || format_text == "json")
+    o.output = run_options::format::json;
   else if (!format_text.empty() && format_text != "text")
     return bad("--format must be text, jsonl or json, not '" + format_text + "'"), fail();
   if (vm.count("progress") && vm.count("no-progress"))
@@ -269,9 +274,9 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
   if (o.mode != "inline") {
     const auto limit = max_workers(o.mode);
     if (o.workers > limit.max)
-      return bad("--workers " + std::to_string(o.workers) + " is more than this machine allows: " +
-                 "at most " + std::to_string(limit.max) + " (" + limit.why + "; " +
-                 std::to_string(cpus) + " CPUs)"),
+      return bad("--workers " + std::to_string(o.workers) +
+                 " is more than this machine allows: " + "at most " + std::to_string(limit.max) +
+                 " (" + limit.why + "; " + std::to_string(cpus) + " CPUs)"),
              fail();
   }
   return o;

@@ -18,7 +18,6 @@
 namespace cli_test {
 namespace json = boost::json;
 
-
 struct run_result {
   int exit_code = -1;
   std::string out;  // stdout only; stderr is captured into err
@@ -97,7 +96,6 @@ inline bool alive(int pid) {
   const auto close = line.rfind(')');
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
-
 
 inline std::vector<json::object> joblog_lines(const std::filesystem::path& p) {
   std::vector<json::object> out;

@@ -131,7 +131,6 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigterm_drain_the_run_and_exit_with_a_documented
 
 // --- issue 7: job log, resume, retry-failed, advise, timeline ---------------------------
 
-
 BOOST_AUTO_TEST_CASE(a_killed_run_resumed_runs_only_the_remaining_tasks) {
   const auto dir = scratch("resume");
   const auto log = dir / "jobs.jsonl";
@@ -336,8 +335,8 @@ BOOST_AUTO_TEST_CASE(run_accepts_retries) {
 
 BOOST_AUTO_TEST_CASE(run_prints_text_in_every_mode) {
   for (const char* mode : {"inline", "threads", "processes"}) {
-    auto r = crew(std::string("run --job identity --range 3:6 --workers 2 --keep-order --mode ") +
-                  mode);
+    auto r =
+        crew(std::string("run --job identity --range 3:6 --workers 2 --keep-order --mode ") + mode);
     BOOST_TEST(r.exit_code == 0, mode);
     BOOST_TEST(contains(r.out, "identity(3) = 3\nidentity(4) = 4\nidentity(5) = 5\n"), mode);
   }

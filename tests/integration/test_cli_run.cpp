@@ -49,7 +49,8 @@ std::filesystem::path write_user_worker(const std::filesystem::path& dir) {
   const auto path = dir / "my_worker.py";
   const std::filesystem::path examples =
       std::filesystem::path(CREW_PYTHON_WORKER_PATH).parent_path();
-  write_file(path, "import os, sys\nsys.path.insert(0, " + json::serialize(json::string(examples.string())) +
+  write_file(path, "import os, sys\nsys.path.insert(0, " +
+                       json::serialize(json::string(examples.string())) +
                        ")\nimport python_worker as pw\n"
                        "\n@pw.job('describe', 'str(str,i32,f64,vec<i64>,pair<bool,str>)')\n"
                        "def describe(name, n, x, values, flag):\n"
@@ -69,40 +70,9 @@ std::string python_worker_flags(const std::filesystem::path& script) {
   return "--worker " CREW_PYTHON3 " --worker-arg " + script.string();
 }
 
-// Runs `crew run <args>` with stdout/stderr in files; the child's peak RSS in KiB.
-struct measured {
-  int exit_code = -1;
-  long max_rss_kib = 0;
-};
-measured run_measured(const std::vector<std::string>& args, const std::filesystem::path& out) {
-  const pid_t pid = ::fork();
-  BOOST_REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int n = ::open("/dev/null", O_WRONLY);
-    ::dup2(o, 1);
-    ::dup2(n, 2);
-    std::vector<char*> argv{const_cast<char*>(CREW_CLI_PATH)};
-    for (const auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(CREW_CLI_PATH, argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  rusage ru{};
-  ::wait4(pid, &status, 0, &ru);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ru.ru_maxrss};
-}
-
-// Starts `crew run <args>` (stdout, stderr to files), waits until stderr shows `ready`
-// `times` times, sends `sig`, and returns the result.
-run_result signal_run(const std::vector<std::string>& args, const std::string& ready,
-                      std::size_t times, int sig, const std::filesystem::path& dir) {
-  const auto out = dir / "out", err = dir / "err";
-  // Not the last run's: ready means this run's lines.
-  std::filesystem::remove(out);
-  std::filesystem::remove(err);
+// Starts `crew <args>` with stdout to `out` and stderr to `err`; the child's pid.
+pid_t start_crew(const std::vector<std::string>& args, const std::filesystem::path& out,
+                 const std::filesystem::path& err) {
   const pid_t pid = ::fork();
   BOOST_REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -117,6 +87,31 @@ run_result signal_run(const std::vector<std::string>& args, const std::string& r
     ::execv(CREW_CLI_PATH, argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+// Runs `crew run <args>` with stdout/stderr in files; the child's peak RSS in KiB.
+struct measured {
+  int exit_code = -1;
+  long max_rss_kib = 0;
+};
+measured run_measured(const std::vector<std::string>& args, const std::filesystem::path& out) {
+  const pid_t pid = start_crew(args, out, "/dev/null");
+  int status = 0;
+  rusage ru{};
+  ::wait4(pid, &status, 0, &ru);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ru.ru_maxrss};
+}
+
+// Starts `crew run <args>` (stdout, stderr to files), waits until stderr shows `ready`
+// `times` times, sends `sig`, and returns the result.
+run_result signal_run(const std::vector<std::string>& args, const std::string& ready,
+                      std::size_t times, int sig, const std::filesystem::path& dir) {
+  const auto out = dir / "out", err = dir / "err";
+  // Not the last run's: ready means this run's lines.
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
+  const pid_t pid = start_crew(args, out, err);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (count(slurp(err), ready) < times && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -135,7 +130,8 @@ run_result signal_run(const std::vector<std::string>& args, const std::string& r
 
 BOOST_AUTO_TEST_SUITE(cli_run, *boost::unit_test::timeout(300))
 
-BOOST_AUTO_TEST_CASE(a_users_python_worker_runs_json_lines_of_mixed_types_and_a_bad_line_fails_alone) {
+BOOST_AUTO_TEST_CASE(
+    a_users_python_worker_runs_json_lines_of_mixed_types_and_a_bad_line_fails_alone) {
   const auto dir = scratch("user-worker");
   const auto worker = write_user_worker(dir);
   const std::string flags = python_worker_flags(worker);
@@ -190,10 +186,12 @@ BOOST_AUTO_TEST_CASE(a_workers_non_utf8_stderr_keeps_every_json_document_valid) 
   const auto lines = json_lines(r.out);  // parses, though the worker wrote \xff\xfe\x80
   BOOST_REQUIRE_EQUAL(lines.size(), 1u);
   BOOST_TEST(lines[0].at("error").as_string() == "worker_crashed");
-  BOOST_TEST(contains(std::string(lines[0].at("message").as_string()), "bad bytes \\xff\\xfe\\x80"));
+  BOOST_TEST(
+      contains(std::string(lines[0].at("message").as_string()), "bad bytes \\xff\\xfe\\x80"));
   BOOST_TEST(json_lines(slurp(log)).size() == 1u);
   // Python, the strictest reader at hand, reads the log too.
-  BOOST_TEST(crew_shell(CREW_PYTHON3 " -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]; "
+  BOOST_TEST(crew_shell(CREW_PYTHON3
+                        " -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]; "
                         "print(\"ok\")' " +
                         log.string()) == "ok\n");
   // And --retry-failed reads it back.
@@ -220,9 +218,9 @@ BOOST_AUTO_TEST_CASE(a_million_streamed_tasks_keep_memory_flat) {
   constexpr bool check_rss = true;
 #endif
   for (const char* format : {"--format=text", "--jsonl"}) {
-    const auto m = run_measured({"run", "--job", "identity", "--range", tasks, "--workers",
-                                 "2", format, "--keep-order"},
-                                dir / "out");
+    const auto m = run_measured(
+        {"run", "--job", "identity", "--range", tasks, "--workers", "2", format, "--keep-order"},
+        dir / "out");
     BOOST_TEST(m.exit_code == 0, format);
     if (check_rss)
       BOOST_TEST(m.max_rss_kib < bound_kib, format << ": peak RSS " << m.max_rss_kib << " KiB");
@@ -276,8 +274,8 @@ BOOST_AUTO_TEST_CASE(a_run_killed_midway_and_resumed_reports_every_value_exactly
   BOOST_REQUIRE_GE(before, 3u);
   BOOST_REQUIRE_LT(before, 12u);
 
-  auto r = crew("run --job long_io --input " + input.string() + " --workers 2 --io-scale 0.01 --resume " +
-                log.string() + " --jsonl");
+  auto r = crew("run --job long_io --input " + input.string() +
+                " --workers 2 --io-scale 0.01 --resume " + log.string() + " --jsonl");
   BOOST_TEST(r.exit_code == 0, r.err);
   std::map<std::int64_t, int> seen;  // input line -> times reported
   for (const auto& l : json_lines(r.out)) {
@@ -330,14 +328,17 @@ BOOST_AUTO_TEST_CASE(a_torn_last_line_is_terminated_before_new_records) {
 BOOST_AUTO_TEST_CASE(logged_arguments_are_checked_against_the_signature_again) {
   const auto dir = scratch("retry-width");
   const auto log = dir / "log.jsonl";
-  write_file(log, R"({"id":1,"job":"identity","input":null,"args":[99999999999],"outcome":"failed","error":"job_failed","message":"x"})"
-                  "\n");
+  write_file(
+      log,
+      R"({"id":1,"job":"identity","input":null,"args":[99999999999],"outcome":"failed","error":"job_failed","message":"x"})"
+      "\n");
   auto r = crew("run --job identity --retry-failed " + log.string() + " --jsonl");
   BOOST_TEST(r.exit_code == 1);
   const auto lines = json_lines(r.out);
   BOOST_REQUIRE_EQUAL(lines.size(), 1u);  // failed, not run as 1215752191
   BOOST_TEST(lines[0].at("outcome").as_string() == "failed");
-  BOOST_TEST(contains(std::string(lines[0].at("message").as_string()), "99999999999 does not fit i32"));
+  BOOST_TEST(
+      contains(std::string(lines[0].at("message").as_string()), "99999999999 does not fit i32"));
   std::filesystem::remove_all(dir);
 }
 
@@ -388,8 +389,8 @@ BOOST_AUTO_TEST_CASE(workers_beyond_the_limit_are_refused_before_anything_starts
   const auto dir = scratch("limit");
   const auto marker = dir / "started";
   // A worker that would leave a mark if it were ever started.
-  const std::string worker = "--worker /bin/sh --worker-arg=-c --worker-arg='touch " +
-                             marker.string() + "' ";
+  const std::string worker =
+      "--worker /bin/sh --worker-arg=-c --worker-arg='touch " + marker.string() + "' ";
   auto r = crew("run " + worker + "--job x --range 0:1 --workers 100000");
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(contains(r.err, "crew's maximum"), r.err);

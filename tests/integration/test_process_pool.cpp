@@ -802,8 +802,8 @@ BOOST_FIXTURE_TEST_CASE(jobs_and_encoded_calls_work_without_cpp_types, io_fixtur
   {
     crew::process_pool pool(ioc.get_executor(), worker_options(2));
     const auto jobs = pool.async_jobs(asio::use_future).get();
-    const auto identity = std::find_if(jobs.begin(), jobs.end(),
-                                       [](const crew::job_info& j) { return j.name == "identity"; });
+    const auto identity = std::find_if(
+        jobs.begin(), jobs.end(), [](const crew::job_info& j) { return j.name == "identity"; });
     BOOST_REQUIRE(identity != jobs.end());
     BOOST_TEST(identity->signature == "i32(i32)");
 
@@ -812,16 +812,16 @@ BOOST_FIXTURE_TEST_CASE(jobs_and_encoded_calls_work_without_cpp_types, io_fixtur
       crew::encoder(b.data(), b.size()).put(v);
       return b;
     };
-    auto one = pool.async_submit_encoded({"identity", "i32(i32)", encode(41)}, {}, asio::use_future)
-                   .get();
+    auto one =
+        pool.async_submit_encoded({"identity", "i32(i32)", encode(41)}, {}, asio::use_future).get();
     BOOST_TEST(crew::decoder(one.data(), one.size()).get<std::int32_t>() == 41);
 
     crew::protocol::batch_builder batch;
     for (std::int32_t v : {1, 2, 3})
       batch.add(encode(v));
-    auto payload = pool.async_submit_encoded({"identity", "i32(i32)", batch.finish(), 3}, {},
-                                             asio::use_future)
-                       .get();
+    auto payload =
+        pool.async_submit_encoded({"identity", "i32(i32)", batch.finish(), 3}, {}, asio::use_future)
+            .get();
     crew::protocol::batch_result_reader items(payload, 3);
     for (std::int32_t v : {1, 2, 3}) {
       const auto item = items.next();
@@ -829,11 +829,12 @@ BOOST_FIXTURE_TEST_CASE(jobs_and_encoded_calls_work_without_cpp_types, io_fixtur
       BOOST_TEST(crew::decoder(item.bytes.data(), item.bytes.size()).get<std::int32_t>() == v);
     }
     // A signature the worker does not announce is refused as for a typed task.
-    auto wrong = pool.async_submit_encoded({"identity", "i64(i64)", encode(1)}, {}, asio::use_future);
+    auto wrong =
+        pool.async_submit_encoded({"identity", "i64(i64)", encode(1)}, {}, asio::use_future);
     BOOST_TEST(failure_of(std::move(wrong)).code() == make_error_code(errc::signature_mismatch));
-    BOOST_CHECK_THROW(pool.async_submit_encoded({"identity", "i32(i32)", encode(1), 1}, {},
-                                                asio::use_future),
-                      std::invalid_argument);
+    BOOST_CHECK_THROW(
+        pool.async_submit_encoded({"identity", "i32(i32)", encode(1), 1}, {}, asio::use_future),
+        std::invalid_argument);
     pool.join();
     // Once known, the jobs stay readable.
     BOOST_TEST(pool.async_jobs(asio::use_future).get().size() == jobs.size());

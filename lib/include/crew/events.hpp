@@ -1,8 +1,9 @@
 // crew/events.hpp — what happens in a pool, as one stream of events: tasks queued, started,
 // finished, failed and retried; workers spawned and exited, and slots whose worker cannot
 // start while the others serve. The pools deliver them to an `event_handler` given in their
-// options (process_pool_options::on_event, the thread_pool and inline_runner constructors). crew's CLI builds its progress line, job log and
-// timeline from them; a service can feed its metrics or logs the same way.
+// options (process_pool_options::on_event, the thread_pool and inline_runner constructors). crew's
+// CLI builds its progress line, job log and timeline from them; a service can feed its metrics or
+// logs the same way.
 #pragma once
 
 #include <crew/error.hpp>

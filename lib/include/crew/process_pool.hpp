@@ -389,6 +389,24 @@ class process_pool : public basic_runner<process_pool> {
   void join_raw(std::function<void()> done);
   void shutdown_raw(std::chrono::milliseconds grace, std::function<void()> done);
   std::uint64_t next_task_id() noexcept;
+  /// A task with its id and options, which the handler's cancellation `slot` (if connected)
+  /// cancels. The slot is cleared just before the handler runs, on the handler's executor
+  /// (post_completion_clearing), as Asio asks of an operation.
+  template <class Slot>
+  detail::raw_task new_task(task_options options, Slot& slot) {
+    detail::raw_task t;
+    t.id = next_task_id();
+    t.options = std::move(options);
+    if (slot.is_connected()) {
+      t.cancelled = std::make_shared<std::atomic<bool>>(false);
+      slot.assign([core = std::weak_ptr<detail::pool_core>(core_), id = t.id,
+                   flag = t.cancelled](boost::asio::cancellation_type) {
+        flag->store(true);
+        detail::cancel_task(core, id);
+      });
+    }
+    return t;
+  }
 
   executor_type executor_;
   std::size_t map_chunk_ = 0;
@@ -400,21 +418,8 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
                                 CompletionToken&& token) {
   return boost::asio::async_initiate<CompletionToken, task_signature_t<R>>(
       [this](auto handler, invocation<R, A...> call, task_options opts) {
-        detail::raw_task t;
-        t.id = next_task_id();
-        t.options = std::move(opts);
-        // The handler's cancellation slot cancels this task. The slot is cleared just before
-        // the handler runs, on the handler's executor (post_completion_clearing), as Asio
-        // asks of an operation.
         auto slot = boost::asio::get_associated_cancellation_slot(handler);
-        if (slot.is_connected()) {
-          t.cancelled = std::make_shared<std::atomic<bool>>(false);
-          slot.assign([core = std::weak_ptr<detail::pool_core>(core_), id = t.id,
-                       flag = t.cancelled](boost::asio::cancellation_type) {
-            flag->store(true);
-            detail::cancel_task(core, id);
-          });
-        }
+        detail::raw_task t = new_task(std::move(opts), slot);
         t.job = call.target->name();
         t.signature = call.target->signature();
         auto counter = encoder::counter();
@@ -531,22 +536,13 @@ template <class CompletionToken>
 auto process_pool::async_submit_encoded(encoded_call call, task_options options,
                                         CompletionToken&& token) {
   if (call.batch == 1)
-    throw std::invalid_argument("process_pool::async_submit_encoded: a batch holds 2 or more calls");
+    throw std::invalid_argument(
+        "process_pool::async_submit_encoded: a batch holds 2 or more calls");
   using signature = void(std::exception_ptr, std::vector<std::byte>);
   return boost::asio::async_initiate<CompletionToken, signature>(
       [this](auto handler, encoded_call c, task_options opts) {
-        detail::raw_task t;
-        t.id = next_task_id();
-        t.options = std::move(opts);
         auto slot = boost::asio::get_associated_cancellation_slot(handler);
-        if (slot.is_connected()) {
-          t.cancelled = std::make_shared<std::atomic<bool>>(false);
-          slot.assign([core = std::weak_ptr<detail::pool_core>(core_), id = t.id,
-                       flag = t.cancelled](boost::asio::cancellation_type) {
-            flag->store(true);
-            detail::cancel_task(core, id);
-          });
-        }
+        detail::raw_task t = new_task(std::move(opts), slot);
         t.job = std::move(c.job);
         t.signature = std::move(c.signature);
         t.batch_items = c.batch;
