@@ -50,6 +50,9 @@ std::string process_pool::broken_reason() const {
 std::uint64_t process_pool::next_task_id() noexcept {
   return core_->next_task_id();
 }
+std::uint64_t process_pool::output_lines_dropped() const noexcept {
+  return core_->output_dropped();
+}
 std::size_t process_pool::size() const noexcept {
   return core_->size();
 }

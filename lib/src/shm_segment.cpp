@@ -13,8 +13,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 namespace crew::detail {
@@ -60,9 +62,6 @@ long creator_pid(const std::string& name) {
 
 }  // namespace
 
-int shm_segment::worker_request_fd() const noexcept {
-  return request_read_only_.get_mapping_handle().handle;
-}
 int shm_segment::response_fd() const noexcept {
   return response_.get_mapping_handle().handle;
 }
@@ -138,6 +137,54 @@ bool same_file(int a, int b) {
          sa.st_ino == sb.st_ino;
 }
 
+// A descriptor as Boost.Interprocess's mapped_region takes it.
+struct mappable_fd {
+  int fd;
+  ipc::mapping_handle_t get_mapping_handle() const noexcept {
+    return ipc::ipcdetail::mapping_handle_from_file_handle(fd);
+  }
+};
+
+// The sealed request file: a memfd of `size` bytes, allocated, mapped read-write into `map`,
+// then sealed so that nobody (the worker least of all) can change its size or write it
+// except through that mapping.
+unique_fd make_request_file(std::size_t size, ipc::mapped_region& map, const std::string& where) {
+  // Bounded like the response file: a memfd is limited by memory only, and allocating more
+  // than /dev/shm could hold would take it from everything else on the machine.
+  struct statvfs vfs {};
+  if (::statvfs("/dev/shm", &vfs) == 0 &&
+      size > static_cast<std::size_t>(vfs.f_bavail) * vfs.f_frsize)
+    throw creation_failure{ENOSPC, "cannot allocate " + where +
+                                       " (more than /dev/shm has free); use smaller shm areas "
+                                       "or free space there"};
+  unique_fd fd(::memfd_create("crew-request", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) {
+    const int err = errno;
+    throw creation_failure{
+        err, "cannot create the request file of " + where + " (" + std::strerror(err) + ")"};
+  }
+  ::fchmod(fd.get(), 0600);  // as private as the response file
+  allocate(fd.get(), size, where);
+  map = ipc::mapped_region(mappable_fd{fd.get()}, ipc::read_write, 0, size);
+  // Our mapping stays writable (F_SEAL_FUTURE_WRITE spares mappings made before it).
+  if (::fcntl(fd.get(), F_ADD_SEALS,
+              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
+    const int err = errno;
+    throw creation_failure{
+        err, "cannot seal the request file of " + where + " (" + std::strerror(err) + ")"};
+  }
+  return fd;
+}
+
+// A read-only descriptor of `fd`'s file: a description of its own, opened through /proc
+// (the same descriptor where /proc is not mounted: the seals are what protects the file).
+unique_fd read_only_reopen(int fd) {
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  unique_fd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (ro && same_file(ro.get(), fd)) return ro;
+  return unique_fd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+}
+
 }  // namespace
 
 shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_bytes,
@@ -161,23 +208,17 @@ shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_
   std::string name;
   std::string linked;  // a name of ours that still exists in /dev/shm
   try {
-    s.request_ = create_exclusive(next_name, name);
-    s.names_.push_back(name);
-    linked = name;
-    // The worker's descriptor, read-only, opened before the name goes and checked to be
-    // the very object we created.
-    s.request_read_only_ = ipc::shared_memory_object(ipc::open_only, name.c_str(), ipc::read_only);
-    ipc::shared_memory_object::remove(name.c_str());  // unlinked: a crash can leave nothing
-    linked.clear();
-    ::fcntl(s.worker_request_fd(), F_SETFD, FD_CLOEXEC);
-    if (!same_file(s.request_.get_mapping_handle().handle, s.worker_request_fd()))
-      throw creation_failure{EACCES, "shared-memory object " + name + " was replaced"};
     s.response_ = create_exclusive(next_name, name);
     s.names_.push_back(name);
-    ipc::shared_memory_object::remove(name.c_str());
-    allocate(s.request_.get_mapping_handle().handle, request_file, where);
+    ipc::shared_memory_object::remove(name.c_str());  // unlinked: a crash can leave nothing
     allocate(s.response_fd(), response_size, where);
-    s.request_map_ = ipc::mapped_region(s.request_, ipc::read_write, 0, request_file);
+    s.request_ = make_request_file(request_file, s.request_map_, where);
+    s.request_read_only_ = read_only_reopen(s.request_.get());
+    if (!s.request_read_only_) {
+      const int err = errno;
+      throw creation_failure{
+          err, "cannot open the request file of " + where + " (" + std::strerror(err) + ")"};
+    }
     protocol::write_shm_header(static_cast<std::byte*>(s.request_map_.get_address()), s.layout_);
   } catch (const creation_failure& f) {
     ec.assign(f.err, boost::system::system_category());

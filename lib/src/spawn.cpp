@@ -200,13 +200,14 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
   if (setup.inherit_env)
     for (char** e = environ; *e; ++e)
       if (std::strncmp(*e, "CREW_SHM_", 9) != 0 &&
-          std::strncmp(*e, "CREW_COORDINATOR_PID=", 21) != 0 && !overridden(*e))
+          std::strncmp(*e, "CREW_COORDINATOR_PID=", 21) != 0 && !overridden(*e) &&
+          env_allowed(*e, setup.env_allow))
         envp.push_back(*e);
   for (const auto& e : setup.env)
     envp.push_back(const_cast<char*>(e.c_str()));
   // The worker checks its parent against this after arming its parent-death signal.
   const std::string coordinator = "CREW_COORDINATOR_PID=" + std::to_string(::getpid());
-  envp.push_back(const_cast<char*>(coordinator.c_str()));
+  if (setup.announce_coordinator) envp.push_back(const_cast<char*>(coordinator.c_str()));
   envp.push_back(nullptr);
 
   pid_t pid = -1;
@@ -244,6 +245,18 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     ::close(pidfd);
     return give_up(e.code().value() ? e.code().value() : EIO);
   }
+}
+
+bool env_allowed(std::string_view entry, const std::vector<std::string>& allow) noexcept {
+  const std::string_view name = entry.substr(0, entry.find('='));
+  for (const auto& a : allow) {
+    if (!a.empty() && a.back() == '*') {
+      if (name.starts_with(std::string_view(a).substr(0, a.size() - 1))) return true;
+    } else if (name == a) {
+      return true;
+    }
+  }
+  return false;
 }
 
 long write_no_sigpipe(int fd, const void* data, std::size_t n) noexcept {

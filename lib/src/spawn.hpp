@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crew::detail {
@@ -57,18 +58,26 @@ struct child_limits {
 
 /// How a worker is started, besides its descriptors.
 struct child_setup {
-  std::vector<std::string> env;  ///< `NAME=value` entries, over the inherited ones
-  bool inherit_env = true;       ///< start from this process's environment
-  std::filesystem::path cwd;     ///< empty: this process's working directory
+  std::vector<std::string> env;             ///< `NAME=value` entries, over the inherited ones
+  bool inherit_env = true;                  ///< start from this process's environment ...
+  std::vector<std::string> env_allow{"*"};  ///< ... its variables matching one of these
+  std::filesystem::path cwd;                ///< empty: this process's working directory
+  /// Sets `CREW_COORDINATOR_PID` (the worker runtime checks its parent against it); off for
+  /// a worker in a pid namespace of its own, where this pid means nothing.
+  bool announce_coordinator = true;
 };
+
+/// Whether the variable `entry` (`NAME=value`) matches one of `allow`: a name, or a prefix
+/// ending in `*`.
+bool env_allowed(std::string_view entry, const std::vector<std::string>& allow) noexcept;
 
 /// Starts `exe args...`, with the environment and working directory of `setup`, in its own
 /// process group with exactly the descriptors in `fds`,
 /// default signal dispositions and an empty signal mask; returns it as a Boost.Process
 /// v2 process on `ex` (pidfd-backed on Linux), with `limits` applied. The spawn itself runs
 /// on a library thread that never exits (see spawn.cpp). `CREW_COORDINATOR_PID` is set
-/// for the worker runtime. On failure `ec` names the errno and the returned process is
-/// empty.
+/// for the worker runtime unless `setup` says otherwise. On failure `ec` names the errno and the
+/// returned process is empty.
 boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          const std::filesystem::path& exe,
                                          const std::vector<std::string>& args,

@@ -37,6 +37,9 @@ inline const crew::job<int(int)> forge{"forge"};
 inline const crew::job<int(int)> shrink_request{"shrink_request"};
 /// Prints the given number of lines full of terminal escape sequences on stdout.
 inline const crew::job<int(int)> spew{"spew"};
+/// Forks a child that leaves the worker's process group and session (setsid), names
+/// itself `crew-escapee` and sleeps for the given seconds; returns at once.
+inline const crew::job<int(int)> escape{"escape"};
 }  // namespace jobs
 
 /// Writes all of `bytes` to fd 4 (the reply channel); false if the channel is gone.

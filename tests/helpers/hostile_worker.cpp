@@ -2,7 +2,7 @@
 //
 // Modes:
 //   serve               crew::serve with the demo jobs and the attack jobs of hostile_jobs
-//                       (hostile.hpp): probe, forge, shrink_request, spew.
+//                       (hostile.hpp): probe, forge, shrink_request, spew, escape.
 //   exit-unread         says hello (the demo jobs), waits until a task arrives, exits without
 //                       reading it.
 //   hello-exit          says hello, exits at once (while the pool is idle).
@@ -126,10 +126,10 @@ std::string read_file(const std::string& path) {
 std::vector<int> siblings() {
   std::vector<int> out;
   for (int pid : visible_pids()) {
-    const std::string cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
-    if (cmd.find("crew-hostile-worker") != std::string::npos &&
-        cmd.find("serve") != std::string::npos)
-      out.push_back(pid);
+    // By name (what comm holds of it), not by command line: bubblewrap's command line
+    // names the worker too.
+    const std::string comm = read_file("/proc/" + std::to_string(pid) + "/comm");
+    if (comm.rfind("crew-hostile-wo", 0) == 0) out.push_back(pid);
   }
   return out;
 }
@@ -168,17 +168,16 @@ std::string probe() {
   const int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
   line("controlling terminal", errno_text(tty >= 0));
   if (tty >= 0) ::close(tty);
-  line("session leader", ::getsid(0) == ::getpid() ? "yes" : "no");
   const std::string status = read_file("/proc/self/status");
   const auto nnp = status.find("NoNewPrivs:");
-  line("no_new_privs",
-       nnp == std::string::npos ? "unknown" : status.substr(nnp + 11, status.find('\n', nnp) - nnp - 11));
+  line("no_new_privs", nnp == std::string::npos
+                           ? "unknown"
+                           : status.substr(nnp + 11, status.find('\n', nnp) - nnp - 11));
   line("dumpable", std::to_string(::prctl(PR_GET_DUMPABLE)));
   if (const char* path = std::getenv("HOSTILE_WRITE_TRY")) {
-    for (std::string_view p : std::string_view(path) | std::views::split(':') |
-                                  std::views::transform([](auto s) {
-                                    return std::string_view(s.begin(), s.end());
-                                  })) {
+    for (std::string_view p :
+         std::string_view(path) | std::views::split(':') |
+             std::views::transform([](auto s) { return std::string_view(s.begin(), s.end()); })) {
       const std::string file = std::string(p) + "/hostile-probe";
       const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
       line("write " + std::string(p), errno_text(fd >= 0));
@@ -250,6 +249,20 @@ int spew(int lines) {
   return lines;
 }
 
+// Finding 1: a child that escapes the process-group kill.
+int escape(int seconds) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::setsid();
+    ::prctl(PR_SET_NAME, "crew-escapee");
+    for (int fd = 0; fd < 1024; ++fd)
+      ::close(fd);  // holds none of the worker's pipes: only the kill can end it
+    ::sleep(static_cast<unsigned>(seconds));
+    ::_exit(0);
+  }
+  return child > 0 ? 0 : -1;
+}
+
 int serve_mode() {
   if (std::getenv("CREW_SHM_REQUEST_FD")) kept_request_fd = ::dup(5);
   crew::registry jobs;
@@ -258,6 +271,7 @@ int serve_mode() {
   jobs.add(hostile::jobs::forge, forge);
   jobs.add(hostile::jobs::shrink_request, shrink_request);
   jobs.add(hostile::jobs::spew, spew);
+  jobs.add(hostile::jobs::escape, escape);
   return crew::serve(jobs);
 }
 

@@ -53,6 +53,11 @@ struct output_line {
   std::string_view text;  ///< the line; valid only during the callback
 };
 
+/// `text` with every control character but tab — C0, DEL, and C1 as UTF-8 — written as
+/// `\xNN`: a worker's escape sequences shown, not obeyed, by the terminal. What the default
+/// output sink and `crew run` print.
+std::string escape_controls(std::string_view text);
+
 /// How arguments and results travel between the pool and its workers.
 enum class transport {
   /// Everything through the pipes (fd 3 / fd 4).
@@ -77,6 +82,48 @@ enum class queue_policy {
   fail,
 };
 
+/// Isolation of workers from the coordinator, from each other and from the machine
+/// (docs/architecture.md, "The sandbox"). Each worker runs inside bubblewrap (`bwrap`,
+/// Debian's `bubblewrap`), which sets up Linux namespaces: its own user, pid, mount, IPC,
+/// UTS and cgroup namespaces (and network namespace, without `network`), so it sees only
+/// itself and its own children in its own `/proc`, cannot signal or trace the coordinator
+/// or its siblings, cannot read their environment or descriptors; a new session (no
+/// controlling terminal: no keystrokes injected into the user's terminal); no capabilities
+/// and `no_new_privs` (setuid programs gain nothing); the whole file system read-only but
+/// for a private `/tmp`, a private `/dev` (null, zero, random, urandom, tty, a private
+/// `/dev/shm`) and the `writable` paths; `hidden` paths replaced by empty ones. The sandbox,
+/// its worker and everything the worker started die with the worker's pid namespace: a
+/// child that calls `setsid` no longer escapes. Costs a few milliseconds per worker start
+/// (crew-bench, section `startup`). Local workers only.
+///
+/// Inside the sandbox SIGTERM is not forwarded (bubblewrap ends its worker with SIGKILL),
+/// a worker killed by a signal is reported from bubblewrap's exit code (128 + the signal),
+/// and `limit_address_space`/`limit_cpu` are applied by `prlimit(1)` run inside it.
+struct sandbox_options {
+  /// Off by default: workers run as this user, unconfined (docs/reliability.md says what
+  /// such a worker can do).
+  bool enabled = false;
+  /// Paths (files or directories, which must exist) bound read-write at the same place.
+  std::vector<std::filesystem::path> writable;
+  /// Paths replaced by an empty directory (a directory) or an empty file (a file), e.g. the
+  /// user's `~/.ssh`; each must exist.
+  std::vector<std::filesystem::path> hidden;
+  /// Whether workers keep the machine's network; false: a network namespace of their own
+  /// with only a loopback device (nothing reaches the host's ports, 127.0.0.1 included).
+  bool network = true;
+  /// The bubblewrap executable; empty: `bwrap` found on PATH. A missing one is a boot
+  /// failure saying so.
+  std::filesystem::path bwrap;
+};
+
+/// The environment variables a worker inherits by default (process_pool_options::env_allow):
+/// what programs need to find their tools, libraries, locale, home and temporary directory
+/// — `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`, `LANG`, `LANGUAGE`, `LC_*`, `TZ`, `TERM`,
+/// `TMPDIR`, `LD_LIBRARY_PATH`, `PYTHONPATH`, `PYTHONHOME`, `VIRTUAL_ENV` and the
+/// sanitizers' `*SAN_OPTIONS` — and nothing else: tokens, keys and passwords in the
+/// coordinator's environment stay there.
+std::vector<std::string> default_env_allow();
+
 /// How a process_pool is set up. Read once, when the pool is made.
 struct process_pool_options {
   /// Number of worker processes; 0 means one per hardware thread.
@@ -88,9 +135,14 @@ struct process_pool_options {
   std::filesystem::path executable;
   /// Arguments passed to every worker (after the executable name).
   std::vector<std::string> args;
-  /// Environment entries (`NAME=value`) for every worker, over the inherited ones.
+  /// Environment entries (`NAME=value`) for every worker, over the inherited ones: the way
+  /// to give workers a secret they need.
   std::vector<std::string> env;
-  /// Whether workers inherit this process's environment (then `env` overrides and adds).
+  /// Which variables of this process's environment workers inherit: names, or prefixes
+  /// ending in `*` (`"LC_*"`; `"*"` alone: all of them). The default is
+  /// default_env_allow(): nothing a worker was not given explicitly reaches it.
+  std::vector<std::string> env_allow = default_env_allow();
+  /// Whether workers inherit from this process's environment at all (false: only `env`).
   /// Either way crew adds its own `CREW_*` variables.
   bool inherit_env = true;
   /// The workers' working directory; empty: this process's.
@@ -101,10 +153,15 @@ struct process_pool_options {
   /// `payload_too_large` and lives on); a result frame over it from a worker that ignores it
   /// is a protocol violation (`protocol_error`, the worker is killed).
   std::size_t max_payload = protocol::default_max_payload;
-  /// Receives every line workers write to stdout/stderr, on the pool's executor (on its
-  /// strand: never concurrently with itself). An exception it throws is swallowed and the
-  /// line dropped. Empty: lines go to this process's stdout/stderr as
-  /// `[worker N pid P] text` (a failing write drops the line; SIGPIPE is never raised).
+  /// Receives every line workers write to stdout/stderr, in order, on a thread of the pool's
+  /// own (started with the first line; never the pool's executor, never concurrently with
+  /// itself). Lines reach it through a queue of 1 MiB: while it is slower than the
+  /// workers, lines that do not fit are dropped and counted (output_lines_dropped()), and
+  /// the pool goes on unhindered. An exception it throws is swallowed and the line dropped.
+  /// The pool's destructor waits for it to return and never calls it afterwards.
+  /// Empty: lines go to this process's stdout/stderr as `[worker N pid P] text`, control
+  /// characters escaped (escape_controls), with a notice on stderr after dropped lines (a
+  /// failing write drops the line; SIGPIPE is never raised).
   std::function<void(const output_line&)> on_output;
   /// Receives the pool's events (crew/events.hpp): tasks queued, started, finished, failed,
   /// retried; workers spawned and exited; slots whose worker cannot start while others
@@ -131,6 +188,8 @@ struct process_pool_options {
   /// either this many starts failed before any handshake with no other slot still
   /// starting, or every slot failed this many times in a row. 0 counts as 1.
   unsigned max_boot_failures = 3;
+  /// Isolation of the workers (see sandbox_options); off by default.
+  sandbox_options sandbox;
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;
   /// With `transport::shm`: bytes of each of a worker's two areas (request, response),
@@ -206,11 +265,12 @@ std::filesystem::path default_worker_executable();
 /// A worker that dies fails only its own in-flight task (`worker_crashed`, with the
 /// signal or exit code, pid and stderr tail) and is replaced.
 ///
-/// The pool runs on the executor it is given and owns no threads: that executor must be
-/// run (e.g. `io_context::run` on some thread) for tasks to progress. Its state lives on a
-/// strand of that executor. (Processes are spawned from one helper thread per process,
-/// shared by all pools, so that a worker's parent-death signal is not tied to a thread of
-/// yours.)
+/// The pool runs on the executor it is given: that executor must be run (e.g.
+/// `io_context::run` on some thread) for tasks to progress. Its state lives on a strand of
+/// that executor. It owns one thread, for workers' output (started with the first line,
+/// see on_output), so that a slow reader of that output never holds the strand. (Processes
+/// are spawned from one helper thread per process, shared by all pools, so that a worker's
+/// parent-death signal is not tied to a thread of yours.)
 ///
 /// Thread safety: every member function may be called from any thread concurrently,
 /// except the destructor. join(), shutdown(), map() and a future's get() block: never call
@@ -374,6 +434,10 @@ class process_pool : public basic_runner<process_pool> {
   /// Why the pool has stopped serving (boot failures or the crash-loop breaker), or empty.
   /// It does not come back. Any thread.
   std::string broken_reason() const;
+
+  /// Lines of workers' output dropped so far because their sink (on_output, or this
+  /// process's stdout/stderr) fell 1 MiB behind. Any thread.
+  std::uint64_t output_lines_dropped() const noexcept;
 
   /// Number of worker slots (`workers`, or the hardware thread count if that was 0).
   std::size_t size() const noexcept;

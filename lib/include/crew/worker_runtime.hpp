@@ -40,6 +40,12 @@ struct worker_options {
   /// Accept batch frames (many calls of one job in one frame, what `map` sends) and say so
   /// in the hello. Off: the coordinator sends such a worker one task frame per item.
   bool batch = true;
+  /// Marks the process non-dumpable (`PR_SET_DUMPABLE` 0) before the first frame, so that
+  /// another process of the same user — a compromised sibling worker — can neither read nor
+  /// write its memory and descriptors through /proc or ptrace, and so cannot read its tasks
+  /// or forge its results. The price: no core dump of a crashing worker (set false, or
+  /// `CREW_WORKER_DUMPABLE=1` in its environment, to debug one).
+  bool non_dumpable = true;
 };
 
 /// Exit codes of `serve`, which a worker's main() returns. `io_error` also covers an

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include <fcntl.h>
@@ -33,19 +34,57 @@ std::string lost_status_reason() {
          "(a SIGCHLD handler calling waitpid(-1)?)";
 }
 
-std::string describe_status(int status, bool killed_by_crew) {
-  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
+std::string describe_status(int status, bool killed_by_crew, bool sandboxed) {
+  // bubblewrap exits with 128 + N when its worker was killed by signal N.
+  const bool by_signal =
+      WIFSIGNALED(status) || (sandboxed && WIFEXITED(status) && WEXITSTATUS(status) > 128 &&
+                              WEXITSTATUS(status) < 128 + 65);
+  if (!by_signal) {
+    if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+    return "ended with status " + std::to_string(status);
+  }
+  {
+    const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status) - 128;
     const char* abbrev = sigabbrev_np(sig);
     std::string s = "was killed by signal " + std::to_string(sig);
     if (abbrev) s += std::string(" (SIG") + abbrev + ")";
     if (sig == SIGKILL && !killed_by_crew)
       s += "; crew did not send it: the OOM killer or another process did";
     if (sig == SIGXCPU) s += ": it used up its CPU time limit (limit_cpu)";
+    if (!WIFSIGNALED(status))
+      s += " (in the sandbox: bwrap exited with code " + std::to_string(WEXITSTATUS(status)) + ")";
     return s;
   }
-  return "ended with status " + std::to_string(status);
+}
+
+// Resident bytes of `pid` (from /proc/PID/statm), 0 if unknown.
+std::size_t resident_of(int pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/statm", pid);
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return 0;
+  unsigned long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// Resident bytes of `pid` and its descendants, `depth` levels down (from the children lists
+// of /proc/PID/task/TID/children).
+std::size_t tree_resident(int pid, int depth) {
+  std::size_t total = resident_of(pid);
+  if (depth == 0) return total;
+  std::error_code ec;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+    std::FILE* f = std::fopen((t.path() / "children").c_str(), "re");
+    if (!f) continue;
+    int child = 0;
+    while (std::fscanf(f, "%d", &child) == 1)
+      total += tree_resident(child, depth - 1);
+    std::fclose(f);
+  }
+  return total;
 }
 
 std::optional<std::size_t> bytes_in_pipe(const asio::posix::stream_descriptor& d) {
@@ -126,7 +165,7 @@ local_channel::hold local_channel::holding() {
 
 local_channel::local_channel(const asio::any_io_executor& strand, boost::process::v2::process proc,
                              local_fds fds, shm_segment seg,
-                             std::shared_ptr<local_registry> registry)
+                             std::shared_ptr<local_registry> registry, bool sandboxed)
     : registry_(std::move(registry)),
       proc_(std::move(proc)),
       pid_(proc_->id()),
@@ -136,7 +175,8 @@ local_channel::local_channel(const asio::any_io_executor& strand, boost::process
       from_(strand),
       out_(strand),
       err_(strand),
-      linger_(strand) {
+      linger_(strand),
+      sandboxed_(sandboxed) {
   // Only our end of the task pipe: O_NONBLOCK belongs to the open file description, so
   // setting it on the other pipes' write ends would make the worker's own writes to fd 1,
   // 2 and 4 non-blocking too.
@@ -278,15 +318,10 @@ void local_channel::signal_group(int sig) {
 
 std::optional<std::size_t> local_channel::resident_bytes() const {
   if (exited_) return {};
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/statm", pid_);
-  std::FILE* f = std::fopen(path, "re");
-  if (!f) return {};
-  unsigned long size = 0, resident = 0;
-  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
-  std::fclose(f);
-  if (n != 2) return {};
-  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  // In the sandbox: bwrap, its init, the worker and what the worker started.
+  const std::size_t bytes = sandboxed_ ? tree_resident(pid_, 4) : resident_of(pid_);
+  if (bytes == 0) return {};
+  return bytes;
 }
 
 std::optional<std::size_t> local_channel::unread_by_peer() const {
@@ -304,7 +339,8 @@ void local_channel::maybe_end() {
   linger_.cancel();
   channel_end end;
   end.status = status_;
-  end.how = status_ >= 0 ? describe_status(status_, killed_by_crew_) : lost_status_reason();
+  end.how =
+      status_ >= 0 ? describe_status(status_, killed_by_crew_, sandboxed_) : lost_status_reason();
   for (const auto& l : err_tail_)
     end.stderr_tail += (end.stderr_tail.empty() ? "" : " | ") + l;
   // The listener asks unread_by_peer() now: the descriptors close only after it is told.

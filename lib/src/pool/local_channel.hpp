@@ -6,6 +6,10 @@
 // to a pid that might have been recycled: nothing is signalled once the process is reaped,
 // nor after the pool's destructor reaped what was left itself.
 //
+// A sandboxed worker's process is bubblewrap (sandbox.hpp): its resident memory is that of
+// the whole tree below it, and an exit code of 128 + N is read as signal N (how bubblewrap
+// reports a worker killed by a signal).
+//
 // The end: when the process exits (the pidfd fires) its group is killed (its children die
 // with it), and the pipes get 300 ms to drain — a reply written just before exiting is still
 // delivered, a grandchild holding a pipe cannot stall the pool — then on_ended, with the
@@ -67,7 +71,8 @@ class local_channel final : public worker_channel,
                             public std::enable_shared_from_this<local_channel> {
  public:
   local_channel(const boost::asio::any_io_executor& strand, boost::process::v2::process proc,
-                local_fds fds, shm_segment seg, std::shared_ptr<local_registry> registry);
+                local_fds fds, shm_segment seg, std::shared_ptr<local_registry> registry,
+                bool sandboxed = false);
 
   std::string start(std::weak_ptr<channel_listener> listener) override;
   int pid() const noexcept override { return pid_; }
@@ -109,6 +114,7 @@ class local_channel final : public worker_channel,
   bool exited_ = false, frames_done_ = false, out_done_ = false, err_done_ = false;
   bool ended_ = false;
   bool killed_by_crew_ = false;  // crew sent it SIGKILL
+  bool sandboxed_ = false;       // the process is bwrap; the worker its grandchild
 };
 
 }  // namespace crew::detail

@@ -1,5 +1,7 @@
 #include "local_launcher.hpp"
 
+#include "sandbox.hpp"
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -35,6 +37,29 @@ std::filesystem::path default_worker_executable() {
   }
   auto found = find_on_path("crew-worker");
   return found.empty() ? "crew-worker" : found;
+}
+
+std::vector<std::string> default_env_allow() {
+  return {"PATH",
+          "HOME",
+          "USER",
+          "LOGNAME",
+          "SHELL",
+          "LANG",
+          "LANGUAGE",
+          "LC_*",
+          "TZ",
+          "TERM",
+          "TMPDIR",
+          "PYTHONPATH",
+          "PYTHONHOME",
+          "LD_LIBRARY_PATH",
+          "VIRTUAL_ENV",
+          "ASAN_OPTIONS",
+          "UBSAN_OPTIONS",
+          "TSAN_OPTIONS",
+          "LSAN_OPTIONS",
+          "MSAN_OPTIONS"};
 }
 
 namespace detail {
@@ -81,18 +106,33 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
                 from.write.get(),
                 seg ? seg.worker_request_fd() : -1,
                 seg ? seg.response_fd() : -1};
-  child_setup setup{opts_.env, opts_.inherit_env, opts_.working_directory};
+  const bool sandboxed = opts_.sandbox.enabled;
+  child_setup setup{opts_.env, opts_.inherit_env, opts_.env_allow, opts_.working_directory,
+                    !sandboxed};
   setup.env.push_back("CREW_MAX_PAYLOAD=" + std::to_string(opts_.max_payload));
   if (seg)
     for (std::string e :
          {std::string("CREW_SHM_REQUEST_FD=5"), std::string("CREW_SHM_RESPONSE_FD=6"),
           "CREW_SHM_INLINE=" + std::to_string(opts_.shm_inline_max)})
       setup.env.push_back(std::move(e));
-  const child_limits limits{opts_.limit_address_space, static_cast<long>(opts_.limit_cpu.count())};
+  child_limits limits{opts_.limit_address_space, static_cast<long>(opts_.limit_cpu.count())};
+  // In the sandbox the worker is bwrap's grandchild, started after our spawn returns: its
+  // limits are set by prlimit(1) run inside, before the worker's own exec.
+  command_line command{exe, opts_.args};
+  if (sandboxed) {
+    command = sandboxed_command(opts_.sandbox, exe, opts_.args, opts_.working_directory,
+                                prlimit_prefix(limits.address_space, limits.cpu_seconds), why);
+    if (command.exe.empty()) {
+      why = "cannot start worker '" + exe.string() + "': " + why;
+      return nullptr;
+    }
+    limits = {};
+  }
   boost::system::error_code ec;
-  auto proc = spawn_worker(strand, exe, opts_.args, setup, fds, limits, ec);
+  auto proc = spawn_worker(strand, command.exe, command.args, setup, fds, limits, ec);
   if (ec) {
     why = "cannot start worker '" + exe.string() + "'";
+    if (sandboxed) why += " in the sandbox ('" + command.exe.string() + "')";
     const auto& dir = opts_.working_directory;
     if (!dir.empty()) {
       std::error_code dir_ec;
@@ -106,7 +146,7 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
   return std::make_shared<local_channel>(strand, std::move(proc),
                                          local_fds{std::move(to.write), std::move(from.read),
                                                    std::move(out.read), std::move(err.read)},
-                                         std::move(seg), registry_);
+                                         std::move(seg), registry_, sandboxed);
 }
 
 }  // namespace detail

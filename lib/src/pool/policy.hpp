@@ -29,7 +29,9 @@ using std::chrono::milliseconds;
 // --- starting workers -------------------------------------------------------------------
 //
 // Boot failures are counted per slot: a slot's failures "in a row" are its failed starts
-// since its last worker said hello. They set the slot's back-off and, at
+// since its worker last answered a task. A failed start is a worker that could not be
+// spawned, ended before its hello or sent a bad one, or ended after its hello without ever
+// answering a task (and not under one it had read: that task's crash is judged instead). They set the slot's back-off and, at
 // `max_boot_failures`, make the slot unavailable: it is reported (worker_unavailable) once
 // another worker of the pool is alive, and keeps trying at the capped back-off, so that a
 // limit lifted later (descriptors freed, /dev/shm emptied) heals it. The workers that did
@@ -101,6 +103,11 @@ class crash_loop_breaker {
   unsigned limit_;
   unsigned count_ = 0;
 };
+
+/// How many workers may end with a task next in line before reading a byte of it (a worker
+/// that dies as its task arrives, or one that never reads): the task goes back to the queue
+/// each time, uncounted as a run, and fails with `worker_crashed` at this many.
+inline constexpr unsigned max_unread_deaths = 3;
 
 /// Runs allowed again after a worker death: the task's own count, else the job's, else the
 /// pool's.

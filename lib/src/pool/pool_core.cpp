@@ -51,7 +51,8 @@ pool_core::pool_core(asio::any_io_executor ex, process_pool_options o)
       events_(opts_.on_event),
       gate_(opts_.max_queue, opts_.when_full, ex_, strand_),
       tasks_(opts_, depth_of(opts_), events_, gate_),
-      workers_(strand_, opts_, settings_, events_, tasks_, *this) {
+      workers_(strand_, opts_, settings_, events_, tasks_, *this),
+      output_(opts_.on_output) {
 }
 
 void pool_core::start() {
@@ -233,6 +234,12 @@ void pool_core::terminate() {
   // Whatever is still alive belongs to an executor that is not running (or to the strand
   // we are blocking): stop and reap it here, so that no child outlives the pool.
   workers_.registry().reap_now(on_strand ? grace : std::chrono::milliseconds(0));
+  // A user's sink is never called after this returns; the default one gets a bounded moment
+  // to write what is queued (a paused terminal must not hold the destructor).
+  if (opts_.on_output)
+    output_.stop(std::nullopt);
+  else
+    output_.stop(grace);
 }
 
 void pool_core::terminate_on_strand() {
@@ -260,27 +267,8 @@ void pool_core::task_started(const pending_task& p) {
 }
 
 void pool_core::output(const worker_session& s, output_line::stream which, std::string_view text) {
-  const output_line line{s.slot(), s.pid(), which, text};
-  if (opts_.on_output) {
-    try {
-      opts_.on_output(line);
-    } catch (...) {
-      // A throwing log sink must not break the pool; the line is dropped.
-    }
-    return;
-  }
-  std::string out =
-      "[worker " + std::to_string(s.slot()) + " pid " + std::to_string(s.pid()) + "] ";
-  out.append(text);
-  out += '\n';
-  const int fd = which == output_line::stream::out ? STDOUT_FILENO : STDERR_FILENO;
-  // A closed stdout (`app | head`) must not kill the host; a failing write drops the line.
-  for (std::size_t off = 0; off < out.size();) {
-    const long n = write_no_sigpipe(fd, out.data() + off, out.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    off += static_cast<std::size_t>(n);
-  }
+  // Queued for the output thread: a slow reader of the lines never blocks the strand.
+  if (!terminated_) output_.push(s.slot(), s.pid(), which, text);
 }
 
 void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id) {

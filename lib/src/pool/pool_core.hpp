@@ -17,6 +17,8 @@
 #include "supervisor.hpp"
 #include "worker_session.hpp"
 
+#include "output_queue.hpp"
+
 #include <crew/process_pool.hpp>
 
 #include <boost/asio/steady_timer.hpp>
@@ -43,6 +45,7 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   std::vector<int> pids() const { return workers_.pids(); }
   std::uint64_t next_task_id() noexcept { return tasks_.next_task_id(); }
   std::string broken_reason() const { return workers_.broken_reason_copy(); }
+  std::uint64_t output_dropped() const noexcept { return output_.dropped(); }
 
   /// Any thread: see process_pool.
   void submit(raw_task t);
@@ -106,6 +109,7 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   std::optional<std::vector<job_info>> announced_;
   std::vector<std::function<void(std::exception_ptr, std::vector<job_info>)>> job_queries_;
   void answer_job_queries(errc code, const std::string& why);
+  output_queue output_;
 };
 
 }  // namespace crew::detail

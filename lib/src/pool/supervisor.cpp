@@ -75,10 +75,8 @@ void supervisor::boot_failed(std::size_t slot, std::string reason) {
 
 void supervisor::worker_ready(worker_session& s) {
   ever_alive_ = true;
-  auto& r = records_[s.slot()];
-  r.failures = 0;
-  r.reported = false;
-  r.last_failure.clear();
+  // The slot's run of failures ends with its first answer (task_answered), not here: a
+  // worker that says hello and dies idle, or as its task arrives, must not respawn forever.
   if (broken_) return;
   // Slots that reached the limit while no worker was alive are reported now.
   for (std::size_t i = 0; i < records_.size(); ++i)
@@ -141,6 +139,12 @@ std::string supervisor::broken_reason_copy() const {
 }
 
 void supervisor::task_answered(worker_session& s) {
+  if (s.tasks_done() == 1) {  // the slot works: its run of boot failures is over
+    auto& r = records_[s.slot()];
+    r.failures = 0;
+    r.reported = false;
+    r.last_failure.clear();
+  }
   // Only asked when there is a limit: reading /proc costs a few microseconds.
   const auto rss = opts_.max_worker_rss > 0 ? s.channel().resident_bytes() : std::nullopt;
   if (policy::recycle_reason(s.tasks_done(), opts_.max_tasks_per_worker, rss, opts_.max_worker_rss))
@@ -171,6 +175,17 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
     e.message = what;
     events_.emit(e);
   }
+  // A task next in line whose worker ended before reading it: counted, and failed at the
+  // bound, so that a worker that dies whenever a task arrives cannot hold it forever.
+  if (end.head_unread && !end.unstarted.empty() && !host_.terminated()) {
+    auto& t = end.unstarted.front();
+    if (++t.unread_deaths >= policy::max_unread_deaths) {
+      tasks_.fail(t, errc::worker_crashed,
+                  "its worker ended before reading it, " + std::to_string(t.unread_deaths) +
+                      " times in a row; last: " + end_text(end));
+      end.unstarted.pop_front();
+    }
+  }
   // Tasks it never started go back to the front of the queue in their order, as they were.
   for (std::size_t i = end.unstarted.size(); i-- > 0;) {
     if (host_.terminated())
@@ -181,6 +196,8 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
   if (end.stopping && !end.running) return host_.check_join();  // asked to go
   if (!end.booted)
     return boot_failed(w->slot(), end_text(end, end.failure ? "" : " before its handshake"));
+  if (!end.replied && !end.running)  // said hello, never answered: it does not work either
+    return boot_failed(w->slot(), end_text(end, " after its handshake, before answering any task"));
   std::optional<std::string> crash;  // set when the task killed its worker
   if (end.running) crash = judge_running(end);
   if (crash && crashes_.on_worker_killed())

@@ -23,6 +23,7 @@ struct pending_task {
   std::chrono::milliseconds timeout{0};   // 0: none
   unsigned retries = 0;                   // allowed after a worker death
   unsigned attempts = 0;                  // runs so far that ended in a worker death
+  unsigned unread_deaths = 0;             // workers that died with it next, before reading it
   bool admitted = false;                  // holds a place of max_queue
   bool discarded = false;                 // cancelled while sent: its reply is dropped
   std::size_t worker = event::no_worker;  // the slot it was sent to, and that worker's pid

@@ -442,6 +442,8 @@ void worker_session::on_ended(channel_end end) {
   out.stderr_tail = std::move(end.stderr_tail);
   out.status = end.status;
   out.booted = booted_;
+  out.replied = tasks_done_ > 0;
+  out.head_unread = head_untouched && !inflight_.front().discarded;
   out.stopping = st_ == state::stopping;
   out.failure = failure_;
   // The tasks behind the running one never started (the worker is sequential); so did the

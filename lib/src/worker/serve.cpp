@@ -13,10 +13,13 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <optional>
+#include <string_view>
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace crew {
@@ -174,6 +177,10 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
                  options.in_fd, options.out_fd);
     return exit_code(worker_exit::not_started_by_crew);
   }
+  // Before any task arrives: from here on a sibling of the same user cannot reach in.
+  const char* dumpable = std::getenv("CREW_WORKER_DUMPABLE");
+  if (options.non_dumpable && !(dumpable && std::string_view(dumpable) == "1"))
+    ::prctl(PR_SET_DUMPABLE, 0);
   detail::arrange_parent_death();
   detail::line_buffer_stdout();
   detail::worker_settings settings;
