@@ -13,7 +13,8 @@ cd "$(dirname "$0")"
 
 # python3: the Python worker example and its test, the benchmark's Python peers.
 # librsvg2-bin: rsvg-convert, with which the timeline test renders its SVG.
-packages=(g++ make cmake ccache python3 librsvg2-bin libboost1.81-dev libboost-filesystem1.81-dev
+# bubblewrap: the workers' sandbox (--sandbox, process_pool_options::sandbox) and its tests.
+packages=(g++ make cmake ccache python3 librsvg2-bin bubblewrap libboost1.81-dev libboost-filesystem1.81-dev
           libboost-test1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev)
 # The fuzz targets (tests/fuzz/) also need clang and its libFuzzer runtime.
 fuzz_packages=(clang libclang-rt-14-dev)

@@ -47,7 +47,12 @@ class processes final : public backend {
       who_ = "crew's demo worker";
     }
     p.env = o.env;
+    if (!o.env_allow.empty()) p.env_allow = o.env_allow;
     if (!o.cwd.empty()) p.working_directory = o.cwd;
+    p.sandbox.enabled = o.sandbox;
+    p.sandbox.writable.assign(o.sandbox_write.begin(), o.sandbox_write.end());
+    p.sandbox.hidden.assign(o.sandbox_hide.begin(), o.sandbox_hide.end());
+    p.sandbox.network = !o.no_network;
     p.on_event = std::move(on_event);
     if (on_output) p.on_output = std::move(on_output);
     p.transport = o.transport == "shm" ? transport::shm : transport::pipe;

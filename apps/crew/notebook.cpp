@@ -67,6 +67,7 @@ struct settings {
   int tasks = 4;
   std::vector<std::string> transports{"pipe", "shm"};
   std::vector<timeline_section>* timeline = nullptr;  // --timeline: each cell adds its section
+  bool sandbox = false;                               // --sandbox: the process cells' workers
 };
 
 task_options labelled(int i) {
@@ -162,6 +163,7 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s,
     o.workers = s.workers;
     o.args = {"--io-scale", std::to_string(s.scale)};
     o.transport = transport == "shm" ? crew::transport::shm : crew::transport::pipe;
+    o.sandbox.enabled = s.sandbox;
     process_pool pool(io.context().get_executor(), o);
     for (int i = 0; i < s.tasks; ++i)
       futures.push_back(pool.submit(j(i), labelled(i)));
@@ -241,6 +243,7 @@ process_costs measure_process_costs(const settings& s) {
   io_thread io;
   process_pool_options o;
   o.workers = s.workers;
+  o.sandbox.enabled = s.sandbox;
   stopwatch clock;
   process_pool pool(io.context().get_executor(), o);
   pool.submit(demo::identity(0)).get();
@@ -320,7 +323,8 @@ int notebook_main(const std::vector<std::string>& args) {
       "pipe | shm | both: how the process cells move arguments and results")(
       "timeline", po::value<std::string>(),
       "draw every cell's tasks as a Gantt chart (one lane per thread or worker) into FILE.svg")(
-      "json", "print one JSON document (the narrative goes to stderr)");
+      "json", "print one JSON document (the narrative goes to stderr)")(
+      "sandbox", "run the worker processes in a sandbox (bubblewrap; see crew run --help)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -343,6 +347,15 @@ int notebook_main(const std::vector<std::string>& args) {
     return usage;
   }
   if (transport != "both") s.transports = {transport};
+  s.sandbox = vm.count("sandbox") > 0;
+  if (s.sandbox) {
+    sandbox_options sb;
+    sb.enabled = true;
+    if (auto why = sandbox_unavailable(sb); !why.empty()) {
+      std::cerr << "crew notebook: --sandbox: " << why << "\n";
+      return cannot_run;
+    }
+  }
   const bool as_json = vm.count("json") > 0;
   stdout_to_stderr redirect(as_json);
 

@@ -988,6 +988,18 @@ int run_main(const std::vector<std::string>& args) {
   sa.sa_handler = on_sigpipe;
   ::sigaction(SIGPIPE, &sa, nullptr);
 
+  if (o.sandbox) {  // fail now, with bubblewrap's reason, not with every worker's boot
+    sandbox_options sb;
+    sb.enabled = true;
+    sb.writable.assign(o.sandbox_write.begin(), o.sandbox_write.end());
+    sb.hidden.assign(o.sandbox_hide.begin(), o.sandbox_hide.end());
+    sb.network = !o.no_network;
+    if (auto why = sandbox_unavailable(sb); !why.empty()) {
+      std::cerr << "crew run: --sandbox: " << why << "\n";
+      return cannot_run;
+    }
+  }
+
   // The job logs: read before anything starts.
   std::optional<job_log> resume_log, retry_log;
   for (const auto* path : {&o.resume, &o.retry_failed}) {
@@ -1052,7 +1064,7 @@ int run_main(const std::vector<std::string>& args) {
   // Workers' lines: above the progress line; never into a JSON stdout.
   auto on_output = [&con, data_on_stdout](const output_line& l) {
     std::string s = "[worker " + std::to_string(l.worker) + " pid " + std::to_string(l.pid) + "] ";
-    s.append(l.text);
+    s += escape_controls(l.text);  // a worker's escape sequences must not drive the terminal
     s += '\n';
     if (l.source == output_line::stream::out && !data_on_stdout) {
       try {

@@ -126,7 +126,18 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "worker-arg", po::value(&o.worker_args)->composing(),
       "an argument for the worker (repeat for more): --worker python3 --worker-arg w.py")(
       "env", po::value(&o.env)->composing(), "K=V: set in the workers' environment (repeatable)")(
+      "env-allow", po::value(&o.env_allow)->composing(),
+      "NAME or PREFIX*: a variable of this environment the workers inherit (repeatable; "
+      "default: PATH, HOME, locale and a few more, never secrets; '*': all)")(
       "cwd", po::value(&o.cwd), "the workers' working directory")(
+      "sandbox",
+      "run each worker in a sandbox (bubblewrap): it sees no other process, no secret, no "
+      "terminal, and a read-only file system")(
+      "sandbox-write", po::value(&o.sandbox_write)->composing(),
+      "with --sandbox: a PATH the workers may write (repeatable)")(
+      "sandbox-hide", po::value(&o.sandbox_hide)->composing(),
+      "with --sandbox: a PATH the workers see empty, e.g. ~/.ssh (repeatable)")(
+      "no-network", "with --sandbox: the workers get no network, not even 127.0.0.1")(
       "input", po::value(&o.input),
       "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
       "(- for standard input)")("range", po::value(&range),
@@ -204,6 +215,15 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
   for (const auto& kv : o.env)
     if (kv.find('=') == std::string::npos || kv.front() == '=')
       return bad("--env takes K=V, not '" + kv + "'"), fail();
+  for (const auto& name : o.env_allow)
+    if (name.empty() || name.find('=') != std::string::npos || name.find('*') < name.size() - 1)
+      return bad("--env-allow takes a NAME or a PREFIX* (e.g. LC_*), not '" + name + "'"), fail();
+  o.sandbox = vm.count("sandbox") > 0;
+  o.no_network = vm.count("no-network") > 0;
+  if (!o.sandbox && (!o.sandbox_write.empty() || !o.sandbox_hide.empty() || o.no_network))
+    return bad("--sandbox-write, --sandbox-hide and --no-network go with --sandbox"), fail();
+  if ((o.sandbox || !o.env_allow.empty()) && o.mode != "processes")
+    return bad("--sandbox and --env-allow are for worker processes, not --mode " + o.mode), fail();
   if (!range.empty()) {
     const auto colon = range.find(':');
     const auto a =

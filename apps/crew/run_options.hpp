@@ -22,7 +22,12 @@ struct run_options {
   // The worker: empty = the built-in demo worker (crew-worker next to crew).
   std::string worker;
   std::vector<std::string> worker_args, env;  // env: "K=V"
+  std::vector<std::string> env_allow;         // empty: the library's default allow-list
   std::string cwd;
+  // Isolation (processes only): bubblewrap, paths granted, network.
+  bool sandbox = false;
+  std::vector<std::string> sandbox_write, sandbox_hide;
+  bool no_network = false;
   // The tasks: a range of integers, or JSON lines from `input` ("-" or empty: stdin).
   bool has_range = false;
   std::int64_t first = 0, last = 0;

@@ -201,6 +201,41 @@ BOOST_AUTO_TEST_CASE(a_workers_non_utf8_stderr_keeps_every_json_document_valid) 
   std::filesystem::remove_all(dir);
 }
 
+// Issue 14: --sandbox changes nothing a job computes; a worker's escape sequences reach the
+// terminal as text; the sandbox's flags are checked before anything starts.
+BOOST_AUTO_TEST_CASE(sandboxed_runs_are_exact_and_worker_escapes_are_shown_not_obeyed) {
+  auto plain = crew("run --job long_comp --range 0:3 --keep-order --jsonl --no-progress");
+  auto boxed = crew(
+      "run --sandbox --no-network --job long_comp --range 0:3 --keep-order "
+      "--jsonl --no-progress");
+  BOOST_TEST(boxed.exit_code == 0, boxed.err);
+  const auto a = json_lines(plain.out), b = json_lines(boxed.out);
+  BOOST_REQUIRE_EQUAL(b.size(), 3u);
+  BOOST_REQUIRE_EQUAL(a.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i)
+    BOOST_TEST(json::serialize(a[i].at("value")) == json::serialize(b[i].at("value")));
+
+  const auto dir = scratch("escapes");
+  write_file(dir / "in.jsonl", "[3]\n");
+  auto r = crew(std::string("run --worker ") + CREW_HOSTILE_WORKER_PATH +
+                " --worker-arg serve --job spew --input " + (dir / "in.jsonl").string() +
+                " --no-progress");
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(contains(r.out, "line 2 \\x1b[31mred"), r.out);
+  BOOST_TEST(r.out.find('\x1b') == std::string::npos);
+  BOOST_TEST(r.out.find('\a') == std::string::npos);
+  std::filesystem::remove_all(dir);
+
+  r = crew("run --no-network --job long_comp --range 0:1");
+  BOOST_TEST(r.exit_code == 2);
+  BOOST_TEST(contains(r.err, "go with --sandbox"), r.err);
+  r = crew("run --sandbox --sandbox-write /nonexistent/crew-x --job long_comp --range 0:1");
+  BOOST_TEST(r.exit_code == 4);
+  BOOST_TEST(contains(r.err, "'/nonexistent/crew-x' does not exist"), r.err);
+  r = crew("run --env-allow 'A=B' --job long_comp --range 0:1");
+  BOOST_TEST(r.exit_code == 2);
+}
+
 BOOST_AUTO_TEST_CASE(a_million_streamed_tasks_keep_memory_flat) {
   const auto dir = scratch("flat");
   // The bound: what a run needs at all (workers, buffers), far below the ~1.7 KB per task

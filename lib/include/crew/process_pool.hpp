@@ -116,6 +116,13 @@ struct sandbox_options {
   std::filesystem::path bwrap;
 };
 
+/// Why workers cannot run in the sandbox `options` describes, here and now — bubblewrap
+/// missing, a writable or hidden path that does not exist, namespaces the kernel refuses
+/// (bubblewrap's own message) — or empty when they can. Starts `true` in such a sandbox
+/// once and waits for it (a few milliseconds): for a program to check its settings before
+/// it starts a pool, whose workers would otherwise fail to boot with the same message.
+std::string sandbox_unavailable(const sandbox_options& options);
+
 /// The environment variables a worker inherits by default (process_pool_options::env_allow):
 /// what programs need to find their tools, libraries, locale, home and temporary directory
 /// — `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`, `LANG`, `LANGUAGE`, `LC_*`, `TZ`, `TERM`,

@@ -4,9 +4,61 @@
 
 #include "local_launcher.hpp"
 
+#include "../spawn.hpp"
+
+#include <cerrno>
+#include <cstring>
 #include <system_error>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+namespace crew {
+
+std::string sandbox_unavailable(const sandbox_options& options) {
+  using namespace detail;
+  std::string why;
+  auto c = sandboxed_command(options, resolve_executable("true"), {}, {}, {}, why);
+  if (c.exe.empty()) return why;
+  pipe_pair err;
+  if (auto ec = make_pipe(err)) return "cannot create a pipe: " + ec.message();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, err.write.get(), 2);
+  std::vector<std::string> argv_s{c.exe.string()};
+  argv_s.insert(argv_s.end(), c.args.begin(), c.args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* no_env[] = {nullptr};
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), no_env);
+  posix_spawn_file_actions_destroy(&fa);
+  err.write = unique_fd();
+  if (rc != 0) return "cannot start " + c.exe.string() + ": " + std::strerror(rc);
+  std::string message;
+  char buf[512];
+  for (ssize_t n; (n = ::read(err.read.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    if (message.size() < 4096) message.append(buf, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+    message.pop_back();
+  return "bubblewrap (" + c.exe.string() + ") cannot set up the sandbox here" +
+         (message.empty() ? std::string() : ": " + message);
+}
+
+}  // namespace crew
 
 namespace crew::detail {
 
