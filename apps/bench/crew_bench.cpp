@@ -1265,20 +1265,61 @@ class bench {
     doc["payload"] = std::move(rows);
   }
 
+  /// Milliseconds from constructing a process_pool of `workers` (in the sandbox or not) until
+  /// its first result.
+  double first_result_ms(io_thread& io, std::size_t workers, bool sandboxed = false) {
+    const double t0 = now();
+    crew::process_pool_options o;
+    o.workers = workers;
+    o.sandbox.enabled = sandboxed;
+    auto pool = std::make_unique<crew::process_pool>(io.context().get_executor(), std::move(o));
+    const int v = pool->submit(identity(7)).get();
+    const double ms = (now() - t0) * 1e3;
+    require(v == 7, "identity after start-up");
+    close_pool(pool);
+    return ms;
+  }
+
   /// Median milliseconds from constructing a process_pool of `workers` until its first result.
   double startup_ms(io_thread& io, std::size_t workers) {
     std::vector<double> ms;
-    for (std::size_t r = 0; r < n_.startup_reps; ++r) {
-      const double t0 = now();
-      crew::process_pool_options o;
-      o.workers = workers;
-      auto pool = std::make_unique<crew::process_pool>(io.context().get_executor(), std::move(o));
-      const int v = pool->submit(identity(7)).get();
-      ms.push_back((now() - t0) * 1e3);
-      require(v == 7, "identity after start-up");
-      close_pool(pool);
-    }
+    for (std::size_t r = 0; r < n_.startup_reps; ++r)
+      ms.push_back(first_result_ms(io, workers));
     return median_of(ms);
+  }
+
+  // The sandbox's price (issue 14): process_pool(1) to its first result, plain and inside
+  // bubblewrap, in interleaved rounds (plain, sandboxed, plain, ...); the ratio is the median
+  // of the rounds' ratios, with their min-max.
+  void sandbox_startup(io_thread& io, json::array& rows) {
+    crew::sandbox_options sb;
+    sb.enabled = true;
+    if (auto why = crew::sandbox_unavailable(sb); !why.empty()) {
+      say("sandboxed worker: not measured: %s\n", why.c_str());
+      return;
+    }
+    progress("startup: plain and sandboxed workers, interleaved");
+    const std::size_t rounds = std::max<std::size_t>(5, n_.startup_reps);
+    std::vector<double> plain, boxed, ratio;
+    for (std::size_t r = 0; r < rounds; ++r) {
+      plain.push_back(first_result_ms(io, 1, false));
+      boxed.push_back(first_result_ms(io, 1, true));
+      ratio.push_back(boxed.back() / plain.back());
+    }
+    const double pm = median_of(plain), bm = median_of(boxed), rm = median_of(ratio);
+    const auto [lo, hi] = std::minmax_element(ratio.begin(), ratio.end());
+    say("%-44s %11.2f ms\n%-44s %11.2f ms   %.2fx the plain worker (rounds %.2f-%.2f, %zu "
+        "interleaved)\n",
+        "crew process_pool(1), plain, interleaved", pm,
+        "crew process_pool(1), sandboxed (bubblewrap)", bm, rm, *lo, *hi, rounds);
+    rows.push_back(
+        {{"name", "crew process_pool(1) to first result, plain (interleaved)"}, {"small_ms", pm}});
+    rows.push_back({{"name", "crew process_pool(1) to first result, sandboxed (interleaved)"},
+                    {"small_ms", bm},
+                    {"ratio_median", rm},
+                    {"ratio_min", *lo},
+                    {"ratio_max", *hi},
+                    {"rounds", rounds}});
   }
 
   // 4. Pool start-up.
@@ -1317,6 +1358,7 @@ class bench {
       say("%-44s %11.2f ms %11.2f ms\n", l.name.c_str(), l.small, l.big);
     }
     startup_ = {lines[0].small, lines[0].big, lines[3].small, lines[3].big};
+    sandbox_startup(io, rows);
     doc["startup"] = std::move(rows);
   }
 
