@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   // [pool]
   boost::asio::io_context ioc;
   auto work = boost::asio::make_work_guard(ioc);
-  std::thread io([&] { ioc.run(); });  // the pool runs on this executor; it owns no threads
+  std::thread io([&] { ioc.run(); });  // the pool runs on this executor
 
   crew::process_pool_options options;
   options.workers = 2;
