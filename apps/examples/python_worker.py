@@ -347,7 +347,19 @@ def die_with_coordinator():
             pass
 
 
+def not_dumpable():
+    """As crew's runtime does: a compromised sibling of the same user can then neither read
+    this worker's tasks nor forge its replies through /proc (Linux only, optional)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0)  # 4: PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        pass
+
+
 def main():
+    not_dumpable()
     die_with_coordinator()
     sys.stdout.reconfigure(line_buffering=True)  # job output reaches the log line by line
     try:

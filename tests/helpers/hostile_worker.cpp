@@ -251,16 +251,23 @@ int spew(int lines) {
 
 // Finding 1: a child that escapes the process-group kill.
 int escape(int seconds) {
+  int ready[2];
+  if (::pipe(ready) != 0) return -1;
   const pid_t child = ::fork();
   if (child == 0) {
     ::setsid();
     ::prctl(PR_SET_NAME, "crew-escapee");
+    [[maybe_unused]] auto w = ::write(ready[1], "x", 1);  // out of the group now
     for (int fd = 0; fd < 1024; ++fd)
       ::close(fd);  // holds none of the worker's pipes: only the kill can end it
     ::sleep(static_cast<unsigned>(seconds));
     ::_exit(0);
   }
-  return child > 0 ? 0 : -1;
+  ::close(ready[1]);
+  char c;
+  const bool escaped = child > 0 && ::read(ready[0], &c, 1) == 1;
+  ::close(ready[0]);
+  return escaped ? 0 : -1;
 }
 
 int serve_mode() {

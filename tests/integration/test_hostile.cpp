@@ -5,6 +5,7 @@
 #include <crew/process_pool.hpp>
 
 #include "demo_jobs.hpp"
+#include "fault_jobs.hpp"
 #include "hostile.hpp"
 #include "pool_fixture.hpp"
 
@@ -287,6 +288,60 @@ BOOST_FIXTURE_TEST_CASE(notebook_jobs_give_exact_results_in_the_sandbox, io_fixt
     BOOST_TEST((squares == std::vector<int>{1, 2, 3, 4, 5, 6}));
     auto e = failure_of(pool.submit(crew::demo::fail("on purpose")));
     BOOST_TEST(e.code() == make_error_code(errc::job_failed));
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool sanitized = true;  // their shadow memory does not fit under RLIMIT_AS
+#else
+constexpr bool sanitized = false;
+#endif
+
+// Supervision holds in the sandbox: a crash is named by its signal (bubblewrap's 128 + N),
+// deadlines, recycling by resident memory (the sandbox's process tree) and the limits (set
+// by prlimit inside it).
+BOOST_FIXTURE_TEST_CASE(supervision_holds_in_the_sandbox, io_fixture) {
+  auto fault = [] {
+    crew::process_pool_options o;
+    o.workers = 1;
+    o.executable = CREW_FAULT_WORKER_PATH;
+    o.shutdown_grace = 500ms;
+    return sandboxed(o);
+  };
+  {
+    auto o = fault();
+    o.limit_cpu = std::chrono::seconds(1);
+    if (!sanitized) o.limit_address_space = std::size_t{512} << 20;
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = failure_of(pool.submit(crew::test::crash(SIGSEGV)));
+    BOOST_TEST(e.code() == make_error_code(errc::worker_crashed));
+    BOOST_TEST(contains(e.what(), "killed by signal 11 (SIGSEGV)"), e.what());
+    crew::task_options late;
+    late.timeout = 200ms;
+    e = failure_of(pool.submit(crew::test::sleep_ms(5000), late));
+    BOOST_TEST(e.code() == make_error_code(errc::task_timeout));
+    e = failure_of(pool.submit(crew::test::burn_cpu(30)));
+    BOOST_TEST((contains(e.what(), "SIGXCPU") || contains(e.what(), "SIGKILL")), e.what());
+    if (!sanitized) {
+      BOOST_TEST(pool.submit(crew::test::alloc_fails(8)).get() == 0);
+      BOOST_TEST(pool.submit(crew::test::alloc_fails(1024)).get() == 1);
+    }
+    BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);
+    pool.join();
+  }
+  {
+    std::atomic<int> spawned{0};
+    auto o = fault();
+    o.max_worker_rss = std::size_t{64} << 20;
+    o.on_event = [&](const crew::event& e) {
+      if (e.kind == crew::event_kind::worker_spawned) ++spawned;
+    };
+    crew::process_pool pool(ioc.get_executor(), o);
+    for (int i = 0; i < 8; ++i)
+      pool.submit(crew::test::leak_mib(24)).get();  // no task lost
+    BOOST_TEST(spawned.load() >= 3);                // 8 x 24 MiB: recycled at least twice
     pool.join();
   }
   expect_no_leaks(fds_before);
