@@ -68,14 +68,30 @@ std::span<std::byte> frame_reader::prepare(std::size_t min_bytes) {
     begin_ = 0;
   }
   std::size_t want = end_ + min_bytes;
-  // A header already in the buffer tells how much the frame needs: make room for all of
-  // it at once, so a large payload arrives in few reads. Its length was checked against
-  // the limit by next(), which is the only way a frame's size can be known here.
-  if (end_ >= header_size) {
-    const auto len = load<std::uint32_t>(buf_.data() + 16);
-    if (len <= max_payload_) want = std::max(want, header_size + len);
+  if (buf_.size() < want) {
+    // A header already in the buffer tells how much the frame needs. Its length was
+    // checked against the limit by next(), but a header costs its sender 20 bytes: room is
+    // made only as the payload arrives, as much again as is buffered (at least
+    // reserve_ahead), so a large frame still arrives in few reads (the buffer doubles)
+    // while a header alone commits little. A rest of at most half as much again is taken
+    // whole, with `min_bytes` beyond it for the next prepare: a frame just over a doubling
+    // does not cost one more copy of everything for its last bytes.
+    if (end_ >= header_size) {
+      const std::size_t frame = header_size + load<std::uint32_t>(buf_.data() + 16);
+      if (frame - header_size <= max_payload_ && frame > want) {
+        const std::size_t ahead = std::max({min_bytes, reserve_ahead, end_});
+        want = frame - end_ <= ahead + ahead / 2 ? frame + min_bytes : end_ + ahead;
+        buf_.reserve(want);  // exactly: no hidden doubling on top of this one
+      }
+    }
+    buf_.resize(want);
+  } else if (buf_.capacity() > shrink_above && want <= shrink_above / 8) {
+    // The large frame that grew the buffer is gone: give its memory back. Checked only
+    // when no growth is needed, so a small frame costs one comparison.
+    std::vector<std::byte> small(std::max(want, reserve_ahead));
+    if (end_ != 0) std::memcpy(small.data(), buf_.data(), end_);
+    buf_.swap(small);
   }
-  if (buf_.size() < want) buf_.resize(want);
   return {buf_.data() + end_, buf_.size() - end_};
 }
 
@@ -157,18 +173,38 @@ std::vector<std::byte> encode_hello(const hello& h) {
   return out;
 }
 
+namespace {
+// A hello's string, its length checked against `limit` before anything is allocated.
+std::string hello_string(decoder& d, std::size_t limit, const char* what, const char* limit_name) {
+  const auto n = d.get<std::uint64_t>();
+  if (n > limit)
+    throw decode_error(std::string("a ") + what + " of " + std::to_string(n) +
+                       " bytes, more than the limit of " + std::to_string(limit) + " (" +
+                       limit_name + ")");
+  const auto* p = d.take(static_cast<std::size_t>(n));
+  return std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+}
+}  // namespace
+
 hello decode_hello(std::span<const std::byte> payload) {
+  if (payload.size() > max_hello_payload)
+    throw decode_error("a hello of " + std::to_string(payload.size()) +
+                       " bytes, more than the limit of " + std::to_string(max_hello_payload) +
+                       " (max_hello_payload)");
   decoder d(payload.data(), payload.size());
   hello h;
   h.pid = d.get<std::uint32_t>();
   const auto n = d.get<std::uint32_t>();
+  if (n > max_hello_jobs)
+    throw decode_error("a hello listing " + std::to_string(n) + " jobs, more than the limit of " +
+                       std::to_string(max_hello_jobs) + " (max_hello_jobs)");
   // Each job takes at least two length prefixes: reject impossible counts up front.
   if (n > d.remaining() / 16) throw decode_error("hello lists more jobs than its bytes hold");
   h.jobs.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) {
     job_info j;
-    j.name = d.get<std::string>();
-    j.signature = d.get<std::string>();
+    j.name = hello_string(d, max_hello_job_name, "job name", "max_hello_job_name");
+    j.signature = hello_string(d, max_hello_signature, "job signature", "max_hello_signature");
     h.jobs.push_back(std::move(j));
   }
   d.expect_end();

@@ -2,6 +2,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <array>
 
 #include <bit>
@@ -14,10 +15,12 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <memory>
 #include <ostream>
 #include <random>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -604,6 +607,76 @@ BOOST_AUTO_TEST_CASE(vector_count_beyond_input_throws_before_allocating) {
   const bytes two_strings = concat(u64_le(2), sixteen);
   crew::decoder d2(two_strings);
   BOOST_TEST(d2.get<std::vector<std::string>>().size() == 2u);
+}
+
+namespace {
+// An allocator that records the largest allocation it was asked for.
+std::size_t largest_allocation = 0;
+template <class T>
+struct counting_allocator {
+  using value_type = T;
+  counting_allocator() = default;
+  template <class U>
+  counting_allocator(const counting_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    largest_allocation = std::max(largest_allocation, n * sizeof(T));
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  friend bool operator==(const counting_allocator&, const counting_allocator&) = default;
+};
+}  // namespace
+
+// Issue 14, finding 7: an empty string is 8 bytes on the wire and a 32-byte std::string in
+// memory. With a memory limit, what the elements take in memory is checked against it
+// before anything is reserved.
+BOOST_AUTO_TEST_CASE(a_count_too_large_in_memory_throws_before_allocating) {
+  const std::uint64_t count = 1 << 20;
+  const bytes b = concat(u64_le(count), bytes(count * 8, std::byte{0}));  // 1 Mi empty strings
+  const std::size_t limit = std::size_t{16} << 20;
+  using strings = std::vector<std::string, counting_allocator<std::string>>;
+  largest_allocation = 0;
+  std::string message;
+  try {
+    crew::decoder d(b.data(), b.size(), limit);
+    (void)d.get<strings>();
+  } catch (const crew::decode_error& e) {
+    message = e.message();
+  }
+  BOOST_TEST(message == "vector of 1048576 elements would take " +
+                            std::to_string(count * sizeof(std::string)) +
+                            " bytes in memory, more than the limit 16777216");
+  BOOST_TEST(largest_allocation == 0u);  // refused before reserving
+  // Without a limit, or within one, the same bytes decode as before.
+  crew::decoder unlimited(b);
+  BOOST_TEST(unlimited.get<std::vector<std::string>>().size() == count);
+  crew::decoder within(b.data(), b.size(), count * sizeof(std::string));
+  BOOST_TEST(within.get<std::vector<std::string>>().size() == count);
+  BOOST_TEST(within.memory_left() == 0u);
+
+  // The limit is for the whole value: two vectors each within it, together over it.
+  const bytes half = concat(u64_le(count / 2), bytes(count / 2 * 8, std::byte{0}));
+  const bytes both = concat(concat(u64_le(2), half), half);
+  auto refusal = [](const bytes& in, std::size_t memory, auto type) -> std::string {
+    try {
+      crew::decoder d(in.data(), in.size(), memory);
+      (void)d.get<typename decltype(type)::type>();
+    } catch (const crew::decode_error& e) {
+      return e.message();
+    }
+    return "decoded";
+  };
+  BOOST_TEST(
+      refusal(both, count * sizeof(std::string),
+              std::type_identity<std::vector<std::vector<std::string>>>{}) ==
+      "vector of 524288 elements would take " +
+          std::to_string(2 * sizeof(std::vector<std::string>) + count * sizeof(std::string)) +
+          " bytes in memory, more than the limit " + std::to_string(count * sizeof(std::string)));
+  // Strings count their bytes.
+  const bytes abc = concat(u64_le(3), make_bytes({'a', 'b', 'c'}));
+  BOOST_TEST(refusal(abc, 2, std::type_identity<std::string>{}) ==
+             "string of 3 elements would take 3 bytes in memory, more than the limit 2");
+  BOOST_TEST(refusal(abc, 3, std::type_identity<std::string>{}) == "decoded");
 }
 
 BOOST_AUTO_TEST_CASE(trailing_bytes_are_detected) {

@@ -477,6 +477,70 @@ BOOST_AUTO_TEST_CASE(reader_empty_payloads) {
   BOOST_TEST(got[1].header.type == proto::frame_type::cancel);
 }
 
+// Issue 14, finding 6: a 20-byte header announcing 256 MiB made prepare() zero-fill 256 MiB.
+// The buffer now follows the bytes that arrive: at most as much again as is buffered.
+BOOST_AUTO_TEST_CASE(reader_grows_with_the_bytes_that_arrive_not_with_the_header) {
+  proto::frame_reader r;  // the default limit: 256 MiB
+  bytes header = frame(proto::frame_type::result, 1, {});
+  put_le(header, 16, 4, proto::default_max_payload);
+  feed(r, header.data(), header.size());
+  proto::frame_view v;
+  boost::system::error_code ec;
+  BOOST_TEST(!r.next(v, ec));
+  BOOST_TEST(!ec);
+  const auto space = r.prepare();
+  BOOST_TEST(space.size() >= proto::frame_reader::reserve_ahead);
+  BOOST_TEST(r.capacity() <= std::size_t{256} << 10, "capacity " << r.capacity());
+
+  // A 4 MiB frame read 64 KiB at a time: the buffer doubles as it comes, never far ahead.
+  const bytes payload = pattern(std::size_t{4} << 20, 3);
+  const bytes f = frame(proto::frame_type::result, 2, payload);
+  proto::frame_reader g;
+  std::size_t fed = 0, reallocations = 0, last = 0;
+  while (fed < f.size()) {
+    const auto room = g.prepare();
+    const std::size_t n = std::min({room.size(), f.size() - fed, std::size_t{64} << 10});
+    std::memcpy(room.data(), f.data() + fed, n);
+    g.commit(n);
+    fed += n;
+    if (g.capacity() != last) ++reallocations, last = g.capacity();
+    BOOST_TEST(g.capacity() <= 4 * std::max(fed, proto::frame_reader::reserve_ahead),
+               "capacity " << g.capacity() << " with " << fed << " bytes read");
+    if (fed < f.size()) BOOST_TEST(!g.next(v, ec));
+  }
+  BOOST_TEST(reallocations <= 12u);  // doubling: a few, not one per read
+  BOOST_TEST_REQUIRE(g.next(v, ec));
+  BOOST_TEST((bytes(v.payload.begin(), v.payload.end()) == payload));
+}
+
+// The buffer a large frame grew is given back once that frame is consumed.
+BOOST_AUTO_TEST_CASE(reader_shrinks_after_a_large_frame) {
+  proto::frame_reader r;
+  const bytes payload = pattern(std::size_t{4} << 20, 4);
+  bytes s = frame(proto::frame_type::result, 1, payload);
+  const bytes small = frame(proto::frame_type::result, 2, pattern(100, 5));
+  s.insert(s.end(), small.begin(), small.end());
+  feed(r, s.data(), s.size() - 50);  // the large frame and half of the small one
+  BOOST_TEST(r.capacity() >= payload.size());
+  proto::frame_view v;
+  boost::system::error_code ec;
+  BOOST_TEST_REQUIRE(r.next(v, ec));
+  BOOST_TEST((bytes(v.payload.begin(), v.payload.end()) == payload));  // valid until prepare
+  BOOST_TEST(!r.next(v, ec));
+  feed(r, s.data() + s.size() - 50, 50);  // prepare() compacts and shrinks
+  BOOST_TEST(r.capacity() <= std::size_t{256} << 10, "capacity " << r.capacity());
+  BOOST_TEST_REQUIRE(r.next(v, ec));
+  BOOST_TEST(v.header.task_id == 2u);
+  BOOST_TEST((bytes(v.payload.begin(), v.payload.end()) == pattern(100, 5)));
+  // And with nothing left over.
+  feed(r, s.data(), s.size());
+  BOOST_TEST_REQUIRE(r.next(v, ec));
+  BOOST_TEST_REQUIRE(r.next(v, ec));
+  BOOST_TEST(!r.mid_frame());
+  (void)r.prepare();
+  BOOST_TEST(r.capacity() <= std::size_t{256} << 10, "capacity " << r.capacity());
+}
+
 // ---------------------------------------------------------------------------------------
 // Payloads
 
@@ -532,6 +596,48 @@ BOOST_AUTO_TEST_CASE(hello_rejects_malformed) {
   bytes fewer = good;
   put_le(fewer, 4, 4, 1);  // one job then trailing bytes
   BOOST_TEST(throws_decode_error([&] { (void)proto::decode_hello(fewer); }));
+}
+
+// Issue 14, finding 3: a hello has its own limits, far below max_payload, checked before
+// anything is allocated; each refusal names its limit.
+BOOST_AUTO_TEST_CASE(hello_limits_are_checked_and_named) {
+  auto message_of = [](const bytes& b) -> std::string {
+    try {
+      (void)proto::decode_hello(b);
+    } catch (const crew::decode_error& e) {
+      return e.message();
+    }
+    return "accepted";
+  };
+  auto hello_of = [](std::size_t jobs, std::size_t name, std::size_t signature) {
+    proto::hello h;
+    h.pid = 7;
+    for (std::size_t i = 0; i < jobs; ++i)
+      h.jobs.push_back({std::string(name, 'n'), std::string(signature, 's')});
+    return proto::encode_hello(h);
+  };
+  // At the limits.
+  BOOST_TEST(proto::decode_hello(hello_of(proto::max_hello_jobs, 8, 8)).jobs.size() ==
+             proto::max_hello_jobs);
+  const auto wide =
+      proto::decode_hello(hello_of(1, proto::max_hello_job_name, proto::max_hello_signature));
+  BOOST_TEST(wide.jobs.at(0).name.size() == proto::max_hello_job_name);
+  BOOST_TEST(wide.jobs.at(0).signature.size() == proto::max_hello_signature);
+  // One over each.
+  BOOST_TEST(message_of(hello_of(proto::max_hello_jobs + 1, 1, 1)) ==
+             "a hello listing 10001 jobs, more than the limit of 10000 (max_hello_jobs)");
+  BOOST_TEST(message_of(hello_of(1, proto::max_hello_job_name + 1, 1)) ==
+             "a job name of 1025 bytes, more than the limit of 1024 (max_hello_job_name)");
+  BOOST_TEST(message_of(hello_of(1, 1, proto::max_hello_signature + 1)) ==
+             "a job signature of 4097 bytes, more than the limit of 4096 (max_hello_signature)");
+  bytes big = hello_of(1, 1, 1);
+  big.resize(proto::max_hello_payload + 1);
+  BOOST_TEST(message_of(big) ==
+             "a hello of 1048577 bytes, more than the limit of 1048576 (max_hello_payload)");
+  // A name's length is checked before its bytes are: a huge claim is refused as too long.
+  bytes claim = hello_of(1, 1, 1);
+  put_le(claim, 8, 8, std::uint64_t{1} << 40);
+  BOOST_TEST(message_of(claim).find("(max_hello_job_name)") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_frame_written_in_place_equals_one_appended_whole) {

@@ -11,6 +11,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstring>
+#include <new>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -124,6 +125,7 @@ class recording_owner final : public session_owner {
   void reply_received() override { ++replies; }
   void task_started(const pending_task& p) override { started.push_back(p.id); }
   void task_succeeded(pending_task& p, std::span<const std::byte> r) override {
+    if (out_of_memory) throw std::bad_alloc();
     crew::decoder d(r.data(), r.size());
     results.emplace_back(p.id, d.get<std::int32_t>());
   }
@@ -137,6 +139,7 @@ class recording_owner final : public session_owner {
   void replies_end() override {}
 
   int ready = 0, replies = 0, answered = 0;
+  bool out_of_memory = false;  // task_succeeded throws std::bad_alloc
   std::vector<std::uint64_t> started;
   std::vector<std::pair<std::uint64_t, std::int32_t>> results;
   struct failure {
@@ -191,7 +194,8 @@ struct fixture {
                             milliseconds(1000),         milliseconds(50)};
   std::shared_ptr<worker_session> session;
 
-  fixture() {
+  explicit fixture(milliseconds frame_timeout = milliseconds(10000)) {
+    settings.frame_timeout = frame_timeout;
     session = std::make_shared<worker_session>(strand, 1, channel, owner, settings);
     session->start();
   }
@@ -347,6 +351,95 @@ BOOST_FIXTURE_TEST_CASE(stop_asks_the_channel_to_close_input_first, fixture) {
   BOOST_TEST(channel->steps.size() == 1u);  // it went: no SIGTERM followed
   BOOST_TEST_REQUIRE(owner->end.has_value());
   BOOST_TEST(owner->end->stopping);
+}
+
+// Issue 14, finding 3: a hello over its limit is the worker's violation, a boot failure,
+// refused from its header before its payload is buffered.
+BOOST_FIXTURE_TEST_CASE(a_hello_over_its_limit_is_refused_from_its_header, fixture) {
+  proto::hello h;
+  h.pid = 4242;
+  for (int i = 0; h.jobs.size() < 150'000; ++i)
+    h.jobs.push_back({"j" + std::to_string(i), "i32(i32)"});
+  const bytes big = frame(proto::frame_type::hello, 0, proto::encode_hello(h));
+  BOOST_TEST_REQUIRE(big.size() > proto::header_size + proto::max_hello_payload);
+  channel->feed(std::span<const std::byte>(big).first(proto::header_size + 100));
+  BOOST_TEST(!session->alive());
+  BOOST_TEST(owner->ready == 0);
+  run();
+  BOOST_TEST_REQUIRE(owner->end.has_value());
+  BOOST_TEST(!owner->end->booted);
+  BOOST_TEST_REQUIRE(owner->end->failure.has_value());
+  BOOST_TEST(owner->end->failure->first == crew::errc::protocol_error);
+  BOOST_TEST(owner->end->failure->second.find("bad hello: a hello of " +
+                                              std::to_string(big.size() - proto::header_size) +
+                                              " bytes, more than the limit of 1048576 "
+                                              "(max_hello_payload)") != std::string::npos,
+             owner->end->failure->second);
+}
+
+// Issue 14, finding 3: an allocation failure while the coordinator handles a worker's frame
+// escaped as std::bad_alloc (std::terminate from a handler). It is that worker's violation.
+BOOST_FIXTURE_TEST_CASE(an_allocation_failure_handling_a_frame_is_a_violation, fixture) {
+  channel->feed(hello_frame());
+  send(task_of(7, 21));
+  owner->out_of_memory = true;
+  BOOST_CHECK_NO_THROW(channel->feed(frame(proto::frame_type::result, 7, int_payload(42))));
+  BOOST_TEST(!session->alive());
+  run();
+  BOOST_TEST_REQUIRE(owner->end.has_value());
+  BOOST_TEST_REQUIRE(owner->end->failure.has_value());
+  BOOST_TEST(owner->end->failure->first == crew::errc::protocol_error);
+  BOOST_TEST(
+      owner->end->failure->second.find("the coordinator could not allocate") != std::string::npos,
+      owner->end->failure->second);
+}
+
+// Issue 14, finding 6: the frame deadline was re-armed by every byte, so a frame trickled a
+// byte at a time held its task forever. It counts from the frame's first byte now.
+BOOST_AUTO_TEST_CASE(a_frame_trickled_past_frame_timeout_is_a_violation) {
+  fixture f(milliseconds(300));
+  f.channel->feed(hello_frame());
+  f.send(task_of(5, 1));
+  bytes header = frame(proto::frame_type::result, 5, {});
+  const std::uint32_t length = 1 << 20;
+  std::memcpy(header.data() + 16, &length, 4);
+  f.channel->feed(header);
+  // A byte every 100 ms: each well within frame_timeout of the last, for 2 s in all.
+  for (int i = 0; i < 20 && f.session->alive(); ++i) {
+    const std::byte b{0};
+    f.channel->feed({&b, 1});
+    f.ioc.restart();
+    f.ioc.run_for(milliseconds(100));
+  }
+  BOOST_TEST(!f.session->alive());  // cut, after 300 ms, not at the end of the trickle
+  f.run();
+  BOOST_TEST_REQUIRE(f.owner->end.has_value());
+  BOOST_TEST_REQUIRE(f.owner->end->failure.has_value());
+  BOOST_TEST(f.owner->end->failure->first == crew::errc::protocol_error);
+  BOOST_TEST(f.owner->end->failure->second ==
+             "protocol violation: it began a frame and did not finish it within 300 ms "
+             "(frame_timeout)");
+  BOOST_TEST_REQUIRE(f.owner->end->running.has_value());
+  BOOST_TEST(f.owner->end->running->id == 5u);
+}
+
+// Frames that end while the next begins in the same read: the next one gets its own
+// deadline, and frames that keep coming whole are never cut.
+BOOST_AUTO_TEST_CASE(each_frame_gets_its_own_deadline) {
+  fixture f(milliseconds(300));
+  f.channel->feed(hello_frame());
+  for (std::uint64_t id = 1; id <= 6; ++id) {
+    f.send(task_of(id, 1));
+    // The reply comes in two halves 200 ms apart: within frame_timeout per frame, longer
+    // than it over the six.
+    const bytes reply = frame(proto::frame_type::result, id, int_payload(2));
+    f.channel->feed(std::span<const std::byte>(reply).first(10));
+    f.ioc.restart();
+    f.ioc.run_for(milliseconds(200));
+    f.channel->feed(std::span<const std::byte>(reply).subspan(10));
+  }
+  BOOST_TEST(f.session->alive());
+  BOOST_TEST(f.owner->results.size() == 6u);
 }
 
 }  // namespace

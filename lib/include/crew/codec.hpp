@@ -7,7 +7,9 @@
 //   pair / tuple    the elements in order, nothing else
 //
 // Decoding is bounds-checked: malformed input throws `decode_error`, never reads past
-// the end and never allocates more than the input could hold.
+// the end and never allocates more than the input could hold. A decoder may also be given
+// a memory limit: what the decoded strings and vectors take in memory (elements at their
+// sizeof, string bytes) is counted against it before each allocation (decoder::claim).
 //
 // Adding your own type: specialize `crew::codec<T>` with `name`, `encode` and `decode`,
 // or derive it from `crew::member_codec<T, &T::a, &T::b, ...>` (see docs/protocol.md).
@@ -99,12 +101,17 @@ class encoder {
   std::size_t size_ = 0;
 };
 
-/// Reads encoded values from a byte range, checking every length against what is left.
+/// Reads encoded values from a byte range, checking every length against what is left
+/// and, with a memory limit, what decoded values take in memory against that limit.
 /// Thread safety: none (one per message).
 class decoder {
  public:
-  /// Reads `[data, data + size)`, which must outlive the decoder.
-  decoder(const std::byte* data, std::size_t size) noexcept : p_(data), end_(data + size) {}
+  /// No memory limit.
+  static constexpr std::size_t unlimited = static_cast<std::size_t>(-1);
+  /// Reads `[data, data + size)`, which must outlive the decoder. The strings and vectors
+  /// decoded may take at most `memory_limit` bytes in memory, together (see claim).
+  decoder(const std::byte* data, std::size_t size, std::size_t memory_limit = unlimited) noexcept
+      : p_(data), end_(data + size), memory_limit_(memory_limit), memory_left_(memory_limit) {}
   /// Reads the bytes of `v`, which must outlive the decoder and not change meanwhile.
   explicit decoder(const std::vector<std::byte>& v) noexcept : decoder(v.data(), v.size()) {}
   /// A decoder must not outlive its bytes: decoding a temporary vector does not compile.
@@ -129,10 +136,32 @@ class decoder {
     if (remaining() != 0)
       throw decode_error(std::to_string(remaining()) + " unexpected trailing bytes");
   }
+  /// Counts `count` elements of `size` bytes each (`what`: "vector", "string") against the
+  /// memory limit, before a codec allocates them; throws decode_error if they would take
+  /// more than is left of it. A wire element can be far smaller than in memory (8 bytes
+  /// for an empty string, 32 for a std::string), so the count check against the bytes left
+  /// does not bound the memory alone. Codecs that allocate call it; bytes a user codec
+  /// allocates without it are not counted.
+  void claim(std::size_t count, std::size_t size, const char* what) {
+    if (memory_limit_ == unlimited) return;
+    if (size != 0 && count > memory_left_ / size) {
+      const std::size_t used = memory_limit_ - memory_left_;
+      const std::size_t need =
+          count > (unlimited - used) / size ? unlimited : used + count * size;  // saturated
+      throw decode_error(std::string(what) + " of " + std::to_string(count) +
+                         " elements would take " + std::to_string(need) +
+                         " bytes in memory, more than the limit " + std::to_string(memory_limit_));
+    }
+    memory_left_ -= count * size;
+  }
+  /// What is left of the memory limit (`unlimited` without one).
+  std::size_t memory_left() const noexcept { return memory_left_; }
 
  private:
   const std::byte* p_;
   const std::byte* end_;
+  std::size_t memory_limit_;
+  std::size_t memory_left_;
 };
 
 /// The codec of `T`. The primary template is undefined: a type without a codec does not
@@ -252,6 +281,7 @@ struct codec<std::string> {
   }
   static std::string decode(decoder& d) {
     const auto n = detail::take_count(d, 1, "string");
+    d.claim(n, 1, "string");
     const auto* p = d.take(n);
     return std::string(reinterpret_cast<const char*>(p), n);
   }
@@ -279,6 +309,7 @@ struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
   }
   static std::vector<T, A> decode(decoder& d) {
     const auto n = detail::take_count(d, detail::min_size<T>(), "vector");
+    d.claim(n, sizeof(T), "vector");
     std::vector<T, A> v;
     if constexpr (detail::is_plain_number<T>) {
       v.resize(n);
@@ -406,6 +437,7 @@ struct codec<array_view<T>> {
     const std::byte* p = d.take(n * sizeof(T));
     if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) == 0)
       return array_view<T>(std::span<const T>(reinterpret_cast<const T*>(p), n));
+    d.claim(n, sizeof(T), "array");
     std::vector<T> copy(n);
     if (n != 0) std::memcpy(copy.data(), p, n * sizeof(T));
     return array_view<T>::owning(std::move(copy));

@@ -160,6 +160,17 @@ struct process_pool_options {
   /// `payload_too_large` and lives on); a result frame over it from a worker that ignores it
   /// is a protocol violation (`protocol_error`, the worker is killed).
   std::size_t max_payload = protocol::default_max_payload;
+  /// Most memory, in bytes, a task's result may take once decoded here (by async_submit and
+  /// async_map): its vectors' elements at their size in memory and its strings' bytes,
+  /// counted as the result is decoded, before each allocation. On the wire an element can
+  /// be far smaller (an empty string: 8 bytes there, 32 in a std::string), so a result
+  /// within max_payload could otherwise take several times it. A result that would take
+  /// more fails with `decode_error` ("... would take N bytes in memory, more than the limit
+  /// M") before it is allocated. 0 (the default): twice `max_payload` (512 MiB), which holds
+  /// any result of numbers and any vector of strings of 16 bytes or more up to max_payload.
+  /// A coordinator out of memory while decoding a result fails that task with
+  /// `decode_error` too. Bytes a user codec allocates itself are not counted.
+  std::size_t max_result_memory = 0;
   /// Receives every line workers write to stdout/stderr, in order, on a thread of the pool's
   /// own (started with the first line; never the pool's executor, never concurrently with
   /// itself). Lines reach it through a queue of 1 MiB: while it is slower than the
@@ -222,8 +233,12 @@ struct process_pool_options {
 
   // --- supervision (docs/architecture.md, "Supervision") ---------------------------------
 
-  /// A worker that has begun a frame must finish it within this time, or it is killed
-  /// and its task fails with `protocol_error` (a truncated frame followed by silence).
+  /// A worker that has begun a frame must finish it within this time, counted from the
+  /// frame's first byte (not from the last one: a frame trickled in a byte at a time does not
+  /// keep its deadline away), or it is killed and its task fails with `protocol_error`.
+  /// Only the worker's slowness counts: while bytes it sent wait unread on the coordinator's
+  /// side, the deadline is looked at again one frame_timeout later. Large results must
+  /// therefore be written at frame_timeout's pace: 256 MiB within 10 s is 26 MB/s.
   std::chrono::milliseconds frame_timeout{10000};
   /// After a running task is cancelled its worker gets a cancel frame; if it has not
   /// answered (the job may poll `crew::cancel_requested()`) within this time it is killed.
@@ -501,18 +516,17 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         // work guard, executor and arguments share one allocation.
         detail::handler_work<decltype(handler)> work(handler, executor_);
         auto complete = [h = std::move(handler), slot, work = std::move(work), ex = executor_](
-                            std::exception_ptr ep, std::span<const std::byte> bytes) mutable {
+                            std::exception_ptr ep, std::span<const std::byte> bytes,
+                            std::size_t result_memory) mutable {
           if constexpr (std::is_void_v<R>) {
             detail::post_completion_clearing(slot, std::move(h), ex, ep);
           } else {
             R value{};
             if (!ep) {
               try {
-                decoder d(bytes.data(), bytes.size());
-                value = d.get<R>();
-                d.expect_end();
+                value = detail::decode_result<R>(bytes, result_memory);
               } catch (...) {
-                ep = std::current_exception();
+                ep = detail::result_failure();
               }
             }
             detail::post_completion_clearing(slot, std::move(h), ex, ep, std::move(value));
@@ -570,12 +584,13 @@ auto process_pool::async_map(const job<R(A...)>& j, Range&& inputs, CompletionTo
                 [bytes = std::move(bytes), skip, length](encoder& e) {
                   e.write(bytes.data() + skip, length);
                 },
-                [op, first, count, batch](std::exception_ptr ep, std::span<const std::byte> reply) {
+                [op, first, count, batch](std::exception_ptr ep, std::span<const std::byte> reply,
+                                          std::size_t result_memory) {
                   if (!ep) {
                     try {
-                      detail::decode_chunk<R>(reply, batch, op->slots(first, count));
+                      detail::decode_chunk<R>(reply, batch, op->slots(first, count), result_memory);
                     } catch (...) {
-                      ep = std::current_exception();
+                      ep = detail::result_failure();
                     }
                   }
                   op->settle(std::move(ep));
@@ -622,7 +637,13 @@ auto process_pool::async_submit_encoded(encoded_call call, task_options options,
         auto complete = [h = std::move(handler), slot, work = std::move(work), ex = executor_](
                             std::exception_ptr ep, std::span<const std::byte> bytes) mutable {
           std::vector<std::byte> result;
-          if (!ep) result.assign(bytes.begin(), bytes.end());
+          if (!ep) {
+            try {
+              result.assign(bytes.begin(), bytes.end());
+            } catch (...) {
+              ep = detail::result_failure();
+            }
+          }
           detail::post_completion_clearing(slot, std::move(h), ex, ep, std::move(result));
           work.reset();
         };

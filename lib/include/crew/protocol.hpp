@@ -29,6 +29,19 @@ inline constexpr std::size_t header_size = 20;
 /// Default largest payload accepted, checked before anything is allocated.
 inline constexpr std::size_t default_max_payload = std::size_t{256} << 20;
 
+// A hello's own limits, far below max_payload: a worker's first frame must not make its
+// coordinator allocate much (docs/protocol.md §4). decode_hello checks each before it
+// allocates; the coordinator also refuses a hello header announcing more than
+// max_hello_payload before buffering its payload.
+/// Largest hello payload, in bytes.
+inline constexpr std::size_t max_hello_payload = std::size_t{1} << 20;
+/// Most jobs a hello may list.
+inline constexpr std::size_t max_hello_jobs = 10'000;
+/// Longest job name in a hello, in bytes.
+inline constexpr std::size_t max_hello_job_name = 1024;
+/// Longest job signature in a hello, in bytes.
+inline constexpr std::size_t max_hello_signature = 4096;
+
 /// What a frame carries.
 enum class frame_type : std::uint8_t {
   hello = 1,         ///< worker -> coordinator, first frame: pid and served jobs
@@ -80,14 +93,27 @@ boost::system::error_code parse_header(const std::byte* in, std::size_t max_payl
 /// Reassembles frames from a byte stream read in arbitrary pieces.
 /// Usage: `auto buf = prepare(n); n = read(fd, buf); commit(n); while (next(f, ec)) ...`.
 /// After `next` reports an error the stream is broken and must be dropped.
-/// Thread safety: none.
+///
+/// Memory follows the bytes that arrive, not the lengths headers announce: when `prepare`
+/// must grow the buffer for a frame begun, it makes room for `ahead` = max(`min_bytes`,
+/// 64 KiB, what is buffered) more bytes, or for the whole rest of the frame (and `min_bytes`
+/// beyond it) when that rest is at most 1.5 x `ahead`. The buffer doubles as the payload comes in,
+/// never taking the declared length at once: a header announcing 256 MiB, then silence, costs about
+/// 64 KiB. Once a buffer grown past 1 MiB is no longer needed (its frame consumed, what is buffered
+/// and wanted under 128 KiB), `prepare` gives it back and starts again from a small one. Thread
+/// safety: none.
 class frame_reader {
  public:
+  /// The room ahead a frame's buffer may always have: prepare's default.
+  static constexpr std::size_t reserve_ahead = std::size_t{64} << 10;
+  /// A buffer larger than this is released by `prepare` once no frame needs it.
+  static constexpr std::size_t shrink_above = std::size_t{1} << 20;
+
   /// A reader that rejects frames with a payload over `max_payload`.
   explicit frame_reader(std::size_t max_payload = default_max_payload);
-  /// Space for at least `min_bytes` more input (more if a known frame needs it). Moves the
-  /// buffered bytes (invalidating earlier views); throws std::bad_alloc.
-  std::span<std::byte> prepare(std::size_t min_bytes = 64 * 1024);
+  /// Space for at least `min_bytes` more input (more if the frame begun needs it, see
+  /// above). Moves the buffered bytes (invalidating earlier views); throws std::bad_alloc.
+  std::span<std::byte> prepare(std::size_t min_bytes = reserve_ahead);
   /// Marks `n` bytes of the last prepared space as filled.
   void commit(std::size_t n) noexcept { end_ += n; }
   /// Extracts the next complete frame. Returns false when more input is needed or when
@@ -100,6 +126,8 @@ class frame_reader {
   std::span<const std::byte> buffered() const noexcept {
     return {buf_.data() + begin_, end_ - begin_};
   }
+  /// Bytes of buffer the reader holds allocated (what the growth rule above bounds).
+  std::size_t capacity() const noexcept { return buf_.capacity(); }
 
  private:
   std::size_t max_payload_;
@@ -156,7 +184,9 @@ struct hello {
 };
 /// The payload of a hello frame: pid, u32 job count, then each job's name and signature.
 std::vector<std::byte> encode_hello(const hello& h);
-/// Throws decode_error for a malformed payload.
+/// Throws decode_error for a malformed payload, or one over the hello limits
+/// (max_hello_payload, max_hello_jobs, max_hello_job_name, max_hello_signature: the message
+/// names the limit), checked before anything is allocated.
 hello decode_hello(std::span<const std::byte> payload);
 
 /// Appends a frame header for a payload of `payload_size` bytes and room for that payload,

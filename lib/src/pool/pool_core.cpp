@@ -26,6 +26,9 @@ process_pool_options settled(process_pool_options o) {
         "areas of at least one byte (they are rounded up to 4 KiB)");
   if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
   if (o.executable.empty()) o.executable = default_worker_executable();
+  if (o.max_result_memory == 0)  // twice max_payload (see process_pool_options), saturated
+    o.max_result_memory =
+        o.max_payload > decoder::unlimited / 2 ? decoder::unlimited : 2 * o.max_payload;
   o.executable = resolve_executable(o.executable);
   return o;
 }
@@ -65,6 +68,7 @@ void pool_core::start() {
 // --- taking tasks in --------------------------------------------------------------------
 
 void pool_core::submit(raw_task t) {
+  if (t.body) t.body->result_memory = opts_.max_result_memory;
   if (gate_.closed())
     return tasks_.fail_now(std::move(t), errc::shutting_down, "the pool is closed");
   const bool fits_pipe = t.args_size + 4 <= opts_.max_payload;

@@ -5,6 +5,8 @@
 #include <crew/codec.hpp>
 
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 #include <cerrno>
 
@@ -18,6 +20,12 @@ constexpr std::chrono::milliseconds exit_linger{300};
 
 std::string ms_text(std::chrono::milliseconds ms) {
   return std::to_string(ms.count()) + " ms";
+}
+
+// The violation of a worker whose frames the coordinator had no memory for (std::bad_alloc,
+// std::length_error): the worker, not the coordinator, pays for what it sent.
+std::string out_of_memory(const std::exception& e) {
+  return std::string("the coordinator could not allocate memory for its frames (") + e.what() + ")";
 }
 }  // namespace
 
@@ -72,25 +80,51 @@ const std::pair<std::uint32_t, std::string>* worker_session::find_job(
 // --- reading ----------------------------------------------------------------------------
 
 std::span<std::byte> worker_session::read_buffer() {
-  auto space = reader_.prepare();
-  return {space.data(), space.size()};
+  try {
+    auto space = reader_.prepare();
+    return {space.data(), space.size()};
+  } catch (const std::exception& e) {  // std::bad_alloc, std::length_error: growing the buffer
+    violation(out_of_memory(e));       // reading stops: no byte lands in the empty span
+    return {};
+  }
 }
 
 bool worker_session::on_read(std::size_t n) {
   auto owner = owner_.lock();
-  if (!owner) return false;
+  if (!owner || !channel_->reading()) return false;
   reader_.commit(n);
   struct batch {  // the frames of one read are one batch of replies
     session_owner& o;
     explicit batch(session_owner& x) : o(x) { o.replies_begin(); }
     ~batch() { o.replies_end(); }
   } replies(*owner);
-  protocol::frame_view f;
-  error_code ec;
-  while (reader_.next(f, ec))
-    if (!on_frame(owner, f)) return false;
-  if (ec) return violation("bad frame header: " + ec.message()), false;
-  watch_frame();
+  // Whatever the worker's frames make the coordinator allocate (job tables, results, error
+  // messages), running out is the worker's violation, never an exception out of here.
+  try {
+    protocol::frame_view f;
+    error_code ec;
+    std::size_t frames = 0;
+    while (reader_.next(f, ec)) {
+      ++frames;
+      if (!on_frame(owner, f)) return false;
+    }
+    if (ec) return violation("bad frame header: " + ec.message()), false;
+    // A hello too large for its limit is refused from its header, before its payload is read.
+    protocol::frame_header h;
+    const auto ahead = reader_.buffered();
+    if (!booted_ && ahead.size() >= protocol::header_size &&
+        !protocol::parse_header(ahead.data(), settings_.max_payload, h) &&
+        h.type == protocol::frame_type::hello && h.length > protocol::max_hello_payload)
+      return violation("bad hello: a hello of " + std::to_string(h.length) +
+                       " bytes, more than the limit of " +
+                       std::to_string(protocol::max_hello_payload) + " (max_hello_payload)"),
+             false;
+    watch_frame(frames > 0);
+  } catch (const std::bad_alloc& e) {
+    return violation(out_of_memory(e)), false;
+  } catch (const std::length_error& e) {
+    return violation(out_of_memory(e)), false;
+  }
   return true;
 }
 
@@ -116,24 +150,28 @@ void worker_session::on_input_end() {
   });
 }
 
-// A frame begun must be finished within frame_timeout: a worker that sends part of one and
-// then goes silent would otherwise hold its task forever.
-void worker_session::watch_frame() {
+// A frame begun must be finished within frame_timeout of its first byte: a worker that
+// sends part of one and then goes silent, or trickles it a byte at a time, would otherwise
+// hold its task (and the buffer it grew) forever. `frame_began`: frames ended in this read,
+// so the one now buffered in part began in it.
+void worker_session::watch_frame(bool frame_began) {
   if (!reader_.mid_frame()) {
     if (frame_armed_) frame_timer_.cancel();
     frame_armed_ = false;
     return;
   }
-  // Re-armed whenever bytes arrive: what counts is silence in the middle of a frame.
+  if (frame_armed_ && !frame_began) return;  // the same frame: its deadline stands
   frame_armed_ = true;
   frame_timer_.expires_after(settings_.frame_timeout);
   frame_timer_.async_wait([self = shared_from_this()](error_code e) {
     if (e || self->channel_->peer_gone() || !self->channel_->reading() ||
         !self->reader_.mid_frame())
       return;
+    // Expired as a later frame re-armed it: that frame's own wait decides.
+    if (self->frame_timer_.expiry() > std::chrono::steady_clock::now()) return;
     // Bytes waiting for us mean we were slow, not the worker: look again later.
-    if (self->channel_->unread_by_us().value_or(0) > 0) return self->watch_frame();
-    self->violation("it began a frame and sent nothing more of it for " +
+    if (self->channel_->unread_by_us().value_or(0) > 0) return self->watch_frame(true);
+    self->violation("it began a frame and did not finish it within " +
                     ms_text(self->settings_.frame_timeout) + " (frame_timeout)");
   });
 }
@@ -171,6 +209,8 @@ bool worker_session::on_hello(const std::shared_ptr<session_owner>& owner,
     announced_ = std::move(h.jobs);
   } catch (const decode_error& e) {
     return violation(std::string("bad hello: ") + e.what()), false;
+  } catch (const std::exception& e) {  // std::bad_alloc, std::length_error: its job tables
+    return violation("bad hello: " + out_of_memory(e)), false;
   }
   booted_ = true;
   deadline_.cancel();
@@ -219,15 +259,22 @@ bool worker_session::on_reply(const std::shared_ptr<session_owner>& owner,
     // are decoded nor, by shrinking the file, fault us.
     protocol::shm_descriptor d;
     auto* seg = channel_->payload_area();
-    if (!seg || protocol::check_descriptor(f.payload, seg->response_size(), p.id, d) ||
-        seg->read_response(d.offset, d.length, result_buf_))
-      return refuse("a bad shared-memory descriptor in its result");
+    bool bad = true;
+    try {
+      bad = !seg || protocol::check_descriptor(f.payload, seg->response_size(), p.id, d) ||
+            seg->read_response(d.offset, d.length, result_buf_);
+    } catch (const std::exception& e) {  // std::bad_alloc, std::length_error: the copy
+      return refuse(out_of_memory(e));
+    }
+    if (bad) return refuse("a bad shared-memory descriptor in its result");
     owner->task_succeeded(p, result_buf_);
   } else if (f.header.type == frame_type::batch_result) {
     try {
       protocol::check_batch_result(f.payload, p.task.batch_items);
     } catch (const decode_error& e) {
       return refuse(std::string("a bad batch result: ") + e.what());
+    } catch (const std::exception& e) {  // std::bad_alloc, std::length_error
+      return refuse(out_of_memory(e));
     }
     owner->task_succeeded(p, f.payload);
   } else if (f.header.type == frame_type::result) {
@@ -238,6 +285,8 @@ bool worker_session::on_reply(const std::shared_ptr<session_owner>& owner,
       e = protocol::decode_error_payload(f.payload);
     } catch (const decode_error& bad) {
       return refuse("bad error frame: " + bad.message());  // without the code's own text
+    } catch (const std::exception& bad) {  // std::bad_alloc, std::length_error: its message
+      return refuse(out_of_memory(bad));
     }
     owner->task_failed(p, e.code, std::move(e.message));
   }

@@ -153,7 +153,7 @@ class worker_session final : public channel_listener,
   void answered(const std::shared_ptr<session_owner>& owner);
   void start_head(const std::shared_ptr<session_owner>& owner);
   void violation(std::string what);
-  void watch_frame();
+  void watch_frame(bool frame_began);
   void write_pending();
   void arm_task_deadline(std::uint64_t id, std::chrono::milliseconds timeout);
   void arm_cancel_grace(std::uint64_t id);

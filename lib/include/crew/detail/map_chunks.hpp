@@ -33,11 +33,13 @@ inline std::size_t map_chunk_size(std::size_t items, std::size_t workers,
 }
 
 /// Decodes a chunk's reply into `out`, one slot per item (see the contract above): a
-/// batch_result's payload when `batch`, else one encoded result.
+/// batch_result's payload when `batch`, else one encoded result. The results together may
+/// take at most `memory_limit` bytes in memory (decoder::claim).
 template <class R, class Slot>
-void decode_chunk(std::span<const std::byte> reply, bool batch, std::span<Slot> out) {
+void decode_chunk(std::span<const std::byte> reply, bool batch, std::span<Slot> out,
+                  std::size_t memory_limit = decoder::unlimited) {
   if (!batch) {
-    decoder d(reply.data(), reply.size());
+    decoder d(reply.data(), reply.size(), memory_limit);
     out[0] = d.get<R>();
     d.expect_end();
     return;
@@ -49,9 +51,10 @@ void decode_chunk(std::span<const std::byte> reply, bool batch, std::span<Slot> 
       auto e = protocol::decode_error_payload(item.bytes);
       throw task_error(make_error_code(e.code), e.message);
     }
-    decoder d(item.bytes.data(), item.bytes.size());
+    decoder d(item.bytes.data(), item.bytes.size(), memory_limit);
     slot = d.get<R>();
     d.expect_end();
+    memory_limit = d.memory_left();  // one budget for the chunk
   }
 }
 

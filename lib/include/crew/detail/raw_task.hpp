@@ -17,13 +17,27 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <new>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace crew::detail {
 
 /// The pool's state, on its strand (lib/src/process_pool.cpp).
 class pool_core;
+
+/// Internal: result_failure's decode_error for an allocation failure `e` (bad_alloc if
+/// even that cannot be made).
+inline std::exception_ptr result_out_of_memory(const std::exception& e) noexcept {
+  try {
+    return std::make_exception_ptr(decode_error(
+        std::string("the coordinator could not allocate the decoded result (") + e.what() + ")"));
+  } catch (...) {
+    return std::current_exception();
+  }
+}
 
 /// Cancels task `id` of `core`, if both still exist; any thread.
 void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id);
@@ -36,22 +50,56 @@ class task_body {
   virtual ~task_body() = default;
   virtual void encode(encoder& e) = 0;
   virtual void complete(std::exception_ptr ep, std::span<const std::byte> result) = 0;
+  /// The most memory the decoded result may take (decoder's memory limit): set by the
+  /// pool at submission from process_pool_options::max_result_memory.
+  std::size_t result_memory = decoder::unlimited;
 };
 
-/// A task_body from two callables: `encode(encoder&)` and `complete(exception_ptr, bytes)`.
+/// A task_body from two callables: `encode(encoder&)` and `complete(exception_ptr, bytes)`
+/// or `complete(exception_ptr, bytes, result_memory)`.
 template <class Encode, class Complete>
 class task_body_of final : public task_body {
  public:
   task_body_of(Encode e, Complete c) : encode_(std::move(e)), complete_(std::move(c)) {}
   void encode(encoder& e) override { encode_(e); }
   void complete(std::exception_ptr ep, std::span<const std::byte> result) override {
-    complete_(std::move(ep), result);
+    if constexpr (std::is_invocable_v<Complete&, std::exception_ptr, std::span<const std::byte>,
+                                      std::size_t>)
+      complete_(std::move(ep), result, result_memory);
+    else
+      complete_(std::move(ep), result);
   }
 
  private:
   Encode encode_;
   Complete complete_;
 };
+
+/// The exception a task fails with for the one being handled (call it in a catch block)
+/// while its result is decoded: an allocation failure (std::bad_alloc, std::length_error)
+/// becomes a decode_error saying so, for the caller to see which task could not be held;
+/// anything else is passed on as it is.
+inline std::exception_ptr result_failure() noexcept {
+  try {
+    throw;
+  } catch (const std::bad_alloc& e) {
+    return result_out_of_memory(e);
+  } catch (const std::length_error& e) {
+    return result_out_of_memory(e);
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+/// Decodes a task's result bytes as `R`, within `memory_limit` bytes in memory. Throws
+/// decode_error, or what a user codec throws.
+template <class R>
+R decode_result(std::span<const std::byte> bytes, std::size_t memory_limit) {
+  decoder d(bytes.data(), bytes.size(), memory_limit);
+  R value = d.get<R>();
+  d.expect_end();
+  return value;
+}
 
 template <class Encode, class Complete>
 std::unique_ptr<task_body> make_task_body(Encode encode, Complete complete) {
