@@ -47,12 +47,10 @@ class processes final : public backend {
       who_ = "crew's demo worker";
     }
     p.env = o.env;
-    if (!o.env_allow.empty()) p.env_allow = o.env_allow;
+    // --env-allow lets more through: the default list stays.
+    p.env_allow.insert(p.env_allow.end(), o.env_allow.begin(), o.env_allow.end());
     if (!o.cwd.empty()) p.working_directory = o.cwd;
-    p.sandbox.enabled = o.sandbox;
-    p.sandbox.writable.assign(o.sandbox_write.begin(), o.sandbox_write.end());
-    p.sandbox.hidden.assign(o.sandbox_hide.begin(), o.sandbox_hide.end());
-    p.sandbox.network = !o.no_network;
+    p.sandbox = sandbox_of(o);
     p.on_event = std::move(on_event);
     if (on_output) p.on_output = std::move(on_output);
     p.transport = o.transport == "shm" ? transport::shm : transport::pipe;
@@ -175,6 +173,15 @@ class in_process final : public backend {
 };
 
 }  // namespace
+
+sandbox_options sandbox_of(const run_options& o) {
+  sandbox_options sb;
+  sb.enabled = o.sandbox;
+  sb.writable.assign(o.sandbox_write.begin(), o.sandbox_write.end());
+  sb.hidden.assign(o.sandbox_hide.begin(), o.sandbox_hide.end());
+  sb.network = o.sandbox_network;
+  return sb;
+}
 
 std::unique_ptr<backend> make_backend(const run_options& o, io_thread& io, event_handler on_event,
                                       std::function<void(const output_line&)> on_output) {

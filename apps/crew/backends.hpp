@@ -54,6 +54,9 @@ class backend {
   virtual bool takes_batches() const = 0;
 };
 
+/// The sandbox `o` asks for (--sandbox and its options).
+sandbox_options sandbox_of(const run_options& o);
+
 /// The backend for `o.mode`. `io` runs the pool (processes) and the completions (inline).
 /// Workers' output lines go to `on_output` (processes).
 std::unique_ptr<backend> make_backend(const run_options& o, io_thread& io, event_handler on_event,

@@ -61,7 +61,8 @@ int jobs_main(const std::vector<std::string>& args) {
       out += "]\n";
     } else {
       for (const auto& [name, sig] : jobs)
-        out += escape_invalid_utf8(name) + "  " + escape_invalid_utf8(sig) + "\n";
+        out += escape_controls(escape_invalid_utf8(name)) + "  " +
+               escape_controls(escape_invalid_utf8(sig)) + "\n";
     }
     std::cout << out << std::flush;
     be->finish();

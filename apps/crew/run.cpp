@@ -765,7 +765,10 @@ class run {
       if (!oc.ok) {
         ++failed;
         ++causes[oc.error];
-        if (text) ((out += " failed: ") += oc.error + ": ") += escape_invalid_utf8(oc.message);
+        // A worker's words (its error text, its stderr tail) reach a terminal: escaped.
+        if (text)
+          ((out += " failed: ") += oc.error + ": ") +=
+              escape_controls(escape_invalid_utf8(oc.message));
       }
       if (text) out += '\n';
       if (!want_record) continue;
@@ -989,12 +992,7 @@ int run_main(const std::vector<std::string>& args) {
   ::sigaction(SIGPIPE, &sa, nullptr);
 
   if (o.sandbox) {  // fail now, with bubblewrap's reason, not with every worker's boot
-    sandbox_options sb;
-    sb.enabled = true;
-    sb.writable.assign(o.sandbox_write.begin(), o.sandbox_write.end());
-    sb.hidden.assign(o.sandbox_hide.begin(), o.sandbox_hide.end());
-    sb.network = !o.no_network;
-    if (auto why = sandbox_unavailable(sb); !why.empty()) {
+    if (auto why = sandbox_unavailable(sandbox_of(o)); !why.empty()) {
       std::cerr << "crew run: --sandbox: " << why << "\n";
       return cannot_run;
     }
@@ -1105,7 +1103,7 @@ int run_main(const std::vector<std::string>& args) {
       if (e.kind == event_kind::worker_unavailable)
         con.err("crew run: warning: worker " + std::to_string(e.worker) +
                 " cannot start; the others go on, it is tried again later: " +
-                escape_invalid_utf8(e.message) + "\n");
+                escape_controls(escape_invalid_utf8(e.message)) + "\n");
       records(e);
     };
     be = make_backend(o, io, on_event, on_output);
@@ -1119,8 +1117,8 @@ int run_main(const std::vector<std::string>& args) {
                         sig->args[0].k > wire_type::kind::u64))
       throw cannot_run_error("--range needs a job of one integer; " + o.job + " is " + signature +
                              ": give its arguments as JSON lines (--input)");
-  } catch (const cannot_run_error& e) {
-    std::cerr << "crew run: " << e.what() << "\n";
+  } catch (const cannot_run_error& e) {  // may quote a worker's stderr: escaped
+    std::cerr << "crew run: " << escape_controls(escape_invalid_utf8(e.what())) << "\n";
     return cannot_run;
   }
 

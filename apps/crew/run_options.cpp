@@ -131,17 +131,18 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "default: PATH, HOME, locale and a few more, never secrets; '*': all)")(
       "cwd", po::value(&o.cwd), "the workers' working directory")(
       "sandbox",
-      "run each worker in a sandbox (bubblewrap): it sees no other process, no secret, no "
-      "terminal, and a read-only file system")(
+      "run each worker in a sandbox (bubblewrap): it sees no other process, no terminal, no "
+      "network, a read-only file system (it can still read your files: --sandbox-hide)")(
       "sandbox-write", po::value(&o.sandbox_write)->composing(),
       "with --sandbox: a PATH the workers may write (repeatable)")(
       "sandbox-hide", po::value(&o.sandbox_hide)->composing(),
       "with --sandbox: a PATH the workers see empty, e.g. ~/.ssh (repeatable)")(
-      "no-network", "with --sandbox: the workers get no network, not even 127.0.0.1")(
-      "input", po::value(&o.input),
-      "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
-      "(- for standard input)")("range", po::value(&range),
-                                "A:B runs job(i) for A <= i < B (a job of one integer)")(
+      "sandbox-network",
+      "with --sandbox: the workers keep the network (without it they have none, not even "
+      "127.0.0.1)")("input", po::value(&o.input),
+                    "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
+                    "(- for standard input)")(
+      "range", po::value(&range), "A:B runs job(i) for A <= i < B (a job of one integer)")(
       "mode", po::value(&o.mode),
       "inline | threads | processes (default); inline and threads "
       "run the demo jobs in this process")("workers", po::value(&workers),
@@ -219,9 +220,9 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
     if (name.empty() || name.find('=') != std::string::npos || name.find('*') < name.size() - 1)
       return bad("--env-allow takes a NAME or a PREFIX* (e.g. LC_*), not '" + name + "'"), fail();
   o.sandbox = vm.count("sandbox") > 0;
-  o.no_network = vm.count("no-network") > 0;
-  if (!o.sandbox && (!o.sandbox_write.empty() || !o.sandbox_hide.empty() || o.no_network))
-    return bad("--sandbox-write, --sandbox-hide and --no-network go with --sandbox"), fail();
+  o.sandbox_network = vm.count("sandbox-network") > 0;
+  if (!o.sandbox && (!o.sandbox_write.empty() || !o.sandbox_hide.empty() || o.sandbox_network))
+    return bad("--sandbox-write, --sandbox-hide and --sandbox-network go with --sandbox"), fail();
   if ((o.sandbox || !o.env_allow.empty()) && o.mode != "processes")
     return bad("--sandbox and --env-allow are for worker processes, not --mode " + o.mode), fail();
   if (!range.empty()) {

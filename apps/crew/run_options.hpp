@@ -27,7 +27,7 @@ struct run_options {
   // Isolation (processes only): bubblewrap, paths granted, network.
   bool sandbox = false;
   std::vector<std::string> sandbox_write, sandbox_hide;
-  bool no_network = false;
+  bool sandbox_network = false;
   // The tasks: a range of integers, or JSON lines from `input` ("-" or empty: stdin).
   bool has_range = false;
   std::int64_t first = 0, last = 0;

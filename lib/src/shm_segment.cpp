@@ -3,6 +3,7 @@
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/permissions.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +22,12 @@
 
 namespace crew::detail {
 namespace ipc = boost::interprocess;
+
+namespace {
+// Bytes of the request files of this process's live segments: memfds, which /dev/shm's size
+// does not bound, so they are budgeted against its free space here.
+std::atomic<std::size_t> committed_requests{0};
+}  // namespace
 
 std::string random_shm_name() {
   // 64 bits from the kernel for every name: nothing learnt from one name predicts the next.
@@ -64,6 +71,19 @@ long creator_pid(const std::string& name) {
 
 int shm_segment::response_fd() const noexcept {
   return response_.get_mapping_handle().handle;
+}
+
+shm_charge& shm_charge::operator=(shm_charge&& o) noexcept {
+  if (this != &o) {
+    committed_requests.fetch_sub(bytes_);
+    bytes_ = o.bytes_;
+    o.bytes_ = 0;
+  }
+  return *this;
+}
+
+shm_charge::~shm_charge() {
+  committed_requests.fetch_sub(bytes_);
 }
 
 boost::system::error_code shm_segment::read_response(std::size_t offset, std::size_t length,
@@ -148,15 +168,20 @@ struct mappable_fd {
 // The sealed request file: a memfd of `size` bytes, allocated, mapped read-write into `map`,
 // then sealed so that nobody (the worker least of all) can change its size or write it
 // except through that mapping.
-unique_fd make_request_file(std::size_t size, ipc::mapped_region& map, const std::string& where) {
+unique_fd make_request_file(std::size_t size, ipc::mapped_region& map, const std::string& where,
+                            shm_charge& charge) {
   // Bounded like the response file: a memfd is limited by memory only, and allocating more
-  // than /dev/shm could hold would take it from everything else on the machine.
+  // than /dev/shm could hold would take it from everything else on the machine. The other
+  // live request files of this process count too (their memory is not in /dev/shm).
   struct statvfs vfs {};
+  const std::size_t before = committed_requests.fetch_add(size);
+  charge = shm_charge(size);
   if (::statvfs("/dev/shm", &vfs) == 0 &&
-      size > static_cast<std::size_t>(vfs.f_bavail) * vfs.f_frsize)
+      before + size > static_cast<std::size_t>(vfs.f_bavail) * vfs.f_frsize)
     throw creation_failure{ENOSPC, "cannot allocate " + where +
-                                       " (more than /dev/shm has free); use smaller shm areas "
-                                       "or free space there"};
+                                       " (more than /dev/shm has free, less this process's "
+                                       "other request areas); use smaller shm areas or free "
+                                       "space there"};
   unique_fd fd(::memfd_create("crew-request", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) {
     const int err = errno;
@@ -167,8 +192,12 @@ unique_fd make_request_file(std::size_t size, ipc::mapped_region& map, const std
   allocate(fd.get(), size, where);
   map = ipc::mapped_region(mappable_fd{fd.get()}, ipc::read_write, 0, size);
   // Our mapping stays writable (F_SEAL_FUTURE_WRITE spares mappings made before it).
+  // Before Linux 5.1 there is no F_SEAL_FUTURE_WRITE: the size seals alone still keep our
+  // mapping from faulting (a worker could then only spoil its own arguments).
   if (::fcntl(fd.get(), F_ADD_SEALS,
-              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0) {
+              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0 &&
+      (errno != EINVAL ||
+       ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)) {
     const int err = errno;
     throw creation_failure{
         err, "cannot seal the request file of " + where + " (" + std::strerror(err) + ")"};
@@ -212,7 +241,7 @@ shm_segment shm_segment::create(std::size_t request_bytes, std::size_t response_
     s.names_.push_back(name);
     ipc::shared_memory_object::remove(name.c_str());  // unlinked: a crash can leave nothing
     allocate(s.response_fd(), response_size, where);
-    s.request_ = make_request_file(request_file, s.request_map_, where);
+    s.request_ = make_request_file(request_file, s.request_map_, where, s.charge_);
     s.request_read_only_ = read_only_reopen(s.request_.get());
     if (!s.request_read_only_) {
       const int err = errno;

@@ -20,6 +20,20 @@ namespace crew::detail {
 /// A new name for a crew object: `crew-<pid>-<16 hex digits from getrandom>`.
 std::string random_shm_name();
 
+/// Bytes of request files held against the process's budget of shared memory (see
+/// shm_segment); given back on destruction.
+class shm_charge {
+ public:
+  shm_charge() = default;
+  explicit shm_charge(std::size_t bytes) noexcept : bytes_(bytes) {}
+  shm_charge(shm_charge&& o) noexcept : bytes_(o.bytes_) { o.bytes_ = 0; }
+  shm_charge& operator=(shm_charge&& o) noexcept;
+  ~shm_charge();
+
+ private:
+  std::size_t bytes_ = 0;
+};
+
 /// One worker's shared memory, as two files, fully allocated at creation (an area that does
 /// not fit fails here, not later with SIGBUS):
 ///  - the request file: a header page, then the request area. A memfd (not a Boost.Interprocess
@@ -28,8 +42,9 @@ std::string random_shm_name();
 ///    or writable mapping (F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_FUTURE_WRITE, F_SEAL_SEAL).
 ///    The worker gets a read-only descriptor (fd 5); even one it reopens read-write through
 ///    /proc/self/fd can neither write the file nor change its size, so nothing it does can
-///    make the coordinator's mapping fault. Its size counts against /dev/shm's free space,
-///    as the response file's does (a memfd itself is bounded only by memory);
+///    make the coordinator's mapping fault. A memfd is bounded only by memory, so its size
+///    is budgeted against /dev/shm's free space less the request files of this process's
+///    other live segments (a full budget fails here, as a full /dev/shm does);
 ///  - the response file: the response area, a Boost.Interprocess shared-memory object in
 ///    /dev/shm, created exclusively with mode 0600, verified (owner, mode), unlinked at
 ///    once. The worker gets a read-write descriptor (fd 6) and maps it; the coordinator does
@@ -69,6 +84,7 @@ class shm_segment {
                                           std::vector<std::byte>& out);
 
  private:
+  shm_charge charge_;  // its request file against the budget (create())
   unique_fd request_, request_read_only_;
   boost::interprocess::shared_memory_object response_;
   boost::interprocess::mapped_region request_map_;

@@ -26,8 +26,8 @@ namespace jobs {
 /// Tries every reach beyond its own task and reports each, one `what: outcome` line per
 /// attack: processes visible, siblings, signal/environ/fds of `$HOSTILE_TARGET_PID`,
 /// `$HOSTILE_SECRET`, a controlling terminal, session, no_new_privs, dumpable, writes to
-/// the `:`-separated `$HOSTILE_WRITE_TRY` directories, a connection to 127.0.0.1 at
-/// `$HOSTILE_CONNECT_PORT`.
+/// the `:`-separated `$HOSTILE_WRITE_TRY` directories, reads of the `$HOSTILE_READ_TRY`
+/// files, the entries of /run, a connection to 127.0.0.1 at `$HOSTILE_CONNECT_PORT`.
 inline const crew::job<std::string(int)> probe{"probe"};
 /// Finds sibling hostile workers in /proc, stops each and opens its reply channel for
 /// writing (then lets it go): how many could have been sent forged results.

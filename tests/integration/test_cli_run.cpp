@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(a_workers_non_utf8_stderr_keeps_every_json_document_valid) 
 BOOST_AUTO_TEST_CASE(sandboxed_runs_are_exact_and_worker_escapes_are_shown_not_obeyed) {
   auto plain = crew("run --job long_comp --range 0:3 --keep-order --jsonl --no-progress");
   auto boxed = crew(
-      "run --sandbox --no-network --job long_comp --range 0:3 --keep-order "
+      "run --sandbox --job long_comp --range 0:3 --keep-order "
       "--jsonl --no-progress");
   BOOST_TEST(boxed.exit_code == 0, boxed.err);
   const auto a = json_lines(plain.out), b = json_lines(boxed.out);
@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(sandboxed_runs_are_exact_and_worker_escapes_are_shown_not_o
   BOOST_TEST(r.out.find('\a') == std::string::npos);
   std::filesystem::remove_all(dir);
 
-  r = crew("run --no-network --job long_comp --range 0:1");
+  r = crew("run --sandbox-network --job long_comp --range 0:1");
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(contains(r.err, "go with --sandbox"), r.err);
   r = crew("run --sandbox --sandbox-write /nonexistent/crew-x --job long_comp --range 0:1");

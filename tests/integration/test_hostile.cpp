@@ -183,10 +183,14 @@ BOOST_FIXTURE_TEST_CASE(a_sandboxed_worker_reaches_nothing_beyond_its_task, io_f
   const listener& port = *port_holder;
   const auto granted =
       std::filesystem::temp_directory_path() / ("crew-hostile-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(granted);
+  // A secret inside the granted directory, hidden: a hidden path inside a writable one
+  // stays hidden.
+  std::filesystem::create_directories(granted / "secret");
+  std::ofstream(granted / "secret" / "key") << "private";
   scoped_env secret("HOSTILE_SECRET", "s3cret-token");
   const std::vector<std::string> env = {"HOSTILE_TARGET_PID=" + std::to_string(::getpid()),
                                         "HOSTILE_WRITE_TRY=/usr:/tmp:" + granted.string(),
+                                        "HOSTILE_READ_TRY=" + (granted / "secret" / "key").string(),
                                         "HOSTILE_CONNECT_PORT=" + std::to_string(port.port)};
   {
     // Unconfined, as a contrast: the siblings and the coordinator are in plain sight.
@@ -197,13 +201,14 @@ BOOST_FIXTURE_TEST_CASE(a_sandboxed_worker_reaches_nothing_beyond_its_task, io_f
     BOOST_TEST(std::stoi(r["siblings"]) >= 2);
     BOOST_TEST(r["signal coordinator"] == "ok");
     BOOST_TEST(r["connect 127.0.0.1:" + std::to_string(port.port)] == "ok");
+    BOOST_TEST(r["read " + (granted / "secret" / "key").string()] == "ok");
     pool.join();
   }
   {
     auto o = sandboxed(hostile_options(3));
     o.env = env;
-    o.sandbox.writable = {granted};
-    o.sandbox.network = false;
+    o.sandbox.hidden = {granted / "secret"};  // listed first: the order does not matter
+    o.sandbox.writable = {granted};           // (the network is off by default)
     crew::process_pool pool(ioc.get_executor(), o);
     // Every worker busy at once, so that all three exist while each looks around.
     std::vector<std::future<std::string>> probes;
@@ -231,6 +236,8 @@ BOOST_FIXTURE_TEST_CASE(a_sandboxed_worker_reaches_nothing_beyond_its_task, io_f
       BOOST_TEST(r["write /tmp"] == "ok");  // its own, private /tmp
       BOOST_TEST(r["write " + granted.string()] == "ok");
       BOOST_TEST(refused(r["connect 127.0.0.1:" + std::to_string(port.port)]));
+      BOOST_TEST(refused(r["read " + (granted / "secret" / "key").string()]));
+      BOOST_TEST(r["entries in /run"] == "0");  // no D-Bus, no systemd, no docker.sock
     }
     // The coordinator is alive and serving.
     BOOST_TEST(pool.submit(crew::demo::identity(42)).get() == 42);
@@ -342,6 +349,40 @@ BOOST_FIXTURE_TEST_CASE(supervision_holds_in_the_sandbox, io_fixture) {
     for (int i = 0; i < 8; ++i)
       pool.submit(crew::test::leak_mib(24)).get();  // no task lost
     BOOST_TEST(spawned.load() >= 3);                // 8 x 24 MiB: recycled at least twice
+    pool.join();
+  }
+  expect_no_leaks(fds_before);
+}
+
+// Honest ends are not failed starts: a worker killed because it ignored the cancel of its
+// first task is replaced at once, and such cancels never break the pool (only a worker
+// that says hello and does nothing is a failed start).
+BOOST_FIXTURE_TEST_CASE(a_worker_killed_over_its_first_task_is_not_a_failed_start, io_fixture) {
+  {
+    crew::process_pool_options o;
+    o.workers = 1;
+    o.executable = CREW_FAULT_WORKER_PATH;
+    o.max_boot_failures = 2;
+    o.cancel_grace = 100ms;
+    o.shutdown_grace = 200ms;
+    std::atomic<int> started{0};
+    o.on_event = [&](const crew::event& e) {
+      if (e.kind == crew::event_kind::task_started) ++started;
+    };
+    crew::process_pool pool(ioc.get_executor(), o);
+    for (int i = 0; i < 4; ++i) {
+      std::stop_source stop;
+      crew::task_options t;
+      t.stop = stop.get_token();
+      auto f = pool.submit(crew::test::sleep_ms(10000), t);  // does not poll for a cancel
+      for (int k = 0; k < 500 && started.load() == i; ++k)   // running on a fresh worker
+        std::this_thread::sleep_for(10ms);
+      BOOST_REQUIRE(started.load() == i + 1);
+      stop.request_stop();
+      BOOST_TEST(failure_of(std::move(f)).code() == make_error_code(errc::cancelled));
+    }
+    BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);
+    BOOST_TEST(pool.broken_reason().empty(), pool.broken_reason());
     pool.join();
   }
   expect_no_leaks(fds_before);

@@ -335,7 +335,9 @@ BOOST_FIXTURE_TEST_CASE(row_06_boot_failures_stop_respawning_and_fail_fast_with_
     e = failure_of(pool.submit(crew::demo::identity(2)));
     BOOST_TEST(e.code() == code(errc::worker_boot_failed));
     BOOST_TEST(contains(e.message(), "exited with code 7"), e.message());
-    // No fork storm: no more starts than allowed failures, and none after giving up.
+    // No fork storm: no more starts than allowed failures, and none after giving up. (Lines
+    // reach the sink on the pool's output thread: let those already read arrive first.)
+    std::this_thread::sleep_for(300ms);
     const std::size_t starts = log.count("exiting at start-up as asked");
     BOOST_TEST(starts >= 1u);
     BOOST_TEST(starts <= 3u);
@@ -371,6 +373,8 @@ BOOST_FIXTURE_TEST_CASE(row_06_a_pool_where_no_worker_can_start_breaks_with_the_
     e = failure_of(pool.submit(crew::demo::identity(2)));
     BOOST_TEST(e.code() == code(errc::worker_boot_failed));
     // No fork storm: at most max_boot_failures starts per slot, and none after giving up.
+    // (Lines reach the sink on the pool's output thread: let those already read arrive.)
+    std::this_thread::sleep_for(300ms);
     const std::size_t starts = log.count("exiting at start-up as asked");
     BOOST_TEST(starts >= 3u);
     BOOST_TEST(starts <= 4u * 3u);
@@ -433,6 +437,7 @@ BOOST_FIXTURE_TEST_CASE(row_06_a_partly_started_pool_serves_and_reports_the_slot
       }
     }
     BOOST_TEST(pool.broken_reason().empty(), pool.broken_reason());
+    BOOST_TEST(eventually([&] { return log.count("took place") >= 2u; }));  // output thread
     BOOST_TEST(log.count("took place") == 2u);
     {
       // Each failing slot once, with the boot failure's code and text; never a serving one.
@@ -645,6 +650,8 @@ BOOST_FIXTURE_TEST_CASE(row_13_the_crash_loop_breaker_fails_pending_tasks_fast_w
     BOOST_TEST(e.code() == code(errc::worker_crashed));
     BOOST_TEST(contains(e.message(), reason), e.message());
     // No respawn storm: three workers ran a task and died, and no other was started.
+    BOOST_TEST(eventually([&] { return log.count("raising signal") >= 3u; }));  // output thread
+    std::this_thread::sleep_for(300ms);
     BOOST_TEST(log.count("raising signal") == 3u);
     BOOST_TEST(wait_for_no_children(5.0).empty());
     std::this_thread::sleep_for(300ms);

@@ -84,43 +84,53 @@ enum class queue_policy {
 
 /// Isolation of workers from the coordinator, from each other and from the machine
 /// (docs/architecture.md, "The sandbox"). Each worker runs inside bubblewrap (`bwrap`,
-/// Debian's `bubblewrap`), which sets up Linux namespaces: its own user, pid, mount, IPC,
-/// UTS and cgroup namespaces (and network namespace, without `network`), so it sees only
-/// itself and its own children in its own `/proc`, cannot signal or trace the coordinator
-/// or its siblings, cannot read their environment or descriptors; a new session (no
-/// controlling terminal: no keystrokes injected into the user's terminal); no capabilities
-/// and `no_new_privs` (setuid programs gain nothing); the whole file system read-only but
-/// for a private `/tmp`, a private `/dev` (null, zero, random, urandom, tty, a private
-/// `/dev/shm`) and the `writable` paths; `hidden` paths replaced by empty ones. The sandbox,
-/// its worker and everything the worker started die with the worker's pid namespace: a
-/// child that calls `setsid` no longer escapes. Costs a few milliseconds per worker start
-/// (crew-bench, section `startup`). Local workers only.
+/// Debian's `bubblewrap`), which sets up Linux namespaces: its own user (in which it cannot
+/// make more), pid, mount, IPC, UTS and cgroup namespaces, and a network namespace unless
+/// `network`; so it sees only itself and its own children in its own `/proc`, cannot signal
+/// or trace the coordinator or its siblings, cannot read their environment or descriptors; a
+/// new session (no controlling terminal: no keystrokes injected into the user's terminal);
+/// no capabilities and `no_new_privs` (setuid programs gain nothing); the file system
+/// read-only, with a private, empty `/tmp`, `/run` (no D-Bus or systemd socket to ask for
+/// something outside) and `/dev` (null, zero, random, urandom, tty, a private `/dev/shm`),
+/// and the `writable` paths; `hidden` paths replaced by empty ones. It can still READ every
+/// file this user can (hide `~/.ssh` and the like with `hidden`). The worker's executable and
+/// working directory are bound back read-only where /tmp, /run or a hidden path would hide
+/// them. The sandbox, its worker and everything the worker started die with the worker's
+/// pid namespace: a child that calls `setsid` no longer escapes. Needs user namespaces
+/// (unprivileged ones, unless the coordinator runs as root). Costs a few milliseconds per
+/// worker start (crew-bench, section `startup`). Local workers only.
 ///
 /// Inside the sandbox SIGTERM is not forwarded (bubblewrap ends its worker with SIGKILL),
-/// a worker killed by a signal is reported from bubblewrap's exit code (128 + the signal),
-/// and `limit_address_space`/`limit_cpu` are applied by `prlimit(1)` run inside it.
+/// a worker killed by a signal is reported from bubblewrap's exit code (128 + the signal; a
+/// worker's own exit code of 129..192 reads the same), `limit_address_space`/`limit_cpu`
+/// are applied by `prlimit(1)` run inside it, and `max_worker_rss` is the sum over the
+/// sandbox's processes (pages they share are counted in each).
 struct sandbox_options {
   /// Off by default: workers run as this user, unconfined (docs/reliability.md says what
   /// such a worker can do).
   bool enabled = false;
   /// Paths (files or directories, which must exist) bound read-write at the same place.
+  /// Paths are mounted shallowest first, so a hidden path inside a writable one stays
+  /// hidden, and the other way round.
   std::vector<std::filesystem::path> writable;
   /// Paths replaced by an empty directory (a directory) or an empty file (a file), e.g. the
   /// user's `~/.ssh`; each must exist.
   std::vector<std::filesystem::path> hidden;
-  /// Whether workers keep the machine's network; false: a network namespace of their own
-  /// with only a loopback device (nothing reaches the host's ports, 127.0.0.1 included).
-  bool network = true;
+  /// Whether workers keep the machine's network (and its abstract sockets, such as X11's);
+  /// false (the default): a network namespace of their own with only a loopback device
+  /// (nothing reaches the host's ports, 127.0.0.1 included).
+  bool network = false;
   /// The bubblewrap executable; empty: `bwrap` found on PATH. A missing one is a boot
   /// failure saying so.
   std::filesystem::path bwrap;
 };
 
-/// Why workers cannot run in the sandbox `options` describes, here and now — bubblewrap
-/// missing, a writable or hidden path that does not exist, namespaces the kernel refuses
-/// (bubblewrap's own message) — or empty when they can. Starts `true` in such a sandbox
-/// once and waits for it (a few milliseconds): for a program to check its settings before
-/// it starts a pool, whose workers would otherwise fail to boot with the same message.
+/// Why this machine cannot set up the sandbox `options` describes — bubblewrap missing, a
+/// writable or hidden path that does not exist, namespaces the kernel refuses (bubblewrap's
+/// own message) — or empty when it can. Starts `true` in such a sandbox once and waits for
+/// it (a few milliseconds): for a program to check its settings before it starts a pool,
+/// whose workers would otherwise fail to boot with the same message. It does not check the
+/// worker itself.
 std::string sandbox_unavailable(const sandbox_options& options);
 
 /// The environment variables a worker inherits by default (process_pool_options::env_allow):
@@ -176,7 +186,8 @@ struct process_pool_options {
   /// itself). Lines reach it through a queue of 1 MiB: while it is slower than the
   /// workers, lines that do not fit are dropped and counted (output_lines_dropped()), and
   /// the pool goes on unhindered. An exception it throws is swallowed and the line dropped.
-  /// The pool's destructor waits for it to return and never calls it afterwards.
+  /// The pool's destructor waits for it to take what is queued, destroys it, and never
+  /// calls it afterwards: it must not wait for anything the pool's executor has to do.
   /// Empty: lines go to this process's stdout/stderr as `[worker N pid P] text`, control
   /// characters escaped (escape_controls), with a notice on stderr after dropped lines (a
   /// failing write drops the line; SIGPIPE is never raised).

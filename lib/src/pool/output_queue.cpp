@@ -78,9 +78,11 @@ struct output_queue::state {
   std::atomic<std::uint64_t> dropped{0};
   std::uint64_t noticed = 0;  // drops already announced (the thread's)
   bool started = false, stopping = false, finished = false;
+  std::thread::id thread;  // the output thread's, once started
 
   void run() {
     std::unique_lock lock(m);
+    thread = std::this_thread::get_id();
     for (;;) {
       cv.wait(lock, [&] { return stopping || !lines.empty(); });
       if (lines.empty()) break;  // stopping, and all delivered
@@ -136,7 +138,9 @@ void output_queue::push(std::size_t worker, int pid, output_line::stream which,
     sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
-      std::thread([s = s_] { s->run(); }).detach();
+      std::thread t([s = s_] { s->run(); });
+      s_->thread = t.get_id();
+      t.detach();
       s_->started = true;
     } catch (...) {  // no thread to be had: the line is dropped
       ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -159,10 +163,19 @@ void output_queue::stop(std::optional<std::chrono::milliseconds> bound) {
   s_->stopping = true;
   s_->cv.notify_all();
   if (!s_->started) return;
+  // The sink itself ending the pool (it dropped the last reference): the thread finishes
+  // after this line returns; waiting for it here would wait forever.
+  if (std::this_thread::get_id() == s_->thread) return;
   if (bound)
     s_->done_cv.wait_for(lock, *bound, [&] { return s_->finished; });
   else
     s_->done_cv.wait(lock, [&] { return s_->finished; });
+  // The user's sink, and what it holds, is destroyed here, on the caller's thread, before
+  // the pool's destructor returns; the thread no longer touches it once finished.
+  if (s_->finished) {
+    sink gone = std::move(s_->deliver);
+    lock.unlock();
+  }
 }
 
 }  // namespace detail

@@ -14,8 +14,11 @@
 //    default sink only: a line on stderr; a user's sink sees the count in dropped()).
 //  - stop(bound) refuses further lines and lets the thread deliver what is queued: it waits
 //    for that without limit when `bound` is empty (a user's sink: it is never called after
-//    stop returns), else for at most `bound`, after which it leaves the thread to finish on
-//    its own (the default sink, which holds nothing of the pool's).
+//    stop returns; the sink is destroyed on the calling thread), else for at most `bound`,
+//    after which it leaves the thread to finish on its own (the default sink, which holds
+//    nothing of the pool's). Called from the output thread itself (a sink that destroyed
+//    the pool), it does not wait. A sink must not wait for the pool's executor: the pool's
+//    destructor waits for the sink.
 #pragma once
 
 #include <crew/process_pool.hpp>

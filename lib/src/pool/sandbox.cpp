@@ -6,6 +6,7 @@
 
 #include "../spawn.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -92,40 +93,89 @@ command_line sandboxed_command(const sandbox_options& options, const std::filesy
     return c;
   }
   auto& a = c.args;
-  // Namespaces: user, pid, mount, IPC, UTS, cgroup, network (given back with --share-net).
-  // The sandbox dies with bwrap, and bwrap with us (its parent-death signal, tied to crew's
-  // spawner thread, which lives as long as the process). A new session: no controlling
-  // terminal. No capabilities, even for root; bwrap always sets no_new_privs.
-  a = {"--die-with-parent", "--new-session", "--unshare-all", "--cap-drop", "ALL"};
+  // Namespaces: user (required: no nested ones), pid, mount, IPC, UTS, cgroup, network
+  // (given back with --share-net). The sandbox dies with bwrap, and bwrap with us (its
+  // parent-death signal, tied to crew's spawner thread, which lives as long as the process).
+  // A new session: no controlling terminal. No capabilities, even for root; bwrap always
+  // sets no_new_privs.
+  a = {"--die-with-parent",
+       "--new-session",
+       "--unshare-all",
+       "--unshare-user",
+       "--disable-userns",
+       "--cap-drop",
+       "ALL"};
   if (options.network) a.push_back("--share-net");
   // The file system: everything read-only, then private /dev, /proc (of the worker's own pid
-  // namespace), /tmp and /dev/shm.
-  for (const char* s : {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs",
-                        "/tmp", "--tmpfs", "/dev/shm"})
-    a.emplace_back(s);
+  // namespace), /tmp, /dev/shm and /run (the user's D-Bus and systemd sockets, docker.sock:
+  // a read-only mount does not stop a connect(), and through them a worker could have
+  // something run outside; with the network on, the resolver's directory comes back).
+  for (const char* m : {"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs",
+                        "/tmp", "--tmpfs", "/dev/shm", "--tmpfs", "/run"})
+    a.emplace_back(m);
+  if (options.network)
+    a.insert(a.end(), {"--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"});
+
+  // The options' paths, each mounted after every path that contains it (shallowest first),
+  // so that a hidden path inside a writable one stays hidden and a writable one inside a
+  // hidden one stays writable.
+  struct mount {
+    std::filesystem::path at;
+    std::vector<std::string> args;
+  };
+  std::vector<mount> mounts;
   std::error_code ec;
-  // Hidden first, then writable: a writable path inside a hidden directory stays reachable.
+  auto absolute = [&](const std::filesystem::path& p) {
+    return std::filesystem::absolute(p, ec).lexically_normal();
+  };
   for (const auto& h : options.hidden) {
-    const auto abs = std::filesystem::absolute(h, ec);
+    const auto abs = absolute(h);
     const auto st = std::filesystem::status(abs, ec);
     if (ec || !std::filesystem::exists(st)) {
       why = "sandbox: the hidden path '" + h.string() + "' does not exist";
       return {};
     }
     if (std::filesystem::is_directory(st))
-      a.insert(a.end(), {"--tmpfs", abs.string()});
+      mounts.push_back({abs, {"--tmpfs", abs.string()}});
     else
-      a.insert(a.end(), {"--ro-bind", "/dev/null", abs.string()});
+      mounts.push_back({abs, {"--ro-bind", "/dev/null", abs.string()}});
   }
   for (const auto& w : options.writable) {
-    const auto abs = std::filesystem::absolute(w, ec);
+    const auto abs = absolute(w);
     if (ec || !std::filesystem::exists(abs, ec)) {
       why = "sandbox: the writable path '" + w.string() + "' does not exist";
       return {};
     }
-    a.insert(a.end(), {"--bind", abs.string(), abs.string()});
+    for (const auto& m : mounts)
+      if (m.at == abs) {
+        why = "sandbox: '" + w.string() + "' is both hidden and writable";
+        return {};
+      }
+    mounts.push_back({abs, {"--bind", abs.string(), abs.string()}});
   }
-  std::filesystem::path dir = cwd.empty() ? std::filesystem::current_path(ec) : cwd;
+  // The worker and its working directory must be there: under a private or hidden
+  // directory (/tmp, /run, `hidden`) they are bound back read-only, unless a writable path
+  // holds them already.
+  auto under = [](const std::filesystem::path& p, const std::filesystem::path& dir) {
+    auto [d, q] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
+    return d == dir.end();
+  };
+  std::filesystem::path dir = absolute(cwd.empty() ? std::filesystem::current_path(ec) : cwd);
+  for (const auto& needed : {absolute(worker), dir}) {
+    if (needed.empty() || !needed.is_absolute()) continue;
+    bool covered = false, concealed = under(needed, "/tmp") || under(needed, "/run");
+    for (const auto& w : options.writable)
+      covered = covered || under(needed, absolute(w));
+    for (const auto& h : options.hidden)
+      concealed = concealed || under(needed, absolute(h));
+    if (concealed && !covered)
+      mounts.push_back({needed, {"--ro-bind-try", needed.string(), needed.string()}});
+  }
+  std::stable_sort(mounts.begin(), mounts.end(), [](const mount& x, const mount& y) {
+    return std::distance(x.at.begin(), x.at.end()) < std::distance(y.at.begin(), y.at.end());
+  });
+  for (const auto& m : mounts)
+    a.insert(a.end(), m.args.begin(), m.args.end());
   if (!dir.empty()) a.insert(a.end(), {"--chdir", dir.string()});
   a.push_back("--");
   a.insert(a.end(), limits_prefix.begin(), limits_prefix.end());

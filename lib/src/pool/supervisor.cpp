@@ -196,7 +196,7 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
   if (end.stopping && !end.running) return host_.check_join();  // asked to go
   if (!end.booted)
     return boot_failed(w->slot(), end_text(end, end.failure ? "" : " before its handshake"));
-  if (!end.replied && !end.running)  // said hello, never answered: it does not work either
+  if (!end.worked && !end.running)  // said hello, then did nothing: it does not work either
     return boot_failed(w->slot(), end_text(end, " after its handshake, before answering any task"));
   std::optional<std::string> crash;  // set when the task killed its worker
   if (end.running) crash = judge_running(end);

@@ -109,16 +109,22 @@ bool worker_session::on_read(std::size_t n) {
       if (!on_frame(owner, f)) return false;
     }
     if (ec) return violation("bad frame header: " + ec.message()), false;
-    // A hello too large for its limit is refused from its header, before its payload is read.
+    // Before its hello a worker may send only a hello of at most max_hello_payload: anything
+    // else is refused from its header, before its payload is read.
     protocol::frame_header h;
     const auto ahead = reader_.buffered();
     if (!booted_ && ahead.size() >= protocol::header_size &&
-        !protocol::parse_header(ahead.data(), settings_.max_payload, h) &&
-        h.type == protocol::frame_type::hello && h.length > protocol::max_hello_payload)
-      return violation("bad hello: a hello of " + std::to_string(h.length) +
-                       " bytes, more than the limit of " +
-                       std::to_string(protocol::max_hello_payload) + " (max_hello_payload)"),
-             false;
+        !protocol::parse_header(ahead.data(), settings_.max_payload, h)) {
+      if (h.type != protocol::frame_type::hello)
+        return violation("bad hello: a frame of type " + std::to_string(static_cast<int>(h.type)) +
+                         " before its hello"),
+               false;
+      if (h.length > protocol::max_hello_payload)
+        return violation("bad hello: a hello of " + std::to_string(h.length) +
+                         " bytes, more than the limit of " +
+                         std::to_string(protocol::max_hello_payload) + " (max_hello_payload)"),
+               false;
+    }
     watch_frame(frames > 0);
   } catch (const std::bad_alloc& e) {
     return violation(out_of_memory(e)), false;
@@ -491,7 +497,13 @@ void worker_session::on_ended(channel_end end) {
   out.stderr_tail = std::move(end.stderr_tail);
   out.status = end.status;
   out.booted = booted_;
-  out.replied = tasks_done_ > 0;
+  // Did it do any work? An answer, a byte of a task read, or a task's deadline or cancel
+  // grace that crew enforced: only a worker that did none of these is a failed start
+  // (supervisor::worker_ended). A protocol violation before any of them is one too.
+  const bool read_some = !unread || written_ > *unread;
+  const bool stopped_for_a_task =
+      failure_ && (failure_->first == errc::task_timeout || failure_->first == errc::cancelled);
+  out.worked = tasks_done_ > 0 || (written_ > 0 && read_some) || stopped_for_a_task;
   out.head_unread = head_untouched && !inflight_.front().discarded;
   out.stopping = st_ == state::stopping;
   out.failure = failure_;

@@ -47,7 +47,8 @@ struct session_end {
   std::string stderr_tail;              ///< its last stderr lines, or empty
   int status = -1;                      ///< the wait status, -1 if unknown or no process
   bool booted = false;                  ///< it had said hello
-  bool replied = false;                 ///< it had answered a task (any reply)
+  bool worked = false;                  ///< it answered a task, read some of one, or crew
+                                        ///< ended it for a cause (deadline, cancel, violation)
   bool head_unread = false;             ///< the first of `unstarted` was next in line, and
                                         ///< the worker ended without reading a byte of it
   bool stopping = false;                ///< it had been asked to go
