@@ -44,7 +44,8 @@ struct worker_options {
   /// another process of the same user — a compromised sibling worker — can neither read nor
   /// write its memory and descriptors through /proc or ptrace, and so cannot read its tasks
   /// or forge its results. The price: no core dump of a crashing worker (set false, or
-  /// `CREW_WORKER_DUMPABLE=1` in its environment, to debug one).
+  /// `CREW_WORKER_DUMPABLE=1` in its environment, to debug one: give it in the pool's
+  /// `env`, the default allow-list does not pass it through).
   bool non_dumpable = true;
 };
 
