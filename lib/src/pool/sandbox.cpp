@@ -30,6 +30,7 @@ std::string sandbox_unavailable(const sandbox_options& options) {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, err.write.get(), 2);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // none of the host's descriptors
   std::vector<std::string> argv_s{c.exe.string()};
   argv_s.insert(argv_s.end(), c.args.begin(), c.args.end());
   std::vector<char*> argv;
