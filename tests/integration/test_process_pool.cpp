@@ -292,9 +292,11 @@ BOOST_FIXTURE_TEST_CASE(workers_get_the_environment_and_directory_they_are_given
     auto o = fault_options(1);
     o.executable = fault.filename();
     crew::process_pool pool(ioc.get_executor(), o);
-    ::setenv("PATH", path.c_str(), 1);
     BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);
     pool.join();
+    // Only now: the pool's io thread reads the environment when it spawns (setenv while
+    // another thread reads environ is a race, which ThreadSanitizer reports).
+    ::setenv("PATH", path.c_str(), 1);
   }
   expect_no_leaks(fds_before);
 }
