@@ -49,6 +49,12 @@ struct queued_line {
   std::string text;
 };
 
+// What a queued line of `n` bytes counts against the queue's bound: its text and its entry,
+// so that a flood of empty lines is bounded too.
+constexpr std::size_t cost(std::size_t n) noexcept {
+  return n + sizeof(queued_line);
+}
+
 void write_fully(int fd, const std::string& s) {
   for (std::size_t off = 0; off < s.size();) {
     const long n = write_no_sigpipe(fd, s.data() + off, s.size() - off);
@@ -88,7 +94,7 @@ struct output_queue::state {
       if (lines.empty()) break;  // stopping, and all delivered
       queued_line l = std::move(lines.front());
       lines.pop_front();
-      bytes -= l.text.size();
+      bytes -= cost(l.text.size());
       const std::uint64_t d = dropped.load();
       lock.unlock();
       if (is_default && d > noticed) {
@@ -128,7 +134,7 @@ void output_queue::push(std::size_t worker, int pid, output_line::stream which,
   std::lock_guard lock(s_->m);
   if (s_->stopping) return;
   // A line is kept whole or dropped whole; one line always fits an empty queue.
-  if (s_->bytes + text.size() > s_->max_bytes && !s_->lines.empty()) {
+  if (s_->bytes + cost(text.size()) > s_->max_bytes && !s_->lines.empty()) {
     s_->dropped.fetch_add(1);
     return;
   }
@@ -150,7 +156,7 @@ void output_queue::push(std::size_t worker, int pid, output_line::stream which,
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   s_->lines.push_back({worker, pid, which, std::string(text)});
-  s_->bytes += text.size();
+  s_->bytes += cost(text.size());
   s_->cv.notify_one();
 }
 
