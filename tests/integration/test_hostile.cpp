@@ -64,6 +64,15 @@ std::map<std::string, std::string> parse_probe(const std::string& report) {
   return out;
 }
 
+// One worker of a pool made with `o` probes its surroundings; its report, parsed.
+std::map<std::string, std::string> probe_once(boost::asio::io_context& ioc,
+                                              const crew::process_pool_options& o) {
+  crew::process_pool pool(ioc.get_executor(), o);
+  auto r = parse_probe(pool.submit(hostile::jobs::probe(0)).get());
+  pool.join();
+  return r;
+}
+
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -131,48 +140,23 @@ BOOST_AUTO_TEST_SUITE(hostile)
 // when it is given one.
 BOOST_FIXTURE_TEST_CASE(workers_inherit_only_the_allowed_environment, io_fixture) {
   scoped_env secret("HOSTILE_SECRET", "s3cret-token");
-  {
-    crew::process_pool pool(ioc.get_executor(), hostile_options(1));
-    auto r = parse_probe(pool.submit(hostile::jobs::probe(0)).get());
-    BOOST_TEST(r["secret in environment"] == "absent");
-    pool.join();
-  }
-  {
-    auto o = hostile_options(1);
-    o.env = {"HOSTILE_SECRET=given-on-purpose"};
-    crew::process_pool pool(ioc.get_executor(), o);
-    auto r = parse_probe(pool.submit(hostile::jobs::probe(0)).get());
-    BOOST_TEST(r["secret in environment"] == "given-on-purpose");
-    pool.join();
-  }
-  {
-    auto o = hostile_options(1);
-    o.env_allow = {"PATH", "HOSTILE_*"};  // asked for by name: inherited
-    crew::process_pool pool(ioc.get_executor(), o);
-    auto r = parse_probe(pool.submit(hostile::jobs::probe(0)).get());
-    BOOST_TEST(r["secret in environment"] == "s3cret-token");
-    pool.join();
-  }
+  BOOST_TEST(probe_once(ioc, hostile_options(1))["secret in environment"] == "absent");
+  auto given = hostile_options(1);
+  given.env = {"HOSTILE_SECRET=given-on-purpose"};
+  BOOST_TEST(probe_once(ioc, given)["secret in environment"] == "given-on-purpose");
+  auto allowed = hostile_options(1);
+  allowed.env_allow = {"PATH", "HOSTILE_*"};  // asked for by name: inherited
+  BOOST_TEST(probe_once(ioc, allowed)["secret in environment"] == "s3cret-token");
   expect_no_leaks(fds_before);
 }
 
 // Finding 1, forging: crew's worker runtime is not dumpable, so a sibling of the same user
 // (not root) can neither read its tasks nor write its replies through /proc.
 BOOST_FIXTURE_TEST_CASE(the_worker_runtime_marks_itself_non_dumpable, io_fixture) {
-  {
-    crew::process_pool pool(ioc.get_executor(), hostile_options(1));
-    auto r = parse_probe(pool.submit(hostile::jobs::probe(0)).get());
-    BOOST_TEST(r["dumpable"] == "0");
-    pool.join();
-  }
-  {
-    auto o = hostile_options(1);
-    o.env = {"CREW_WORKER_DUMPABLE=1"};  // the documented way to debug one
-    crew::process_pool pool(ioc.get_executor(), o);
-    auto r = parse_probe(pool.submit(hostile::jobs::probe(0)).get());
-    BOOST_TEST(r["dumpable"] == "1");
-    pool.join();
-  }
+  BOOST_TEST(probe_once(ioc, hostile_options(1))["dumpable"] == "0");
+  auto debug = hostile_options(1);
+  debug.env = {"CREW_WORKER_DUMPABLE=1"};  // the documented way to debug one
+  BOOST_TEST(probe_once(ioc, debug)["dumpable"] == "1");
   expect_no_leaks(fds_before);
 }
 

@@ -92,6 +92,15 @@ constexpr std::size_t sanitizer_factor = 2;
 constexpr std::size_t sanitizer_factor = 1;
 #endif
 
+// Checks that the peak of `rss` grew by less than `bound_mib` MiB (scaled under a
+// sanitizer) during `attack`, and reports the figure.
+void expect_peak_below(const rss_peak& rss, std::size_t bound_mib, const char* attack) {
+  const std::size_t grown = rss.growth();
+  BOOST_TEST(grown < bound_mib * mib * sanitizer_factor,
+             attack << ": the coordinator grew by " << grown << " bytes");
+  BOOST_TEST_MESSAGE(attack << ": the coordinator's peak grew by " << grown / 1024 << " KiB");
+}
+
 // After an attack: a pool of honest workers (the hostile worker's serve mode runs crew's
 // runtime with the demo jobs) serves as usual.
 void an_honest_pool_works(boost::asio::io_context& ioc) {
@@ -117,8 +126,7 @@ BOOST_FIXTURE_TEST_CASE(a_hello_over_its_limit_is_a_boot_failure_and_costs_nothi
     BOOST_TEST(contains(e.message(), "bad hello"), e.message());
     BOOST_TEST(contains(e.message(), "max_hello_payload"), e.message());
     pool.join();
-    BOOST_TEST(rss.growth() < 16 * mib * sanitizer_factor,
-               "the coordinator grew by " << rss.growth() << " bytes");
+    expect_peak_below(rss, 16, "a hello over its limit");
   }
   an_honest_pool_works(ioc);
   expect_no_leaks(fds_before);
@@ -141,10 +149,7 @@ BOOST_FIXTURE_TEST_CASE(huge_headers_from_four_workers_commit_nothing_and_time_o
       BOOST_TEST(e.code() == make_error_code(errc::protocol_error), e.message());
       BOOST_TEST(contains(e.message(), "frame_timeout"), e.message());
     }
-    BOOST_TEST(rss.growth() < 64 * mib * sanitizer_factor,
-               "the coordinator grew by " << rss.growth() << " bytes");
-    BOOST_TEST_MESSAGE("huge-header x4: the coordinator's peak grew by " << rss.growth() / 1024
-                                                                         << " KiB");
+    expect_peak_below(rss, 64, "huge-header x4");
     pool.join();
   }
   an_honest_pool_works(ioc);
@@ -196,10 +201,7 @@ BOOST_FIXTURE_TEST_CASE(a_result_too_large_in_memory_fails_before_it_is_decoded,
                         "67108864"),
                e.message());
     // The frame itself (32 MiB, its buffer doubling as it came), not the 128 MiB of strings.
-    BOOST_TEST(rss.growth() < 48 * mib * sanitizer_factor,
-               "the coordinator grew by " << rss.growth() << " bytes");
-    BOOST_TEST_MESSAGE("str-flood of 32 MiB: the coordinator's peak grew by " << rss.growth() / 1024
-                                                                              << " KiB");
+    expect_peak_below(rss, 48, "str-flood of 32 MiB");
     pool.join();
   }
   an_honest_pool_works(ioc);

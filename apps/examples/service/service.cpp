@@ -18,8 +18,8 @@
 // - One io_context run by the main thread. Every pool call is
 //   `co_await pool.async_submit(job(args), use_awaitable)`: the coroutine is suspended
 //   while the job runs, so the io_context never blocks. The process_pool runs on that
-//   same io_context (its only own thread carries worker output); the thread_pool has its own threads and its
-//   completions come back on the coroutine's executor.
+//   same io_context (its only own thread carries worker output); the thread_pool has its own
+//   threads and its completions come back on the coroutine's executor.
 // - One coroutine per connection (co_spawn). Requests on one connection are answered one
 //   after the other; connections are served concurrently.
 // - Workers are this binary started with `--worker` (executable /proc/self/exe): one

@@ -31,12 +31,12 @@ using std::chrono::milliseconds;
 // Boot failures are counted per slot: a slot's failures "in a row" are its failed starts
 // since its worker last answered a task. A failed start is a worker that could not be
 // spawned, ended before its hello or sent a bad one, or ended after its hello without ever
-// answering a task (and not under one it had read: that task's crash is judged instead). They set the slot's back-off and, at
-// `max_boot_failures`, make the slot unavailable: it is reported (worker_unavailable) once
-// another worker of the pool is alive, and keeps trying at the capped back-off, so that a
-// limit lifted later (descriptors freed, /dev/shm emptied) heals it. The workers that did
-// start serve every task meanwhile. The pool as a whole breaks only when no worker can
-// start (see boot_breaker_reason). A `max_boot_failures` of 0 counts as 1.
+// answering a task (and not under one it had read: that task's crash is judged instead). They set
+// the slot's back-off and, at `max_boot_failures`, make the slot unavailable: it is reported
+// (worker_unavailable) once another worker of the pool is alive, and keeps trying at the capped
+// back-off, so that a limit lifted later (descriptors freed, /dev/shm emptied) heals it. The
+// workers that did start serve every task meanwhile. The pool as a whole breaks only when no worker
+// can start (see boot_breaker_reason). A `max_boot_failures` of 0 counts as 1.
 
 /// The longest back-off between two starts of a slot; also how often an unavailable slot
 /// tries again.
