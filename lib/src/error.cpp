@@ -41,7 +41,7 @@ struct errc_text {
 };
 
 // Indexed by errc value - 1; the order is the enum's.
-constexpr std::array<errc_text, 12> texts{{
+constexpr std::array<errc_text, 13> texts{{
     {"job_failed", "the job threw an exception"},
     {"unknown_job", "the worker does not serve this job"},
     {"signature_mismatch", "the worker serves this job with another signature"},
@@ -54,8 +54,9 @@ constexpr std::array<errc_text, 12> texts{{
     {"queue_full", "the pool's queue is full"},
     {"task_timeout", "the task ran past its deadline"},
     {"cancelled", "the task was cancelled"},
+    {"worker_lost", "the worker stopped answering (heartbeat deadline)"},
 }};
-static_assert(texts.size() == static_cast<std::size_t>(errc::cancelled));
+static_assert(texts.size() == static_cast<std::size_t>(errc::worker_lost));
 
 const errc_text* text_of(int ev) noexcept {
   if (ev < 1 || ev > static_cast<int>(texts.size())) return nullptr;

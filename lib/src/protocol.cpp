@@ -20,7 +20,7 @@ void store(std::byte* p, T v) noexcept {
   std::memcpy(p, &v, sizeof v);
 }
 
-constexpr std::uint8_t max_type = static_cast<std::uint8_t>(frame_type::batch_result);
+constexpr std::uint8_t max_type = static_cast<std::uint8_t>(frame_type::pong);
 
 }  // namespace
 
@@ -49,8 +49,9 @@ boost::system::error_code parse_header(const std::byte* in, std::size_t max_payl
   if (type == 0 || type > max_type) return errc::protocol_error;
   out.type = static_cast<frame_type>(type);
   out.flags = load<std::uint16_t>(in + 6);
-  if ((out.flags & ~(flag_shm | flag_batch)) != 0) return errc::protocol_error;
-  if ((out.flags & flag_batch) && out.type != frame_type::hello) return errc::protocol_error;
+  if ((out.flags & ~(flag_shm | flag_batch | flag_heartbeat)) != 0) return errc::protocol_error;
+  if ((out.flags & (flag_batch | flag_heartbeat)) && out.type != frame_type::hello)
+    return errc::protocol_error;
   out.task_id = load<std::uint64_t>(in + 8);
   out.length = load<std::uint32_t>(in + 16);
   if (out.length > max_payload) return errc::payload_too_large;

@@ -105,7 +105,7 @@ void frames() {
   bad_version[4] = std::byte{2};
   write(t, "bad-version", cat({u8s({big, 0}), bad_version}));
   bytes bad_type = frame(frame_type::task, 1, task);
-  bad_type[5] = std::byte{9};
+  bad_type[5] = std::byte{11};
   write(t, "bad-type", cat({u8s({big, 0}), bad_type}));
   write(t, "bad-flags", cat({u8s({big, 0}), frame(frame_type::task, 1, task, 2)}));
   // Batches: a batch of two i32 items, a batch_result with a result and an error, and the

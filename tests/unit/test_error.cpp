@@ -18,7 +18,7 @@ inline std::ostream& boost_test_print_type(std::ostream& os, errc e) {
 namespace {
 
 constexpr int first_errc = static_cast<int>(crew::errc::job_failed);
-constexpr int last_errc = static_cast<int>(crew::errc::cancelled);
+constexpr int last_errc = static_cast<int>(crew::errc::worker_lost);
 
 }  // namespace
 
@@ -43,6 +43,7 @@ BOOST_AUTO_TEST_CASE(values_are_stable) {
   BOOST_TEST(static_cast<int>(crew::errc::queue_full) == 10);
   BOOST_TEST(static_cast<int>(crew::errc::task_timeout) == 11);
   BOOST_TEST(static_cast<int>(crew::errc::cancelled) == 12);
+  BOOST_TEST(static_cast<int>(crew::errc::worker_lost) == 13);
 }
 
 BOOST_AUTO_TEST_CASE(every_value_has_a_distinct_message_and_name) {
@@ -79,6 +80,7 @@ BOOST_AUTO_TEST_CASE(names_match_enumerators) {
   BOOST_TEST(std::string(crew::to_string(crew::errc::queue_full)) == "queue_full");
   BOOST_TEST(std::string(crew::to_string(crew::errc::task_timeout)) == "task_timeout");
   BOOST_TEST(std::string(crew::to_string(crew::errc::cancelled)) == "cancelled");
+  BOOST_TEST(std::string(crew::to_string(crew::errc::worker_lost)) == "worker_lost");
 }
 
 BOOST_AUTO_TEST_CASE(out_of_range_values_do_not_crash) {

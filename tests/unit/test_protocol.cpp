@@ -227,7 +227,7 @@ BOOST_AUTO_TEST_CASE(parse_header_rejects_bad_headers) {
     f[4] = static_cast<std::byte>(v);
     BOOST_TEST(parse(f) == crew::errc::protocol_error, "version " << v);
   }
-  for (const unsigned t : {0u, 9u, 0x80u, 0xffu}) {
+  for (const unsigned t : {0u, 11u, 0x80u, 0xffu}) {
     bytes f = good;
     f[5] = static_cast<std::byte>(t);
     BOOST_TEST(parse(f) == crew::errc::protocol_error, "type " << t);
@@ -242,6 +242,13 @@ BOOST_AUTO_TEST_CASE(parse_header_rejects_bad_headers) {
     bytes f = frame(proto::frame_type::hello, 0, {});
     put_le(f, 6, 2, proto::flag_batch | proto::flag_shm);
     BOOST_TEST(!parse(f));
+    // flag_heartbeat likewise: a hello may carry it, no other frame.
+    put_le(f, 6, 2, proto::flag_heartbeat | proto::flag_batch);
+    BOOST_TEST(!parse(f));
+    bytes ping = frame(proto::frame_type::ping, 7, {});
+    BOOST_TEST(!parse(ping));
+    put_le(ping, 6, 2, proto::flag_heartbeat);
+    BOOST_TEST(parse(ping) == crew::errc::protocol_error);
   }
   {
     bytes f = good;  // flag_shm is the one flag version 1 knows
@@ -407,7 +414,7 @@ BOOST_AUTO_TEST_CASE(reader_garbage_is_an_error) {
     // A valid frame, then a header with a bad type.
     bytes s = frame(proto::frame_type::result, 1, text("ok"));
     bytes bad = frame(proto::frame_type::result, 2, text("no"));
-    bad[5] = std::byte{9};
+    bad[5] = std::byte{11};
     s.insert(s.end(), bad.begin(), bad.end());
     proto::frame_reader r;
     feed(r, s.data(), s.size());

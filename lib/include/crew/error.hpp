@@ -54,6 +54,11 @@ enum class errc {
   task_timeout,
   /// The task was cancelled: its cancellation slot, its stop token, or a graceful shutdown.
   cancelled,
+  /// The worker stopped answering: nothing from it (not even a pong to a ping) within the
+  /// pool's `heartbeat_timeout` — a stopped process, a hung host, a cut link. Only for
+  /// workers that answer pings (those reached through a launcher). Crew stopped it; the
+  /// task is retried like a crash (`retries`).
+  worker_lost,
 };
 
 /// The `"crew"` error category. `message(ev)` is a short English text per errc value

@@ -52,6 +52,8 @@ enum class frame_type : std::uint8_t {
   shutdown = 6,      ///< coordinator -> worker: finish and exit 0
   batch = 7,         ///< coordinator -> worker: run a job once per item (docs/protocol.md §9)
   batch_result = 8,  ///< worker -> coordinator: one outcome per item of a batch, in order
+  ping = 9,          ///< coordinator -> worker: are you there? (no payload; docs/protocol.md §10)
+  pong = 10,         ///< worker -> coordinator: the answer to ping, echoing its task_id
 };
 
 /// Frame flag: the payload is a shm_descriptor; the bytes it names are in the shared
@@ -59,12 +61,16 @@ enum class frame_type : std::uint8_t {
 inline constexpr std::uint16_t flag_shm = 1;
 /// Hello flag: the worker accepts batch frames. Valid on a hello only.
 inline constexpr std::uint16_t flag_batch = 2;
+/// Hello flag: the worker answers every ping with a pong at once, even while a job runs
+/// (a worker speaking on stdio, docs/protocol.md §10). Valid on a hello only. The
+/// coordinator sends pings only to a worker that set it.
+inline constexpr std::uint16_t flag_heartbeat = 4;
 
 /// A decoded frame header.
 struct frame_header {
   /// What the frame carries.
   frame_type type{};
-  /// flag_shm and/or flag_batch.
+  /// flag_shm; on a hello also flag_batch and flag_heartbeat.
   std::uint16_t flags = 0;
   /// The task the frame belongs to; 0 for hello and shutdown.
   std::uint64_t task_id = 0;

@@ -42,7 +42,8 @@ bool reports_unavailable(unsigned failures_in_a_row, unsigned max_boot_failures,
 }
 
 bool killed_its_worker(errc code) noexcept {
-  return code == errc::worker_crashed || code == errc::protocol_error;
+  return code == errc::worker_crashed || code == errc::protocol_error ||
+         code == errc::worker_lost;
 }
 
 unsigned retries_for(std::string_view job, std::optional<unsigned> task_retries,
@@ -54,7 +55,8 @@ unsigned retries_for(std::string_view job, std::optional<unsigned> task_retries,
 }
 
 bool should_retry(errc code, unsigned attempts, unsigned allowed, bool serving) noexcept {
-  return code == errc::worker_crashed && attempts < allowed && serving;
+  return (code == errc::worker_crashed || code == errc::worker_lost) && attempts < allowed &&
+         serving;
 }
 
 std::optional<std::string> recycle_reason(std::size_t tasks_done, std::size_t max_tasks,

@@ -86,7 +86,7 @@ bool reports_unavailable(unsigned failures_in_a_row, unsigned max_boot_failures,
 // --- crashes and retries ----------------------------------------------------------------
 
 /// Whether a task that ended with `code` killed its worker (what the crash-loop breaker
-/// counts): `worker_crashed` and `protocol_error`.
+/// counts): `worker_crashed`, `protocol_error` and `worker_lost`.
 bool killed_its_worker(errc code) noexcept;
 
 /// Counts tasks in a row that killed their worker; trips at `limit` (0: never).
@@ -116,8 +116,8 @@ unsigned retries_for(std::string_view job, std::optional<unsigned> task_retries,
                      unsigned pool_retries);
 
 /// Whether a task whose run ended with `code` (after `attempts` earlier runs that killed
-/// their worker) runs again: only worker deaths are retried, within `allowed`, and only
-/// while the pool serves.
+/// their worker) runs again: only worker deaths and lost workers are retried, within
+/// `allowed`, and only while the pool serves.
 bool should_retry(errc code, unsigned attempts, unsigned allowed, bool serving) noexcept;
 
 // --- recycling --------------------------------------------------------------------------
