@@ -51,6 +51,14 @@ class processes final : public backend {
     p.env_allow.insert(p.env_allow.end(), o.env_allow.begin(), o.env_allow.end());
     if (!o.cwd.empty()) p.working_directory = o.cwd;
     p.sandbox = sandbox_of(o);
+    for (const auto& words : o.launchers) {
+      launcher l;
+      l.command = words;
+      p.launchers.push_back(std::move(l));
+    }
+    if (!o.remote_worker.empty()) p.remote_executable = o.remote_worker;
+    if (o.heartbeat_timeout_ms > 0)
+      p.heartbeat_timeout = std::chrono::milliseconds(o.heartbeat_timeout_ms);
     p.on_event = std::move(on_event);
     if (on_output) p.on_output = std::move(on_output);
     p.transport = o.transport == "shm" ? transport::shm : transport::pipe;

@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <crew/process_pool.hpp>
+
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
@@ -57,6 +59,57 @@ void stdout_to_stderr::json_out(const boost::json::value& v) const {
   std::fflush(stdout);
   const int fd = saved_ >= 0 ? saved_ : STDOUT_FILENO;
   [[maybe_unused]] auto w = ::write(fd, s.data(), s.size());
+}
+
+std::optional<std::vector<std::string>> split_words(std::string_view text, std::string& why) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else if (c == '\'') {
+      const auto end = text.find('\'', i + 1);
+      if (end == std::string_view::npos) return why = "an unterminated ' quote", std::nullopt;
+      word.append(text.substr(i + 1, end - i - 1));
+      i = end;
+      in_word = true;
+    } else if (c == '"') {
+      for (++i;; ++i) {
+        if (i >= text.size()) return why = "an unterminated \" quote", std::nullopt;
+        if (text[i] == '"') break;
+        if (text[i] == '\\' && i + 1 < text.size() && (text[i + 1] == '"' || text[i + 1] == '\\'))
+          ++i;
+        word += text[i];
+      }
+      in_word = true;
+    } else if (c == '\\') {
+      if (i + 1 >= text.size()) return why = "a trailing backslash", std::nullopt;
+      word += text[++i];
+      in_word = true;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+std::vector<launcher> parse_launchers(const std::vector<std::string>& texts, std::string& why) {
+  std::vector<launcher> out;
+  for (const auto& t : texts) {
+    auto words = split_words(t, why);
+    if (!words) return why = "--launcher '" + t + "': " + why, std::vector<launcher>{};
+    if (words->empty()) return why = "--launcher needs a command, e.g. 'ssh -T host'", std::vector<launcher>{};
+    launcher l;
+    l.command = std::move(*words);
+    out.push_back(std::move(l));
+  }
+  return out;
 }
 
 }  // namespace crew::cli

@@ -8,10 +8,16 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <optional>
+#include <string_view>
 #include <exception>
 #include <string>
 #include <thread>
 #include <vector>
+
+namespace crew {
+struct launcher;  // crew/process_pool.hpp
+}
 
 namespace crew::cli {
 
@@ -79,6 +85,15 @@ class stdout_to_stderr {
  private:
   int saved_ = -1;
 };
+
+/// `text` split into words as a POSIX shell would, without expansions: blanks separate
+/// words, '...' is literal, "..." takes \" and \\, a backslash outside quotes escapes the
+/// next character. nullopt, with `why` set, for an unterminated quote or trailing backslash.
+std::optional<std::vector<std::string>> split_words(std::string_view text, std::string& why);
+
+/// The launchers of `--launcher` options (each a command, split by split_words); empty with
+/// `why` set for one that is empty or does not split.
+std::vector<launcher> parse_launchers(const std::vector<std::string>& texts, std::string& why);
 
 int notebook_main(const std::vector<std::string>& args);
 int run_main(const std::vector<std::string>& args);

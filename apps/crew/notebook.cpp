@@ -68,7 +68,16 @@ struct settings {
   std::vector<std::string> transports{"pipe", "shm"};
   std::vector<timeline_section>* timeline = nullptr;  // --timeline: each cell adds its section
   bool sandbox = false;                               // --sandbox: the process cells' workers
+  std::vector<launcher> launchers;  // --launcher: where the process cells' workers run
+  std::string remote_worker;        // --remote-worker
 };
+
+// The process cells' pool options that come from the command line.
+void place_workers(process_pool_options& o, const settings& s) {
+  o.sandbox.enabled = s.sandbox;
+  o.launchers = s.launchers;
+  if (!s.remote_worker.empty()) o.remote_executable = s.remote_worker;
+}
 
 task_options labelled(int i) {
   task_options o;
@@ -163,7 +172,7 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s,
     o.workers = s.workers;
     o.args = {"--io-scale", std::to_string(s.scale)};
     o.transport = transport == "shm" ? crew::transport::shm : crew::transport::pipe;
-    o.sandbox.enabled = s.sandbox;
+    place_workers(o, s);
     process_pool pool(io.context().get_executor(), o);
     for (int i = 0; i < s.tasks; ++i)
       futures.push_back(pool.submit(j(i), labelled(i)));
@@ -243,7 +252,7 @@ process_costs measure_process_costs(const settings& s) {
   io_thread io;
   process_pool_options o;
   o.workers = s.workers;
-  o.sandbox.enabled = s.sandbox;
+  place_workers(o, s);
   stopwatch clock;
   process_pool pool(io.context().get_executor(), o);
   pool.submit(demo::identity(0)).get();
@@ -324,7 +333,12 @@ int notebook_main(const std::vector<std::string>& args) {
       "timeline", po::value<std::string>(),
       "draw every cell's tasks as a Gantt chart (one lane per thread or worker) into FILE.svg")(
       "json", "print one JSON document (the narrative goes to stderr)")(
-      "sandbox", "run the worker processes in a sandbox (bubblewrap; see crew run --help)");
+      "sandbox", "run the worker processes in a sandbox (bubblewrap; see crew run --help)")(
+      "launcher", po::value<std::vector<std::string>>()->composing(),
+      "CMD: run the worker processes through this command ('ssh -T host', 'srun -n1 -u ...'; "
+      "repeat for more hosts; pipe transport only; docs/remote.md)")(
+      "remote-worker", po::value(&s.remote_worker),
+      "with --launcher: crew-worker's path on the other side (default: the same as here)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -348,6 +362,23 @@ int notebook_main(const std::vector<std::string>& args) {
   }
   if (transport != "both") s.transports = {transport};
   s.sandbox = vm.count("sandbox") > 0;
+  if (vm.count("launcher")) {
+    std::string why;
+    s.launchers = parse_launchers(vm["launcher"].as<std::vector<std::string>>(), why);
+    if (s.launchers.empty()) {
+      std::cerr << "crew notebook: " << why << "\n";
+      return usage;
+    }
+    if (s.sandbox || transport == "shm") {
+      std::cerr << "crew notebook: --launcher runs workers elsewhere: it does not go with "
+                   "--sandbox or --transport shm (local workers only)\n";
+      return usage;
+    }
+    s.transports = {"pipe"};  // shared memory is local-only
+  } else if (!s.remote_worker.empty()) {
+    std::cerr << "crew notebook: --remote-worker goes with --launcher\n";
+    return usage;
+  }
   if (s.sandbox) {
     sandbox_options sb;
     sb.enabled = true;

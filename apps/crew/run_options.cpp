@@ -119,6 +119,7 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "usage: crew run --job NAME [--range A:B | --input FILE] [options]\n"
       "       (without --range or --input, the tasks are read from standard input)\n\noptions");
   std::string range, format_text, workers, chunk, timeout, retries, grace, io_scale;
+  std::vector<std::string> launcher_texts;
   desc.add_options()("help,h", "show this help")("version", "print crew's version")(
       "job", po::value(&o.job), "the job to run (crew jobs [--worker EXE] lists them)")(
       "worker", po::value(&o.worker),
@@ -139,14 +140,24 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "with --sandbox: a PATH the workers see empty, e.g. ~/.ssh (repeatable)")(
       "sandbox-network",
       "with --sandbox: the workers keep the network (without it they have none, not even "
-      "127.0.0.1)")("input", po::value(&o.input),
+      "127.0.0.1)")(
+      "launcher", po::value(&launcher_texts)->composing(),
+      "CMD: run workers through this command, e.g. 'ssh -T host1' or 'srun -n1 -u "
+      "--jobid=J --overlap -w node1' (repeat for more hosts; workers are spread over them; "
+      "docs/remote.md)")(
+      "remote-worker", po::value(&o.remote_worker),
+      "with --launcher: the worker's path on the other side (default: --worker, or crew's "
+      "demo worker at the same path as here)")(
+      "heartbeat-timeout", po::value<std::string>(),
+      "with --launcher: milliseconds of silence after which a remote worker is lost (default "
+      "10000)")("input", po::value(&o.input),
                     "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
                     "(- for standard input)")(
       "range", po::value(&range), "A:B runs job(i) for A <= i < B (a job of one integer)")(
       "mode", po::value(&o.mode),
       "inline | threads | processes (default); inline and threads "
       "run the demo jobs in this process")("workers", po::value(&workers),
-                                           "threads or processes (default: one per CPU)")(
+                                           "threads or processes (default: one per CPU; with --launcher, one per launcher)")(
       "chunk", po::value(&chunk),
       "processes: tasks sent to a worker at once (default: adapted to the tasks' length; 1 "
       "with --timeout)")("keep-order", "write results in input order (default: as they finish)")(
@@ -225,6 +236,23 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
     return bad("--sandbox-write, --sandbox-hide and --sandbox-network go with --sandbox"), fail();
   if ((o.sandbox || !o.env_allow.empty()) && o.mode != "processes")
     return bad("--sandbox and --env-allow are for worker processes, not --mode " + o.mode), fail();
+  if (!launcher_texts.empty()) {
+    std::string why;
+    for (const auto& text : launcher_texts) {
+      auto words = split_words(text, why);
+      if (!words) return bad("--launcher '" + text + "': " + why), fail();
+      if (words->empty()) return bad("--launcher needs a command, e.g. 'ssh -T host'"), fail();
+      o.launchers.push_back(std::move(*words));
+    }
+    if (o.mode != "processes") return bad("--launcher runs worker processes, not --mode " + o.mode), fail();
+    if (o.sandbox) return bad("--sandbox is for local workers: it does not go with --launcher"), fail();
+    if (o.transport == "shm")
+      return bad("--transport shm needs local workers (shared memory): it does not go with "
+                 "--launcher"),
+             fail();
+  } else if (!o.remote_worker.empty() || vm.count("heartbeat-timeout")) {
+    return bad("--remote-worker and --heartbeat-timeout go with --launcher"), fail();
+  }
   if (!range.empty()) {
     const auto colon = range.find(':');
     const auto a =
@@ -249,7 +277,8 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
   if (!integer_option(vm, "timeout", 0, max_timeout_ms, " ms", o.timeout_ms) ||
       !integer_option(vm, "grace", 0, max_grace_ms, " ms", o.grace_ms) ||
       !integer_option(vm, "retries", 0, max_retries, "", o.retries) ||
-      !integer_option(vm, "chunk", 0, max_chunk, "", o.chunk))
+      !integer_option(vm, "chunk", 0, max_chunk, "", o.chunk) ||
+      !integer_option(vm, "heartbeat-timeout", 1, max_timeout_ms, " ms", o.heartbeat_timeout_ms))
     return usage;
   if (vm.count("io-scale")) {
     double v = -1;
@@ -291,7 +320,7 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
     o.workers = static_cast<std::size_t>(*v);
   }
   if (o.mode == "inline") o.workers = 1;  // one task at a time, in this thread
-  if (o.workers == 0) o.workers = cpus;
+  if (o.workers == 0) o.workers = o.launchers.empty() ? cpus : o.launchers.size();
   if (o.mode != "inline") {
     const auto limit = max_workers(o.mode);
     if (o.workers > limit.max)

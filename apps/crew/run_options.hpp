@@ -28,6 +28,11 @@ struct run_options {
   bool sandbox = false;
   std::vector<std::string> sandbox_write, sandbox_hide;
   bool sandbox_network = false;
+  // Workers elsewhere: one launcher command per --launcher (split into words), the
+  // worker's path on the other side, and the heartbeat deadline (0: the library's).
+  std::vector<std::vector<std::string>> launchers;
+  std::string remote_worker;
+  long long heartbeat_timeout_ms = 0;
   // The tasks: a range of integers, or JSON lines from `input` ("-" or empty: stdin).
   bool has_range = false;
   std::int64_t first = 0, last = 0;

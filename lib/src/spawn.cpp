@@ -143,12 +143,18 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
                                          boost::system::error_code& ec) {
   namespace bp = boost::process::v2;
   ec.clear();
+  // Which descriptor becomes which.
+  std::array<int, 6> sources{fds.out,         fds.err, fds.channel_in,
+                             fds.channel_out, fds.shm, fds.shm_response};
+  int first = 1, count = fds.shm >= 0 ? 6 : 4;
+  if (fds.on_stdio) {
+    sources = {fds.channel_in, fds.channel_out, fds.err, -1, -1, -1};
+    first = 0;
+    count = 3;
+  }
   // Move every source descriptor above the targets first, so that no dup2 below can
-  // overwrite a source that happens to be numbered 1..4.
+  // overwrite a source that happens to be numbered 0..6.
   std::array<unique_fd, 6> high;
-  const std::array<int, 6> sources{fds.out,         fds.err, fds.channel_in,
-                                   fds.channel_out, fds.shm, fds.shm_response};
-  const int count = fds.shm >= 0 ? 6 : 4;
   for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
     high[i] = unique_fd(::fcntl(sources[i], F_DUPFD_CLOEXEC, 10));
     if (!high[i]) {
@@ -157,11 +163,11 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     }
   }
   spawn_setup s;
-  int rc = posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
-  for (int target = 1; rc == 0 && target <= count; ++target)
-    rc = posix_spawn_file_actions_adddup2(&s.actions,
-                                          high[static_cast<std::size_t>(target - 1)].get(), target);
-  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&s.actions, count + 1);
+  int rc = fds.on_stdio ? 0 : posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
+  for (int i = 0; rc == 0 && i < count; ++i)
+    rc = posix_spawn_file_actions_adddup2(&s.actions, high[static_cast<std::size_t>(i)].get(),
+                                          first + i);
+  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&s.actions, first + count);
   if (rc == 0 && !setup.cwd.empty())
     rc = posix_spawn_file_actions_addchdir_np(&s.actions, setup.cwd.c_str());
 

@@ -33,6 +33,12 @@ class unique_fd {
   int fd_ = -1;
 };
 
+/// A command as it is started: the executable and its arguments.
+struct command_line {
+  std::filesystem::path exe;
+  std::vector<std::string> args;
+};
+
 /// Both ends of a pipe, each O_CLOEXEC.
 struct pipe_pair {
   unique_fd read;
@@ -40,7 +46,8 @@ struct pipe_pair {
 };
 boost::system::error_code make_pipe(pipe_pair& p);
 
-/// What the child gets as its descriptors 1, 2, 3 and 4 (stdin is /dev/null).
+/// What the child gets as its descriptors 1, 2, 3 and 4 (stdin is /dev/null); or, with
+/// `on_stdio`, as 0, 1 and 2.
 struct child_fds {
   int out = -1;           ///< becomes fd 1
   int err = -1;           ///< becomes fd 2
@@ -48,6 +55,9 @@ struct child_fds {
   int channel_out = -1;   ///< becomes fd 4 (the worker writes frames)
   int shm = -1;           ///< becomes fd 5 if not -1 (the request file, read-only)
   int shm_response = -1;  ///< becomes fd 6 with shm (the response file)
+  /// A launcher (docs/protocol.md §10): channel_in becomes fd 0, channel_out fd 1, err fd 2;
+  /// `out` and the shared-memory descriptors are not used.
+  bool on_stdio = false;
 };
 
 /// Resource limits set on a started worker (prlimit); 0: not set.

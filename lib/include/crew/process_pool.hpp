@@ -141,9 +141,36 @@ std::string sandbox_unavailable(const sandbox_options& options);
 /// coordinator's environment stay there.
 std::vector<std::string> default_env_allow();
 
+/// A command that runs a worker somewhere else: another machine through `ssh`, a Slurm
+/// allocation through `srun`, a container through `docker exec -i` (docs/remote.md). The
+/// pool runs `command` here, followed by the worker's command line; the worker speaks the
+/// protocol on that command's stdin and stdout (docs/protocol.md §10: crew's runtime does
+/// when `CREW_STDIO=1`, which the pool puts on the command line) and its stderr is the
+/// worker's output. crew adds no listener and no credentials of its own: who may run what
+/// where, and the encryption of the link, are the launcher's (ssh's keys, Slurm's munge).
+struct launcher {
+  /// The prefix, run locally, its first word looked up on PATH: `{"ssh", "-T", "host"}`,
+  /// `{"srun", "-n1", "-u", "--jobid=J", "--overlap", "-w", "node1"}`. For srun, `-u` is
+  /// required (without it srun holds binary frames back until a newline; docs/remote.md).
+  std::vector<std::string> command;
+  /// How this launcher's workers are named in messages ("worker 2 on node1 ..."); empty:
+  /// derived from the command (ssh: its destination; srun: its `-w`/`--nodelist`; else the
+  /// whole command).
+  std::string name;
+  /// How the worker's command line follows the prefix.
+  enum class passing {
+    automatic,  ///< `shell` when the command's first word is `ssh`, else `exec`
+    shell,      ///< quoted into one word for the remote shell (what ssh runs)
+    exec,       ///< as separate arguments (srun, env, docker exec)
+  };
+  /// See passing.
+  passing pass = passing::automatic;
+};
+
 /// How a process_pool is set up. Read once, when the pool is made.
 struct process_pool_options {
-  /// Number of worker processes; 0 means one per hardware thread.
+  /// Number of worker processes; 0 means one per hardware thread (with `launchers`: one
+  /// per launcher).
   std::size_t workers = 0;
   /// The worker executable; empty means `default_worker_executable()`. A bare name
   /// (`"python3"`) is looked up on PATH; a relative path is taken from this process's working
@@ -219,6 +246,37 @@ struct process_pool_options {
   unsigned max_boot_failures = 3;
   /// Isolation of the workers (see sandbox_options); off by default.
   sandbox_options sandbox;
+
+  // --- workers elsewhere (docs/remote.md) ------------------------------------------------
+
+  /// Empty (the default): workers are local child processes. Otherwise worker slot i runs
+  /// through `launchers[i % launchers.size()]`, one launcher process per worker; supervision
+  /// is the same (deadlines, cancel, retries, recycling by task count, breakers — a slot of
+  /// a dead host fails its boots and is reported while the others serve), a worker is
+  /// stopped by closing its input, then by signals to the launcher process (never to a pid
+  /// on another host), and one that stops answering is lost after `heartbeat_timeout`.
+  /// What is local-only is refused at construction (std::invalid_argument):
+  /// `transport::shm`, `max_worker_rss`, `limit_address_space`, `limit_cpu`, `sandbox`.
+  /// The environment: the launcher process inherits what `env_allow` lets through plus
+  /// what launchers need (`SSH_AUTH_SOCK`, `SSH_AGENT_PID`, `KRB5CCNAME`, `SLURM_*`); the
+  /// worker gets what its launcher gives it (ssh: the remote login's; srun: srun's own,
+  /// unless its `--export` says otherwise), and `env` and crew's `CREW_*` variables through
+  /// `env NAME=value ...` on its command line — visible to `ps` on both machines, so never
+  /// a secret there. `working_directory` becomes `env -C DIR` on the remote side.
+  std::vector<launcher> launchers;
+  /// The worker executable as the remote side sees it; empty: `executable` as given (a
+  /// bare name is then looked up on the remote PATH), or default_worker_executable() (the
+  /// same path as here: right on a shared file system).
+  std::filesystem::path remote_executable;
+  /// Heartbeats, for workers that answer pings (flag_heartbeat on their hello: crew's
+  /// runtime on stdio, so every worker started through a launcher): a ping is sent after
+  /// this long without hearing from the worker (0: never) ...
+  std::chrono::milliseconds heartbeat_interval{1000};
+  /// ... and a worker from which nothing at all (no frame byte, no pong) has arrived for
+  /// this long is lost: crew stops it through its launcher, its task fails with
+  /// `worker_lost` (retried like a crash, per `retries`) and the slot is filled again.
+  /// Must exceed the time the largest task's arguments take to cross the link. 0: never.
+  std::chrono::milliseconds heartbeat_timeout{10000};
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;
   /// With `transport::shm`: bytes of each of a worker's two areas (request, response),
@@ -476,7 +534,8 @@ class process_pool : public basic_runner<process_pool> {
   std::size_t size() const noexcept;
 
   /// Process ids of the workers alive now (started and not yet reaped), booting and
-  /// retiring ones included; empty before the executor has run. Any thread.
+  /// retiring ones included; empty before the executor has run. With launchers: the local
+  /// launcher processes (ssh, srun). Any thread.
   std::vector<int> pids() const;
 
  private:

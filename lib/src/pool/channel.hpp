@@ -76,8 +76,11 @@ class worker_channel {
   /// channel cannot watch its streams, or empty; the peer is then killed and ends as usual.
   virtual std::string start(std::weak_ptr<channel_listener> listener) = 0;
 
-  /// The process id where the worker is a local process, else 0 (for messages and events).
+  /// The process id of the local process behind the channel (the worker, or its launcher),
+  /// else 0 (for messages and events).
   virtual int pid() const noexcept = 0;
+  /// Where the worker runs when not here ("node1"), for messages; empty: a local worker.
+  virtual std::string where() const { return {}; }
 
   /// Writes what it can without blocking: bytes written, or -1 with `error` set (EAGAIN:
   /// call wait_writable; anything else: the peer cannot be written to any more).

@@ -34,7 +34,23 @@ std::string lost_status_reason() {
          "(a SIGCHLD handler calling waitpid(-1)?)";
 }
 
-std::string describe_status(int status, bool killed_by_crew, bool sandboxed) {
+std::string describe_status(int status, bool killed_by_crew, bool sandboxed,
+                            const std::string& launcher) {
+  if (!launcher.empty()) {
+    // The launcher's status: srun passes its task's exit code on, ssh its command's (255:
+    // ssh's own failure, or a command killed by a signal).
+    std::string s = "ended; its launcher '" + launcher + "' ";
+    if (WIFEXITED(status)) return s + "exited with code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+      const int sig = WTERMSIG(status);
+      const char* abbrev = sigabbrev_np(sig);
+      s += "was killed by signal " + std::to_string(sig);
+      if (abbrev) s += std::string(" (SIG") + abbrev + ")";
+      if (sig == SIGKILL && !killed_by_crew) s += "; crew did not send it";
+      return s;
+    }
+    return s + "ended with status " + std::to_string(status);
+  }
   // bubblewrap exits with 128 + N when its worker was killed by signal N.
   const bool by_signal =
       WIFSIGNALED(status) || (sandboxed && WIFEXITED(status) && WEXITSTATUS(status) > 128 &&
@@ -165,7 +181,7 @@ local_channel::hold local_channel::holding() {
 
 local_channel::local_channel(const asio::any_io_executor& strand, boost::process::v2::process proc,
                              local_fds fds, shm_segment seg,
-                             std::shared_ptr<local_registry> registry, bool sandboxed)
+                             std::shared_ptr<local_registry> registry, process_role role)
     : registry_(std::move(registry)),
       proc_(std::move(proc)),
       pid_(proc_->id()),
@@ -176,7 +192,7 @@ local_channel::local_channel(const asio::any_io_executor& strand, boost::process
       out_(strand),
       err_(strand),
       linger_(strand),
-      sandboxed_(sandboxed) {
+      role_(std::move(role)) {
   // Only our end of the task pipe: O_NONBLOCK belongs to the open file description, so
   // setting it on the other pipes' write ends would make the worker's own writes to fd 1,
   // 2 and 4 non-blocking too.
@@ -194,14 +210,17 @@ std::string local_channel::start(std::weak_ptr<channel_listener> listener) {
     };
     adopt(to_, fds_.to);
     adopt(from_, fds_.from);
-    adopt(out_, fds_.out);
+    if (fds_.out) adopt(out_, fds_.out);
     adopt(err_, fds_.err);
   } catch (const boost::system::system_error& e) {  // the reactor refused a descriptor
     frames_done_ = out_done_ = err_done_ = true;
     return e.what();
   }
   read_frames();
-  read_output(output_line::stream::out);
+  if (out_.is_open())
+    read_output(output_line::stream::out);
+  else
+    out_done_ = true;  // a launcher: its stdout is the frames
   read_output(output_line::stream::err);
   return {};
 }
@@ -302,6 +321,11 @@ void local_channel::stop(policy::stop_step step) {
       return;
     }
     case policy::stop_step::terminate:
+      if (!role_.launcher.empty()) {
+        // SIGTERM reaches only the launcher: the worker beyond it learns from its input.
+        error_code ignored;
+        to_.close(ignored);
+      }
       return signal_group(SIGTERM);
     case policy::stop_step::kill:
       return signal_group(SIGKILL);
@@ -317,14 +341,16 @@ void local_channel::signal_group(int sig) {
 }
 
 std::optional<std::size_t> local_channel::resident_bytes() const {
-  if (exited_) return {};
+  if (exited_ || !role_.launcher.empty()) return {};
   // In the sandbox: bwrap, its init, the worker and what the worker started.
-  const std::size_t bytes = sandboxed_ ? tree_resident(pid_, 4) : resident_of(pid_);
+  const std::size_t bytes = role_.sandboxed ? tree_resident(pid_, 4) : resident_of(pid_);
   if (bytes == 0) return {};
   return bytes;
 }
 
 std::optional<std::size_t> local_channel::unread_by_peer() const {
+  // A launcher reads our bytes into buffers of its own: what the worker read is unknown.
+  if (!role_.launcher.empty()) return {};
   return bytes_in_pipe(to_);
 }
 
@@ -340,7 +366,8 @@ void local_channel::maybe_end() {
   channel_end end;
   end.status = status_;
   end.how =
-      status_ >= 0 ? describe_status(status_, killed_by_crew_, sandboxed_) : lost_status_reason();
+      status_ >= 0 ? describe_status(status_, killed_by_crew_, role_.sandboxed, role_.launcher)
+                   : lost_status_reason();
   for (const auto& l : err_tail_)
     end.stderr_tail += (end.stderr_tail.empty() ? "" : " | ") + l;
   // The listener asks unread_by_peer() now: the descriptors close only after it is told.

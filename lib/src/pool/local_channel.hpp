@@ -10,6 +10,15 @@
 // the whole tree below it, and an exit code of 128 + N is read as signal N (how bubblewrap
 // reports a worker killed by a signal).
 //
+// A launcher's process (ssh, srun: crew::launcher, remote_command.hpp) is not the worker:
+// the worker runs wherever the launcher put it, speaking on the launcher's stdin (frames
+// to it) and stdout (frames from it); its stderr is the output (there is no separate
+// stdout). Its resident memory and how much of our input the worker has read are unknown
+// (the launcher buffers). Its end is described as the launcher's ("launcher ssh exited
+// with code 255"), the stderr tail carrying the launcher's own message. Stop steps reach
+// the launcher: end of input, then SIGTERM (with the input closed too), then SIGKILL —
+// the worker on the other side ends at the end of its input, or by its launcher (srun).
+//
 // The end: when the process exits (the pidfd fires) its group is killed (its children die
 // with it), and the pipes get 300 ms to drain — a reply written just before exiting is still
 // delivered, a grandchild holding a pipe cannot stall the pool — then on_ended, with the
@@ -61,10 +70,19 @@ class local_registry {
 
 /// Our ends of a started worker's descriptors.
 struct local_fds {
-  unique_fd to;    ///< its fd 3
-  unique_fd from;  ///< its fd 4
-  unique_fd out;   ///< its stdout
+  unique_fd to;    ///< its fd 3 (a launcher's stdin)
+  unique_fd from;  ///< its fd 4 (a launcher's stdout)
+  unique_fd out;   ///< its stdout (none for a launcher)
   unique_fd err;   ///< its stderr
+};
+
+/// What the local process is, besides a worker.
+struct process_role {
+  bool sandboxed = false;  ///< bubblewrap; the worker is its grandchild
+  /// Not empty: a launcher, named so ("ssh -T host"); the worker is elsewhere.
+  std::string launcher;
+  /// Where its worker runs, for messages ("node1"); with a launcher.
+  std::string where;
 };
 
 class local_channel final : public worker_channel,
@@ -72,10 +90,11 @@ class local_channel final : public worker_channel,
  public:
   local_channel(const boost::asio::any_io_executor& strand, boost::process::v2::process proc,
                 local_fds fds, shm_segment seg, std::shared_ptr<local_registry> registry,
-                bool sandboxed = false);
+                process_role role = {});
 
   std::string start(std::weak_ptr<channel_listener> listener) override;
   int pid() const noexcept override { return pid_; }
+  std::string where() const override { return role_.where; }
   long write_some(std::span<const std::byte> bytes, int& error) override;
   void wait_writable() override;
   bool input_open() const noexcept override { return to_.is_open(); }
@@ -114,7 +133,7 @@ class local_channel final : public worker_channel,
   bool exited_ = false, frames_done_ = false, out_done_ = false, err_done_ = false;
   bool ended_ = false;
   bool killed_by_crew_ = false;  // crew sent it SIGKILL
-  bool sandboxed_ = false;       // the process is bwrap; the worker its grandchild
+  process_role role_;
 };
 
 }  // namespace crew::detail

@@ -1,5 +1,6 @@
 #include "local_launcher.hpp"
 
+#include "remote_command.hpp"
 #include "sandbox.hpp"
 
 #include <cstdlib>
@@ -79,7 +80,9 @@ local_launcher::local_launcher(const process_pool_options& options) : opts_(opti
 }
 
 std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_executor& strand,
-                                                      std::string& why) const {
+                                                      std::size_t slot, std::string& why) const {
+  if (!opts_.launchers.empty())
+    return launch_remote(strand, opts_.launchers[slot % opts_.launchers.size()], why);
   const auto& exe = opts_.executable;
   if (::access(exe.c_str(), X_OK) != 0) {
     const int e = errno;
@@ -146,7 +149,54 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
   return std::make_shared<local_channel>(strand, std::move(proc),
                                          local_fds{std::move(to.write), std::move(from.read),
                                                    std::move(out.read), std::move(err.read)},
-                                         std::move(seg), registry_, sandboxed);
+                                         std::move(seg), registry_, process_role{sandboxed, {}, {}});
+}
+
+std::shared_ptr<local_channel> local_launcher::launch_remote(
+    const boost::asio::any_io_executor& strand, const launcher& l, std::string& why) const {
+  const std::string where = launcher_name(l);
+  const auto words = remote_words(opts_.remote_executable, opts_.args, opts_.env,
+                                  opts_.working_directory, opts_.max_payload);
+  const command_line command = launcher_command(l, words, why);
+  if (command.exe.empty()) {
+    why = "cannot start a worker on " + where + ": " + why;
+    return nullptr;
+  }
+  pipe_pair to, from, err;
+  for (auto* p : {&to, &from, &err})
+    if (auto ec = make_pipe(*p)) {
+      why = "cannot create pipes for a worker: " + ec.message();
+      return nullptr;
+    }
+  child_fds fds;
+  fds.on_stdio = true;
+  fds.channel_in = to.read.get();
+  fds.channel_out = from.write.get();
+  fds.err = err.write.get();
+  // The launcher is the user's own tool: it gets what env_allow lets through and what it
+  // needs to reach the other side (its agent, its credentials, the Slurm job); the worker
+  // gets `env` on its command line (remote_words). No CREW_COORDINATOR_PID: its parent is
+  // elsewhere.
+  // (With inherit_env false, only what it needs.)
+  std::vector<std::string> allow = opts_.inherit_env ? opts_.env_allow : std::vector<std::string>{};
+  for (const auto& name : launcher_env_allow())
+    allow.push_back(name);
+  child_setup setup{{}, true, std::move(allow), {}, false};
+  boost::system::error_code ec;
+  auto proc = spawn_worker(strand, command.exe, command.args, setup, fds, {}, ec);
+  if (ec) {
+    why = "cannot start a worker on " + where + ": launcher '" + command.exe.string() +
+          "': " + ec.message();
+    return nullptr;
+  }
+  registry_->add(proc.id());
+  std::string name = l.command.empty() ? std::string() : l.command[0];
+  for (std::size_t i = 1; i < l.command.size(); ++i)
+    name += " " + l.command[i];
+  return std::make_shared<local_channel>(
+      strand, std::move(proc),
+      local_fds{std::move(to.write), std::move(from.read), {}, std::move(err.read)}, shm_segment{},
+      registry_, process_role{false, std::move(name), where});
 }
 
 }  // namespace detail

@@ -3,6 +3,10 @@
 // absolute once), its arguments, environment (`CREW_*` included), working directory,
 // resource limits, its shared-memory segment with the shm transport (stale segments of dead
 // crew processes swept once per process), its four pipes, and the spawn itself (spawn.cpp).
+// With launchers (crew::launcher) the process it starts for slot i is the command of
+// launcher i % n (remote_command.hpp) with the worker's command line after it, wired on
+// its stdin, stdout and stderr; the local-only parts (limits, shared memory, sandbox) are
+// refused before (pool_core's settled options).
 // What it starts is a local_channel. The registry of live pids it shares with them serves
 // pids() and the destructor's last-resort reaping.
 #pragma once
@@ -29,11 +33,14 @@ class local_launcher {
   /// no such executable, no pipes, no shared memory, spawn failed, with the path and the
   /// working directory named).
   std::shared_ptr<local_channel> launch(const boost::asio::any_io_executor& strand,
-                                        std::string& why) const;
+                                        std::size_t slot, std::string& why) const;
 
   const std::shared_ptr<local_registry>& registry() const noexcept { return registry_; }
 
  private:
+  std::shared_ptr<local_channel> launch_remote(const boost::asio::any_io_executor& strand,
+                                               const launcher& l, std::string& why) const;
+
   const process_pool_options& opts_;
   std::shared_ptr<local_registry> registry_ = std::make_shared<local_registry>();
 };

@@ -24,7 +24,27 @@ process_pool_options settled(process_pool_options o) {
     throw std::invalid_argument(
         "process_pool_options::shm_area_bytes is 0: with transport::shm each worker needs "
         "areas of at least one byte (they are rounded up to 4 KiB)");
-  if (o.workers == 0) o.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (!o.launchers.empty()) {
+    // What only a local worker can have is refused, never silently dropped.
+    auto refuse = [](const char* what) {
+      throw std::invalid_argument(std::string("process_pool_options: ") + what +
+                                  " applies to local workers only, and launchers are set: "
+                                  "remote workers cannot have it (docs/remote.md)");
+    };
+    if (o.transport == transport::shm) refuse("transport::shm (shared memory)");
+    if (o.max_worker_rss > 0) refuse("max_worker_rss (recycling by resident memory)");
+    if (o.limit_address_space > 0) refuse("limit_address_space");
+    if (o.limit_cpu.count() > 0) refuse("limit_cpu");
+    if (o.sandbox.enabled) refuse("sandbox");
+    for (const auto& l : o.launchers)
+      if (l.command.empty() || l.command[0].empty())
+        throw std::invalid_argument("process_pool_options: a launcher with an empty command");
+    if (o.remote_executable.empty())
+      o.remote_executable = o.executable.empty() ? default_worker_executable() : o.executable;
+  }
+  if (o.workers == 0)
+    o.workers = o.launchers.empty() ? std::max(1u, std::thread::hardware_concurrency())
+                                    : o.launchers.size();
   if (o.executable.empty()) o.executable = default_worker_executable();
   if (o.max_result_memory == 0)  // twice max_payload (see process_pool_options), saturated
     o.max_result_memory =
@@ -34,8 +54,8 @@ process_pool_options settled(process_pool_options o) {
 }
 
 session_settings settings_of(const process_pool_options& o) {
-  return {o.max_payload,   o.shm_inline_max, o.handshake_timeout,
-          o.frame_timeout, o.cancel_grace,   o.shutdown_grace};
+  return {o.max_payload,   o.shm_inline_max, o.handshake_timeout,  o.frame_timeout,
+          o.cancel_grace,  o.shutdown_grace, o.heartbeat_interval, o.heartbeat_timeout};
 }
 
 // Tasks in flight per worker. One request and one response area per worker: shared-memory

@@ -3,6 +3,8 @@
 // system (to check the paths it is given) but starts nothing.
 #pragma once
 
+#include "../spawn.hpp"
+
 #include <crew/process_pool.hpp>
 
 #include <filesystem>
@@ -10,12 +12,6 @@
 #include <vector>
 
 namespace crew::detail {
-
-/// A worker's command as it is started: the executable and its arguments.
-struct command_line {
-  std::filesystem::path exe;
-  std::vector<std::string> args;
-};
 
 /// `bwrap` as `options` names it: the path given, else `bwrap` found on PATH; empty if
 /// there is none.

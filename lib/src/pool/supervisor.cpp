@@ -37,7 +37,7 @@ void supervisor::spawn(std::size_t slot) {
   if (host_.terminated() || broken_) return;  // the pool's destructor has run, or it gave up
   records_[slot].started = true;
   std::string why;
-  auto channel = launcher_.launch(strand_, why);
+  auto channel = launcher_.launch(strand_, slot, why);
   if (!channel) return boot_failed(slot, std::move(why));
   auto w = std::make_shared<worker_session>(strand_, slot, channel, host_.as_owner(), settings_);
   slots_[slot] = w;

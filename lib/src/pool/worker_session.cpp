@@ -41,7 +41,9 @@ worker_session::worker_session(const asio::any_io_executor& strand, std::size_t 
       linger_(strand),
       stop_timer_(strand),
       deadline_(strand),
-      frame_timer_(strand) {
+      frame_timer_(strand),
+      heartbeat_timer_(strand),
+      where_(channel_->where()) {
 }
 
 void worker_session::start() {
@@ -59,7 +61,11 @@ void worker_session::start() {
 }
 
 std::string worker_session::who() const {
-  return "worker " + std::to_string(slot_) + " (pid " + std::to_string(pid_) + ")";
+  if (where_.empty())
+    return "worker " + std::to_string(slot_) + " (pid " + std::to_string(pid_) + ")";
+  std::string s = "worker " + std::to_string(slot_) + " on " + where_ + " (";
+  if (remote_pid_ != 0) s += "pid " + std::to_string(remote_pid_) + " there; ";
+  return s + "launcher pid " + std::to_string(pid_) + ")";
 }
 
 bool worker_session::alive() const noexcept {
@@ -93,6 +99,7 @@ bool worker_session::on_read(std::size_t n) {
   auto owner = owner_.lock();
   if (!owner || !channel_->reading()) return false;
   reader_.commit(n);
+  if (heartbeat_) heard_ = std::chrono::steady_clock::now();
   struct batch {  // the frames of one read are one batch of replies
     session_owner& o;
     explicit batch(session_owner& x) : o(x) { o.replies_begin(); }
@@ -192,6 +199,11 @@ bool worker_session::on_frame(const std::shared_ptr<session_owner>& owner,
     case frame_type::batch_result:
     case frame_type::error:
       return on_reply(owner, f);
+    case frame_type::pong:  // its arrival was the point (heard_)
+      if (!heartbeat_ || f.header.length != 0 || f.header.task_id == 0 ||
+          f.header.task_id > pings_)
+        return violation("a pong that answers no ping"), false;
+      return true;
     default:
       return violation("an unexpected frame type " +
                        std::to_string(static_cast<int>(f.header.type))),
@@ -208,6 +220,9 @@ bool worker_session::on_hello(const std::shared_ptr<session_owner>& owner,
     // worker (one written from the pipe-only protocol) gets inline frames.
     shm_ok_ = channel_->payload_area() && (f.header.flags & protocol::flag_shm);
     batch_ok_ = (f.header.flags & protocol::flag_batch) != 0;
+    heartbeat_ = (f.header.flags & protocol::flag_heartbeat) != 0 &&
+                 settings_.heartbeat_interval.count() > 0;
+    if (!where_.empty()) remote_pid_ = h.pid;
     for (std::uint32_t i = 0; i < h.jobs.size(); ++i) {
       jobs_[h.jobs[i].name] = {i, h.jobs[i].signature};
       job_list_ += (i ? ", " : "") + h.jobs[i].name;
@@ -220,6 +235,10 @@ bool worker_session::on_hello(const std::shared_ptr<session_owner>& owner,
   }
   booted_ = true;
   deadline_.cancel();
+  if (heartbeat_) {
+    heard_ = std::chrono::steady_clock::now();
+    arm_heartbeat();
+  }
   if (st_ == state::booting) st_ = state::idle;
   owner->session_ready(*this);
   return true;
@@ -366,6 +385,7 @@ bool worker_session::encode_task(pending_task& p, std::uint32_t job_index, std::
 void worker_session::push_sent(pending_task&& p) {
   p.worker = slot_;
   p.pid = pid_;
+  task_sent_ = true;
   inflight_.push_back(std::move(p));
   if (inflight_.size() == 1) {
     st_ = state::busy;
@@ -476,6 +496,45 @@ void worker_session::climb(asio::steady_timer& timer, policy::stop_ladder ladder
   });
 }
 
+// --- heartbeats ---------------------------------------------------------------------------
+
+void worker_session::arm_heartbeat() {
+  heartbeat_timer_.expires_after(settings_.heartbeat_interval);
+  heartbeat_timer_.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || self->channel_->peer_gone() || !self->channel_->reading() || self->failure_ ||
+        self->st_ == state::stopping)
+      return;  // going already: its stop ladder decides
+    self->beat();
+  });
+}
+
+// Every heartbeat_interval: a worker silent for heartbeat_timeout is lost; one silent for an
+// interval gets a ping (which it answers at once, even while a job runs: docs/protocol.md
+// §10).
+void worker_session::beat() {
+  const auto now = std::chrono::steady_clock::now();
+  const auto timeout = settings_.heartbeat_timeout;
+  if (timeout.count() > 0 && now - heard_ >= timeout) {
+    // Bytes it sent wait for us: we were slow, not the worker.
+    if (channel_->unread_by_us().value_or(0) == 0) {
+      failure_ = {errc::worker_lost,
+                  "nothing came from it for " + ms_text(timeout) +
+                      " (heartbeat_timeout), not even an answer to a ping: a stopped process, a "
+                      "hung host or a cut link; crew stopped it through its launcher"};
+      channel_->stop(policy::stop_step::close_input);
+      return channel_->stop(policy::stop_step::kill);
+    }
+    heard_ = now;
+  }
+  if (now - heard_ >= settings_.heartbeat_interval && channel_->input_open()) {
+    const std::size_t before = wbuf_.size();
+    protocol::append_frame(wbuf_, protocol::frame_type::ping, ++pings_, {});
+    appended_ += wbuf_.size() - before;
+    if (!writing_) write_pending();
+  }
+  arm_heartbeat();
+}
+
 // --- the end ----------------------------------------------------------------------------
 
 void worker_session::on_ended(channel_end end) {
@@ -483,6 +542,7 @@ void worker_session::on_ended(channel_end end) {
   stop_timer_.cancel();
   deadline_.cancel();
   frame_timer_.cancel();
+  heartbeat_timer_.cancel();
   // Did the worker read any of its task? A worker that ends right after a reply may have
   // been handed the next task before its end was seen; if every byte written is still
   // unread, that task never started and goes back to the queue as it was.
@@ -503,7 +563,7 @@ void worker_session::on_ended(channel_end end) {
   const bool read_some = !unread || written_ > *unread;
   const bool stopped_for_a_task =
       failure_ && (failure_->first == errc::task_timeout || failure_->first == errc::cancelled);
-  out.worked = tasks_done_ > 0 || (written_ > 0 && read_some) || stopped_for_a_task;
+  out.worked = tasks_done_ > 0 || (task_sent_ && written_ > 0 && read_some) || stopped_for_a_task;
   out.head_unread = head_untouched && !inflight_.front().discarded;
   out.stopping = st_ == state::stopping;
   out.failure = failure_;

@@ -10,7 +10,10 @@
 //  - deadlines: a begun frame must end within frame_timeout; each task's own deadline from
 //    the moment it reaches the front; a cancelled running task's cancel_grace;
 //  - cancel frames, and the stop ladder (policy.hpp), climbed through the channel: the
-//    session asks its channel to stop; it never signals a process.
+//    session asks its channel to stop; it never signals a process;
+//  - heartbeats, with a worker that answers pings (flag_heartbeat on its hello; a worker
+//    through a launcher): a ping after heartbeat_interval of silence, and the worker lost
+//    (worker_lost) after heartbeat_timeout with nothing from it at all.
 // What the conversation means for the pool — a task succeeded or failed, a worker is ready,
 // answered, or gone — it reports to its session_owner (the pool's core), which decides.
 // Everything runs on the pool's strand.
@@ -82,7 +85,7 @@ struct session_settings {
   std::size_t max_payload = 0;
   std::size_t shm_inline_max = 0;
   std::chrono::milliseconds handshake_timeout{0}, frame_timeout{0}, cancel_grace{0},
-      shutdown_grace{0};
+      shutdown_grace{0}, heartbeat_interval{0}, heartbeat_timeout{0};
 };
 
 class worker_session final : public channel_listener,
@@ -99,7 +102,8 @@ class worker_session final : public channel_listener,
 
   std::size_t slot() const noexcept { return slot_; }
   int pid() const noexcept { return pid_; }
-  /// "worker 2 (pid 4242)".
+  /// "worker 2 (pid 4242)"; through a launcher "worker 2 on node1 (pid 777 there; launcher
+  /// pid 4242)".
   std::string who() const;
   state current() const noexcept { return st_; }
   void set_idle() noexcept { st_ = state::idle; }
@@ -161,6 +165,8 @@ class worker_session final : public channel_listener,
   template <class Expired>
   void arm_deadline(std::chrono::milliseconds after, Expired expired);
   void climb(boost::asio::steady_timer& timer, policy::stop_ladder ladder, std::size_t rung);
+  void arm_heartbeat();
+  void beat();
 
   std::size_t slot_;
   std::shared_ptr<worker_channel> channel_;
@@ -187,6 +193,7 @@ class worker_session final : public channel_listener,
   task_list inflight_;
   bool retire_due_ = false;  // recycle once its in-flight tasks are done
   std::size_t tasks_done_ = 0;
+  bool task_sent_ = false;  // a task was ever sent (pings are not work)
   bool frame_armed_ = false;
   bool cut_frame_ = false;  // its channel ended in the middle of a frame
   std::optional<failure_t> failure_;
@@ -194,6 +201,13 @@ class worker_session final : public channel_listener,
   boost::asio::steady_timer stop_timer_;   // the graceful stop ladder
   boost::asio::steady_timer deadline_;     // the handshake's, then each task's (or cancel grace)
   boost::asio::steady_timer frame_timer_;  // a begun frame must end in time
+  // Heartbeats (a worker that set flag_heartbeat): when we last heard from it, pings sent.
+  bool heartbeat_ = false;
+  std::chrono::steady_clock::time_point heard_;
+  std::uint64_t pings_ = 0;
+  boost::asio::steady_timer heartbeat_timer_;
+  std::uint32_t remote_pid_ = 0;  // its pid in its hello, for a worker elsewhere
+  std::string where_;             // where it runs, if elsewhere
 };
 
 }  // namespace crew::detail
