@@ -72,6 +72,12 @@ inline const job<int(int)> grandchild_and_sleep{"grandchild_and_sleep"};
 inline const job<int(int)> alloc_fails{"alloc_fails"};
 /// Burns the given seconds of CPU time, then returns them.
 inline const job<int(int)> burn_cpu{"burn_cpu"};
+/// Sleeps the given milliseconds, then returns `$SLURMD_NODENAME` (or "<unset>"): which
+/// Slurm node ran it, with the time to keep its worker busy meanwhile.
+inline const job<std::string(int)> node_after{"node_after"};
+/// Prints "worker pid PID" on stderr, then sleeps the given ms (never polling for a cancel)
+/// and returns its pid.
+inline const job<int(int)> pid_then_sleep{"pid_then_sleep"};
 /// Counts its runs in the file at `path` (across workers). While the count is at most
 /// `failures` it fails: mode 0 raises SIGSEGV, mode 1 throws, mode 2 hangs. Then it returns
 /// the count.

@@ -337,6 +337,17 @@ int main(int argc, char** argv) {
     return std::string(v ? v : "<unset>");
   });
   jobs.add(crew::test::make_bytes, [](std::uint32_t n) { return std::string(n, 'b'); });
+  jobs.add(crew::test::node_after, [](int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    const char* v = std::getenv("SLURMD_NODENAME");
+    return std::string(v ? v : "<unset>");
+  });
+  jobs.add(crew::test::pid_then_sleep, [](int ms) {
+    std::fprintf(stderr, "worker pid %d\n", static_cast<int>(::getpid()));
+    std::fflush(stderr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return static_cast<int>(::getpid());
+  });
   jobs.add(crew::test::cwd_of, [](int) { return std::filesystem::current_path().string(); });
   jobs.add(crew::test::bad_batch_reply, [](int) -> int {
     const std::vector<std::byte> no_items(4);
