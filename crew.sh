@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # crew's one entry script: installs what the build needs (Debian 12), builds, and runs.
 #   ./crew.sh notebook [crew notebook options]   build, then play the notebook
-#   ./crew.sh test [--sanitize address,undefined|thread]   build, then run every test
+#   ./crew.sh test [--sanitize address,undefined|thread]   build, then run every test (the
+#                                                 remote ones start a Slurm cluster and an
+#                                                 sshd on 127.0.0.1: as root; -LE remote in
+#                                                 ctest leaves them out)
 #   ./crew.sh bench [crew-bench options]          build, then run the benchmark (issue 5's table;
 #                                                 --quick, --json, --skip-python, --sections a,b)
 #   ./crew.sh bench --transport [--quick|--json]  build, then run the shm/pipe transport benchmark
@@ -16,6 +19,8 @@ cd "$(dirname "$0")"
 # bubblewrap: the workers' sandbox (--sandbox, process_pool_options::sandbox) and its tests.
 packages=(g++ make cmake ccache python3 librsvg2-bin bubblewrap libboost1.81-dev libboost-filesystem1.81-dev
           libboost-test1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev)
+# The remote tests (tests/remote/) run their own two-node Slurm cluster and sshd on this host.
+remote_packages=(slurmd slurmctld slurm-client munge openssh-server openssh-client)
 # The fuzz targets (tests/fuzz/) also need clang and its libFuzzer runtime.
 fuzz_packages=(clang libclang-rt-14-dev)
 
@@ -67,13 +72,14 @@ case "$command" in
     install_missing
     build build ;;
   test)
-    install_missing
+    install_missing "${packages[@]}" "${remote_packages[@]}"
         dir=build extra=() select=()
     if [ "${1:-}" = "--sanitize" ]; then
       [ -n "${2:-}" ] || { echo "crew.sh: --sanitize needs address,undefined or thread" >&2; exit 2; }
       # The consumer-project tests build crew again without sanitizers, and the benchmark's
       # smoke run only slows down under them: skip both here.
       # The benchmarks are not built there either: nothing would run them.
+      # The remote tests (label remote) do run under the sanitizers, for now.
       dir="build-${2//,/-}"; extra=(-DCREW_SANITIZE="$2" -DCREW_BUILD_BENCH=OFF); select=(-LE "package|bench")
     fi
     build "$dir" "${extra[@]}"
@@ -82,6 +88,6 @@ case "$command" in
     install_missing "${packages[@]}" "${fuzz_packages[@]}"
     exec tests/fuzz/run.sh "$@" ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2 ;;
 esac
