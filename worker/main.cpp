@@ -1,4 +1,5 @@
-// crew-worker: serves the demo jobs to a crew coordinator over fd 3 and fd 4.
+// crew-worker: serves the demo jobs to a crew coordinator over fd 3 and fd 4, or on stdio
+// (--stdio).
 #include "demo_jobs.hpp"
 
 #include <crew/worker_runtime.hpp>
@@ -10,20 +11,25 @@
 int main(int argc, char** argv) {
   crew::registry jobs;
   crew::demo::register_jobs(jobs);
+  crew::worker_options options;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--io-scale" && i + 1 < argc) {
       crew::demo::set_io_scale(std::strtod(argv[++i], nullptr));
+    } else if (arg == "--stdio") {
+      options.stdio = true;
     } else if (arg == "--list") {
       for (const auto& j : jobs.jobs())
         std::printf("%s %s\n", j.name.c_str(), j.signature.c_str());
       return 0;
     } else {
       std::fprintf(stderr,
-                   "usage: crew-worker [--io-scale F] [--list]\n"
-                   "Started by a crew coordinator; speaks the crew protocol on fd 3/4.\n");
+                   "usage: crew-worker [--io-scale F] [--stdio] [--list]\n"
+                   "Started by a crew coordinator; speaks the crew protocol on fd 3/4, or\n"
+                   "with --stdio (or CREW_STDIO=1) on stdin/stdout, log lines on stderr\n"
+                   "(a remote worker behind ssh or srun; docs/protocol.md section 10).\n");
       return 64;
     }
   }
-  return crew::serve(jobs);
+  return crew::serve(jobs, options);
 }

@@ -17,10 +17,15 @@ namespace crew {
 
 /// How a worker talks to its coordinator. The defaults are what a process_pool sets up.
 struct worker_options {
-  /// Descriptor the coordinator writes frames to (the worker reads).
+  /// Descriptor the coordinator writes frames to (the worker reads). Ignored on stdio.
   int in_fd = 3;
-  /// Descriptor the worker writes frames to.
+  /// Descriptor the worker writes frames to. Ignored on stdio.
   int out_fd = 4;
+  /// Speak the protocol on stdio: frames in on fd 0, out on fd 1, log lines on fd 2
+  /// (docs/protocol.md §10), for a worker reached through a launcher such as `ssh -T host`
+  /// or `srun -u`; fd 3 and fd 4 are not used. Empty (the default): on if `$CREW_STDIO` is
+  /// "1" (`crew-worker --stdio` sets it true). See serve for what the mode changes.
+  std::optional<bool> stdio;
   /// Largest frame payload accepted from the coordinator, and the bound on a result (a
   /// larger one fails its task with `payload_too_large`; the worker goes on). Empty (the
   /// default): `$CREW_MAX_PAYLOAD`, which a process_pool sets to its own `max_payload`, else
@@ -51,10 +56,11 @@ struct worker_options {
 
 /// Exit codes of `serve`, which a worker's main() returns. `io_error` also covers an
 /// unexpected exception caught by serve (e.g. std::bad_alloc, written to stderr). A worker
-/// whose coordinator died ends by SIGKILL to its process group instead.
+/// whose coordinator died ends by SIGKILL to its process group instead (on stdio: by
+/// `_exit(0)` at the end of its input, see serve).
 enum class worker_exit : int {
   ok = 0,                   ///< shutdown frame or end of input: the coordinator is done
-  not_started_by_crew = 2,  ///< fd 3 / fd 4 are not open
+  not_started_by_crew = 2,  ///< fd 3 / fd 4 are not open (on stdio: fd 0 / fd 1)
   protocol_error = 3,       ///< the coordinator sent bytes that break the protocol
   io_error = 4,             ///< reading or writing a channel failed
   bad_segment = 5,          ///< the shared-memory segment could not be mapped or is malformed
@@ -86,6 +92,23 @@ bool cancel_requested() noexcept;
 /// The parent-death arrangement applies only when `$CREW_COORDINATOR_PID` is set (a pool
 /// sets it); it installs a SIGHUP handler. serve also makes stdout line-buffered and unsets
 /// the `CREW_*` variables it reads, so that a pool started by a job does not see them.
+///
+/// On stdio (`worker_options::stdio`, `$CREW_STDIO=1`; docs/protocol.md §10), before the
+/// hello, serve keeps private copies of fd 0 and fd 1 for the frames (close-on-exec, numbered
+/// 10 or more), points fd 1 at fd 2, so that whatever a job or its children print becomes log
+/// lines on stderr and cannot corrupt the frames, and fd 0 at /dev/null; makes the worker
+/// the leader of a process group of its own (unless it leads a session already, and so its
+/// group), so that the job's children are in it; and catches SIGPIPE (if its disposition
+/// was the default) with a handler that does nothing, so that a write to a vanished
+/// coordinator fails (EPIPE) instead of killing the worker. A thread of its own (signals
+/// blocked, detached) then reads the input at all times, even while a job runs: it answers
+/// each ping at once with a pong (the hello says so with `flag_heartbeat`), passes every
+/// other frame on to the serve loop, and at the end of the input (or a read error) kills
+/// the other processes of the worker's process group — the job's children — and ends the
+/// process with `_exit(0)` at once, in the middle of a job too: through ssh nothing else
+/// would end it. Frames go out with one write each (or one for a run gathered together).
+/// When serve returns on stdio (shutdown frame, protocol error), it first kills the other
+/// processes of its group the same way.
 /// Error frames carry `job_failed` (the exception's `what()`), `decode_error` (arguments
 /// that do not decode), `unknown_job` (a job index out of range), `cancelled` (a job that
 /// throws after cancel_requested() said true, a task cancelled before it started, a batch

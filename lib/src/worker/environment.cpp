@@ -1,13 +1,21 @@
 // The worker's environment: `$CREW_*` variables, the parent-death arrangement, the shared
-// memory mapping, stdout buffering. Contract in environment.hpp.
+// memory mapping, stdout buffering, the descriptors and process group of a worker on stdio.
+// Contract in environment.hpp.
 #include "environment.hpp"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <iostream>
 #include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -55,7 +63,147 @@ bool map_segment(int request_fd, int response_fd, worker_segment& s) {
   return !protocol::read_shm_header(s.request_base, request_size, response_size, s.layout);
 }
 
+// SIGPIPE on stdio: the write that raised it fails with EPIPE instead (take_stdio).
+extern "C" void on_sigpipe(int) {
+}
+
+// A process as /proc/PID/stat describes it: enough to tell who is in our group.
+struct proc_entry {
+  pid_t pid = 0;
+  pid_t ppid = 0;
+  pid_t pgrp = 0;
+  char state = '?';
+};
+
+bool read_stat(pid_t pid, proc_entry& e) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so parse after
+  // the last ')'.
+  const char* after = std::strrchr(buf, ')');
+  int ppid = 0, pgrp = 0;
+  if (!after || std::sscanf(after + 1, " %c %d %d", &e.state, &ppid, &pgrp) != 3) return false;
+  e.pid = pid;
+  e.ppid = static_cast<pid_t>(ppid);
+  e.pgrp = static_cast<pid_t>(pgrp);
+  return true;
+}
+
+// Every process /proc shows (empty if it cannot be read).
+std::vector<proc_entry> all_processes() {
+  std::vector<proc_entry> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (const dirent* ent = ::readdir(d)) {
+    char* end = nullptr;
+    const long pid = std::strtol(ent->d_name, &end, 10);
+    proc_entry e;
+    if (pid > 0 && end && *end == '\0' && read_stat(static_cast<pid_t>(pid), e)) out.push_back(e);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// Whether `pid` descends from `ancestor`, following the parent links in `parent`.
+bool descends(pid_t pid, pid_t ancestor, const std::unordered_map<pid_t, pid_t>& parent) {
+  for (int depth = 0; depth < 4096 && pid > 1; ++depth) {
+    const auto it = parent.find(pid);
+    if (it == parent.end()) return false;
+    pid = it->second;
+    if (pid == ancestor) return true;
+  }
+  return false;
+}
+
+// The live processes of our group other than us (only our descendants if we do not lead it:
+// the others are not ours to kill).
+std::vector<pid_t> rest_of_group() {
+  const pid_t me = ::getpid();
+  const pid_t group = ::getpgrp();
+  const auto all = all_processes();
+  std::unordered_map<pid_t, pid_t> parent;
+  if (group != me)
+    for (const auto& e : all)
+      parent[e.pid] = e.ppid;
+  std::vector<pid_t> out;
+  for (const auto& e : all)
+    if (e.pgrp == group && e.pid != me && e.state != 'Z' && e.state != 'X' &&
+        (group == me || descends(e.pid, me, parent)))
+      out.push_back(e.pid);
+  return out;
+}
+
 }  // namespace
+
+bool take_stdio_setting(const worker_options& options) {
+  const char* v = std::getenv("CREW_STDIO");
+  const bool from_env = v && std::string_view(v) == "1";
+  ::unsetenv("CREW_STDIO");
+  return options.stdio ? *options.stdio : from_env;
+}
+
+bool take_stdio(stdio_fds& out) {
+  const int in = ::fcntl(0, F_DUPFD_CLOEXEC, 10);
+  const int frames_out = in < 0 ? -1 : ::fcntl(1, F_DUPFD_CLOEXEC, 10);
+  if (in < 0 || frames_out < 0) {
+    if (in >= 0) ::close(in);
+    std::fprintf(stderr, "crew worker: on stdio, fd 0 and fd 1 must be open (frames in and out)\n");
+    return false;
+  }
+  // From here on nothing but the frames reaches the real fd 1: what a job prints (stdio,
+  // iostreams, the programs it runs) joins the log lines on fd 2.
+  if (::dup2(2, 1) < 0) {  // no fd 2: what is printed is lost rather than corrupting frames
+    const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null >= 0) {
+      ::dup2(null, 1);
+      ::close(null);
+    }
+  }
+  const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::close(null);
+  }
+  // The job's children join our group, which kill_rest_of_group cleans up. A session
+  // leader (what sshd starts) cannot move (EPERM) but already leads its group.
+  ::setpgid(0, 0);
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+      current.sa_handler == SIG_DFL) {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigpipe;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGPIPE, &sa, nullptr);
+  }
+  out.frames_in = in;
+  out.frames_out = frames_out;
+  return true;
+}
+
+void kill_rest_of_group() noexcept {
+  try {
+    for (int round = 0; round < 200; ++round) {
+      const auto others = rest_of_group();
+      if (others.empty()) return;
+      // Stopped first, all of them: none can fork a new one between our look and the kill.
+      for (const pid_t pid : others)
+        ::kill(pid, SIGSTOP);
+      for (const pid_t pid : others)
+        ::kill(pid, SIGKILL);
+      const timespec pause{0, 1'000'000};  // let the kernel finish them before looking again
+      ::nanosleep(&pause, nullptr);
+    }
+  } catch (...) {  // std::bad_alloc: nothing more we can do
+  }
+}
 
 void arrange_parent_death() {
   const char* expected = std::getenv("CREW_COORDINATOR_PID");

@@ -1,8 +1,9 @@
 // Private: what a worker process takes from the coordinator that started it, and the
-// arrangements it makes with the operating system before serving. This is the only part of
-// the worker runtime that reads or unsets `$CREW_*` variables, installs signal handlers or
-// maps memory: the serve loop (serve.cpp) calls it once at the start, the task runner only
-// reads the segment it mapped. See docs/protocol.md for the variables and the segment.
+// arrangements it makes with the operating system before serving (and, on stdio, after).
+// This is the only part of the worker runtime that reads or unsets `$CREW_*` variables,
+// installs signal handlers, moves standard descriptors or maps memory: the serve loop
+// (serve.cpp) calls it once at the start, the task runner only reads the segment it mapped.
+// See docs/protocol.md for the variables, the segment (section 8) and stdio (section 10).
 #pragma once
 
 #include <crew/protocol.hpp>
@@ -45,6 +46,36 @@ struct worker_settings {
 /// and unsets the variable. Without the variable (a test speaking the protocol) it does
 /// nothing.
 void arrange_parent_death();
+
+/// Whether to speak the protocol on stdio (docs/protocol.md §10): `options.stdio`, or if
+/// that is empty `$CREW_STDIO` == "1". Unsets the variable either way, so that a worker a
+/// job starts does not inherit the mode.
+bool take_stdio_setting(const worker_options& options);
+
+/// The descriptors of a worker on stdio, once take_stdio has moved them.
+struct stdio_fds {
+  int frames_in = -1;   ///< a private copy of what fd 0 was (close-on-exec)
+  int frames_out = -1;  ///< a private copy of what fd 1 was (close-on-exec)
+};
+
+/// Sets up a worker on stdio: takes private copies of fd 0 and fd 1 (numbered 10 or more,
+/// close-on-exec) for the frames, points fd 1 at fd 2 (a job's stdout becomes log lines and
+/// cannot corrupt the frame stream) and fd 0 at /dev/null, makes the process the leader of
+/// a process group of its own where it can (so that the job's children are in it), and,
+/// if SIGPIPE has its default disposition, catches it with a handler that does nothing: a
+/// write to a vanished coordinator then fails with EPIPE (serve ends and cleans up, below)
+/// instead of killing the worker and leaving its children behind; a caught signal is
+/// reset to its default across exec, so the programs a job runs are not affected. Returns
+/// false, after a message on stderr and with nothing changed, if fd 0 or fd 1 is not open.
+bool take_stdio(stdio_fds& out);
+
+/// Kills every other process of the caller's process group (the job's children and
+/// theirs): finds them in /proc (pgrp equal to ours, pid not ours; when the caller does
+/// not lead its group, only its descendants), stops each with SIGSTOP so that none can
+/// fork meanwhile, then SIGKILLs them, and looks again until none is left (bounded). For a
+/// worker on stdio, whose group nobody else cleans up. Not async-signal-safe (it reads
+/// /proc and allocates); never throws.
+void kill_rest_of_group() noexcept;
 
 /// Makes stdout line-buffered: the coordinator reads it through a pipe, where stdio would
 /// otherwise buffer whole blocks and a job's lines would arrive late.

@@ -3,18 +3,22 @@
 // and dispatches each: a task or a batch to the task runner (task_runner.hpp), watched for
 // a cancel while it runs (cancel_watch.hpp); a cancel of a task not running is ignored; a
 // shutdown frame or the end of input ends it. Each reply is written before the next task
-// starts. It returns the process's exit code (worker_exit); its public contract is in
+// starts. On stdio (docs/protocol.md §10) it reads the frames the relay thread
+// (stdio_relay.hpp) forwards, and writes its own under the lock it shares with the relay's
+// pongs. It returns the process's exit code (worker_exit); its public contract is in
 // crew/worker_runtime.hpp.
 #include <crew/worker_runtime.hpp>
 
 #include "cancel_watch.hpp"
 #include "environment.hpp"
+#include "stdio_relay.hpp"
 #include "task_runner.hpp"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <string_view>
 
@@ -58,20 +62,30 @@ std::vector<const registry::entry*> job_index(const registry& jobs, const protoc
   return index;
 }
 
+// Where the frames go: fd 3 and fd 4, or on stdio the relay's pipe and the real stdout,
+// written under the lock shared with the relay's pongs.
+struct channel {
+  int in_fd = -1;
+  int out_fd = -1;
+  std::mutex* out_mutex = nullptr;  // held for each write to out_fd; none off stdio
+  bool heartbeat = false;           // pings are answered (by the relay): say so in the hello
+};
+
 // One conversation with the coordinator, from hello to the end of the channel. The optional
 // results below hold an exit code when serving is over, and are empty to go on.
 class session {
  public:
-  session(const registry& jobs, const worker_options& options,
+  session(const registry& jobs, const worker_options& options, const channel& ch,
           const detail::worker_settings& settings)
       : options_(options),
+        channel_(ch),
         hello_(make_hello(jobs)),
         index_(job_index(jobs, hello_)),
         segment_(static_cast<bool>(settings.segment)),
         max_payload_(settings.max_payload),
         reader_(settings.max_payload),
         runner_(index_, settings.segment, settings.inline_max, settings.max_payload),
-        watch_(options.in_fd, settings.max_payload, reader_) {}
+        watch_(ch.in_fd, settings.max_payload, reader_) {}
 
   // Says hello, then serves frames until the coordinator is done.
   int run() {
@@ -94,9 +108,11 @@ class session {
  private:
   bool send_hello() {
     // flag_shm on the hello: this worker takes and gives shared-memory descriptors.
-    // flag_batch: it takes batch frames (options.batch).
+    // flag_batch: it takes batch frames (options.batch). flag_heartbeat: on stdio, the relay
+    // answers pings.
     std::uint16_t hello_flags = segment_ ? protocol::flag_shm : std::uint16_t{0};
     if (options_.batch) hello_flags |= protocol::flag_batch;
+    if (channel_.heartbeat) hello_flags |= protocol::flag_heartbeat;
     protocol::append_frame(out_, protocol::frame_type::hello, 0, protocol::encode_hello(hello_),
                            hello_flags);
     return flush();
@@ -139,7 +155,7 @@ class session {
 
   std::optional<int> read_more() {
     auto space = reader_.prepare();
-    const ssize_t n = ::read(options_.in_fd, space.data(), space.size());
+    const ssize_t n = ::read(channel_.in_fd, space.data(), space.size());
     if (n < 0) {
       if (errno == EINTR) return std::nullopt;
       return exit_code(worker_exit::io_error);
@@ -149,14 +165,21 @@ class session {
     return std::nullopt;
   }
 
-  // Writes the replies gathered in out_; false if the channel is broken.
+  // Writes the replies gathered in out_, in one write unless the channel takes less; false
+  // if the channel is broken.
   bool flush() {
-    const bool ok = out_.empty() || write_all(options_.out_fd, out_.data(), out_.size());
+    bool ok = true;
+    if (!out_.empty()) {
+      std::unique_lock<std::mutex> lock;
+      if (channel_.out_mutex) lock = std::unique_lock(*channel_.out_mutex);
+      ok = write_all(channel_.out_fd, out_.data(), out_.size());
+    }
     out_.clear();
     return ok;
   }
 
   const worker_options& options_;
+  const channel channel_;
   const protocol::hello hello_;
   const std::vector<const registry::entry*> index_;
   const bool segment_;
@@ -170,10 +193,11 @@ class session {
 }  // namespace
 
 int serve(const registry& jobs, const worker_options& options) noexcept {
-  if (::fcntl(options.in_fd, F_GETFD) < 0 || ::fcntl(options.out_fd, F_GETFD) < 0) {
+  const bool stdio = detail::take_stdio_setting(options);
+  if (!stdio && (::fcntl(options.in_fd, F_GETFD) < 0 || ::fcntl(options.out_fd, F_GETFD) < 0)) {
     std::fprintf(stderr,
                  "crew worker: fd %d and fd %d must be open: this program is started by a crew "
-                 "coordinator (process_pool), not by hand\n",
+                 "coordinator (process_pool), not by hand (or on stdio: CREW_STDIO=1)\n",
                  options.in_fd, options.out_fd);
     return exit_code(worker_exit::not_started_by_crew);
   }
@@ -185,13 +209,30 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   detail::line_buffer_stdout();
   detail::worker_settings settings;
   if (!detail::take_settings(options, settings)) return exit_code(worker_exit::bad_segment);
+  channel ch{options.in_fd, options.out_fd, nullptr, false};
+  detail::stdio_relay* relay = nullptr;
+  if (stdio) {
+    detail::stdio_fds fds;
+    if (!detail::take_stdio(fds)) return exit_code(worker_exit::not_started_by_crew);
+    relay = detail::stdio_relay::start(fds.frames_in, fds.frames_out, settings.max_payload);
+    if (!relay) return exit_code(worker_exit::io_error);
+    ch = {relay->serve_in_fd(), relay->frames_out_fd(), &relay->out_mutex(), true};
+  }
+  int code = 0;
   try {
-    session s(jobs, options, settings);
-    return s.run();
+    session s(jobs, options, ch, settings);
+    code = s.run();
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "crew worker: %s\n", ex.what());
-    return exit_code(worker_exit::io_error);
+    code = exit_code(worker_exit::io_error);
   }
+  if (relay) {
+    // Nothing of the worker outlives it on a remote host: no coordinator there kills its
+    // group.
+    relay->finish();
+    detail::kill_rest_of_group();
+  }
+  return code;
 }
 
 }  // namespace crew
