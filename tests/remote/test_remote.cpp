@@ -42,6 +42,11 @@ namespace {
 
 // --- the cluster --------------------------------------------------------------------------
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 // The settings cluster.sh wrote (KEY=value lines); SLURM_CONF goes into this process's
 // environment for srun, before any pool starts a thread.
 struct cluster {
@@ -61,7 +66,19 @@ struct cluster {
                             "CREW_SSH_HOSTS", "CREW_SSH_DEAD_HOST"})
       BOOST_TEST_REQUIRE(env.count(key) == 1, key << " missing from " << path);
     ::setenv("SLURM_CONF", env["SLURM_CONF"].c_str(), 1);
+    sessions_before = sessions();
   }
+  // sshd's session processes now: the children of the sshd cluster.sh started.
+  std::set<int> sessions() {
+    std::set<int> out;
+    const int sshd = std::atoi(read_file(env["CREW_REMOTE_DIR"] + "/run/sshd.pid").c_str());
+    if (sshd > 0)
+      for (int c : children_of(sshd))
+        if (process_alive(c)) out.insert(c);
+    return out;
+  }
+  // Sessions open before the first case (the smoke test's ControlMaster) are not ours.
+  std::set<int> sessions_before;
   const std::string& operator[](const std::string& key) { return env[key]; }
 };
 
@@ -113,11 +130,6 @@ std::string new_mark() {
   return "crewtest" + std::to_string(::getpid()) + "x" + std::to_string(++n);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Processes on this machine (the "remote" hosts are this machine) whose environment or
 // command line holds `mark`, zombies excluded (PID 1 here does not reap what daemonized).
 std::vector<int> processes_marked(const std::string& mark) {
@@ -156,13 +168,12 @@ std::string slurm_steps() {
   return run("squeue -h -s -j " + the_cluster()["CREW_SLURM_JOB"] + " -o %i 2>&1");
 }
 
-// sshd's session processes: the children of the sshd cluster.sh started.
+// The ssh sessions the cases opened and left.
 std::vector<int> ssh_sessions() {
-  const int sshd = std::atoi(read_file(the_cluster()["CREW_REMOTE_DIR"] + "/run/sshd.pid").c_str());
-  if (sshd <= 0) return {};
+  auto& c = the_cluster();
   std::vector<int> out;
-  for (int c : children_of(sshd))
-    if (process_alive(c)) out.push_back(c);
+  for (int pid : c.sessions())
+    if (c.sessions_before.count(pid) == 0) out.push_back(pid);
   return out;
 }
 

@@ -22,6 +22,7 @@ namespace {
 
 constexpr std::size_t stderr_tail_lines = 12;
 constexpr std::chrono::milliseconds exit_linger{300};
+constexpr std::chrono::milliseconds launcher_kill_grace{2000};
 
 // Why a worker's exit status could not be read (waitid failed with ECHILD).
 std::string lost_status_reason() {
@@ -192,6 +193,7 @@ local_channel::local_channel(const asio::any_io_executor& strand, boost::process
       out_(strand),
       err_(strand),
       linger_(strand),
+      kill_timer_(strand),
       role_(std::move(role)) {
   // Only our end of the task pipe: O_NONBLOCK belongs to the open file description, so
   // setting it on the other pipes' write ends would make the worker's own writes to fd 1,
@@ -328,8 +330,25 @@ void local_channel::stop(policy::stop_step step) {
       }
       return signal_group(SIGTERM);
     case policy::stop_step::kill:
+      if (!role_.launcher.empty()) return kill_launcher();
       return signal_group(SIGKILL);
   }
+}
+
+// A launcher is asked to end before it is killed: srun turns SIGTERM into killing its step
+// (Slurm then kills the worker, stopped or not), while a SIGKILLed srun leaves a step inside
+// an allocation running with its input open; ssh ends its session either way. SIGKILL
+// follows after launcher_kill_grace if the launcher is still there.
+void local_channel::kill_launcher() {
+  if (exited_ || kill_armed_) return;
+  kill_armed_ = true;
+  error_code ignored;
+  to_.close(ignored);
+  signal_group(SIGTERM);
+  kill_timer_.expires_after(launcher_kill_grace);
+  kill_timer_.async_wait([h = holding()](error_code ec) {
+    if (!ec) h.self->signal_group(SIGKILL);
+  });
 }
 
 void local_channel::signal_group(int sig) {
@@ -363,6 +382,7 @@ void local_channel::maybe_end() {
   if (!(frames_done_ && out_done_ && err_done_)) return;
   ended_ = true;
   linger_.cancel();
+  kill_timer_.cancel();
   channel_end end;
   end.status = status_;
   end.how =

@@ -16,8 +16,10 @@
 // stdout). Its resident memory and how much of our input the worker has read are unknown
 // (the launcher buffers). Its end is described as the launcher's ("launcher ssh exited
 // with code 255"), the stderr tail carrying the launcher's own message. Stop steps reach
-// the launcher: end of input, then SIGTERM (with the input closed too), then SIGKILL —
-// the worker on the other side ends at the end of its input, or by its launcher (srun).
+// the launcher: end of input, then SIGTERM (with the input closed too), then SIGKILL; and
+// crew's own kill (a violation, a cancel ignored, a lost worker) is SIGTERM with SIGKILL 2 s
+// later — the worker on the other side ends at the end of its input, or by its launcher
+// (srun kills its step on SIGTERM, not on SIGKILL).
 //
 // The end: when the process exits (the pidfd fires) its group is killed (its children die
 // with it), and the pipes get 300 ms to drain — a reply written just before exiting is still
@@ -113,6 +115,7 @@ class local_channel final : public worker_channel,
   void on_line(output_line::stream which, std::string_view text);
   void wait_exit();
   void signal_group(int sig);
+  void kill_launcher();
   void maybe_end();
   /// What a pending handler holds: this channel, its listener and the listener's owner.
   struct hold;
@@ -129,10 +132,12 @@ class local_channel final : public worker_channel,
   std::array<char, 4096> out_buf_{}, err_buf_{};
   std::deque<std::string> err_tail_;
   boost::asio::steady_timer linger_;
+  boost::asio::steady_timer kill_timer_;  // a launcher's SIGKILL after its SIGTERM
   int status_ = 0;
   bool exited_ = false, frames_done_ = false, out_done_ = false, err_done_ = false;
   bool ended_ = false;
   bool killed_by_crew_ = false;  // crew sent it SIGKILL
+  bool kill_armed_ = false;      // a launcher: SIGTERM sent, SIGKILL to follow
   process_role role_;
 };
 

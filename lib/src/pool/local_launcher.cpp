@@ -155,8 +155,14 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
 std::shared_ptr<local_channel> local_launcher::launch_remote(
     const boost::asio::any_io_executor& strand, const launcher& l, std::string& why) const {
   const std::string where = launcher_name(l);
-  const auto words = remote_words(opts_.remote_executable, opts_.args, opts_.env,
-                                  opts_.working_directory, opts_.max_payload);
+  // The worker takes its coordinator for gone after heartbeat_timeout without a byte (the
+  // pool pings at least every heartbeat_interval): what ends it when its launcher died and
+  // left its input open (srun SIGKILLed inside an allocation).
+  const bool heartbeats = opts_.heartbeat_interval.count() > 0;
+  const auto words =
+      remote_words(opts_.remote_executable, opts_.args, opts_.env, opts_.working_directory,
+                   opts_.max_payload,
+                   heartbeats ? opts_.heartbeat_timeout : std::chrono::milliseconds(0));
   const command_line command = launcher_command(l, words, why);
   if (command.exe.empty()) {
     why = "cannot start a worker on " + where + ": " + why;

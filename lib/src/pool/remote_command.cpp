@@ -84,7 +84,8 @@ bool passes_through_shell(const launcher& l) {
 std::vector<std::string> remote_words(const std::filesystem::path& worker,
                                       const std::vector<std::string>& args,
                                       const std::vector<std::string>& env_entries,
-                                      const std::filesystem::path& cwd, std::size_t max_payload) {
+                                      const std::filesystem::path& cwd, std::size_t max_payload,
+                                      std::chrono::milliseconds heartbeat_timeout) {
   std::vector<std::string> w{"env"};
   if (!cwd.empty()) {
     w.push_back("-C");
@@ -92,6 +93,8 @@ std::vector<std::string> remote_words(const std::filesystem::path& worker,
   }
   w.push_back("CREW_STDIO=1");
   w.push_back("CREW_MAX_PAYLOAD=" + std::to_string(max_payload));
+  if (heartbeat_timeout.count() > 0)
+    w.push_back("CREW_HEARTBEAT_TIMEOUT_MS=" + std::to_string(heartbeat_timeout.count()));
   for (const auto& e : env_entries)
     w.push_back(e);
   w.push_back(worker.string());

@@ -10,6 +10,7 @@
 
 #include <crew/process_pool.hpp>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,12 +28,14 @@ std::string launcher_name(const launcher& l);
 /// Whether `l` passes the worker's command line to a shell (see launcher::passing).
 bool passes_through_shell(const launcher& l);
 
-/// What the remote side runs, one word per argument: env, crew's variables, `-C cwd` if
-/// `cwd` is not empty, `env_entries`, the worker and `args`.
+/// What the remote side runs, one word per argument: env, `-C cwd` if `cwd` is not empty,
+/// crew's variables (CREW_STDIO, CREW_MAX_PAYLOAD, and CREW_HEARTBEAT_TIMEOUT_MS unless
+/// `heartbeat_timeout` is 0), `env_entries`, the worker and `args`.
 std::vector<std::string> remote_words(const std::filesystem::path& worker,
                                       const std::vector<std::string>& args,
                                       const std::vector<std::string>& env_entries,
-                                      const std::filesystem::path& cwd, std::size_t max_payload);
+                                      const std::filesystem::path& cwd, std::size_t max_payload,
+                                      std::chrono::milliseconds heartbeat_timeout);
 
 /// The local command: `l.command[0]` found on PATH (empty `exe` with `why` set if it is
 /// not there, or if the command is empty), its other words, then `words` (joined and

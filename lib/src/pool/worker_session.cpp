@@ -236,7 +236,7 @@ bool worker_session::on_hello(const std::shared_ptr<session_owner>& owner,
   booted_ = true;
   deadline_.cancel();
   if (heartbeat_) {
-    heard_ = std::chrono::steady_clock::now();
+    heard_ = sent_at_ = std::chrono::steady_clock::now();
     arm_heartbeat();
   }
   if (st_ == state::booting) st_ = state::idle;
@@ -406,6 +406,7 @@ void worker_session::write_pending() {
     if (n >= 0) {
       woff_ += static_cast<std::size_t>(n);
       written_ += static_cast<std::size_t>(n);
+      if (heartbeat_) sent_at_ = std::chrono::steady_clock::now();
       continue;
     }
     if (err == EINTR) continue;
@@ -509,8 +510,8 @@ void worker_session::arm_heartbeat() {
 }
 
 // Every heartbeat_interval: a worker silent for heartbeat_timeout is lost; one silent for an
-// interval gets a ping (which it answers at once, even while a job runs: docs/protocol.md
-// §10).
+// interval, or one we sent nothing for an interval, gets a ping (which it answers at once,
+// even while a job runs: docs/protocol.md §10).
 void worker_session::beat() {
   const auto now = std::chrono::steady_clock::now();
   const auto timeout = settings_.heartbeat_timeout;
@@ -526,7 +527,9 @@ void worker_session::beat() {
     }
     heard_ = now;
   }
-  if (now - heard_ >= settings_.heartbeat_interval && channel_->input_open()) {
+  // Both ways: the worker takes us for gone after as long without a byte from us.
+  const auto interval = settings_.heartbeat_interval;
+  if ((now - heard_ >= interval || now - sent_at_ >= interval) && channel_->input_open()) {
     const std::size_t before = wbuf_.size();
     protocol::append_frame(wbuf_, protocol::frame_type::ping, ++pings_, {});
     appended_ += wbuf_.size() - before;

@@ -149,6 +149,18 @@ bool take_stdio_setting(const worker_options& options) {
   return options.stdio ? *options.stdio : from_env;
 }
 
+std::chrono::milliseconds take_heartbeat_timeout() {
+  const char* v = std::getenv("CREW_HEARTBEAT_TIMEOUT_MS");
+  long long ms = 0;
+  if (v) {
+    char* end = nullptr;
+    ms = std::strtoll(v, &end, 10);
+    if (end == v || *end != '\0' || ms < 0) ms = 0;
+  }
+  ::unsetenv("CREW_HEARTBEAT_TIMEOUT_MS");
+  return std::chrono::milliseconds(ms);
+}
+
 bool take_stdio(stdio_fds& out) {
   const int in = ::fcntl(0, F_DUPFD_CLOEXEC, 10);
   const int frames_out = in < 0 ? -1 : ::fcntl(1, F_DUPFD_CLOEXEC, 10);

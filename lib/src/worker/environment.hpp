@@ -9,6 +9,7 @@
 #include <crew/protocol.hpp>
 #include <crew/worker_runtime.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 
@@ -51,6 +52,11 @@ void arrange_parent_death();
 /// that is empty `$CREW_STDIO` == "1". Unsets the variable either way, so that a worker a
 /// job starts does not inherit the mode.
 bool take_stdio_setting(const worker_options& options);
+
+/// How long a worker on stdio may hear nothing from its coordinator before it takes it for
+/// gone: `$CREW_HEARTBEAT_TIMEOUT_MS` (the pool's heartbeat_timeout; it pings at least every
+/// heartbeat_interval), else 0 (no limit). Unsets the variable.
+std::chrono::milliseconds take_heartbeat_timeout();
 
 /// The descriptors of a worker on stdio, once take_stdio has moved them.
 struct stdio_fds {

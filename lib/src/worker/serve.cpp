@@ -214,7 +214,8 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   if (stdio) {
     detail::stdio_fds fds;
     if (!detail::take_stdio(fds)) return exit_code(worker_exit::not_started_by_crew);
-    relay = detail::stdio_relay::start(fds.frames_in, fds.frames_out, settings.max_payload);
+    relay = detail::stdio_relay::start(fds.frames_in, fds.frames_out, settings.max_payload,
+                                       detail::take_heartbeat_timeout());
     if (!relay) return exit_code(worker_exit::io_error);
     ch = {relay->serve_in_fd(), relay->frames_out_fd(), &relay->out_mutex(), true};
   }

@@ -53,15 +53,18 @@ bool write_all(int fd, const std::byte* p, std::size_t n) {
 }  // namespace
 
 stdio_relay::stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_write,
-                         std::size_t max_payload)
+                         std::size_t max_payload,
+                         std::chrono::milliseconds silence)
     : in_(frames_in),
       out_(frames_out),
       serve_in_(pipe_read),
       pipe_out_(pipe_write),
-      max_payload_(max_payload) {
+      max_payload_(max_payload),
+      silence_(silence) {
 }
 
-stdio_relay* stdio_relay::start(int frames_in, int frames_out, std::size_t max_payload) noexcept {
+stdio_relay* stdio_relay::start(int frames_in, int frames_out, std::size_t max_payload,
+                                std::chrono::milliseconds silence) noexcept {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     std::perror("crew worker: cannot make the stdio relay's pipe");
@@ -76,7 +79,7 @@ stdio_relay* stdio_relay::start(int frames_in, int frames_out, std::size_t max_p
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   try {
-    relay = new stdio_relay(frames_in, frames_out, fds[0], fds[1], max_payload);
+    relay = new stdio_relay(frames_in, frames_out, fds[0], fds[1], max_payload, silence);
     std::thread([relay] { relay->run(); }).detach();
     the_relay = relay;
   } catch (const std::exception& ex) {
@@ -118,11 +121,27 @@ void stdio_relay::run() noexcept {
 // or -1 once serve has returned.
 int stdio_relay::relay() {
   std::vector<std::byte> buf(read_chunk);
+  using clock = std::chrono::steady_clock;
+  auto heard = clock::now();
   for (;;) {
     if (state_.load() == state::serve_ends) return -1;
     const bool waiting = pending_at_ < pending_.size();
+    int wait_ms = pongs_.empty() ? -1 : pong_retry_ms;
+    if (silence_.count() > 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(heard + silence_ - clock::now());
+      if (left.count() <= 0) {
+        std::fprintf(stderr,
+                     "crew worker: nothing from the coordinator for %lld ms "
+                     "(CREW_HEARTBEAT_TIMEOUT_MS): it is gone; exiting\n",
+                     static_cast<long long>(silence_.count()));
+        return 0;
+      }
+      const int until = static_cast<int>(std::min<long long>(left.count() + 1, 60'000));
+      wait_ms = wait_ms < 0 ? until : std::min(wait_ms, until);
+    }
     pollfd p[2] = {{in_, POLLIN, 0}, {pipe_out_, POLLOUT, 0}};
-    if (::poll(p, waiting ? 2 : 1, pongs_.empty() ? -1 : pong_retry_ms) < 0) {
+    if (::poll(p, waiting ? 2 : 1, wait_ms) < 0) {
       if (errno == EINTR) continue;
       return exit_code(worker_exit::io_error);
     }
@@ -131,6 +150,7 @@ int stdio_relay::relay() {
       const ssize_t n = ::read(in_, buf.data(), buf.size());
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       if (n <= 0) return 0;  // end of input (or a broken link): the coordinator is done
+      heard = clock::now();
       take(buf.data(), static_cast<std::size_t>(n));
       if (!drain()) return exit_code(worker_exit::io_error);
     }

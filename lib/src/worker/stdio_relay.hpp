@@ -5,7 +5,10 @@
 // follows the frame headers as the bytes stream by, answers each ping (no payload) with a
 // pong on the frames-out descriptor at once, and forwards every other byte, in order, to a
 // pipe that the serve loop and cancel_watch read instead: they work as they do on fd 3.
-// At end of input (or a read error) it kills the rest of the process group and _exit(0)s,
+// At end of input (or a read error), or after `silence` with no byte from the coordinator
+// (a coordinator that pings keeps the link busy; one that went away without closing it —
+// srun SIGKILLed inside an allocation leaves its step's stdin open — does not), it kills
+// the rest of the process group and _exit(0)s,
 // whatever the main thread is doing (the same with exit code 4, io_error, if writing a pong
 // or to the pipe fails). It never blocks on that pipe (what does not fit waits in its own
 // buffer) and never on the frames-out lock (a pong waits its turn), so it always reads on.
@@ -16,6 +19,7 @@
 #include <crew/protocol.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -31,7 +35,8 @@ class stdio_relay {
   /// The relay takes both descriptors for good. Returns nullptr, after a message on stderr,
   /// if the pipe or the thread cannot be made. The relay is never destroyed: its thread,
   /// detached, may outlive serve and runs until the process exits.
-  static stdio_relay* start(int frames_in, int frames_out, std::size_t max_payload) noexcept;
+  static stdio_relay* start(int frames_in, int frames_out, std::size_t max_payload,
+                            std::chrono::milliseconds silence) noexcept;
 
   /// What the serve loop reads frames from (the pipe's read end; blocking).
   int serve_in_fd() const noexcept { return serve_in_; }
@@ -51,7 +56,7 @@ class stdio_relay {
 
  private:
   stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_write,
-              std::size_t max_payload);
+              std::size_t max_payload, std::chrono::milliseconds silence);
 
   void run() noexcept;
   int relay();
@@ -68,6 +73,7 @@ class stdio_relay {
   const int serve_in_;  // the pipe's read end, serve's input
   const int pipe_out_;  // the pipe's write end, non-blocking
   const std::size_t max_payload_;
+  const std::chrono::milliseconds silence_;  // 0: none
   std::mutex out_mutex_;
   std::atomic<state> state_{state::serving};
 
