@@ -9,6 +9,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <stop_token>
 
@@ -57,8 +58,10 @@ class processes final : public backend {
       p.launchers.push_back(std::move(l));
     }
     if (!o.remote_worker.empty()) p.remote_executable = o.remote_worker;
-    if (o.heartbeat_timeout_ms > 0)
+    if (o.heartbeat_timeout_ms > 0) {  // pings at least 4 times per deadline
       p.heartbeat_timeout = std::chrono::milliseconds(o.heartbeat_timeout_ms);
+      p.heartbeat_interval = std::min(p.heartbeat_interval, p.heartbeat_timeout / 4);
+    }
     p.on_event = std::move(on_event);
     if (on_output) p.on_output = std::move(on_output);
     p.transport = o.transport == "shm" ? transport::shm : transport::pipe;

@@ -278,7 +278,7 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       !integer_option(vm, "grace", 0, max_grace_ms, " ms", o.grace_ms) ||
       !integer_option(vm, "retries", 0, max_retries, "", o.retries) ||
       !integer_option(vm, "chunk", 0, max_chunk, "", o.chunk) ||
-      !integer_option(vm, "heartbeat-timeout", 1, max_timeout_ms, " ms", o.heartbeat_timeout_ms))
+      !integer_option(vm, "heartbeat-timeout", 100, max_timeout_ms, " ms", o.heartbeat_timeout_ms))
     return usage;
   if (vm.count("io-scale")) {
     double v = -1;

@@ -159,7 +159,8 @@ struct launcher {
   std::string name;
   /// How the worker's command line follows the prefix.
   enum class passing {
-    automatic,  ///< `shell` when the command's first word is `ssh`, else `exec`
+    automatic,  ///< `shell` when a word of the command is `ssh` or `autossh` (any
+                ///< directory: `sshpass -e ssh`, `timeout 1h ssh`), else `exec`
     shell,      ///< quoted into one word for the remote shell (what ssh runs)
     exec,       ///< as separate arguments (srun, env, docker exec)
   };
@@ -270,12 +271,17 @@ struct process_pool_options {
   std::filesystem::path remote_executable;
   /// Heartbeats, for workers that answer pings (flag_heartbeat on their hello: crew's
   /// runtime on stdio, so every worker started through a launcher): a ping is sent after
-  /// this long without hearing from the worker (0: never) ...
+  /// this long without hearing from the worker or sending to it (checked twice per interval;
+  /// 0: no heartbeats) ...
   std::chrono::milliseconds heartbeat_interval{1000};
   /// ... and a worker from which nothing at all (no frame byte, no pong) has arrived for
-  /// this long is lost: crew stops it through its launcher, its task fails with
-  /// `worker_lost` (retried like a crash, per `retries`) and the slot is filled again.
-  /// Must exceed the time the largest task's arguments take to cross the link. 0: never.
+  /// this long, a ping unanswered for half of it, is lost: crew stops it through its
+  /// launcher, its task fails with `worker_lost` (retried like a crash, per `retries`; not
+  /// counted by the crash-loop breaker) and the slot is filled again. The worker, told this
+  /// deadline (`CREW_HEARTBEAT_TIMEOUT_MS`), ends itself after as long without a byte from
+  /// the pool: so the pool's executor must never be blocked that long. Must exceed the time
+  /// the largest task's arguments take to cross the link, and be at least 3 x
+  /// heartbeat_interval (std::invalid_argument otherwise). 0: never lost.
   std::chrono::milliseconds heartbeat_timeout{10000};
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;
@@ -333,8 +339,10 @@ struct process_pool_options {
   /// Crash-loop breaker: after this many tasks in a row killed their worker (with no task
   /// completing in between), the pool stops respawning and fails queued and new tasks
   /// with `worker_crashed` and the reason. 0: off. Counted: `worker_crashed` and
-  /// `protocol_error` endings, retried attempts included; any reply (but a cancelled task's) resets
-  /// it.
+  /// `protocol_error` endings, retried attempts included (not `worker_lost`); any reply (but a
+  /// cancelled task's) resets it. With launchers it counts per launcher, and the pool stops
+  /// only once every launcher's count has reached the limit: one host whose workers all die
+  /// does not stop the others.
   unsigned crash_loop_limit = 10;
   /// Most tasks waiting for a worker (0: unbounded); a map chunk counts as one task.
   std::size_t max_queue = 0;

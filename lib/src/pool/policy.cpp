@@ -42,8 +42,7 @@ bool reports_unavailable(unsigned failures_in_a_row, unsigned max_boot_failures,
 }
 
 bool killed_its_worker(errc code) noexcept {
-  return code == errc::worker_crashed || code == errc::protocol_error ||
-         code == errc::worker_lost;
+  return code == errc::worker_crashed || code == errc::protocol_error;
 }
 
 unsigned retries_for(std::string_view job, std::optional<unsigned> task_retries,

@@ -86,7 +86,8 @@ bool reports_unavailable(unsigned failures_in_a_row, unsigned max_boot_failures,
 // --- crashes and retries ----------------------------------------------------------------
 
 /// Whether a task that ended with `code` killed its worker (what the crash-loop breaker
-/// counts): `worker_crashed`, `protocol_error` and `worker_lost`.
+/// counts): `worker_crashed` and `protocol_error`. A lost worker (`worker_lost`: silent, a
+/// hung host or a cut link) says nothing about its task.
 bool killed_its_worker(errc code) noexcept;
 
 /// Counts tasks in a row that killed their worker; trips at `limit` (0: never).
@@ -98,6 +99,8 @@ class crash_loop_breaker {
   /// A reply came (any reply but a cancelled task's): the run of crashes is over.
   void on_reply() noexcept { count_ = 0; }
   unsigned count() const noexcept { return count_; }
+  /// Whether the run of crashes has reached the limit (and no reply came since).
+  bool tripped() const noexcept { return limit_ > 0 && count_ >= limit_; }
 
  private:
   unsigned limit_;

@@ -24,6 +24,14 @@ process_pool_options settled(process_pool_options o) {
     throw std::invalid_argument(
         "process_pool_options::shm_area_bytes is 0: with transport::shm each worker needs "
         "areas of at least one byte (they are rounded up to 4 KiB)");
+  if (o.heartbeat_interval.count() > 0 && o.heartbeat_timeout.count() > 0 &&
+      o.heartbeat_timeout < 3 * o.heartbeat_interval)
+    throw std::invalid_argument(
+        "process_pool_options: heartbeat_timeout (" + std::to_string(o.heartbeat_timeout.count()) +
+        " ms) must be at least 3 x heartbeat_interval (" +
+        std::to_string(o.heartbeat_interval.count()) +
+        " ms): pings go out every 1 to 1.5 intervals, and a worker takes its coordinator for "
+        "gone after heartbeat_timeout without one");
   if (!o.launchers.empty()) {
     // What only a local worker can have is refused, never silently dropped.
     auto refuse = [](const char* what) {
@@ -36,11 +44,22 @@ process_pool_options settled(process_pool_options o) {
     if (o.limit_address_space > 0) refuse("limit_address_space");
     if (o.limit_cpu.count() > 0) refuse("limit_cpu");
     if (o.sandbox.enabled) refuse("sandbox");
+    // They become words of `env` on the remote side: an entry that is not NAME=value would
+    // be taken for env's command or one of its options.
+    for (const auto& e : o.env)
+      if (e.find('=') == std::string::npos || e.front() == '=' || e.front() == '-')
+        throw std::invalid_argument("process_pool_options::env: '" + e +
+                                    "' is not NAME=value (with launchers it goes on the remote "
+                                    "command line, after env)");
     for (const auto& l : o.launchers)
       if (l.command.empty() || l.command[0].empty())
         throw std::invalid_argument("process_pool_options: a launcher with an empty command");
     if (o.remote_executable.empty())
       o.remote_executable = o.executable.empty() ? default_worker_executable() : o.executable;
+    if (o.remote_executable.string().find('=') != std::string::npos)
+      throw std::invalid_argument("process_pool_options: the remote worker's path '" +
+                                  o.remote_executable.string() +
+                                  "' holds '=': env would take it for a variable");
   }
   if (o.workers == 0)
     o.workers = o.launchers.empty() ? std::max(1u, std::thread::hardware_concurrency())

@@ -61,7 +61,7 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
 
   // session_owner
   void session_ready(worker_session& s) override;
-  void reply_received() override { workers_.reply_received(); }
+  void reply_received(worker_session& s) override { workers_.reply_received(s); }
   void task_started(const pending_task& p) override;
   void task_succeeded(pending_task& p, std::span<const std::byte> result) override {
     tasks_.succeed(p, result);

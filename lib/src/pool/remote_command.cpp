@@ -2,6 +2,7 @@
 
 #include "local_launcher.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include <unistd.h>
@@ -78,7 +79,12 @@ std::string launcher_name(const launcher& l) {
 
 bool passes_through_shell(const launcher& l) {
   if (l.pass != launcher::passing::automatic) return l.pass == launcher::passing::shell;
-  return !l.command.empty() && base_name(l.command[0]) == "ssh";
+  // ssh anywhere in the command: `ssh`, `timeout 1h ssh`, `sshpass -e ssh`, `gcloud compute
+  // ssh`, `autossh` all end in a remote shell that re-parses the words.
+  return std::any_of(l.command.begin(), l.command.end(), [](const std::string& w) {
+    const auto name = base_name(w);
+    return name == "ssh" || name == "autossh";
+  });
 }
 
 std::vector<std::string> remote_words(const std::filesystem::path& worker,

@@ -25,7 +25,8 @@ std::string shell_quote(std::string_view word);
 /// else the whole command.
 std::string launcher_name(const launcher& l);
 
-/// Whether `l` passes the worker's command line to a shell (see launcher::passing).
+/// Whether `l` passes the worker's command line to a shell (see launcher::passing: with
+/// `automatic`, when a word of its command is ssh or autossh).
 bool passes_through_shell(const launcher& l);
 
 /// What the remote side runs, one word per argument: env, `-C cwd` if `cwd` is not empty,

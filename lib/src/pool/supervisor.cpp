@@ -1,5 +1,7 @@
 #include "supervisor.hpp"
 
+#include <algorithm>
+
 namespace crew::detail {
 
 using boost::system::error_code;
@@ -28,7 +30,8 @@ supervisor::supervisor(const strand_type& strand, const process_pool_options& op
       launcher_(opts),
       slots_(opts.workers),
       records_(opts.workers),
-      crashes_(opts.crash_loop_limit) {
+      crashes_(std::max<std::size_t>(1, opts.launchers.size()),
+               policy::crash_loop_breaker(opts.crash_loop_limit)) {
   for (std::size_t i = 0; i < opts.workers; ++i)
     respawn_timers_.push_back(std::make_unique<boost::asio::steady_timer>(strand_));
 }
@@ -200,12 +203,14 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
     return boot_failed(w->slot(), end_text(end, " after its handshake, before answering any task"));
   std::optional<std::string> crash;  // set when the task killed its worker
   if (end.running) crash = judge_running(end);
-  if (crash && crashes_.on_worker_killed())
+  if (crash && crashes_[group_of(w->slot())].on_worker_killed() &&
+      std::all_of(crashes_.begin(), crashes_.end(),
+                  [&](const auto& b) { return b.tripped(); }))
     return trip(errc::worker_crashed,
-                "crash loop: the last " + std::to_string(crashes_.count()) +
-                    " tasks each killed their worker, so the pool stopped respawning "
-                    "(crash_loop_limit); last: " +
-                    *crash);
+                "crash loop: the last " + std::to_string(crashes_[group_of(w->slot())].count()) +
+                    " tasks each killed their worker" +
+                    (crashes_.size() > 1 ? std::string(", on every launcher,") : std::string()) +
+                    " so the pool stopped respawning (crash_loop_limit); last: " + *crash);
   if ((!host_.closed() || !tasks_.idle()) && !broken_ && !host_.terminated())
     spawn(w->slot());  // replace it and go on serving
   host_.dispatch();    // tasks put back may go to the other workers now

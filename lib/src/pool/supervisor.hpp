@@ -59,8 +59,8 @@ class supervisor {
   /// A worker said hello: its slot's run of boot failures is over, and slots that reached
   /// the limit while no worker was alive are reported now.
   void worker_ready(worker_session& s);
-  /// A live task was answered: the run of crashes is over.
-  void reply_received() noexcept { crashes_.on_reply(); }
+  /// A live task was answered: the run of crashes (on that worker's launcher) is over.
+  void reply_received(const worker_session& s) noexcept { crashes_[group_of(s.slot())].on_reply(); }
   /// After any reply: recycles the worker if it is due and nothing else runs on it.
   void task_answered(worker_session& s);
   /// A worker is gone: judges its tasks, counts the crash, fills the slot again.
@@ -109,7 +109,11 @@ class supervisor {
   std::vector<slot_record> records_;
   unsigned boot_failures_ = 0;  // failed starts in the pool so far
   bool ever_alive_ = false;     // a worker of this pool has said hello
-  policy::crash_loop_breaker crashes_;
+  // The crash-loop breaker, one per launcher (one for local workers): a host whose workers
+  // all die (a cut link: ssh exits 255 under every task) must not stop the pool while the
+  // other hosts answer. The pool trips when every launcher's breaker has.
+  std::vector<policy::crash_loop_breaker> crashes_;
+  std::size_t group_of(std::size_t slot) const noexcept { return slot % crashes_.size(); }
   bool broken_ = false;
   errc broken_code_ = errc::worker_boot_failed;
   std::string broken_reason_;

@@ -4,6 +4,7 @@
 
 #include <crew/codec.hpp>
 
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -20,6 +21,22 @@ constexpr std::chrono::milliseconds exit_linger{300};
 
 std::string ms_text(std::chrono::milliseconds ms) {
   return std::to_string(ms.count()) + " ms";
+}
+
+// Up to 40 bytes of `bytes`, control and non-ASCII bytes as \xNN.
+std::string printable_start(std::span<const std::byte> bytes) {
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size() && i < 40; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  return out;
 }
 
 // The violation of a worker whose frames the coordinator had no memory for (std::bad_alloc,
@@ -115,7 +132,13 @@ bool worker_session::on_read(std::size_t n) {
       ++frames;
       if (!on_frame(owner, f)) return false;
     }
-    if (ec) return violation("bad frame header: " + ec.message()), false;
+    if (ec) {
+      std::string what = "bad frame header: " + ec.message();
+      // Text before the hello is usually a launcher's or a login shell's (a .bashrc that
+      // prints): show it.
+      if (!booted_) what += "; its first bytes: \"" + printable_start(reader_.buffered()) + "\"";
+      return violation(std::move(what)), false;
+    }
     // Before its hello a worker may send only a hello of at most max_hello_payload: anything
     // else is refused from its header, before its payload is read.
     protocol::frame_header h;
@@ -270,7 +293,7 @@ bool worker_session::on_reply(const std::shared_ptr<session_owner>& owner,
   }
   auto p = std::move(inflight_.front());
   inflight_.pop_front();
-  owner->reply_received();
+  owner->reply_received(*this);
   // A reply that breaks the protocol leaves its task in front, failed when the worker is gone.
   auto refuse = [&](std::string what) {
     inflight_.push_front(std::move(p));
@@ -500,7 +523,9 @@ void worker_session::climb(asio::steady_timer& timer, policy::stop_ladder ladder
 // --- heartbeats ---------------------------------------------------------------------------
 
 void worker_session::arm_heartbeat() {
-  heartbeat_timer_.expires_after(settings_.heartbeat_interval);
+  // Twice per interval: no more than 1.5 intervals pass without a byte either way.
+  heartbeat_timer_.expires_after(
+      std::max<std::chrono::milliseconds>(settings_.heartbeat_interval / 2, std::chrono::milliseconds(1)));
   heartbeat_timer_.async_wait([self = shared_from_this()](error_code ec) {
     if (ec || self->channel_->peer_gone() || !self->channel_->reading() || self->failure_ ||
         self->st_ == state::stopping)
@@ -509,13 +534,16 @@ void worker_session::arm_heartbeat() {
   });
 }
 
-// Every heartbeat_interval: a worker silent for heartbeat_timeout is lost; one silent for an
-// interval, or one we sent nothing for an interval, gets a ping (which it answers at once,
-// even while a job runs: docs/protocol.md §10).
+// Every half interval: a worker silent for heartbeat_timeout, with a ping of ours unanswered
+// for half of it, is lost; one silent for an interval, or one we sent nothing for an
+// interval, gets a ping (which it answers at once, even while a job runs: docs/protocol.md
+// §10). The unanswered ping keeps a coordinator whose strand stalled (a long handler) from
+// declaring workers lost that it never asked.
 void worker_session::beat() {
   const auto now = std::chrono::steady_clock::now();
   const auto timeout = settings_.heartbeat_timeout;
-  if (timeout.count() > 0 && now - heard_ >= timeout) {
+  if (timeout.count() > 0 && now - heard_ >= timeout && pinged_at_ > heard_ &&
+      now - pinged_at_ >= timeout / 2) {
     // Bytes it sent wait for us: we were slow, not the worker.
     if (channel_->unread_by_us().value_or(0) == 0) {
       failure_ = {errc::worker_lost,
@@ -532,6 +560,7 @@ void worker_session::beat() {
   if ((now - heard_ >= interval || now - sent_at_ >= interval) && channel_->input_open()) {
     const std::size_t before = wbuf_.size();
     protocol::append_frame(wbuf_, protocol::frame_type::ping, ++pings_, {});
+    pinged_at_ = now;
     appended_ += wbuf_.size() - before;
     if (!writing_) write_pending();
   }

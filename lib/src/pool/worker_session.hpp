@@ -64,7 +64,8 @@ struct session_end {
 class session_owner {
  public:
   virtual void session_ready(worker_session& s) = 0;  ///< its hello was accepted
-  virtual void reply_received() = 0;  ///< a reply to a live (not cancelled) task arrived
+  /// A reply to a live (not cancelled) task arrived from `s`.
+  virtual void reply_received(worker_session& s) = 0;
   virtual void task_started(const pending_task& p) = 0;  ///< reached the front of its worker
   virtual void task_succeeded(pending_task& p, std::span<const std::byte> result) = 0;
   virtual void task_failed(pending_task& p, errc code, std::string message) = 0;
@@ -203,7 +204,7 @@ class worker_session final : public channel_listener,
   boost::asio::steady_timer frame_timer_;  // a begun frame must end in time
   // Heartbeats (a worker that set flag_heartbeat): when we last heard from it, pings sent.
   bool heartbeat_ = false;
-  std::chrono::steady_clock::time_point heard_, sent_at_;
+  std::chrono::steady_clock::time_point heard_, sent_at_, pinged_at_;
   std::uint64_t pings_ = 0;
   boost::asio::steady_timer heartbeat_timer_;
   std::uint32_t remote_pid_ = 0;  // its pid in its hello, for a worker elsewhere
