@@ -123,8 +123,8 @@ struct counts {
   // big crew run whose peak RSS is compared with theirs.
   std::size_t cli_rounds, cli_big;
   // remote: interleaved rounds (crew, raw, crew, ...), round trips per round one at a time,
-  // and tasks (and raw messages) per round pipelined: as many as crew runs in about
-  // remote_pipelined_s (from its warm-up's rate), within remote_pipelined_min..max.
+  // and tasks (and raw messages) per round pipelined: grown from remote_pipelined_min until
+  // crew takes about remote_pipelined_s, remote_pipelined_max at most.
   std::size_t remote_rounds, remote_samples, remote_pipelined_min, remote_pipelined_max;
   double remote_pipelined_s;
   std::vector<std::size_t> scaling;
@@ -1667,8 +1667,8 @@ class bench {
       }
       close_pool(piped);
       echo.finish();
-      row("pipelined, depth " + std::to_string(pipeline_depth) + ": " + std::to_string(m) +
-              " tasks vs " + std::to_string(m) + " echoes",
+      row("pipelined, depth " + std::to_string(pipeline_depth) + ", " + std::to_string(m) +
+              " per round (tasks/s)",
           "pipelined", "per_s", tput, per_s,
           {{"bytes", bytes}, {"per_round", m}, {"pipeline_depth", pipeline_depth},
            {"window", window}});
