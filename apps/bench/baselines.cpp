@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,8 +21,10 @@
 #include <cstdint>
 #include <cstring>
 #include <future>
+#include <exception>
 #include <latch>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 
@@ -77,6 +80,7 @@ class unique_fd {
   }
   ~unique_fd() { reset(); }
   int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
   void reset() noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -537,6 +541,238 @@ thread_pool_baseline asio_thread_pool(std::size_t threads, std::size_t tasks) {
   out.batched_per_s = static_cast<double>(tasks) / seconds_since(t0);
   pool.join();
   return out;
+}
+
+// --- through a launcher --------------------------------------------------------------------
+
+namespace {
+
+std::string joined(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv)
+    out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+/// posix_spawnp attributes for a launcher: no signal blocked, SIGPIPE at its default (this
+/// thread may have it blocked or ignored).
+struct launcher_attr {
+  posix_spawnattr_t a;
+  launcher_attr() {
+    if (const int rc = ::posix_spawnattr_init(&a); rc != 0) throw_errno("posix_spawnattr_init", rc);
+    sigset_t none, pipe;
+    sigemptyset(&none);
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    ::posix_spawnattr_setsigmask(&a, &none);
+    ::posix_spawnattr_setsigdefault(&a, &pipe);
+    ::posix_spawnattr_setflags(&a, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  }
+  ~launcher_attr() { ::posix_spawnattr_destroy(&a); }
+  launcher_attr(const launcher_attr&) = delete;
+  launcher_attr& operator=(const launcher_attr&) = delete;
+};
+
+struct file_actions {
+  posix_spawn_file_actions_t a;
+  file_actions() {
+    if (const int rc = ::posix_spawn_file_actions_init(&a); rc != 0)
+      throw_errno("posix_spawn_file_actions_init", rc);
+  }
+  ~file_actions() { ::posix_spawn_file_actions_destroy(&a); }
+  file_actions(const file_actions&) = delete;
+  file_actions& operator=(const file_actions&) = delete;
+  void check(int rc) {
+    if (rc != 0) throw_errno("posix_spawn_file_actions", rc);
+  }
+};
+
+pid_t spawnp(const std::vector<std::string>& argv, const file_actions& fa) {
+  require(!argv.empty(), "a launcher command is not empty");
+  std::vector<char*> args;
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  launcher_attr attr;
+  pid_t pid = -1;
+  if (const int rc = ::posix_spawnp(&pid, args[0], &fa.a, &attr.a, args.data(), environ); rc != 0)
+    throw_errno("posix_spawnp(" + argv[0] + ")", rc);
+  return pid;
+}
+
+/// Waits for `pid` (through a pidfd: no polling) at most `patience`; then SIGKILL and reap.
+/// Returns the wait status, and whether it exited in time.
+std::pair<int, bool> wait_bounded(pid_t pid, std::chrono::milliseconds patience) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  bool in_time = true;
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    const auto deadline = clock_type::now() + patience;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - clock_type::now());
+      const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
+      if (rc > 0) break;
+      if (rc == 0) {
+        in_time = false;
+        break;
+      }
+      if (errno != EINTR) break;
+    }
+    ::close(pidfd);
+    if (!in_time) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0)
+      if (errno != EINTR) throw_errno("waitpid");
+    return {status, in_time};
+  }
+  const int status = reap(pid, patience);  // no pidfd: polls
+  return {status, !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)};
+}
+
+/// Message `i` of `bytes` bytes: frame-shaped (magic, version, type task, id i, length), then
+/// a pattern with 0x00 and 0xff in it.
+void fill_message(unsigned char* m, std::size_t bytes, std::uint64_t i) {
+  for (std::size_t k = 0; k < bytes; ++k)
+    m[k] = static_cast<unsigned char>(i * 131 + k * 37);
+  if (bytes < 20) return;
+  const unsigned char head[8] = {'C', 'R', 'E', 'W', 1, 2, 0, 0};
+  std::memcpy(m, head, 8);
+  std::memcpy(m + 8, &i, 8);
+  const auto length = static_cast<std::uint32_t>(bytes - 20);
+  std::memcpy(m + 16, &length, 4);
+}
+
+/// Waits (10 s at most) until `fd` can be read, then reads up to `n` bytes.
+std::size_t read_some(int fd, unsigned char* p, std::size_t n, const std::string& who) {
+  for (;;) {
+    pollfd pf{fd, POLLIN, 0};
+    const int rc = ::poll(&pf, 1, 10'000);
+    if (rc == 0) throw std::runtime_error(who + ": stopped answering (10 s)");
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("poll");
+    }
+    const ssize_t r = ::read(fd, p, n);
+    if (r > 0) return static_cast<std::size_t>(r);
+    if (r == 0) throw std::runtime_error(who + ": closed its output (see its stderr above)");
+    if (errno != EINTR && errno != EAGAIN) throw_errno("read from " + who);
+  }
+}
+
+}  // namespace
+
+launched_echo::launched_echo(const std::vector<std::string>& argv) : name_(joined(argv)) {
+  auto [in_r, in_w] = make_pipe();
+  auto [out_r, out_w] = make_pipe();
+  file_actions fa;
+  fa.check(::posix_spawn_file_actions_adddup2(&fa.a, in_r.get(), 0));
+  fa.check(::posix_spawn_file_actions_adddup2(&fa.a, out_w.get(), 1));
+  pid_ = spawnp(argv, fa);
+  to_ = in_w.release();
+  from_ = out_r.release();
+}
+
+launched_echo::~launched_echo() {
+  if (pid_ > 0) {
+    try {
+      stop(std::chrono::milliseconds(5000));
+    } catch (...) {
+    }
+  }
+}
+
+int launched_echo::stop(std::chrono::milliseconds patience) {
+  if (to_ >= 0) ::close(std::exchange(to_, -1));
+  const pid_t pid = std::exchange(pid_, -1);
+  const auto [status, in_time] = wait_bounded(pid, patience);
+  if (from_ >= 0) ::close(std::exchange(from_, -1));
+  return in_time ? status : -1;
+}
+
+void launched_echo::finish() {
+  const int status = stop(std::chrono::milliseconds(5000));
+  if (status < 0) throw std::runtime_error(name_ + ": did not exit within 5 s of end of input");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(name_ + ": did not exit with status 0 (wait status " +
+                             std::to_string(status) + ")");
+}
+
+std::vector<double> launched_echo::round_trips(std::size_t bytes, std::size_t count) {
+  require(bytes > 0 && count > 0, "round_trips: bytes and count must be > 0");
+  require(pid_ > 0, "round_trips: the launcher has ended");
+  sigpipe_blocker no_sigpipe;
+  std::vector<unsigned char> request(bytes), reply(bytes);
+  std::vector<double> seconds;
+  seconds.reserve(count);
+  static std::uint64_t serial = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    fill_message(request.data(), bytes, ++serial);
+    const auto t0 = clock_type::now();
+    const ssize_t w = ::write(to_, request.data(), bytes);  // one write: one frame
+    if (w < 0) throw_errno("write to " + name_);
+    if (static_cast<std::size_t>(w) != bytes) {  // not for small messages; complete it anyway
+      write_all(to_, request.data() + w, bytes - static_cast<std::size_t>(w));
+    }
+    for (std::size_t got = 0; got < bytes;)
+      got += read_some(from_, reply.data() + got, bytes - got, name_);
+    seconds.push_back(seconds_since(t0));
+    if (request != reply) throw std::runtime_error(name_ + ": the echo differs from the message");
+  }
+  return seconds;
+}
+
+double launched_echo::pipelined_per_s(std::size_t bytes, std::size_t messages) {
+  require(bytes > 0 && messages > 0, "pipelined_per_s: bytes and messages must be > 0");
+  require(messages <= (std::size_t{256} << 20) / bytes, "pipelined_per_s: at most 256 MiB");
+  require(pid_ > 0, "pipelined_per_s: the launcher has ended");
+  const std::size_t total = bytes * messages;
+  static std::uint64_t serial = 1u << 30;
+  std::vector<unsigned char> out(total), in(total);
+  for (std::size_t i = 0; i < messages; ++i)
+    fill_message(out.data() + i * bytes, bytes, ++serial);
+  std::exception_ptr write_error;
+  const int to = to_;
+  const auto t0 = clock_type::now();
+  std::thread writer([&] {
+    try {
+      sigpipe_blocker no_sigpipe;
+      for (std::size_t i = 0; i < messages; ++i)
+        write_all(to, out.data() + i * bytes, bytes);  // one write() per message
+    } catch (...) {
+      write_error = std::current_exception();
+    }
+  });
+  double elapsed = 0;
+  try {
+    for (std::size_t got = 0; got < total;)
+      got += read_some(from_, in.data() + got, total - got, name_);
+    elapsed = seconds_since(t0);
+  } catch (...) {
+    ::kill(pid_, SIGKILL);  // the writer's next write fails (EPIPE): it ends
+    writer.join();
+    throw;
+  }
+  writer.join();
+  if (write_error) std::rethrow_exception(write_error);
+  if (in != out) throw std::runtime_error(name_ + ": the pipelined echo differs from the messages");
+  return static_cast<double>(messages) / elapsed;
+}
+
+double launch_wait_ms(const std::vector<std::string>& argv) {
+  file_actions fa;
+  fa.check(::posix_spawn_file_actions_addopen(&fa.a, 0, "/dev/null", O_RDONLY, 0));
+  fa.check(::posix_spawn_file_actions_addopen(&fa.a, 1, "/dev/null", O_WRONLY, 0));
+  fa.check(::posix_spawn_file_actions_adddup2(&fa.a, 1, 2));
+  const auto t0 = clock_type::now();
+  const pid_t pid = spawnp(argv, fa);
+  const auto [status, in_time] = wait_bounded(pid, std::chrono::milliseconds(30'000));
+  const double ms = seconds_since(t0) * 1e3;
+  if (!in_time) throw std::runtime_error(joined(argv) + ": still running after 30 s (killed)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(joined(argv) + " did not exit with status 0 (wait status " +
+                             std::to_string(status) + ")");
+  return ms;
 }
 
 hold_heap::hold_heap(std::size_t bytes) : bytes_(bytes) {

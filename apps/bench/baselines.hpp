@@ -7,6 +7,9 @@
 // Child processes are always reaped, also when an exception is thrown.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -66,6 +69,41 @@ struct thread_pool_baseline {
   double batched_per_s = 0;
 };
 thread_pool_baseline asio_thread_pool(std::size_t threads, std::size_t tasks);
+
+/// A launcher command running a trivial echo program on the other side (`ssh -T host cat`,
+/// `srun -n1 -u --jobid=J --overlap -w node cat`), started once: its stdin and stdout are ours
+/// through two pipes, its stderr is inherited. The raw round trip through a launcher that
+/// crew's remote workers are compared with (crew-bench, section `remote`). Every wait for its
+/// output is bounded (10 s: "stopped answering"). The destructor closes its input and reaps it
+/// (SIGKILL if it has not exited 5 s later).
+class launched_echo {
+ public:
+  /// argv[0] is looked up on PATH (posix_spawnp); the environment is inherited.
+  explicit launched_echo(const std::vector<std::string>& argv);
+  ~launched_echo();
+  launched_echo(const launched_echo&) = delete;
+  launched_echo& operator=(const launched_echo&) = delete;
+
+  /// `count` round trips of one message of `bytes` bytes: written with ONE write(), then the
+  /// same number of bytes read back (and compared). Seconds of each.
+  std::vector<double> round_trips(std::size_t bytes, std::size_t count);
+  /// `messages` messages of `bytes` bytes: a writer thread writes them, one write() each,
+  /// while this thread reads messages * bytes bytes back (and compares them). Messages per
+  /// second, from the first write to the last byte read.
+  double pipelined_per_s(std::size_t bytes, std::size_t messages);
+  /// Normal end: closes its input; throws unless it exits with status 0 within 5 s.
+  void finish();
+
+ private:
+  int stop(std::chrono::milliseconds patience);
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+  std::string name_;
+};
+
+/// posix_spawnp of argv (stdin, stdout and stderr /dev/null; environment inherited) and wait,
+/// once: milliseconds. Throws unless it exits with status 0 (a run past 30 s is killed).
+double launch_wait_ms(const std::vector<std::string>& argv);
 
 /// Allocates `bytes` (anonymous mmap, as malloc does for big blocks) and touches every page so
 /// that it is resident; released on destruction.

@@ -2,12 +2,21 @@
 // thread_pool and inline_runner, next to Python's pools (peers.py, run as a child) and the raw
 // physical limits of this machine (baselines.hpp): trivial-task throughput, one-at-a-time
 // latency, large payloads, pool start-up, scaling to a million tasks, the notebook's CPU
-// function, and map over a million ints; and the crew CLI's `crew run` next to
-// process_pool::map (issue 13). Ends with the issues' targets as PASS/FAIL ratios.
+// function, and map over a million ints; the crew CLI's `crew run` next to
+// process_pool::map (issue 13); and, given a cluster, workers through ssh and srun next to a
+// raw round trip through the same launcher (issue 15). Ends with the issues' targets as
+// PASS/FAIL ratios.
 //
 //   crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]
+//              [--remote-env FILE]
 //
-// Sections: trivial, latency, payload, startup, scaling, longcomp, map, cli.
+// Sections: trivial, latency, payload, startup, scaling, longcomp, map, cli (the default set),
+// and remote: one worker through each launcher of a cluster (ssh, srun in its allocation, ssh
+// with a ControlMaster) — one task at a time vs the same bytes echoed by `cat` through the
+// launcher, pipelined tasks vs pipelined echoes, start-up to the first result vs the launcher
+// running `true`, in interleaved rounds. It runs when a cluster is given: --remote-env FILE
+// or $CREW_REMOTE_ENV, the env file `tests/remote/cluster.sh start DIR` writes (DIR/env);
+// without one it is skipped with a note, and `--sections remote` is an error.
 // --quick runs small counts (a smoke test: results are checked, timings are not).
 // --json prints one JSON document on stdout; progress always goes to stderr.
 // peers.py is found through $CREW_PEERS, next to this program, or in the source tree.
@@ -44,6 +53,7 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -78,11 +88,30 @@ constexpr std::size_t map_workers = 2;
 
 const std::vector<std::string> all_sections = {"trivial", "latency",  "payload", "startup",
                                                "scaling", "longcomp", "map",     "cli"};
+// Sections run only when asked for, or when what they need is given: remote (a cluster).
+const std::vector<std::string> extra_sections = {"remote"};
+
+/// Bytes of an identity task frame on the wire as the pool sends it now: the 20-byte header,
+/// the u32 job index and the i32 argument (docs/protocol.md §5). The message size of the raw
+/// round trips through a launcher (section remote).
+constexpr std::size_t identity_frame_bytes = 20 + 4 + 4;
+
+/// The cluster tests/remote/cluster.sh started: the KEY=value lines of its env file.
+struct remote_cluster {
+  std::string file;
+  std::map<std::string, std::string> env;
+  std::string get(const std::string& key) const {
+    const auto it = env.find(key);
+    return it == env.end() ? std::string() : it->second;
+  }
+};
 
 struct options {
   bool quick = false, as_json = false, skip_python = false;
   std::set<std::string> sections{all_sections.begin(), all_sections.end()};
   std::string svg;
+  std::optional<remote_cluster> remote;  // --remote-env FILE or $CREW_REMOTE_ENV
+  std::string remote_note;               // why the remote section did not run
   bool has(const std::string& s) const { return sections.count(s) != 0; }
 };
 
@@ -93,6 +122,11 @@ struct counts {
   // cli: rounds of crew run and map interleaved (over map_ints each), and the tasks of the one
   // big crew run whose peak RSS is compared with theirs.
   std::size_t cli_rounds, cli_big;
+  // remote: interleaved rounds (crew, raw, crew, ...), round trips per round one at a time,
+  // and tasks (and raw messages) per round pipelined: grown from remote_pipelined_min until
+  // crew takes about remote_pipelined_s, remote_pipelined_max at most.
+  std::size_t remote_rounds, remote_samples, remote_pipelined_min, remote_pipelined_max;
+  double remote_pipelined_s;
   std::vector<std::size_t> scaling;
   config payload;
 };
@@ -109,6 +143,11 @@ counts counts_for(bool quick) {
             .spawn_reps = 5,
             .cli_rounds = 2,
             .cli_big = 1'000'000,
+            .remote_rounds = 3,
+            .remote_samples = 50,
+            .remote_pipelined_min = 200,
+            .remote_pipelined_max = 2'000,
+            .remote_pipelined_s = 0.02,
             .scaling = {1'000, 10'000, 100'000},
             .payload = {2, 0.02}};
   return {.trivial_many = 100'000,
@@ -121,6 +160,11 @@ counts counts_for(bool quick) {
           .spawn_reps = 20,
           .cli_rounds = 5,
           .cli_big = 10'000'000,
+          .remote_rounds = 7,
+          .remote_samples = 2'000,
+          .remote_pipelined_min = 2'000,
+          .remote_pipelined_max = 500'000,
+          .remote_pipelined_s = 0.3,
           .scaling = {1'000, 10'000, 100'000, 1'000'000},
           .payload = {5, 0.3}};
 }
@@ -633,6 +677,101 @@ std::unique_ptr<crew::process_pool> quiet_pool(io_thread& io, std::size_t worker
   return p;
 }
 
+// --- remote workers (section remote) --------------------------------------------------------
+
+/// The settings of `file` (KEY=value lines, as cluster.sh writes them); throws when it cannot
+/// be read or lacks what the section needs.
+remote_cluster read_remote_env(const std::string& file) {
+  std::ifstream in(file);
+  if (!in)
+    throw std::runtime_error("cannot read the cluster's env file " + file +
+                             " (start one with tests/remote/cluster.sh start DIR: DIR/env)");
+  remote_cluster c{file, {}};
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos && !line.empty() && line[0] != '#')
+      c.env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  for (const char* key : {"SLURM_CONF", "CREW_SLURM_JOB", "CREW_SSH_CONFIG", "CREW_SSH_HOSTS"})
+    if (c.get(key).empty()) throw std::runtime_error(std::string(key) + " missing from " + file);
+  return c;
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, sep);)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words)
+    out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+/// A launcher of the cluster: its short name and its command (the prefix the pool runs).
+struct remote_kind {
+  std::string name, about;
+  std::vector<std::string> command;
+};
+
+/// ssh to the first ssh host, srun on the first node inside the allocation, and ssh to the
+/// ControlMaster host when the cluster has one.
+std::vector<remote_kind> remote_kinds(const remote_cluster& c) {
+  const auto config = c.get("CREW_SSH_CONFIG");
+  const auto hosts = split(c.get("CREW_SSH_HOSTS"), ',');
+  const auto nodes = split(c.get("CREW_SLURM_NODES"), ',');
+  if (hosts.empty()) throw std::runtime_error("CREW_SSH_HOSTS names no host in " + c.file);
+  std::vector<remote_kind> out{
+      {"ssh", "a new ssh connection per worker", {"ssh", "-T", "-F", config, hosts[0]}},
+      {"srun", "a job step inside the allocation",
+       {"srun", "-n1", "-u", "--jobid=" + c.get("CREW_SLURM_JOB"), "--overlap", "-w",
+        nodes.empty() ? std::string("n1") : nodes[0]}}};
+  if (const auto fast = c.get("CREW_SSH_FAST_HOST"); !fast.empty())
+    out.push_back({"ssh+CM", "ssh sharing one connection (ControlMaster)",
+                   {"ssh", "-T", "-F", config, fast}});
+  return out;
+}
+
+std::vector<std::string> plus(std::vector<std::string> words, const std::string& last) {
+  words.push_back(last);
+  return words;
+}
+
+/// A pool of one worker through `command`; warmed up with two tasks unless `cold`.
+std::unique_ptr<crew::process_pool> remote_pool(io_thread& io,
+                                                const std::vector<std::string>& command,
+                                                std::size_t depth, bool cold = false) {
+  crew::process_pool_options o;
+  o.workers = 1;
+  o.launchers = {crew::launcher{command, "", crew::launcher::passing::automatic}};
+  o.pipeline_depth = depth;
+  o.on_output = [](const crew::output_line& l) { std::cerr << "[remote] " << l.text << '\n'; };
+  auto p = std::make_unique<crew::process_pool>(io.context().get_executor(), std::move(o));
+  if (!cold)
+    for (int i = 0; i < 2; ++i)
+      require(p->submit(identity(i)).get() == i, "identity on a remote worker");
+  return p;
+}
+
+/// A crew value and the raw one per interleaved round, and their ratio.
+struct paired {
+  std::vector<double> crew, raw, ratio;
+  void add(double c, double r) {
+    crew.push_back(c);
+    raw.push_back(r);
+    ratio.push_back(c / r);
+  }
+};
+
+json::object spread(const std::vector<double>& v) {
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return {{"median", median_of(v)}, {"min", *lo}, {"max", *hi}};
+}
+
 // --- SVG chart -------------------------------------------------------------------------------
 
 std::string xml_escape(const std::string& in) {
@@ -775,6 +914,12 @@ class bench {
     if (opt_.has("payload")) payload(io);
     if (opt_.has("startup")) startup(io);
     if (opt_.has("longcomp")) longcomp(io);
+    if (opt_.has("remote"))
+      remote(io);
+    else if (!opt_.remote_note.empty()) {
+      say("\n7. Remote workers: %s\n", opt_.remote_note.c_str());
+      doc["remote"] = {{"skipped", opt_.remote_note}};
+    }
     evaluate();
   }
 
@@ -1412,6 +1557,143 @@ class bench {
     say("%-36s %12s\n", "  parallel speed-up over sequential", fmt("%.2fx", seq / par).c_str());
   }
 
+  // 7. Remote workers (issue 15): for each launcher of the cluster (ssh, srun, ssh with a
+  // ControlMaster), one worker through it next to the same launcher running a trivial
+  // program, in interleaved rounds (crew, raw, crew, raw, ...): one task at a time against a
+  // round trip of an identity frame's bytes through `cat`; pipelined tasks against the same
+  // messages pipelined through `cat`; start-up to the first result against the launcher
+  // running `true`. Medians of the rounds; the ratio crew/raw is the median of the rounds'
+  // ratios, with their min-max.
+  void remote(io_thread& io) {
+    const auto& c = *opt_.remote;
+    const std::size_t rounds = n_.remote_rounds, k = n_.remote_samples;
+    const std::size_t bytes = identity_frame_bytes;
+    const auto kinds = remote_kinds(c);
+    say("\n7. Remote workers through a launcher (issue 15), 1 worker; raw: the same launcher "
+        "running cat (echo of %zu B,\n   an identity task frame) or true (start-up). %zu rounds "
+        "interleaved (crew, raw, crew, ...): medians; crew/raw: median of the\n   rounds' ratios "
+        "(min-max). Cluster: %s\n",
+        bytes, rounds, c.file.c_str());
+    for (const auto& kind : kinds)
+      say("   %-7s %s: %s\n", kind.name.c_str(), kind.about.c_str(), joined(kind.command).c_str());
+    say("%-7s %-46s %11s %11s %9s %13s\n", "via", "measurement", "crew", "raw", "crew/raw",
+        "its min-max");
+    json::array rows;
+    for (const auto& kind : kinds) {
+      const std::string cmd = joined(kind.command);
+      auto row = [&](const std::string& label, const char* test, const char* unit,
+                     const paired& p, auto show, json::object extra) {
+        json::array per_round;
+        for (std::size_t r = 0; r < p.crew.size(); ++r)
+          per_round.push_back({{"crew", p.crew[r]}, {"raw", p.raw[r]}, {"ratio", p.ratio[r]}});
+        json::object o{{"launcher", kind.name}, {"command", cmd},        {"test", test},
+                       {"unit", unit},          {"crew", spread(p.crew)}, {"raw", spread(p.raw)},
+                       {"ratio", spread(p.ratio)}, {"rounds", std::move(per_round)}};
+        for (auto& [key, v] : extra)
+          o[key] = v;
+        rows.push_back(std::move(o));
+        const auto [lo, hi] = std::minmax_element(p.ratio.begin(), p.ratio.end());
+        say("%-7s %-46s %11s %11s %8.2fx %13s\n", kind.name.c_str(), label.c_str(),
+            show(median_of(p.crew)).c_str(), show(median_of(p.raw)).c_str(), median_of(p.ratio),
+            (fmt("%.2f", *lo) + "-" + fmt("%.2f", *hi)).c_str());
+      };
+      auto us = [](double v) { return time_name(v * 1e-6); };
+      auto per_s = [](double v) { return rate_name(v); };
+      auto ms = [](double v) { return fmt("%.1f ms", v); };
+
+      // An untimed first run: host keys, the ControlMaster's connection, page cache.
+      progress("remote " + kind.name + ": " + cmd + " true (warm-up)");
+      raw::launch_wait_ms(plus(kind.command, "true"));
+
+      // 1. One task at a time vs a round trip of the same bytes through cat.
+      progress("remote " + kind.name + ": one at a time");
+      auto pool = remote_pool(io, kind.command, 1);
+      raw::launched_echo echo(plus(kind.command, "cat"));
+      echo.round_trips(bytes, std::max<std::size_t>(20, k / 10));  // warm-up
+      for (std::size_t i = 0; i < std::max<std::size_t>(20, k / 10); ++i)
+        require(pool->submit(identity(static_cast<int>(i))).get() == static_cast<int>(i),
+                "identity on a remote worker");
+      paired lat;
+      std::vector<double> crew_all, raw_all;
+      for (std::size_t r = 0; r < rounds; ++r) {
+        std::vector<double> s;
+        s.reserve(k);
+        for (std::size_t i = 0; i < k; ++i) {
+          const double t0 = now();
+          const int v = pool->submit(identity(static_cast<int>(i))).get();
+          s.push_back(now() - t0);
+          require(v == static_cast<int>(i), "identity on a remote worker");
+        }
+        const auto e = echo.round_trips(bytes, k);
+        lat.add(median_of(s) * 1e6, median_of(e) * 1e6);
+        crew_all.insert(crew_all.end(), s.begin(), s.end());
+        raw_all.insert(raw_all.end(), e.begin(), e.end());
+      }
+      close_pool(pool);
+      const double crew_p99 = percentile(crew_all, 99) * 1e6, raw_p99 = percentile(raw_all, 99) * 1e6,
+                   crew_max = *std::max_element(crew_all.begin(), crew_all.end()) * 1e6,
+                   raw_max = *std::max_element(raw_all.begin(), raw_all.end()) * 1e6;
+      row("one at a time: submit().get() vs " + std::to_string(bytes) + " B echo", "one_at_a_time",
+          "us", lat, us,
+          {{"bytes", bytes},
+           {"samples_per_round", k},
+           {"crew_p99_us", crew_p99},
+           {"raw_p99_us", raw_p99},
+           {"crew_max_us", crew_max},
+           {"raw_max_us", raw_max}});
+      say("%-7s %-46s %11s %11s\n%-7s %-46s %11s %11s\n", "", "  p99 over all rounds",
+          us(crew_p99).c_str(), us(raw_p99).c_str(), "", "  max", us(crew_max).c_str(),
+          us(raw_max).c_str());
+
+      // 2. Pipelined: tasks many in flight vs the same messages pipelined through cat.
+      progress("remote " + kind.name + ": pipelined");
+      auto piped = remote_pool(io, kind.command, pipeline_depth);
+      // Tasks per round: grown from the minimum until crew takes about remote_pipelined_s
+      // (a burst through srun ends in a stall of ~45 ms whatever its length: too short a
+      // burst would measure only that), in hundreds; these runs are the warm-up.
+      std::size_t m = n_.remote_pipelined_min;
+      for (double t = run_windowed(io, *piped, m);
+           t < n_.remote_pipelined_s / 2 && m < n_.remote_pipelined_max;
+           t = run_windowed(io, *piped, m)) {
+        const double grow = std::clamp(n_.remote_pipelined_s / t, 2.0, 10.0);
+        m = std::min(n_.remote_pipelined_max,
+                     static_cast<std::size_t>(static_cast<double>(m) * grow / 100) * 100);
+      }
+      echo.pipelined_per_s(bytes, m);
+      paired tput;
+      for (std::size_t r = 0; r < rounds; ++r) {
+        const double crew_s = run_windowed(io, *piped, m);
+        tput.add(static_cast<double>(m) / crew_s, echo.pipelined_per_s(bytes, m));
+      }
+      close_pool(piped);
+      echo.finish();
+      row("pipelined, depth " + std::to_string(pipeline_depth) + ", " + std::to_string(m) +
+              " per round (tasks/s)",
+          "pipelined", "per_s", tput, per_s,
+          {{"bytes", bytes}, {"per_round", m}, {"pipeline_depth", pipeline_depth},
+           {"window", window}});
+
+      // 3. Start-up: pool construction to first result vs the launcher running true.
+      progress("remote " + kind.name + ": start-up");
+      paired start;
+      for (std::size_t r = 0; r < rounds; ++r) {
+        const double t0 = now();
+        auto cold = remote_pool(io, kind.command, 1, true);
+        const int v = cold->submit(identity(7)).get();
+        const double crew_ms = (now() - t0) * 1e3;
+        require(v == 7, "identity after a remote start-up");
+        close_pool(cold);
+        start.add(crew_ms, raw::launch_wait_ms(plus(kind.command, "true")));
+      }
+      row("start-up to first result vs launcher + true", "startup", "ms", start, ms,
+          {{"raw_command", cmd + " true"}});
+    }
+    doc["remote"] = {{"env", c.file},
+                     {"rounds", rounds},
+                     {"frame_bytes", bytes},
+                     {"rows", std::move(rows)}};
+  }
+
   void evaluate() {
     auto ratio = [](std::optional<double> a, std::optional<double> b) -> std::optional<double> {
       if (!a || !b || *b == 0) return std::nullopt;
@@ -1518,9 +1800,15 @@ class bench {
 };
 
 int usage() {
-  std::cerr << "usage: crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] "
-               "[--svg FILE]\nsections: trivial, latency, payload, startup, scaling, longcomp, "
-               "map, cli\n";
+  std::cerr
+      << "usage: crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]\n"
+         "                  [--remote-env FILE]\n"
+         "sections: trivial, latency, payload, startup, scaling, longcomp, map, cli (the "
+         "default),\n"
+         "          remote (workers through ssh and srun; run when a cluster is given)\n"
+         "--remote-env FILE  the env file of a cluster (tests/remote/cluster.sh start DIR "
+         "writes DIR/env;\n"
+         "                   default: $CREW_REMOTE_ENV): adds the section remote\n";
   return 2;
 }
 
@@ -1529,6 +1817,9 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc >= 2 && argv[1] == spawn_helper_flag) return spawn_helper(argc, argv);
   options opt;
+  bool sections_given = false;
+  std::string remote_env;
+  if (const char* e = std::getenv("CREW_REMOTE_ENV"); e && *e) remote_env = e;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick")
@@ -1537,11 +1828,15 @@ int main(int argc, char** argv) {
       opt.as_json = true;
     else if (a == "--skip-python")
       opt.skip_python = true;
+    else if (a == "--remote-env" && i + 1 < argc)
+      remote_env = argv[++i];
     else if (a == "--sections" && i + 1 < argc) {
       opt.sections.clear();
+      sections_given = true;
       std::stringstream ss(argv[++i]);
       for (std::string s; std::getline(ss, s, ',');) {
-        if (std::find(all_sections.begin(), all_sections.end(), s) == all_sections.end()) {
+        if (std::find(all_sections.begin(), all_sections.end(), s) == all_sections.end() &&
+            std::find(extra_sections.begin(), extra_sections.end(), s) == extra_sections.end()) {
           std::cerr << "crew-bench: unknown section '" << s << "'\n";
           return usage();
         }
@@ -1554,6 +1849,29 @@ int main(int argc, char** argv) {
       return 0;
     } else
       return usage();
+  }
+  // The remote section: with a cluster, part of the default set; asked for without one, an
+  // error; otherwise skipped with a note.
+  if (remote_env.empty()) {
+    if (opt.has("remote")) {
+      std::cerr << "crew-bench: the section remote needs a cluster: --remote-env FILE or "
+                   "$CREW_REMOTE_ENV (the env file `tests/remote/cluster.sh start DIR` writes: "
+                   "DIR/env)\n";
+      return 2;
+    }
+    if (!sections_given)
+      opt.remote_note =
+          "skipped: no cluster (--remote-env FILE or $CREW_REMOTE_ENV; tests/remote/cluster.sh)";
+  } else if (!sections_given || opt.has("remote")) {
+    try {
+      opt.remote = read_remote_env(remote_env);
+    } catch (const std::exception& e) {
+      std::cerr << "crew-bench: " << e.what() << '\n';
+      return 2;
+    }
+    opt.sections.insert("remote");
+    // srun finds the cluster through SLURM_CONF: set before any thread or launcher starts.
+    ::setenv("SLURM_CONF", opt.remote->get("SLURM_CONF").c_str(), 1);
   }
   since_start();
   original_mask();
