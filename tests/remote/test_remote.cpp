@@ -66,15 +66,15 @@ struct cluster {
                             "CREW_SSH_HOSTS", "CREW_SSH_DEAD_HOST"})
       BOOST_TEST_REQUIRE(env.count(key) == 1, key << " missing from " << path);
     ::setenv("SLURM_CONF", env["SLURM_CONF"].c_str(), 1);
+    BOOST_TEST_REQUIRE(sshd_pid() > 0, "no sshd pid in " << env["CREW_REMOTE_DIR"] << "/run/sshd.pid");
     sessions_before = sessions();
   }
   // sshd's session processes now: the children of the sshd cluster.sh started.
+  int sshd_pid() { return std::atoi(read_file(env["CREW_REMOTE_DIR"] + "/run/sshd.pid").c_str()); }
   std::set<int> sessions() {
     std::set<int> out;
-    const int sshd = std::atoi(read_file(env["CREW_REMOTE_DIR"] + "/run/sshd.pid").c_str());
-    if (sshd > 0)
-      for (int c : children_of(sshd))
-        if (process_alive(c)) out.insert(c);
+    for (int c : children_of(sshd_pid()))
+      if (process_alive(c)) out.insert(c);
     return out;
   }
   // Sessions open before the first case (the smoke test's ControlMaster) are not ours.
@@ -414,7 +414,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_remote_worker_is_lost_after_the_heartbeat_deadlin
         // Retried per policy: with a retry the task runs again on a fresh worker.
         crew::task_options retry;
         retry.retries = 1;
-        auto g = pool.submit(pid_then_sleep(500), retry);
+        auto g = pool.submit(pid_then_sleep(3000), retry);
         const int again = first_pid_line(out, 2);
         ::kill(again, SIGSTOP);
         BOOST_TEST(g.get() == first_pid_line(out, 3));

@@ -14,6 +14,7 @@
 #include <new>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pool_printers.hpp"
@@ -122,7 +123,7 @@ class memory_channel final : public worker_channel,
 class recording_owner final : public session_owner {
  public:
   void session_ready(worker_session&) override { ++ready; }
-  void reply_received() override { ++replies; }
+  void reply_received(worker_session&) override { ++replies; }
   void task_started(const pending_task& p) override { started.push_back(p.id); }
   void task_succeeded(pending_task& p, std::span<const std::byte> r) override {
     if (out_of_memory) throw std::bad_alloc();
@@ -194,8 +195,11 @@ struct fixture {
                             milliseconds(1000),         milliseconds(50)};
   std::shared_ptr<worker_session> session;
 
-  explicit fixture(milliseconds frame_timeout = milliseconds(10000)) {
+  explicit fixture(milliseconds frame_timeout = milliseconds(10000),
+                   milliseconds heartbeat_interval = {}, milliseconds heartbeat_timeout = {}) {
     settings.frame_timeout = frame_timeout;
+    settings.heartbeat_interval = heartbeat_interval;
+    settings.heartbeat_timeout = heartbeat_timeout;
     session = std::make_shared<worker_session>(strand, 1, channel, owner, settings);
     session->start();
   }
@@ -443,3 +447,91 @@ BOOST_AUTO_TEST_CASE(each_frame_gets_its_own_deadline) {
 }
 
 }  // namespace
+
+// --- heartbeats (a worker on stdio, docs/protocol.md §10) ---------------------------------
+
+bytes heartbeat_hello() {
+  proto::hello h;
+  h.pid = 4242;
+  h.jobs = {{"double_it", "i32(i32)"}};
+  return frame(proto::frame_type::hello, 0, proto::encode_hello(h), proto::flag_heartbeat);
+}
+
+struct heartbeat_fixture : fixture {
+  heartbeat_fixture() : fixture(milliseconds(10000), milliseconds(40), milliseconds(240)) {}
+  // Runs the strand for about `total`, answering each new ping with a pong if `answer`.
+  void run_for(milliseconds total, bool answer) {
+    const auto until = std::chrono::steady_clock::now() + total;
+    while (std::chrono::steady_clock::now() < until) {
+      ioc.restart();
+      ioc.run_for(milliseconds(10));
+      for (; answer && answered_pings < pings(); ++answered_pings)
+        channel->feed(frame(proto::frame_type::pong, answered_pings + 1, {}));
+    }
+  }
+  std::uint64_t pings() const {
+    std::uint64_t n = 0;
+    for (const auto& f : channel->frames())
+      n += f.first.type == proto::frame_type::ping ? 1 : 0;
+    return n;
+  }
+  std::uint64_t answered_pings = 0;
+};
+
+BOOST_FIXTURE_TEST_CASE(a_worker_that_answers_its_pings_is_never_lost, heartbeat_fixture) {
+  channel->feed(heartbeat_hello());
+  send(task_of(7, 1));  // a long task: the worker sends nothing but pongs
+  run_for(milliseconds(800), true);
+  BOOST_TEST(pings() >= 5u);  // at least one per 1.5 intervals, busy or idle
+  BOOST_TEST(channel->steps.empty());
+  BOOST_TEST(session->alive());
+  channel->feed(frame(proto::frame_type::result, 7, int_payload(2)));
+  BOOST_TEST(owner->results.size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_silent_worker_is_lost_after_the_deadline, heartbeat_fixture) {
+  channel->feed(heartbeat_hello());
+  send(task_of(7, 1));
+  run_for(milliseconds(800), false);
+  BOOST_TEST_REQUIRE(!channel->steps.empty());
+  BOOST_TEST(channel->steps.back() == policy::stop_step::kill);
+  run();
+  BOOST_TEST_REQUIRE(owner->end.has_value());
+  BOOST_TEST_REQUIRE(owner->end->failure.has_value());
+  BOOST_TEST(owner->end->failure->first == crew::errc::worker_lost);
+  BOOST_TEST(owner->end->failure->second.find("heartbeat_timeout") != std::string::npos);
+  BOOST_TEST(owner->end->running.has_value());  // the task it was running, for the supervisor
+}
+
+BOOST_FIXTURE_TEST_CASE(a_stalled_strand_asks_before_it_declares_a_worker_lost, heartbeat_fixture) {
+  channel->feed(heartbeat_hello());
+  run_for(milliseconds(100), true);
+  // The strand is blocked for longer than the deadline (a long handler of the user's):
+  // nothing was heard meanwhile, but nothing was asked either.
+  asio::post(strand, [] { std::this_thread::sleep_for(milliseconds(400)); });
+  ioc.restart();
+  ioc.run_one();
+  const auto before = pings();
+  run_for(milliseconds(60), false);
+  BOOST_TEST(pings() > before);        // it asks first ...
+  BOOST_TEST(channel->steps.empty());  // ... and does not condemn
+  run_for(milliseconds(400), true);    // the answer comes: all is well
+  BOOST_TEST(channel->steps.empty());
+  BOOST_TEST(session->alive());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_pong_that_answers_no_ping_is_a_violation, heartbeat_fixture) {
+  channel->feed(heartbeat_hello());
+  channel->feed(frame(proto::frame_type::pong, 5, {}));
+  BOOST_TEST_REQUIRE(!channel->steps.empty());
+  BOOST_TEST(channel->steps.back() == policy::stop_step::kill);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_worker_without_the_flag_gets_no_ping, heartbeat_fixture) {
+  channel->feed(hello_frame());  // no flag_heartbeat
+  run_for(milliseconds(400), false);
+  BOOST_TEST(pings() == 0u);
+  BOOST_TEST(channel->steps.empty());
+  BOOST_TEST(session->alive());
+}
+

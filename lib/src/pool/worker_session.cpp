@@ -542,8 +542,8 @@ void worker_session::arm_heartbeat() {
 void worker_session::beat() {
   const auto now = std::chrono::steady_clock::now();
   const auto timeout = settings_.heartbeat_timeout;
-  if (timeout.count() > 0 && now - heard_ >= timeout && pinged_at_ > heard_ &&
-      now - pinged_at_ >= timeout / 2) {
+  if (timeout.count() > 0 && now - heard_ >= timeout && unanswered_since_ > heard_ &&
+      now - unanswered_since_ >= timeout / 2) {
     // Bytes it sent wait for us: we were slow, not the worker.
     if (channel_->unread_by_us().value_or(0) == 0) {
       failure_ = {errc::worker_lost,
@@ -560,7 +560,7 @@ void worker_session::beat() {
   if ((now - heard_ >= interval || now - sent_at_ >= interval) && channel_->input_open()) {
     const std::size_t before = wbuf_.size();
     protocol::append_frame(wbuf_, protocol::frame_type::ping, ++pings_, {});
-    pinged_at_ = now;
+    if (unanswered_since_ <= heard_) unanswered_since_ = now;  // the first since we heard
     appended_ += wbuf_.size() - before;
     if (!writing_) write_pending();
   }

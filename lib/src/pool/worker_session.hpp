@@ -204,7 +204,8 @@ class worker_session final : public channel_listener,
   boost::asio::steady_timer frame_timer_;  // a begun frame must end in time
   // Heartbeats (a worker that set flag_heartbeat): when we last heard from it, pings sent.
   bool heartbeat_ = false;
-  std::chrono::steady_clock::time_point heard_, sent_at_, pinged_at_;
+  // When we last heard from it, last sent to it, and sent the first ping not answered since.
+  std::chrono::steady_clock::time_point heard_, sent_at_, unanswered_since_;
   std::uint64_t pings_ = 0;
   boost::asio::steady_timer heartbeat_timer_;
   std::uint32_t remote_pid_ = 0;  // its pid in its hello, for a worker elsewhere
