@@ -236,6 +236,41 @@ BOOST_AUTO_TEST_CASE(sandboxed_runs_are_exact_and_worker_escapes_are_shown_not_o
   BOOST_TEST(r.exit_code == 2);
 }
 
+// Issue 15: --launcher runs each worker through a command (here `env`, locally: the remote
+// cases are in tests/remote/), with the same results; local-only options are refused, and a
+// launcher that cannot start is reported with its name.
+BOOST_AUTO_TEST_CASE(launched_workers_give_the_same_results_and_local_only_options_are_refused) {
+  auto plain = crew("run --job long_comp --range 0:4 --keep-order --jsonl --no-progress");
+  auto launched = crew(
+      "run --job long_comp --range 0:4 --keep-order --jsonl --no-progress "
+      "--launcher env --launcher 'env -u NOTHING' --heartbeat-timeout 4000");
+  BOOST_TEST(launched.exit_code == 0, launched.err);
+  const auto a = json_lines(plain.out), b = json_lines(launched.out);
+  BOOST_REQUIRE_EQUAL(b.size(), 4u);
+  BOOST_REQUIRE_EQUAL(a.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i)
+    BOOST_TEST(json::serialize(a[i].at("value")) == json::serialize(b[i].at("value")));
+
+  const std::pair<const char*, const char*> refused[] = {
+      {"--launcher env --sandbox", "does not go with --launcher"},
+      {"--launcher env --transport shm", "does not go with --launcher"},
+      {"--launcher env --mode threads", "--launcher runs worker processes"},
+      {"--launcher \"ssh -T 'host\"", "unterminated ' quote"},
+      {"--launcher ' '", "--launcher needs a command"},
+      {"--remote-worker /x", "go with --launcher"},
+      {"--launcher env --heartbeat-timeout 50", "--heartbeat-timeout must be an integer from 100"},
+  };
+  for (const auto& [args, message] : refused) {
+    auto r = crew(std::string("run --job identity --range 0:1 ") + args);
+    BOOST_TEST(r.exit_code == 2, args);
+    BOOST_TEST(contains(r.err, message), args << ": " << r.err);
+  }
+  // A launcher that does not exist: every worker's boot fails, naming it.
+  auto r = crew("run --job identity --range 0:1 --launcher crew-no-such-launcher");
+  BOOST_TEST(r.exit_code == 4, r.err);
+  BOOST_TEST(contains(r.err, "cannot start launcher 'crew-no-such-launcher'"), r.err);
+}
+
 BOOST_AUTO_TEST_CASE(a_million_streamed_tasks_keep_memory_flat) {
   const auto dir = scratch("flat");
   // The bound: what a run needs at all (workers, buffers), far below the ~1.7 KB per task
