@@ -20,8 +20,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <future>
 #include <exception>
+#include <future>
 #include <latch>
 #include <stdexcept>
 #include <string>
@@ -609,8 +609,8 @@ std::pair<int, bool> wait_bounded(pid_t pid, std::chrono::milliseconds patience)
     pollfd p{pidfd, POLLIN, 0};
     const auto deadline = clock_type::now() + patience;
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - clock_type::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
       const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
       if (rc > 0) break;
       if (rc == 0) {

@@ -727,11 +727,13 @@ std::vector<remote_kind> remote_kinds(const remote_cluster& c) {
   if (hosts.empty()) throw std::runtime_error("CREW_SSH_HOSTS names no host in " + c.file);
   std::vector<remote_kind> out{
       {"ssh", "a new ssh connection per worker", {"ssh", "-T", "-F", config, hosts[0]}},
-      {"srun", "a job step inside the allocation",
+      {"srun",
+       "a job step inside the allocation",
        {"srun", "-n1", "-u", "--jobid=" + c.get("CREW_SLURM_JOB"), "--overlap", "-w",
         nodes.empty() ? std::string("n1") : nodes[0]}}};
   if (const auto fast = c.get("CREW_SSH_FAST_HOST"); !fast.empty())
-    out.push_back({"ssh+CM", "ssh sharing one connection (ControlMaster)",
+    out.push_back({"ssh+CM",
+                   "ssh sharing one connection (ControlMaster)",
                    {"ssh", "-T", "-F", config, fast}});
   return out;
 }
@@ -1581,14 +1583,19 @@ class bench {
     json::array rows;
     for (const auto& kind : kinds) {
       const std::string cmd = joined(kind.command);
-      auto row = [&](const std::string& label, const char* test, const char* unit,
-                     const paired& p, auto show, json::object extra) {
+      auto row = [&](const std::string& label, const char* test, const char* unit, const paired& p,
+                     auto show, json::object extra) {
         json::array per_round;
         for (std::size_t r = 0; r < p.crew.size(); ++r)
           per_round.push_back({{"crew", p.crew[r]}, {"raw", p.raw[r]}, {"ratio", p.ratio[r]}});
-        json::object o{{"launcher", kind.name}, {"command", cmd},        {"test", test},
-                       {"unit", unit},          {"crew", spread(p.crew)}, {"raw", spread(p.raw)},
-                       {"ratio", spread(p.ratio)}, {"rounds", std::move(per_round)}};
+        json::object o{{"launcher", kind.name},
+                       {"command", cmd},
+                       {"test", test},
+                       {"unit", unit},
+                       {"crew", spread(p.crew)},
+                       {"raw", spread(p.raw)},
+                       {"ratio", spread(p.ratio)},
+                       {"rounds", std::move(per_round)}};
         for (auto& [key, v] : extra)
           o[key] = v;
         rows.push_back(std::move(o));
@@ -1630,7 +1637,8 @@ class bench {
         raw_all.insert(raw_all.end(), e.begin(), e.end());
       }
       close_pool(pool);
-      const double crew_p99 = percentile(crew_all, 99) * 1e6, raw_p99 = percentile(raw_all, 99) * 1e6,
+      const double crew_p99 = percentile(crew_all, 99) * 1e6,
+                   raw_p99 = percentile(raw_all, 99) * 1e6,
                    crew_max = *std::max_element(crew_all.begin(), crew_all.end()) * 1e6,
                    raw_max = *std::max_element(raw_all.begin(), raw_all.end()) * 1e6;
       row("one at a time: submit().get() vs " + std::to_string(bytes) + " B echo", "one_at_a_time",
@@ -1670,7 +1678,9 @@ class bench {
       row("pipelined, depth " + std::to_string(pipeline_depth) + ", " + std::to_string(m) +
               " per round (tasks/s)",
           "pipelined", "per_s", tput, per_s,
-          {{"bytes", bytes}, {"per_round", m}, {"pipeline_depth", pipeline_depth},
+          {{"bytes", bytes},
+           {"per_round", m},
+           {"pipeline_depth", pipeline_depth},
            {"window", window}});
 
       // 3. Start-up: pool construction to first result vs the launcher running true.
@@ -1688,10 +1698,8 @@ class bench {
       row("start-up to first result vs launcher + true", "startup", "ms", start, ms,
           {{"raw_command", cmd + " true"}});
     }
-    doc["remote"] = {{"env", c.file},
-                     {"rounds", rounds},
-                     {"frame_bytes", bytes},
-                     {"rows", std::move(rows)}};
+    doc["remote"] = {
+        {"env", c.file}, {"rounds", rounds}, {"frame_bytes", bytes}, {"rows", std::move(rows)}};
   }
 
   void evaluate() {

@@ -104,7 +104,8 @@ std::vector<launcher> parse_launchers(const std::vector<std::string>& texts, std
   for (const auto& t : texts) {
     auto words = split_words(t, why);
     if (!words) return why = "--launcher '" + t + "': " + why, std::vector<launcher>{};
-    if (words->empty()) return why = "--launcher needs a command, e.g. 'ssh -T host'", std::vector<launcher>{};
+    if (words->empty())
+      return why = "--launcher needs a command, e.g. 'ssh -T host'", std::vector<launcher>{};
     launcher l;
     l.command = std::move(*words);
     out.push_back(std::move(l));

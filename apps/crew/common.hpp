@@ -8,10 +8,10 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
-#include <optional>
-#include <string_view>
 #include <exception>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 

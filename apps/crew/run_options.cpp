@@ -151,13 +151,14 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "heartbeat-timeout", po::value<std::string>(),
       "with --launcher: milliseconds of silence after which a remote worker is lost (default "
       "10000)")("input", po::value(&o.input),
-                    "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
-                    "(- for standard input)")(
-      "range", po::value(&range), "A:B runs job(i) for A <= i < B (a job of one integer)")(
+                "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
+                "(- for standard input)")("range", po::value(&range),
+                                          "A:B runs job(i) for A <= i < B (a job of one integer)")(
       "mode", po::value(&o.mode),
       "inline | threads | processes (default); inline and threads "
-      "run the demo jobs in this process")("workers", po::value(&workers),
-                                           "threads or processes (default: one per CPU; with --launcher, one per launcher)")(
+      "run the demo jobs in this process")(
+      "workers", po::value(&workers),
+      "threads or processes (default: one per CPU; with --launcher, one per launcher)")(
       "chunk", po::value(&chunk),
       "processes: tasks sent to a worker at once (default: adapted to the tasks' length; 1 "
       "with --timeout)")("keep-order", "write results in input order (default: as they finish)")(
@@ -244,8 +245,10 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       if (words->empty()) return bad("--launcher needs a command, e.g. 'ssh -T host'"), fail();
       o.launchers.push_back(std::move(*words));
     }
-    if (o.mode != "processes") return bad("--launcher runs worker processes, not --mode " + o.mode), fail();
-    if (o.sandbox) return bad("--sandbox is for local workers: it does not go with --launcher"), fail();
+    if (o.mode != "processes")
+      return bad("--launcher runs worker processes, not --mode " + o.mode), fail();
+    if (o.sandbox)
+      return bad("--sandbox is for local workers: it does not go with --launcher"), fail();
     if (o.transport == "shm")
       return bad("--transport shm needs local workers (shared memory): it does not go with "
                  "--launcher"),

@@ -163,7 +163,8 @@ boost::process::v2::process spawn_worker(const boost::asio::any_io_executor& ex,
     }
   }
   spawn_setup s;
-  int rc = fds.on_stdio ? 0 : posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
+  int rc =
+      fds.on_stdio ? 0 : posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
   for (int i = 0; rc == 0 && i < count; ++i)
     rc = posix_spawn_file_actions_adddup2(&s.actions, high[static_cast<std::size_t>(i)].get(),
                                           first + i);

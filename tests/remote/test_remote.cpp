@@ -53,8 +53,9 @@ struct cluster {
   std::map<std::string, std::string> env;
   cluster() {
     const char* path = std::getenv("CREW_REMOTE_ENV");
-    BOOST_TEST_REQUIRE(path != nullptr, "CREW_REMOTE_ENV is not set: run through ctest (the "
-                                        "remote_cluster fixture starts the cluster)");
+    BOOST_TEST_REQUIRE(path != nullptr,
+                       "CREW_REMOTE_ENV is not set: run through ctest (the "
+                       "remote_cluster fixture starts the cluster)");
     std::ifstream in(path);
     BOOST_TEST_REQUIRE(in.good(), "cannot read " << path << ": did remote_cluster_start run?");
     std::string line;
@@ -66,7 +67,8 @@ struct cluster {
                             "CREW_SSH_HOSTS", "CREW_SSH_DEAD_HOST"})
       BOOST_TEST_REQUIRE(env.count(key) == 1, key << " missing from " << path);
     ::setenv("SLURM_CONF", env["SLURM_CONF"].c_str(), 1);
-    BOOST_TEST_REQUIRE(sshd_pid() > 0, "no sshd pid in " << env["CREW_REMOTE_DIR"] << "/run/sshd.pid");
+    BOOST_TEST_REQUIRE(sshd_pid() > 0,
+                       "no sshd pid in " << env["CREW_REMOTE_DIR"] << "/run/sshd.pid");
     sessions_before = sessions();
   }
   // sshd's session processes now: the children of the sshd cluster.sh started.
@@ -100,10 +102,10 @@ launcher ssh_to(const std::string& host) {
 }
 
 launcher srun_on(const std::string& node) {
-  return {{"srun", "-n1", "-u", "--jobid=" + the_cluster()["CREW_SLURM_JOB"], "--overlap", "-w",
-           node},
-          "",
-          {}};
+  return {
+      {"srun", "-n1", "-u", "--jobid=" + the_cluster()["CREW_SLURM_JOB"], "--overlap", "-w", node},
+      "",
+      {}};
 }
 
 // Two launchers of one kind, one per host.
@@ -485,8 +487,7 @@ BOOST_AUTO_TEST_CASE(timeout_cancel_and_shutdown_of_remote_tasks) {
         crew::task_options deadline;
         deadline.timeout = 500ms;
         auto late = pool.submit(pid_then_sleep(60000), deadline);
-        BOOST_TEST(failure_of(std::move(late)).code() ==
-                   crew::make_error_code(errc::task_timeout));
+        BOOST_TEST(failure_of(std::move(late)).code() == crew::make_error_code(errc::task_timeout));
         std::stop_source stop;
         crew::task_options cancellable;
         cancellable.stop = stop.get_token();
@@ -525,10 +526,12 @@ BOOST_AUTO_TEST_CASE(a_coordinator_killed_leaves_nothing_on_either_host) {
   for (auto& k : both_kinds()) {
     BOOST_TEST_CONTEXT(k.name) {
       const auto mark = new_mark();
-      std::vector<std::string> args{CREW_CLI_PATH,     "run",     "--worker",
-                                    CREW_FAULT_WORKER_PATH, "--job", "pid_then_sleep",
-                                    "--input",         input,     "--workers",
-                                    "4",               "--env",   "CREW_TEST_MARK=" + mark,
+      std::vector<std::string> args{CREW_CLI_PATH, "run",
+                                    "--worker",    CREW_FAULT_WORKER_PATH,
+                                    "--job",       "pid_then_sleep",
+                                    "--input",     input,
+                                    "--workers",   "4",
+                                    "--env",       "CREW_TEST_MARK=" + mark,
                                     "--quiet"};
       for (const auto& l : k.launchers) {
         std::string text;

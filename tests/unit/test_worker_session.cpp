@@ -534,4 +534,3 @@ BOOST_FIXTURE_TEST_CASE(a_worker_without_the_flag_gets_no_ping, heartbeat_fixtur
   BOOST_TEST(channel->steps.empty());
   BOOST_TEST(session->alive());
 }
-

@@ -385,9 +385,9 @@ void local_channel::maybe_end() {
   kill_timer_.cancel();
   channel_end end;
   end.status = status_;
-  end.how =
-      status_ >= 0 ? describe_status(status_, killed_by_crew_, role_.sandboxed, role_.launcher)
-                   : lost_status_reason();
+  end.how = status_ >= 0
+                ? describe_status(status_, killed_by_crew_, role_.sandboxed, role_.launcher)
+                : lost_status_reason();
   for (const auto& l : err_tail_)
     end.stderr_tail += (end.stderr_tail.empty() ? "" : " | ") + l;
   // The listener asks unread_by_peer() now: the descriptors close only after it is told.

@@ -149,7 +149,8 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
   return std::make_shared<local_channel>(strand, std::move(proc),
                                          local_fds{std::move(to.write), std::move(from.read),
                                                    std::move(out.read), std::move(err.read)},
-                                         std::move(seg), registry_, process_role{sandboxed, {}, {}});
+                                         std::move(seg), registry_,
+                                         process_role{sandboxed, {}, {}});
 }
 
 std::shared_ptr<local_channel> local_launcher::launch_remote(
@@ -159,10 +160,9 @@ std::shared_ptr<local_channel> local_launcher::launch_remote(
   // pool pings at least every heartbeat_interval): what ends it when its launcher died and
   // left its input open (srun SIGKILLed inside an allocation).
   const bool heartbeats = opts_.heartbeat_interval.count() > 0;
-  const auto words =
-      remote_words(opts_.remote_executable, opts_.args, opts_.env, opts_.working_directory,
-                   opts_.max_payload,
-                   heartbeats ? opts_.heartbeat_timeout : std::chrono::milliseconds(0));
+  const auto words = remote_words(
+      opts_.remote_executable, opts_.args, opts_.env, opts_.working_directory, opts_.max_payload,
+      heartbeats ? opts_.heartbeat_timeout : std::chrono::milliseconds(0));
   const command_line command = launcher_command(l, words, why);
   if (command.exe.empty()) {
     why = "cannot start a worker on " + where + ": " + why;

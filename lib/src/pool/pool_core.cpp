@@ -73,8 +73,8 @@ process_pool_options settled(process_pool_options o) {
 }
 
 session_settings settings_of(const process_pool_options& o) {
-  return {o.max_payload,   o.shm_inline_max, o.handshake_timeout,  o.frame_timeout,
-          o.cancel_grace,  o.shutdown_grace, o.heartbeat_interval, o.heartbeat_timeout};
+  return {o.max_payload,  o.shm_inline_max, o.handshake_timeout,  o.frame_timeout,
+          o.cancel_grace, o.shutdown_grace, o.heartbeat_interval, o.heartbeat_timeout};
 }
 
 // Tasks in flight per worker. One request and one response area per worker: shared-memory

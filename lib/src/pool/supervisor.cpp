@@ -204,8 +204,7 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
   std::optional<std::string> crash;  // set when the task killed its worker
   if (end.running) crash = judge_running(end);
   if (crash && crashes_[group_of(w->slot())].on_worker_killed() &&
-      std::all_of(crashes_.begin(), crashes_.end(),
-                  [&](const auto& b) { return b.tripped(); }))
+      std::all_of(crashes_.begin(), crashes_.end(), [&](const auto& b) { return b.tripped(); }))
     return trip(errc::worker_crashed,
                 "crash loop: the last " + std::to_string(crashes_[group_of(w->slot())].count()) +
                     " tasks each killed their worker" +

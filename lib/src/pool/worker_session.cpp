@@ -223,8 +223,7 @@ bool worker_session::on_frame(const std::shared_ptr<session_owner>& owner,
     case frame_type::error:
       return on_reply(owner, f);
     case frame_type::pong:  // its arrival was the point (heard_)
-      if (!heartbeat_ || f.header.length != 0 || f.header.task_id == 0 ||
-          f.header.task_id > pings_)
+      if (!heartbeat_ || f.header.length != 0 || f.header.task_id == 0 || f.header.task_id > pings_)
         return violation("a pong that answers no ping"), false;
       return true;
     default:
@@ -524,8 +523,8 @@ void worker_session::climb(asio::steady_timer& timer, policy::stop_ladder ladder
 
 void worker_session::arm_heartbeat() {
   // Twice per interval: no more than 1.5 intervals pass without a byte either way.
-  heartbeat_timer_.expires_after(
-      std::max<std::chrono::milliseconds>(settings_.heartbeat_interval / 2, std::chrono::milliseconds(1)));
+  heartbeat_timer_.expires_after(std::max<std::chrono::milliseconds>(
+      settings_.heartbeat_interval / 2, std::chrono::milliseconds(1)));
   heartbeat_timer_.async_wait([self = shared_from_this()](error_code ec) {
     if (ec || self->channel_->peer_gone() || !self->channel_->reading() || self->failure_ ||
         self->st_ == state::stopping)

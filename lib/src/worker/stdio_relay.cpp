@@ -53,8 +53,7 @@ bool write_all(int fd, const std::byte* p, std::size_t n) {
 }  // namespace
 
 stdio_relay::stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_write,
-                         std::size_t max_payload,
-                         std::chrono::milliseconds silence)
+                         std::size_t max_payload, std::chrono::milliseconds silence)
     : in_(frames_in),
       out_(frames_out),
       serve_in_(pipe_read),

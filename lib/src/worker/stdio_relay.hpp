@@ -55,8 +55,8 @@ class stdio_relay {
   stdio_relay& operator=(const stdio_relay&) = delete;
 
  private:
-  stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_write,
-              std::size_t max_payload, std::chrono::milliseconds silence);
+  stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_write, std::size_t max_payload,
+              std::chrono::milliseconds silence);
 
   void run() noexcept;
   int relay();
