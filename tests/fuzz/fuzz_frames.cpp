@@ -68,9 +68,10 @@ model_header model_parse(const std::byte* p, std::size_t max_payload) {
   h.flags = static_cast<std::uint16_t>(le(p + 6, 2));
   h.task_id = le(p + 8, 8);
   h.length = static_cast<std::uint32_t>(le(p + 16, 4));
-  // Types 1-8; flag bit 0 (shm) on any frame, bit 1 (batch) on a hello only.
-  if (!magic_ok || le(p + 4, 1) != 1 || h.type < 1 || h.type > 8 || h.flags > 3 ||
-      ((h.flags & 2) && h.type != 1))
+  // Types 1-10 (9, 10: ping, pong); flag bit 0 (shm) on any frame, bits 1 (batch) and 2
+  // (heartbeat) on a hello only.
+  if (!magic_ok || le(p + 4, 1) != 1 || h.type < 1 || h.type > 10 || h.flags > 7 ||
+      ((h.flags & 6) && h.type != 1))
     h.error = errc::protocol_error;
   else if (h.length > max_payload)
     h.error = errc::payload_too_large;

@@ -107,6 +107,9 @@ void frames() {
   bytes bad_type = frame(frame_type::task, 1, task);
   bad_type[5] = std::byte{11};
   write(t, "bad-type", cat({u8s({big, 0}), bad_type}));
+  // Heartbeats (protocol §10): a ping and its pong, and a hello that answers pings.
+  write(t, "ping-pong",
+        cat({u8s({big, 0}), frame(frame_type::ping, 1, {}), frame(frame_type::pong, 1, {})}));
   write(t, "bad-flags", cat({u8s({big, 0}), frame(frame_type::task, 1, task, 2)}));
   // Batches: a batch of two i32 items, a batch_result with a result and an error, and the
   // batch flag where it does not belong.
