@@ -1,5 +1,6 @@
 // Physical-limit baselines; see baselines.hpp.
 #include "baselines.hpp"
+#include "bench_common.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -38,10 +39,6 @@ constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-[[noreturn]] void throw_errno(const std::string& what, int err = errno) {
-  throw std::runtime_error(what + ": " + std::strerror(err));
 }
 
 void require(bool ok, const char* what) {
@@ -571,20 +568,6 @@ struct launcher_attr {
   ~launcher_attr() { ::posix_spawnattr_destroy(&a); }
   launcher_attr(const launcher_attr&) = delete;
   launcher_attr& operator=(const launcher_attr&) = delete;
-};
-
-struct file_actions {
-  posix_spawn_file_actions_t a;
-  file_actions() {
-    if (const int rc = ::posix_spawn_file_actions_init(&a); rc != 0)
-      throw_errno("posix_spawn_file_actions_init", rc);
-  }
-  ~file_actions() { ::posix_spawn_file_actions_destroy(&a); }
-  file_actions(const file_actions&) = delete;
-  file_actions& operator=(const file_actions&) = delete;
-  void check(int rc) {
-    if (rc != 0) throw_errno("posix_spawn_file_actions", rc);
-  }
 };
 
 pid_t spawnp(const std::vector<std::string>& argv, const file_actions& fa) {

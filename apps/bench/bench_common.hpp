@@ -8,19 +8,44 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <spawn.h>
+
 namespace crew::bench {
 
 inline constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
+
+/// Throws std::runtime_error "<what>: <strerror(err)>".
+[[noreturn]] inline void throw_errno(const std::string& what, int err = errno) {
+  throw std::runtime_error(what + ": " + std::strerror(err));
+}
+
+/// posix_spawn file actions, destroyed with the object; check() throws on a failed add.
+struct file_actions {
+  posix_spawn_file_actions_t a;
+  file_actions() {
+    if (const int rc = ::posix_spawn_file_actions_init(&a); rc != 0)
+      throw_errno("posix_spawn_file_actions_init", rc);
+  }
+  ~file_actions() { ::posix_spawn_file_actions_destroy(&a); }
+  file_actions(const file_actions&) = delete;
+  file_actions& operator=(const file_actions&) = delete;
+  void check(int rc) {
+    if (rc != 0) throw_errno("posix_spawn_file_actions", rc);
+  }
+};
 
 /// An io_context run by one background thread while the main thread waits on futures.
 class io_thread {

@@ -364,10 +364,6 @@ class unique_fd {
   int fd_;
 };
 
-[[noreturn]] void throw_errno(const std::string& what, int err) {
-  throw std::runtime_error(what + ": " + std::strerror(err));
-}
-
 /// One run of a program: wall seconds from posix_spawn until wait4 returned, and the peak RSS
 /// wait4 reported (ru_maxrss).
 struct child_run {
@@ -398,20 +394,6 @@ int wait_for(pid_t pid, rusage* ru) {
     if (errno != EINTR) throw_errno("wait4", errno);
   return status;
 }
-
-struct file_actions {
-  posix_spawn_file_actions_t a;
-  file_actions() {
-    if (const int rc = ::posix_spawn_file_actions_init(&a); rc != 0)
-      throw_errno("posix_spawn_file_actions_init", rc);
-  }
-  ~file_actions() { ::posix_spawn_file_actions_destroy(&a); }
-  file_actions(const file_actions&) = delete;
-  file_actions& operator=(const file_actions&) = delete;
-  void check(int rc) {
-    if (rc != 0) throw_errno("posix_spawn_file_actions", rc);
-  }
-};
 
 /// The helper's main: argv = {crew-bench, --spawn-helper, EXE, ARGS...}.
 int spawn_helper(int argc, char** argv) {

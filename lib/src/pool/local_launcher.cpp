@@ -182,8 +182,7 @@ std::shared_ptr<local_channel> local_launcher::launch_remote(
   // The launcher is the user's own tool: it gets what env_allow lets through and what it
   // needs to reach the other side (its agent, its credentials, the Slurm job); the worker
   // gets `env` on its command line (remote_words). No CREW_COORDINATOR_PID: its parent is
-  // elsewhere.
-  // (With inherit_env false, only what it needs.)
+  // elsewhere. (With inherit_env false, only what it needs.)
   std::vector<std::string> allow = opts_.inherit_env ? opts_.env_allow : std::vector<std::string>{};
   for (const auto& name : launcher_env_allow())
     allow.push_back(name);
@@ -196,13 +195,10 @@ std::shared_ptr<local_channel> local_launcher::launch_remote(
     return nullptr;
   }
   registry_->add(proc.id());
-  std::string name = l.command.empty() ? std::string() : l.command[0];
-  for (std::size_t i = 1; i < l.command.size(); ++i)
-    name += " " + l.command[i];
   return std::make_shared<local_channel>(
       strand, std::move(proc),
       local_fds{std::move(to.write), std::move(from.read), {}, std::move(err.read)}, shm_segment{},
-      registry_, process_role{false, std::move(name), where});
+      registry_, process_role{false, command_text(l), where});
 }
 
 }  // namespace detail

@@ -43,14 +43,14 @@ std::string srun_nodes(const std::vector<std::string>& command) {
   return {};
 }
 
-std::string joined(const std::vector<std::string>& words) {
+}  // namespace
+
+std::string command_text(const launcher& l) {
   std::string s;
-  for (const auto& w : words)
+  for (const auto& w : l.command)
     s += (s.empty() ? "" : " ") + w;
   return s;
 }
-
-}  // namespace
 
 std::string shell_quote(std::string_view word) {
   constexpr std::string_view plain =
@@ -74,7 +74,7 @@ std::string launcher_name(const launcher& l) {
   std::string found;
   if (tool == "ssh") found = ssh_destination(l.command);
   if (tool == "srun") found = srun_nodes(l.command);
-  return found.empty() ? joined(l.command) : found;
+  return found.empty() ? command_text(l) : found;
 }
 
 bool passes_through_shell(const launcher& l) {

@@ -21,6 +21,9 @@ namespace crew::detail {
 /// treats specially, else in single quotes (a `'` inside written as `'\''`).
 std::string shell_quote(std::string_view word);
 
+/// `l`'s command, its words joined by spaces (for messages).
+std::string command_text(const launcher& l);
+
 /// What `l`'s workers are called: its name, else ssh's destination, srun's `-w` node list,
 /// else the whole command.
 std::string launcher_name(const launcher& l);

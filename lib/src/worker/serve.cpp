@@ -33,19 +33,6 @@ constexpr int exit_code(worker_exit e) noexcept {
   return static_cast<int>(e);
 }
 
-bool write_all(int fd, const std::byte* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 // The hello a worker serving `jobs` sends; the task frames then name a job by its index in
 // its job list.
 protocol::hello make_hello(const registry& jobs) {
@@ -172,7 +159,7 @@ class session {
     if (!out_.empty()) {
       std::unique_lock<std::mutex> lock;
       if (channel_.out_mutex) lock = std::unique_lock(*channel_.out_mutex);
-      ok = write_all(channel_.out_fd, out_.data(), out_.size());
+      ok = detail::write_all(channel_.out_fd, out_.data(), out_.size());
     }
     out_.clear();
     return ok;

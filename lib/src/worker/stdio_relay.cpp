@@ -37,19 +37,6 @@ constexpr int exit_code(worker_exit e) noexcept {
   return static_cast<int>(e);
 }
 
-bool write_all(int fd, const std::byte* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 }  // namespace
 
 stdio_relay::stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_write,
@@ -60,6 +47,19 @@ stdio_relay::stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_
       pipe_out_(pipe_write),
       max_payload_(max_payload),
       silence_(silence) {
+}
+
+bool write_all(int fd, const std::byte* p, std::size_t n) noexcept {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
 }
 
 stdio_relay* stdio_relay::start(int frames_in, int frames_out, std::size_t max_payload,

@@ -27,6 +27,11 @@
 
 namespace crew::detail {
 
+/// Writes all `n` bytes to `fd` (a blocking descriptor), retrying after EINTR and short
+/// writes; false on any other error. One call per gathered run of frames: the frames-out
+/// writes of the serve loop and of the relay's pongs.
+bool write_all(int fd, const std::byte* p, std::size_t n) noexcept;
+
 class stdio_relay {
  public:
   /// Starts relaying frames from `frames_in` (the real input) and answering pings on
