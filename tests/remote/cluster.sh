@@ -5,7 +5,8 @@
 #             missing (Debian: slurmd slurmctld slurm-client munge openssh-server
 #             openssh-client). Stops a cluster still running from DIR first. Then, with all
 #             state under DIR (created if missing; only the entries it creates are replaced):
-#               - a munge key and munged (socket in a mode-755 directory);
+#               - a munge key and munged (its socket in /tmp/crew-munge-N, mode 755: munged
+#                 wants every directory above it searchable by all, which DIR need not be);
 #               - slurm.conf for two nodes n1 and n2 (CPUs=8 each) on 127.0.0.1, slurmctld
 #                 and two slurmd (`-N n1`, `-N n2`); waits (30 s at most) until
 #                 `srun -N2 -n2` runs on both nodes, then makes a long-lived allocation of
@@ -54,6 +55,11 @@ if [ ${#dir} -le 44 ]; then
 else
   cm_dir=/tmp/crew-cm-$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
 fi
+
+# munged's socket: munged refuses one unless every directory above it can be searched by all
+# ("Socket is inaccessible"), which a DIR in a private checkout (mktemp -d: mode 700) is not.
+# So it lives in a mode-755 directory under /tmp, named after DIR.
+munge_sock_dir=/tmp/crew-munge-$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
 
 # A slurm variable inherited from a caller (say a CI job inside a Slurm allocation) must not
 # steer this cluster's clients.
@@ -200,15 +206,15 @@ install_missing() {
 
 start_munge() {
   local m=$dir/munge
-  mkdir -p "$m" && chmod 755 "$m"  # munged: "Socket is inaccessible" unless 755
+  mkdir -p "$m" "$munge_sock_dir" && chmod 700 "$m" && chmod 755 "$munge_sock_dir"
   mungekey --create --keyfile="$m/munge.key" >/dev/null 2>"$dir/log/mungekey.log" \
     || fail "mungekey" "$dir/log/mungekey.log"
-  munged --socket="$m/munge.socket" --key-file="$m/munge.key" --log-file="$dir/log/munged.log" \
+  munged --socket="$munge_sock_dir/munge.socket" --key-file="$m/munge.key" --log-file="$dir/log/munged.log" \
     --pid-file="$dir/run/munged.pid" --seed-file="$m/munge.seed" 2>>"$dir/log/munged.log" \
     || fail "munged did not start" "$dir/log/munged.log"
   local _
-  for _ in $(seq 100); do [ -S "$m/munge.socket" ] && break; sleep 0.05; done
-  [ -S "$m/munge.socket" ] || fail "munged: no socket after 5 s" "$dir/log/munged.log"
+  for _ in $(seq 100); do [ -S "$munge_sock_dir/munge.socket" ] && break; sleep 0.05; done
+  [ -S "$munge_sock_dir/munge.socket" ] || fail "munged: no socket after 5 s" "$dir/log/munged.log"
 }
 
 write_slurm_conf() {  # write_slurm_conf CTLD_PORT N1_PORT N2_PORT
@@ -221,7 +227,7 @@ SlurmctldPort=$1
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+AuthInfo=socket=$munge_sock_dir/munge.socket
 CredType=cred/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -429,6 +435,7 @@ stop_all() {
   fi
   rm -f "$cm_dir"/cm-* "$dir/run/job"
   [ "$cm_dir" = "$dir" ] || rmdir "$cm_dir" 2>/dev/null || true
+  rm -rf "$munge_sock_dir"
 
   local victims=() stopped=()
   for name in "${daemons[@]}"; do
