@@ -17,7 +17,8 @@ cd "$(dirname "$0")"
 # python3: the Python worker example and its test, the benchmark's Python peers.
 # librsvg2-bin: rsvg-convert, with which the timeline test renders its SVG.
 # bubblewrap: the workers' sandbox (--sandbox, process_pool_options::sandbox) and its tests.
-packages=(g++ make cmake ccache python3 librsvg2-bin bubblewrap libboost1.81-dev libboost-filesystem1.81-dev
+# libssl-dev: OpenSSL (libcrypto for the connect-back handshake's HMAC-SHA256, libssl for its TLS).
+packages=(g++ make cmake ccache python3 librsvg2-bin bubblewrap libssl-dev libboost1.81-dev libboost-filesystem1.81-dev
           libboost-test1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev)
 # The remote tests (tests/remote/) run their own two-node Slurm cluster and sshd on this host.
 remote_packages=(slurmd slurmctld slurm-client munge openssh-server openssh-client)

@@ -30,6 +30,8 @@ const char* to_string(event_kind k) noexcept {
       return "worker_exited";
     case event_kind::worker_unavailable:
       return "worker_unavailable";
+    case event_kind::peer_refused:
+      return "peer_refused";
   }
   return "unknown";
 }

@@ -50,6 +50,18 @@ std::string process_pool::broken_reason() const {
 std::uint64_t process_pool::next_task_id() noexcept {
   return core_->next_task_id();
 }
+std::uint16_t process_pool::listen_port() const noexcept {
+  return core_->listen_port();
+}
+
+const std::string& process_pool::secret() const noexcept {
+  return core_->secret();
+}
+
+std::uint64_t process_pool::peers_refused() const noexcept {
+  return core_->peers_refused();
+}
+
 std::uint64_t process_pool::output_lines_dropped() const noexcept {
   return core_->output_dropped();
 }

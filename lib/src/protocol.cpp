@@ -49,8 +49,9 @@ boost::system::error_code parse_header(const std::byte* in, std::size_t max_payl
   if (type == 0 || type > max_type) return errc::protocol_error;
   out.type = static_cast<frame_type>(type);
   out.flags = load<std::uint16_t>(in + 6);
-  if ((out.flags & ~(flag_shm | flag_batch | flag_heartbeat)) != 0) return errc::protocol_error;
-  if ((out.flags & (flag_batch | flag_heartbeat)) && out.type != frame_type::hello)
+  if ((out.flags & ~(flag_shm | flag_batch | flag_heartbeat | flag_placement)) != 0)
+    return errc::protocol_error;
+  if ((out.flags & (flag_batch | flag_heartbeat | flag_placement)) && out.type != frame_type::hello)
     return errc::protocol_error;
   out.task_id = load<std::uint64_t>(in + 8);
   out.length = load<std::uint32_t>(in + 16);
@@ -171,6 +172,11 @@ std::vector<std::byte> encode_hello(const hello& h) {
     e.put(j.name);
     e.put(j.signature);
   }
+  if (h.where) {
+    e.put(h.where->host);
+    e.put(h.where->node);
+    e.put(h.where->pod);
+  }
   return out;
 }
 
@@ -187,7 +193,7 @@ std::string hello_string(decoder& d, std::size_t limit, const char* what, const 
 }
 }  // namespace
 
-hello decode_hello(std::span<const std::byte> payload) {
+hello decode_hello(std::span<const std::byte> payload, bool with_placement) {
   if (payload.size() > max_hello_payload)
     throw decode_error("a hello of " + std::to_string(payload.size()) +
                        " bytes, more than the limit of " + std::to_string(max_hello_payload) +
@@ -207,6 +213,13 @@ hello decode_hello(std::span<const std::byte> payload) {
     j.name = hello_string(d, max_hello_job_name, "job name", "max_hello_job_name");
     j.signature = hello_string(d, max_hello_signature, "job signature", "max_hello_signature");
     h.jobs.push_back(std::move(j));
+  }
+  if (with_placement) {
+    placement w;
+    w.host = hello_string(d, max_placement_name, "host name", "max_placement_name");
+    w.node = hello_string(d, max_placement_name, "node name", "max_placement_name");
+    w.pod = hello_string(d, max_placement_name, "pod name", "max_placement_name");
+    h.where = std::move(w);
   }
   d.expect_end();
   return h;

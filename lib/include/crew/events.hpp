@@ -35,6 +35,10 @@ enum class event_kind {
   /// limit, or, if no worker was alive then, when one first says hello. When no worker can
   /// start at all the pool breaks instead (tasks fail with `worker_boot_failed`).
   worker_unavailable,
+  /// process_pool listening for workers (listen_options): a connection was refused — a
+  /// failed or unfinished handshake, too many at once, or a worker beyond `workers`
+  /// (`message`: the peer's address and why, `items`: how many refused so far).
+  peer_refused,
 };
 
 /// Stable short name of a kind (`"task_started"`), for logs and JSON.
@@ -61,6 +65,11 @@ struct event {
   std::size_t bytes_out = 0;       ///< task_finished: encoded result (0 in-process)
   int exit_status = -1;            ///< worker_exited: the wait status (as waitpid's), -1 if unknown
   unsigned attempt = 0;            ///< task_retried: the run about to start (2 = the first retry)
+  /// worker_spawned, worker_exited, task_started: where the worker runs when it is not a
+  /// local child: the Slurm node (`SLURMD_NODENAME`), else the Kubernetes pod, else the
+  /// host name it reported in its hello (a worker through a launcher: the launcher's name
+  /// until then); empty for a local worker.
+  std::string_view host;
 };
 
 /// Receives events. Called serially (never two calls at once for one pool), on the pool's

@@ -168,6 +168,51 @@ struct launcher {
   passing pass = passing::automatic;
 };
 
+/// A pool whose workers connect to it (docs/remote.md, "Connect-back"): for engines that
+/// start many copies of one command at once (`srun -n 64`, a Kubernetes Job, a shell loop),
+/// which cannot give each copy a private stdin. The pool listens on `address`:`port`; each
+/// worker (`crew-worker --connect HOST:PORT`, or any worker built on crew::serve with
+/// `CREW_CONNECT`) connects, and both sides prove that they hold the pool's secret
+/// (HMAC-SHA256 challenge-response: the secret never crosses the wire, a recorded handshake
+/// cannot be replayed; docs/protocol.md §11). An authenticated worker takes a free slot;
+/// one that finds every slot taken is told so and exits 0. A peer that fails the handshake,
+/// or does not finish it within `auth_timeout`, is closed and reported (a `peer_refused`
+/// event); it never touches a task or a slot.
+struct listen_options {
+  /// The address to listen on: "127.0.0.1", "::1", "0.0.0.0" (every interface), a host
+  /// name. Empty (the default): the pool does not listen.
+  std::string address;
+  /// The port; 0: any free one (process_pool::listen_port() tells which).
+  std::uint16_t port = 0;
+  /// The shared secret (at least 16 bytes). Empty: the pool makes one (64 hex digits from
+  /// the system's random source; process_pool::secret()). Workers read it from
+  /// `CREW_SECRET` or a file (`CREW_SECRET_FILE`, `--secret-file`), never from their command
+  /// line.
+  std::string secret;
+  /// TLS 1.3 (OpenSSL, through Asio) on every connection, for networks that must not see
+  /// the tasks: the pool makes a throw-away key and certificate; a worker proves the secret
+  /// over the TLS session (channel binding), so nobody between them can relay the handshake.
+  /// Workers follow the pool's choice.
+  bool tls = false;
+  /// A peer must complete the handshake (TLS included) within this long.
+  std::chrono::milliseconds auth_timeout{3000};
+  /// Handshakes in progress at once; connections beyond are closed at once (and reported).
+  std::size_t max_pending = 64;
+  /// The start-up deadline: a pool that has had no worker for this long — none has
+  /// connected since it started, or every one has gone and none came back — stops serving
+  /// (broken_reason(); queued and later tasks fail with `worker_boot_failed`). Tasks wait
+  /// in the queue until then.
+  std::chrono::milliseconds connect_timeout{60000};
+  /// A command run once, when the pool starts, to bring the workers (`{"srun", "-N2",
+  /// "-n8", "--input=none"}`), followed by the worker's command line (remote_executable,
+  /// args); its environment carries `CREW_CONNECT=HOST:PORT` and `CREW_SECRET` (srun passes
+  /// both on to its tasks; ssh does not). Its output is the pool's output (worker
+  /// `event::no_worker`); if it fails before any worker has connected, the pool stops
+  /// serving with its exit status and last lines. It is stopped with the pool (SIGTERM,
+  /// then SIGKILL). Empty: the workers are started by someone else.
+  std::vector<std::string> launch_once;
+};
+
 /// How a process_pool is set up. Read once, when the pool is made.
 struct process_pool_options {
   /// Number of worker processes; 0 means one per hardware thread (with `launchers`: one
@@ -283,6 +328,11 @@ struct process_pool_options {
   /// the largest task's arguments take to cross the link, and be at least 3 x
   /// heartbeat_interval (std::invalid_argument otherwise). 0: never lost.
   std::chrono::milliseconds heartbeat_timeout{10000};
+  /// Workers that connect back (see listen_options): with `listen.address` set, `workers`
+  /// is how many the pool expects (it must be > 0), and they are not started by the pool
+  /// but by `listen.launch_once` or by someone else. Heartbeats and `heartbeat_timeout`
+  /// apply as for launchers, and the local-only options are refused likewise.
+  listen_options listen;
   /// The channel for payloads.
   crew::transport transport = crew::transport::pipe;
   /// With `transport::shm`: bytes of each of a worker's two areas (request, response),
@@ -540,6 +590,16 @@ class process_pool : public basic_runner<process_pool> {
 
   /// Number of worker slots (`workers`, or the hardware thread count if that was 0).
   std::size_t size() const noexcept;
+
+  /// With `listen` set: the port the pool listens on (the one chosen when `listen.port`
+  /// was 0), known once the pool is constructed; else 0. Any thread.
+  std::uint16_t listen_port() const noexcept;
+  /// With `listen` set: the secret workers must prove (the one given, or the one the pool
+  /// made); else empty. Any thread.
+  const std::string& secret() const noexcept;
+  /// With `listen` set: connections refused so far (failed or unfinished handshakes,
+  /// handshakes over `max_pending`, workers beyond `workers`). Any thread.
+  std::uint64_t peers_refused() const noexcept;
 
   /// Process ids of the workers alive now (started and not yet reaped), booting and
   /// retiring ones included; empty before the executor has run. With launchers: the local

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -65,6 +66,11 @@ inline constexpr std::uint16_t flag_batch = 2;
 /// (a worker speaking on stdio, docs/protocol.md §10). Valid on a hello only. The
 /// coordinator sends pings only to a worker that set it.
 inline constexpr std::uint16_t flag_heartbeat = 4;
+/// Hello flag: the payload ends with the worker's placement (host, node, pod; see
+/// `placement`). Valid on a hello only.
+inline constexpr std::uint16_t flag_placement = 8;
+/// Longest placement name in a hello, in bytes.
+inline constexpr std::size_t max_placement_name = 255;
 
 /// A decoded frame header.
 struct frame_header {
@@ -181,19 +187,35 @@ void write_shm_header(std::byte* page, const shm_header& h) noexcept;
 boost::system::error_code read_shm_header(const std::byte* page, std::size_t request_file_size,
                                           std::size_t response_file_size, shm_header& out) noexcept;
 
+/// Where a worker runs, as it reports it in its hello (flag_placement): for messages,
+/// events and the timeline. Each at most max_placement_name bytes; empty when unknown.
+struct placement {
+  std::string host;  ///< gethostname()
+  std::string node;  ///< $SLURMD_NODENAME (a Slurm task)
+  std::string pod;   ///< the Kubernetes pod's name ($CREW_POD_NAME, else $HOSTNAME in a pod)
+  /// How a worker is named in messages: the node, else the pod, else the host.
+  const std::string& shown() const noexcept {
+    return !node.empty() ? node : !pod.empty() ? pod : host;
+  }
+};
+
 /// The worker's handshake: the first frame it sends.
 struct hello {
   /// The worker's process id.
   std::uint32_t pid = 0;
   /// The jobs it serves; a task names one by its index in this list.
   std::vector<job_info> jobs;
+  /// Where it runs: sent (with flag_placement) by a worker on stdio or connected back.
+  std::optional<placement> where;
 };
-/// The payload of a hello frame: pid, u32 job count, then each job's name and signature.
+/// The payload of a hello frame: pid, u32 job count, then each job's name and signature;
+/// then, with `where` (the frame then carries flag_placement), its host, node and pod.
 std::vector<std::byte> encode_hello(const hello& h);
 /// Throws decode_error for a malformed payload, or one over the hello limits
-/// (max_hello_payload, max_hello_jobs, max_hello_job_name, max_hello_signature: the message
-/// names the limit), checked before anything is allocated.
-hello decode_hello(std::span<const std::byte> payload);
+/// (max_hello_payload, max_hello_jobs, max_hello_job_name, max_hello_signature,
+/// max_placement_name: the message names the limit), checked before anything is allocated.
+/// `with_placement`: the frame carried flag_placement (the three names follow the jobs).
+hello decode_hello(std::span<const std::byte> payload, bool with_placement = false);
 
 /// Appends a frame header for a payload of `payload_size` bytes and room for that payload,
 /// and returns where the payload goes (valid until `out` changes size): for writing a

@@ -46,6 +46,9 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   std::uint64_t next_task_id() noexcept { return tasks_.next_task_id(); }
   std::string broken_reason() const { return workers_.broken_reason_copy(); }
   std::uint64_t output_dropped() const noexcept { return output_.dropped(); }
+  std::uint16_t listen_port() const noexcept { return 0; }
+  const std::string& secret() const noexcept { return opts_.listen.secret; }
+  std::uint64_t peers_refused() const noexcept { return 0; }
 
   /// Any thread: see process_pool.
   void submit(raw_task t);
