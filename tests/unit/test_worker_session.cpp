@@ -124,7 +124,9 @@ class recording_owner final : public session_owner {
  public:
   void session_ready(worker_session&) override { ++ready; }
   void reply_received(worker_session&) override { ++replies; }
-  void task_started(const pending_task& p) override { started.push_back(p.id); }
+  void task_started(const worker_session&, const pending_task& p) override {
+    started.push_back(p.id);
+  }
   void task_succeeded(pending_task& p, std::span<const std::byte> r) override {
     if (out_of_memory) throw std::bad_alloc();
     crew::decoder d(r.data(), r.size());

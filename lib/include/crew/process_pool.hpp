@@ -47,7 +47,8 @@ namespace crew {
 struct output_line {
   /// Which of a worker's streams: its stdout or its stderr.
   enum class stream { out, err };
-  std::size_t worker;     ///< the worker's slot in the pool, 0..workers-1
+  std::size_t worker;     ///< the worker's slot in the pool, 0..workers-1; event::no_worker
+                          ///< for the lines of listen_options::launch_once (its pid then)
   int pid;                ///< the worker's process id
   stream source;          ///< which of its streams
   std::string_view text;  ///< the line; valid only during the callback

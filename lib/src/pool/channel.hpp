@@ -81,6 +81,8 @@ class worker_channel {
   virtual int pid() const noexcept = 0;
   /// Where the worker runs when not here ("node1"), for messages; empty: a local worker.
   virtual std::string where() const { return {}; }
+  /// The address of a worker that connected ("127.0.0.1:45678"), for messages; else empty.
+  virtual std::string peer_address() const { return {}; }
 
   /// Writes what it can without blocking: bytes written, or -1 with `error` set (EAGAIN:
   /// call wait_writable; anything else: the peer cannot be written to any more).

@@ -65,7 +65,10 @@ void write_fully(int fd, const std::string& s) {
 }
 
 void default_sink(const output_line& l) {
-  std::string out = "[worker " + std::to_string(l.worker) + " pid " + std::to_string(l.pid) + "] ";
+  std::string out = l.worker == event::no_worker
+                        ? "[launcher pid " + std::to_string(l.pid) + "] "
+                        : "[worker " + std::to_string(l.worker) + " pid " +
+                              std::to_string(l.pid) + "] ";
   out += escape_controls(l.text);
   out += '\n';
   write_fully(l.source == output_line::stream::out ? STDOUT_FILENO : STDERR_FILENO, out);

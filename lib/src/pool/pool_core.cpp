@@ -1,5 +1,6 @@
 #include "pool_core.hpp"
 
+#include "../connect/auth.hpp"
 #include "../spawn.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -32,12 +33,31 @@ process_pool_options settled(process_pool_options o) {
         std::to_string(o.heartbeat_interval.count()) +
         " ms): pings go out every 1 to 1.5 intervals, and a worker takes its coordinator for "
         "gone after heartbeat_timeout without one");
-  if (!o.launchers.empty()) {
+  const bool listening = !o.listen.address.empty();
+  if (listening) {
+    if (!o.launchers.empty())
+      throw std::invalid_argument(
+          "process_pool_options: launchers and listen are both set: a pool either starts its "
+          "workers through launchers or waits for them to connect (listen)");
+    if (o.workers == 0)
+      throw std::invalid_argument(
+          "process_pool_options::workers is 0 with listen set: say how many workers are to "
+          "connect");
+    if (o.listen.secret.empty())
+      o.listen.secret = auth::generate_secret();
+    else if (auto why = auth::check_secret(o.listen.secret); !why.empty())
+      throw std::invalid_argument("listen_options::secret: " + why);
+    if (o.listen.connect_timeout.count() <= 0 || o.listen.auth_timeout.count() <= 0)
+      throw std::invalid_argument(
+          "listen_options: connect_timeout and auth_timeout must be positive");
+  }
+  if (!o.launchers.empty() || listening) {
     // What only a local worker can have is refused, never silently dropped.
-    auto refuse = [](const char* what) {
+    auto refuse = [listening](const char* what) {
       throw std::invalid_argument(std::string("process_pool_options: ") + what +
-                                  " applies to local workers only, and launchers are set: "
-                                  "remote workers cannot have it (docs/remote.md)");
+                                  " applies to local workers only, and " +
+                                  (listening ? "listen is" : "launchers are") +
+                                  " set: remote workers cannot have it (docs/remote.md)");
     };
     if (o.transport == transport::shm) refuse("transport::shm (shared memory)");
     if (o.max_worker_rss > 0) refuse("max_worker_rss (recycling by resident memory)");
@@ -98,10 +118,7 @@ pool_core::pool_core(asio::any_io_executor ex, process_pool_options o)
 }
 
 void pool_core::start() {
-  asio::post(strand_, [self = shared_from_this()] {
-    for (std::size_t i = 0; i < self->opts_.workers; ++i)
-      self->workers_.spawn(i);
-  });
+  asio::post(strand_, [self = shared_from_this()] { self->workers_.start(); });
 }
 
 // --- taking tasks in --------------------------------------------------------------------
@@ -305,8 +322,12 @@ void pool_core::session_ready(worker_session& s) {
   check_join();
 }
 
-void pool_core::task_started(const pending_task& p) {
-  if (events_.enabled()) events_.emit(event_emitter::about(event_kind::task_started, p));
+void pool_core::task_started(const worker_session& s, const pending_task& p) {
+  if (!events_.enabled()) return;
+  event e = event_emitter::about(event_kind::task_started, p);
+  const std::string host = s.host();
+  e.host = host;
+  events_.emit(e);
 }
 
 void pool_core::output(const worker_session& s, output_line::stream which, std::string_view text) {

@@ -46,9 +46,9 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   std::uint64_t next_task_id() noexcept { return tasks_.next_task_id(); }
   std::string broken_reason() const { return workers_.broken_reason_copy(); }
   std::uint64_t output_dropped() const noexcept { return output_.dropped(); }
-  std::uint16_t listen_port() const noexcept { return 0; }
+  std::uint16_t listen_port() const noexcept { return workers_.listen_port(); }
   const std::string& secret() const noexcept { return opts_.listen.secret; }
-  std::uint64_t peers_refused() const noexcept { return 0; }
+  std::uint64_t peers_refused() const noexcept { return workers_.peers_refused(); }
 
   /// Any thread: see process_pool.
   void submit(raw_task t);
@@ -65,7 +65,7 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   // session_owner
   void session_ready(worker_session& s) override;
   void reply_received(worker_session& s) override { workers_.reply_received(s); }
-  void task_started(const pending_task& p) override;
+  void task_started(const worker_session& s, const pending_task& p) override;
   void task_succeeded(pending_task& p, std::span<const std::byte> result) override {
     tasks_.succeed(p, result);
   }
@@ -87,6 +87,9 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   bool terminated() const noexcept override { return terminated_.load(); }
   std::weak_ptr<session_owner> as_owner() override {
     return std::static_pointer_cast<session_owner>(shared_from_this());
+  }
+  void once_output(output_line::stream which, std::string_view text, int pid) override {
+    if (!terminated_) output_.push(event::no_worker, pid, which, text);
   }
 
  private:

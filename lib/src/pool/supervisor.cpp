@@ -1,5 +1,8 @@
 #include "supervisor.hpp"
 
+#include "once_launcher.hpp"
+#include "remote_command.hpp"
+
 #include <algorithm>
 
 namespace crew::detail {
@@ -31,13 +34,36 @@ supervisor::supervisor(const strand_type& strand, const process_pool_options& op
       slots_(opts.workers),
       records_(opts.workers),
       crashes_(std::max<std::size_t>(1, opts.launchers.size()),
-               policy::crash_loop_breaker(opts.crash_loop_limit)) {
+               policy::crash_loop_breaker(opts.crash_loop_limit)),
+      alone_timer_(strand_),
+      once_stop_timer_(strand_) {
   for (std::size_t i = 0; i < opts.workers; ++i)
     respawn_timers_.push_back(std::make_unique<boost::asio::steady_timer>(strand_));
+  if (!opts.listen.address.empty())
+    listener_ = std::make_shared<connect_listener>(
+        strand_, opts.listen, opts.listen.secret,
+        opts.heartbeat_interval.count() > 0 ? opts.heartbeat_timeout : std::chrono::milliseconds(0),
+        opts.max_payload, *this);
+}
+
+supervisor::~supervisor() {
+  if (listener_) listener_->close();
+}
+
+void supervisor::start() {
+  if (!listening()) {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      spawn(i);
+    return;
+  }
+  listener_->start();
+  arm_alone();
+  if (!opts_.listen.launch_once.empty()) launch_once();
 }
 
 void supervisor::spawn(std::size_t slot) {
   if (host_.terminated() || broken_) return;  // the pool's destructor has run, or it gave up
+  if (listening()) return;                    // the slot waits for a worker to connect
   records_[slot].started = true;
   std::string why;
   auto channel = launcher_.launch(strand_, slot, why);
@@ -48,6 +74,8 @@ void supervisor::spawn(std::size_t slot) {
     event e = event_emitter::make(event_kind::worker_spawned);
     e.worker = slot;
     e.pid = w->pid();
+    const std::string host = w->host();
+    e.host = host;
     events_.emit(e);
   }
   w->start();
@@ -78,6 +106,17 @@ void supervisor::boot_failed(std::size_t slot, std::string reason) {
 
 void supervisor::worker_ready(worker_session& s) {
   ever_alive_ = true;
+  if (listening()) {
+    alone_timer_.cancel();
+    if (events_.enabled()) {  // a connected worker is "spawned" once it says who it is
+      event e = event_emitter::make(event_kind::worker_spawned);
+      e.worker = s.slot();
+      e.pid = s.pid();
+      const std::string host = s.host();
+      e.host = host;
+      events_.emit(e);
+    }
+  }
   // The slot's run of failures ends with its first answer (task_answered), not here: a
   // worker that says hello and dies idle, or as its task arrives, must not respawn forever.
   if (broken_) return;
@@ -176,6 +215,8 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
     e.exit_status = end.status;
     const std::string what = end.who + " " + end.how;
     e.message = what;
+    const std::string host = w->host();
+    e.host = host;
     events_.emit(e);
   }
   // A task next in line whose worker ended before reading it: counted, and failed at the
@@ -195,6 +236,19 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
       tasks_.fail(end.unstarted[i], errc::shutting_down, "the pool was destroyed");
     else
       tasks_.requeue_front(std::move(end.unstarted[i]));
+  }
+  if (listening()) {
+    // A connected worker: the task it ran is judged as anywhere; its slot waits for the
+    // next connection (no respawn, no boot breaker).
+    if (end.running) {
+      const auto crash = judge_running(end);
+      if (crash && crashes_[0].on_worker_killed())
+        return trip(errc::worker_crashed,
+                    "crash loop: the last " + std::to_string(crashes_[0].count()) +
+                        " tasks each killed their worker, so the pool stopped serving "
+                        "(crash_loop_limit); last: " + *crash);
+    }
+    return connected_ended(w);
   }
   if (end.stopping && !end.running) return host_.check_join();  // asked to go
   if (!end.booted)
@@ -256,6 +310,14 @@ bool supervisor::stop_idle() {
     const auto st = w->current();
     if (st == worker_session::state::idle || st == worker_session::state::booting) w->stop();
   }
+  if (listening()) {
+    listener_->close();  // no worker joins a pool that is done
+    alone_timer_.cancel();
+    if (!any_alive && retiring_.empty() && once_ && once_->running()) {
+      stop_once();
+      return true;
+    }
+  }
   return any_alive || !retiring_.empty();
 }
 
@@ -278,6 +340,129 @@ void supervisor::terminate_all() {
   for (auto& w : retiring_)
     w->signal(policy::stop_step::terminate);
   cancel_respawns();
+  if (listener_) listener_->close();
+  alone_timer_.cancel();
+  if (once_) once_->stop(policy::stop_step::terminate);
+}
+
+// --- a listening pool ---------------------------------------------------------------------
+
+std::size_t supervisor::free_slots() const {
+  if (host_.closed() || host_.terminated() || broken_) return 0;
+  return static_cast<std::size_t>(std::count(slots_.begin(), slots_.end(), nullptr));
+}
+
+void supervisor::adopt(std::shared_ptr<worker_channel> channel) {
+  const auto free = std::find(slots_.begin(), slots_.end(), nullptr);
+  if (free == slots_.end() || host_.closed() || host_.terminated() || broken_) {
+    // Told it had a slot, which went meanwhile (the pool closed or broke): it just goes.
+    channel->stop(policy::stop_step::kill);
+    return;
+  }
+  const auto slot = static_cast<std::size_t>(free - slots_.begin());
+  records_[slot].started = true;
+  auto w = std::make_shared<worker_session>(strand_, slot, std::move(channel), host_.as_owner(),
+                                            settings_);
+  *free = w;
+  w->start();
+}
+
+void supervisor::refused(const std::string& peer, const std::string& why, std::uint64_t count) {
+  if (!events_.enabled()) return;
+  event e = event_emitter::make(event_kind::peer_refused);
+  const std::string text = peer + ": " + why;
+  e.message = text;
+  e.items = count;
+  events_.emit(e);
+}
+
+bool supervisor::any_booted() const {
+  return std::any_of(slots_.begin(), slots_.end(), [](const auto& w) { return w && w->booted(); });
+}
+
+// A connected worker is gone; its slot is free for the next connection.
+void supervisor::connected_ended(const std::shared_ptr<worker_session>& w) {
+  (void)w;
+  if (!any_booted() && !host_.closed() && !broken_ && !host_.terminated()) arm_alone();
+  host_.dispatch();
+  host_.check_join();
+}
+
+// The start-up deadline: the pool has had no worker for connect_timeout.
+void supervisor::arm_alone() {
+  alone_timer_.expires_after(opts_.listen.connect_timeout);
+  alone_timer_.async_wait([this, keep = host_.as_owner().lock()](error_code ec) {
+    if (ec || broken_ || host_.terminated() || any_booted()) return;
+    std::string why = "no worker connected to " + listener_->connect_address() + " within " +
+                      std::to_string(opts_.listen.connect_timeout.count()) +
+                      " ms (listen_options::connect_timeout)";
+    if (!ever_alive_ && listener_->refused() > 0)
+      why += "; " + std::to_string(listener_->refused()) + " connection(s) were refused";
+    if (!once_end_.empty()) why += "; " + once_end_;
+    trip(errc::worker_boot_failed, why);
+  });
+}
+
+void supervisor::launch_once() {
+  // The command, the worker's command line after it; CREW_CONNECT and CREW_SECRET in its
+  // environment, which srun passes on to every task.
+  std::vector<std::string> command = opts_.listen.launch_once;
+  if (!opts_.working_directory.empty() || !opts_.env.empty()) {
+    command.push_back("env");
+    if (!opts_.working_directory.empty()) {
+      command.push_back("-C");
+      command.push_back(opts_.working_directory.string());
+    }
+    command.insert(command.end(), opts_.env.begin(), opts_.env.end());
+  }
+  command.push_back(opts_.remote_executable.string());
+  command.insert(command.end(), opts_.args.begin(), opts_.args.end());
+  std::vector<std::string> allow =
+      opts_.inherit_env ? opts_.env_allow : std::vector<std::string>{};
+  for (const auto& name : launcher_env_allow())
+    allow.push_back(name);
+  child_setup setup{{"CREW_CONNECT=" + listener_->connect_address(),
+                     "CREW_SECRET=" + opts_.listen.secret},
+                    true,
+                    std::move(allow),
+                    {},
+                    false};
+  std::string why;
+  auto owner = host_.as_owner().lock();
+  once_ = once_launcher::start(
+      strand_, command, setup, launcher_.registry(), owner,
+      [this](output_line::stream which, std::string_view text) {
+        host_.once_output(which, text, once_ ? once_->pid() : 0);
+      },
+      [this](const std::string& how, const std::string& tail) { once_ended(how, tail); }, why);
+  if (!once_) trip(errc::worker_boot_failed, why);
+}
+
+void supervisor::once_ended(const std::string& how, const std::string& tail) {
+  once_stop_timer_.cancel();
+  once_end_ = "the workers' launcher '" + once_->text() + "' " + how;
+  if (!tail.empty()) once_end_ += "; its last lines: " + tail;
+  const bool anyone = std::any_of(slots_.begin(), slots_.end(), [](const auto& w) { return w; });
+  if (!anyone && !ever_alive_ && !broken_ && !host_.terminated() && !host_.closed())
+    return trip(errc::worker_boot_failed, once_end_ + ", before any worker connected");
+  host_.check_join();
+}
+
+// After the last worker: the once command gets shutdown_grace to end by itself (its tasks
+// have exited), then SIGTERM, then SIGKILL after as long again.
+void supervisor::stop_once() {
+  if (once_stopping_) return;
+  once_stopping_ = true;
+  const auto grace = opts_.shutdown_grace;
+  once_stop_timer_.expires_after(grace);
+  once_stop_timer_.async_wait([this, keep = host_.as_owner().lock(), grace](error_code ec) {
+    if (ec || !once_->running()) return;
+    once_->stop(policy::stop_step::terminate);
+    once_stop_timer_.expires_after(grace);
+    once_stop_timer_.async_wait([this, keep](error_code e) {
+      if (!e) once_->stop(policy::stop_step::kill);
+    });
+  });
 }
 
 }  // namespace crew::detail

@@ -8,9 +8,16 @@
 // row trip the crash-loop breaker, and the slot is filled again while the pool serves.
 // A pool that tripped a breaker is "broken": it fails queued and later tasks with the
 // reason. The rules themselves are in policy.hpp; this unit carries them out.
+// A listening pool (listen_options) starts no worker itself: its connect_listener hands it
+// authenticated connections, each taking a free slot (adopt); a slot whose worker ended
+// waits for the next connection instead of respawning, and the boot breakers do not apply
+// (a worker that never says hello just frees its slot). Instead the pool stops serving
+// when it has had no worker for `connect_timeout`, or when its launch_once command ends
+// before any worker connected. It runs that command, and stops it after the last worker.
 // On the pool's strand (broken_reason() from any thread).
 #pragma once
 
+#include "connect_listener.hpp"
 #include "dispatcher.hpp"
 #include "event_emitter.hpp"
 #include "local_launcher.hpp"
@@ -35,12 +42,16 @@ class supervisor_host {
   virtual bool closed() const noexcept = 0;      ///< close/join/shutdown/destructor began
   virtual bool terminated() const noexcept = 0;  ///< the destructor began
   virtual std::weak_ptr<session_owner> as_owner() = 0;
+  /// A line of listen_options::launch_once's output.
+  virtual void once_output(output_line::stream which, std::string_view text, int pid) = 0;
 
  protected:
   ~supervisor_host() = default;
 };
 
-class supervisor {
+class once_launcher;
+
+class supervisor final : public listener_host {
  public:
   using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
   using slot_list = std::vector<std::shared_ptr<worker_session>>;
@@ -49,8 +60,22 @@ class supervisor {
              const session_settings& settings, const event_emitter& events, dispatcher& tasks,
              supervisor_host& host);
 
-  /// Starts a worker in `slot` (a boot failure if it cannot be started).
+  ~supervisor();
+
+  /// Starts the pool's workers: spawns every slot, or, listening, starts accepting, the
+  /// start-up deadline and the launch_once command.
+  void start();
+  /// Starts a worker in `slot` (a boot failure if it cannot be started); listening: none.
   void spawn(std::size_t slot);
+  /// Listening: the port, the connections refused so far; else 0.
+  std::uint16_t listen_port() const noexcept { return listener_ ? listener_->port() : 0; }
+  std::uint64_t peers_refused() const noexcept { return listener_ ? listener_->refused() : 0; }
+
+  // listener_host
+  std::size_t free_slots() const override;
+  void adopt(std::shared_ptr<worker_channel> channel) override;
+  void refused(const std::string& peer, const std::string& why, std::uint64_t count) override;
+  std::shared_ptr<void> keep_alive() override { return host_.as_owner().lock(); }
   const slot_list& slots() const noexcept { return slots_; }
   /// Workers alive now (local processes).
   std::vector<int> pids() const { return launcher_.registry()->pids(); }
@@ -87,6 +112,13 @@ class supervisor {
   void report_unavailable(std::size_t slot);
   void trip(errc code, std::string why);
   std::optional<std::string> judge_running(session_end& end);
+  bool listening() const noexcept { return static_cast<bool>(listener_); }
+  void connected_ended(const std::shared_ptr<worker_session>& w);
+  void arm_alone();
+  void launch_once();
+  void once_ended(const std::string& how, const std::string& tail);
+  void stop_once();
+  bool any_booted() const;
 
   strand_type strand_;
   const process_pool_options& opts_;
@@ -119,6 +151,14 @@ class supervisor {
   std::string broken_reason_;
   mutable std::mutex reason_mutex_;
   std::string broken_reason_copy_;  // for broken_reason() on any thread
+  // Listening (listen_options): the listener, the launch_once command, the start-up
+  // deadline (armed while no worker is connected), the once command's stop ladder.
+  std::shared_ptr<connect_listener> listener_;
+  std::shared_ptr<once_launcher> once_;
+  std::string once_end_;  // how the once command ended, for messages
+  boost::asio::steady_timer alone_timer_;
+  boost::asio::steady_timer once_stop_timer_;
+  bool once_stopping_ = false;
 };
 
 }  // namespace crew::detail

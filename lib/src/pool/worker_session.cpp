@@ -82,6 +82,8 @@ std::string worker_session::who() const {
     return "worker " + std::to_string(slot_) + " (pid " + std::to_string(pid_) + ")";
   std::string s = "worker " + std::to_string(slot_) + " on " + where_ + " (";
   if (remote_pid_ != 0) s += "pid " + std::to_string(remote_pid_) + " there; ";
+  const std::string peer = channel_->peer_address();
+  if (!peer.empty()) return s + "connected from " + peer + ")";
   return s + "launcher pid " + std::to_string(pid_) + ")";
 }
 
@@ -237,7 +239,7 @@ bool worker_session::on_hello(const std::shared_ptr<session_owner>& owner,
                               const protocol::frame_view& f) {
   if (booted_) return violation("a second hello"), false;
   try {
-    auto h = protocol::decode_hello(f.payload);
+    auto h = protocol::decode_hello(f.payload, (f.header.flags & protocol::flag_placement) != 0);
     // A worker that mapped its segment says so with flag_shm on its hello; any other
     // worker (one written from the pipe-only protocol) gets inline frames.
     shm_ok_ = channel_->payload_area() && (f.header.flags & protocol::flag_shm);
@@ -245,6 +247,11 @@ bool worker_session::on_hello(const std::shared_ptr<session_owner>& owner,
     heartbeat_ = (f.header.flags & protocol::flag_heartbeat) != 0 &&
                  settings_.heartbeat_interval.count() > 0;
     if (!where_.empty()) remote_pid_ = h.pid;
+    if (channel_->pid() == 0) pid_ = static_cast<int>(h.pid);  // connected: no local process
+    if (h.where) {
+      placement_ = h.where->shown();
+      if (!channel_->peer_address().empty() && !placement_.empty()) where_ = placement_;
+    }
     for (std::uint32_t i = 0; i < h.jobs.size(); ++i) {
       jobs_[h.jobs[i].name] = {i, h.jobs[i].signature};
       job_list_ += (i ? ", " : "") + h.jobs[i].name;
@@ -465,7 +472,7 @@ void worker_session::arm_deadline(std::chrono::milliseconds after, Expired expir
 void worker_session::start_head(const std::shared_ptr<session_owner>& owner) {
   pending_task& h = inflight_.front();
   if (h.discarded) return arm_cancel_grace(h.id);
-  owner->task_started(h);
+  owner->task_started(*this, h);
   if (h.timeout.count() > 0) arm_task_deadline(h.id, h.timeout);
 }
 

@@ -66,7 +66,8 @@ class session_owner {
   virtual void session_ready(worker_session& s) = 0;  ///< its hello was accepted
   /// A reply to a live (not cancelled) task arrived from `s`.
   virtual void reply_received(worker_session& s) = 0;
-  virtual void task_started(const pending_task& p) = 0;  ///< reached the front of its worker
+  /// `p` reached the front of `s`.
+  virtual void task_started(const worker_session& s, const pending_task& p) = 0;
   virtual void task_succeeded(pending_task& p, std::span<const std::byte> result) = 0;
   virtual void task_failed(pending_task& p, errc code, std::string message) = 0;
   virtual void task_answered(worker_session& s) = 0;  ///< after any reply, the next started
@@ -106,6 +107,9 @@ class worker_session final : public channel_listener,
   /// "worker 2 (pid 4242)"; through a launcher "worker 2 on node1 (pid 777 there; launcher
   /// pid 4242)".
   std::string who() const;
+  /// Where it runs, for events (event::host): its placement from its hello (node, pod or
+  /// host), else its launcher's name; empty for a local worker.
+  std::string host() const { return placement_.empty() ? where_ : placement_; }
   state current() const noexcept { return st_; }
   void set_idle() noexcept { st_ = state::idle; }
   bool booted() const noexcept { return booted_; }
@@ -210,6 +214,7 @@ class worker_session final : public channel_listener,
   boost::asio::steady_timer heartbeat_timer_;
   std::uint32_t remote_pid_ = 0;  // its pid in its hello, for a worker elsewhere
   std::string where_;             // where it runs, if elsewhere
+  std::string placement_;         // where it says it runs (its hello's placement), if it did
 };
 
 }  // namespace crew::detail
