@@ -19,6 +19,12 @@
 // someone without the secret fails either way; the secret never crosses the wire; MACs are
 // compared in constant time (CRYPTO_memcmp). Every message has a fixed size: before the
 // proof is checked the pool reads exactly proof_size bytes, nothing more.
+//
+// Encoding: each message starts with its 4 ASCII magic bytes; integers are little-endian,
+// as in the frames (lib/src/protocol.cpp). A MAC's input is its label's ASCII bytes (no
+// NUL), then the fields in the order above: the nonces' 32 bytes each, tls as one byte (0
+// or 1), the binding's 32 bytes; for the answer then the verdict as one byte, the
+// heartbeat timeout as a u32 and max_payload as a u64.
 #pragma once
 
 #include <array>
@@ -46,7 +52,7 @@ inline constexpr std::size_t mac_size = 32;  // HMAC-SHA256
 inline constexpr std::size_t binding_size = 32;
 inline constexpr std::size_t greeting_size = 40;  // "CRWG" u8 version, u8 tls, u16 0, Np
 inline constexpr std::size_t proof_size = 68;     // "CRWP" Nw, mac
-inline constexpr std::size_t answer_size = 56;    // "CRWA" u8 verdict, 3 x 0, u32 hb, u64 max, mac
+inline constexpr std::size_t answer_size = 52;    // "CRWA" u8 verdict, 3 x 0, u32 hb, u64 max, mac
 /// The shortest secret accepted: shorter ones could be guessed.
 inline constexpr std::size_t min_secret = 16;
 /// The longest secret accepted (a file of more is refused, not read).
@@ -74,7 +80,7 @@ struct greeting {
   nonce pool_nonce{};
 };
 std::array<std::byte, greeting_size> encode(const greeting& g);
-/// Empty for a wrong magic, version or reserved bytes.
+/// Empty for a wrong magic, version, tls byte (neither 0 nor 1) or nonzero reserved bytes.
 std::optional<greeting> decode_greeting(std::span<const std::byte, greeting_size> bytes);
 
 /// The inputs both MACs cover.
