@@ -3,6 +3,7 @@
 // core from the options and forwards to it.
 #include <crew/process_pool.hpp>
 
+#include "connect/auth.hpp"
 #include "pool/pool_core.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -50,6 +51,10 @@ std::string process_pool::broken_reason() const {
 std::uint64_t process_pool::next_task_id() noexcept {
   return core_->next_task_id();
 }
+std::string read_secret_file(const std::filesystem::path& path) {
+  return detail::auth::read_secret_file(path);
+}
+
 std::uint16_t process_pool::listen_port() const noexcept {
   return core_->listen_port();
 }

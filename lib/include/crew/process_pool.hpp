@@ -214,6 +214,12 @@ struct listen_options {
   std::vector<std::string> launch_once;
 };
 
+/// A secret for listen_options::secret from a file only its owner can read (as ssh wants
+/// of keys): the content without one trailing newline. Throws std::runtime_error naming
+/// the file and why for a file that cannot be read, is not a regular file, is readable or
+/// writable by group or others, is over 4 KiB, or holds a secret under 16 bytes.
+std::string read_secret_file(const std::filesystem::path& path);
+
 /// How a process_pool is set up. Read once, when the pool is made.
 struct process_pool_options {
   /// Number of worker processes; 0 means one per hardware thread (with `launchers`: one

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace crew {
 
@@ -26,6 +27,22 @@ struct worker_options {
   /// or `srun -u`; fd 3 and fd 4 are not used. Empty (the default): on if `$CREW_STDIO` is
   /// "1" (`crew-worker --stdio` sets it true). See serve for what the mode changes.
   std::optional<bool> stdio;
+  /// Connect back to a pool that listens (process_pool_options::listen; docs/remote.md,
+  /// "Connect-back") at "HOST:PORT" ("[::1]:PORT") instead: connect, retrying with back-off
+  /// for up to `$CREW_CONNECT_TIMEOUT_MS` (default 60 s) while nobody listens there yet,
+  /// prove the pool's secret and check the pool's proof (docs/protocol.md §11), then serve
+  /// on that connection as on stdio (below: pings answered, the end when the pool goes
+  /// silent or away, the job's children cleaned up), except that fd 0, 1 and 2 are left as
+  /// they are. fd 3 and fd 4 are not used. Empty (the default): `$CREW_CONNECT`, if set
+  /// (`crew-worker --connect` sets this; a pool's launch_once command gets the variable).
+  std::optional<std::string> connect;
+  /// The secret for `connect`. Empty (the default): `$CREW_SECRET`, else the content of the
+  /// file `secret_file`, else of `$CREW_SECRET_FILE` (a file only its owner can read; one
+  /// trailing newline ignored). Never put it on a command line: `ps` shows those to every
+  /// user. The variables are unset once read.
+  std::optional<std::string> secret;
+  /// See secret.
+  std::optional<std::string> secret_file;
   /// Largest frame payload accepted from the coordinator, and the bound on a result (a
   /// larger one fails its task with `payload_too_large`; the worker goes on). Empty (the
   /// default): `$CREW_MAX_PAYLOAD`, which a process_pool sets to its own `max_payload`, else
@@ -64,6 +81,8 @@ enum class worker_exit : int {
   protocol_error = 3,       ///< the coordinator sent bytes that break the protocol
   io_error = 4,             ///< reading or writing a channel failed
   bad_segment = 5,          ///< the shared-memory segment could not be mapped or is malformed
+  connect_failed = 6,       ///< connect: no pool reached in time, no secret, or the
+                            ///< handshake failed (a wrong secret; the message says which)
 };
 
 /// The id of the task the calling thread is running inside `serve`, or 0 outside a task

@@ -3,6 +3,8 @@
 // Contract in environment.hpp.
 #include "environment.hpp"
 
+#include "../connect/auth.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -161,6 +163,85 @@ std::chrono::milliseconds take_heartbeat_timeout() {
   return std::chrono::milliseconds(ms);
 }
 
+bool take_connect_setting(const worker_options& options, connect_settings& out,
+                          std::string& error) {
+  auto take = [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    std::optional<std::string> r;
+    if (v) r = v;
+    ::unsetenv(name);
+    return r;
+  };
+  const auto address = take("CREW_CONNECT");
+  const auto secret = take("CREW_SECRET");
+  const auto secret_file = take("CREW_SECRET_FILE");
+  const auto give_up = take("CREW_CONNECT_TIMEOUT_MS");
+  if (options.connect)
+    out.address = *options.connect;
+  else if (address && !address->empty())
+    out.address = *address;
+  else
+    return false;
+  if (give_up) {
+    char* end = nullptr;
+    const long long ms = std::strtoll(give_up->c_str(), &end, 10);
+    if (end != give_up->c_str() && *end == '\0' && ms > 0) out.give_up = std::chrono::milliseconds(ms);
+  }
+  const std::optional<std::string> file = options.secret_file ? options.secret_file : secret_file;
+  try {
+    if (options.secret)
+      out.secret = *options.secret;
+    else if (secret && !secret->empty())
+      out.secret = *secret;
+    else if (file && !file->empty())
+      out.secret = auth::read_secret_file(*file);
+    else
+      error = "no secret to prove to the pool at " + out.address +
+              ": set CREW_SECRET or CREW_SECRET_FILE (crew-worker --secret-file FILE); never on "
+              "the command line";
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  return true;
+}
+
+protocol::placement local_placement() {
+  auto cut = [](std::string s) {
+    if (s.size() > protocol::max_placement_name) s.resize(protocol::max_placement_name);
+    return s;
+  };
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  protocol::placement p;
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) == 0) p.host = cut(name);
+  p.node = cut(env("SLURMD_NODENAME"));
+  p.pod = cut(env("CREW_POD_NAME"));
+  if (p.pod.empty() && !env("KUBERNETES_SERVICE_HOST").empty()) p.pod = cut(env("HOSTNAME"));
+  return p;
+}
+
+namespace {
+void catch_sigpipe() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+      current.sa_handler == SIG_DFL) {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigpipe;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGPIPE, &sa, nullptr);
+  }
+}
+}  // namespace
+
+void take_connection_mode() {
+  ::setpgid(0, 0);  // the job's children join our group, which kill_rest_of_group cleans up
+  catch_sigpipe();
+}
+
 bool take_stdio(stdio_fds& out) {
   const int in = ::fcntl(0, F_DUPFD_CLOEXEC, 10);
   const int frames_out = in < 0 ? -1 : ::fcntl(1, F_DUPFD_CLOEXEC, 10);
@@ -186,15 +267,7 @@ bool take_stdio(stdio_fds& out) {
   // The job's children join our group, which kill_rest_of_group cleans up. A session
   // leader (what sshd starts) cannot move (EPERM) but already leads its group.
   ::setpgid(0, 0);
-  struct sigaction current {};
-  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
-      current.sa_handler == SIG_DFL) {
-    struct sigaction sa {};
-    sa.sa_handler = on_sigpipe;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGPIPE, &sa, nullptr);
-  }
+  catch_sigpipe();
   out.frames_in = in;
   out.frames_out = frames_out;
   return true;

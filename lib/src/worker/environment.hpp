@@ -6,12 +6,15 @@
 // See docs/protocol.md for the variables, the segment (section 8) and stdio (section 10).
 #pragma once
 
+#include "connector.hpp"
+
 #include <crew/protocol.hpp>
 #include <crew/worker_runtime.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <span>
+#include <string>
 
 namespace crew::detail {
 
@@ -57,6 +60,23 @@ bool take_stdio_setting(const worker_options& options);
 /// gone: `$CREW_HEARTBEAT_TIMEOUT_MS` (the pool's heartbeat_timeout; it pings at least every
 /// heartbeat_interval), else 0 (no limit). Unsets the variable.
 std::chrono::milliseconds take_heartbeat_timeout();
+
+/// Whether to connect back (worker_options::connect, else `$CREW_CONNECT`), and with what:
+/// fills `out` (the secret from worker_options::secret, `$CREW_SECRET`, secret_file or
+/// `$CREW_SECRET_FILE`; the give-up time from `$CREW_CONNECT_TIMEOUT_MS`) and unsets every
+/// one of these variables, so that no job's child inherits the secret. Returns false if
+/// the worker is not to connect. `error` is set (and `out` incomplete) when it is but
+/// cannot: no secret, or an unreadable secret file.
+bool take_connect_setting(const worker_options& options, connect_settings& out, std::string& error);
+
+/// Where this worker runs (protocol::placement): gethostname(), `$SLURMD_NODENAME`, and the
+/// pod's name (`$CREW_POD_NAME`, else `$HOSTNAME` when `$KUBERNETES_SERVICE_HOST` says we
+/// are in a pod), each cut to max_placement_name bytes.
+protocol::placement local_placement();
+
+/// Prepares a worker that serves on a connection (connect): leads a process group of its
+/// own where it can, and catches SIGPIPE as take_stdio does; its standard descriptors stay.
+void take_connection_mode();
 
 /// The descriptors of a worker on stdio, once take_stdio has moved them.
 struct stdio_fds {

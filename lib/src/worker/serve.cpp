@@ -34,11 +34,12 @@ constexpr int exit_code(worker_exit e) noexcept {
 }
 
 // The hello a worker serving `jobs` sends; the task frames then name a job by its index in
-// its job list.
-protocol::hello make_hello(const registry& jobs) {
+// its job list. A worker elsewhere (`remote`: on stdio, connected) says where it runs.
+protocol::hello make_hello(const registry& jobs, bool remote) {
   protocol::hello h;
   h.pid = static_cast<std::uint32_t>(::getpid());
   h.jobs = jobs.jobs();
+  if (remote) h.where = detail::local_placement();
   return h;
 }
 
@@ -66,7 +67,7 @@ class session {
           const detail::worker_settings& settings)
       : options_(options),
         channel_(ch),
-        hello_(make_hello(jobs)),
+        hello_(make_hello(jobs, ch.heartbeat)),
         index_(job_index(jobs, hello_)),
         segment_(static_cast<bool>(settings.segment)),
         max_payload_(settings.max_payload),
@@ -100,6 +101,7 @@ class session {
     std::uint16_t hello_flags = segment_ ? protocol::flag_shm : std::uint16_t{0};
     if (options_.batch) hello_flags |= protocol::flag_batch;
     if (channel_.heartbeat) hello_flags |= protocol::flag_heartbeat;
+    if (hello_.where) hello_flags |= protocol::flag_placement;
     protocol::append_frame(out_, protocol::frame_type::hello, 0, protocol::encode_hello(hello_),
                            hello_flags);
     return flush();
@@ -181,7 +183,21 @@ class session {
 
 int serve(const registry& jobs, const worker_options& options) noexcept {
   const bool stdio = detail::take_stdio_setting(options);
-  if (!stdio && (::fcntl(options.in_fd, F_GETFD) < 0 || ::fcntl(options.out_fd, F_GETFD) < 0)) {
+  detail::connect_settings connect;
+  std::string connect_error;
+  bool connecting = false;
+  try {
+    connecting = !stdio && detail::take_connect_setting(options, connect, connect_error);
+  } catch (const std::exception& e) {  // std::bad_alloc
+    std::fprintf(stderr, "crew worker: %s\n", e.what());
+    return exit_code(worker_exit::connect_failed);
+  }
+  if (connecting && !connect_error.empty()) {
+    std::fprintf(stderr, "crew worker: %s\n", connect_error.c_str());
+    return exit_code(worker_exit::connect_failed);
+  }
+  if (!stdio && !connecting &&
+      (::fcntl(options.in_fd, F_GETFD) < 0 || ::fcntl(options.out_fd, F_GETFD) < 0)) {
     std::fprintf(stderr,
                  "crew worker: fd %d and fd %d must be open: this program is started by a crew "
                  "coordinator (process_pool), not by hand (or on stdio: CREW_STDIO=1)\n",
@@ -198,7 +214,21 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   if (!detail::take_settings(options, settings)) return exit_code(worker_exit::bad_segment);
   channel ch{options.in_fd, options.out_fd, nullptr, false};
   detail::stdio_relay* relay = nullptr;
-  if (stdio) {
+  if (connecting) {
+    detail::connection c;
+    if (!detail::connect_back(connect, c)) return exit_code(worker_exit::connect_failed);
+    if (c.full) {
+      std::fprintf(stderr, "crew worker: the pool at %s has all the workers it wants; exiting\n",
+                   connect.address.c_str());
+      return exit_code(worker_exit::ok);
+    }
+    if (!options.max_payload) settings.max_payload = c.max_payload;
+    detail::take_connection_mode();
+    relay = detail::stdio_relay::start(c.frames_in, c.frames_out, settings.max_payload,
+                                       c.heartbeat_timeout);
+    if (!relay) return exit_code(worker_exit::io_error);
+    ch = {relay->serve_in_fd(), relay->frames_out_fd(), &relay->out_mutex(), true};
+  } else if (stdio) {
     detail::stdio_fds fds;
     if (!detail::take_stdio(fds)) return exit_code(worker_exit::not_started_by_crew);
     relay = detail::stdio_relay::start(fds.frames_in, fds.frames_out, settings.max_payload,
