@@ -1,7 +1,9 @@
 // crew-test-coordinator: a coordinator for tests to kill. Usage:
-//   crew-test-coordinator FAULT_WORKER WORKERS pipe|shm
+//   crew-test-coordinator FAULT_WORKER WORKERS pipe|shm|listen
 // Starts a pool of WORKERS fault workers, each running grandchild_and_sleep, then prints
 // "worker PID" and "grandchild PID" lines and "ready" on stdout, and waits to be killed.
+// With `listen` the workers connect back (over 127.0.0.1, brought by a launch_once shell
+// loop); their pids are those of their hellos.
 #include "fault_jobs.hpp"
 
 #include <crew/process_pool.hpp>
@@ -20,7 +22,7 @@
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s FAULT_WORKER WORKERS pipe|shm\n", argv[0]);
+    std::fprintf(stderr, "usage: %s FAULT_WORKER WORKERS pipe|shm|listen\n", argv[0]);
     return 2;
   }
   const std::size_t workers = std::strtoul(argv[2], nullptr, 10);
@@ -31,11 +33,24 @@ int main(int argc, char** argv) {
   std::mutex m;
   std::condition_variable cv;
   std::vector<int> grandchildren;
+  std::vector<int> connected;  // listen: the workers' pids from their hellos
   crew::process_pool_options o;
   o.workers = workers;
   o.executable = argv[1];
   o.transport = std::string(argv[3]) == "shm" ? crew::transport::shm : crew::transport::pipe;
   o.shm_area_bytes = 1 << 20;
+  const bool listen = std::string(argv[3]) == "listen";
+  if (listen) {
+    o.listen.address = "127.0.0.1";
+    o.listen.launch_once = {"sh", "-c",
+                            "i=0; while [ $i -lt " + std::to_string(workers) +
+                                " ]; do \"$0\" & i=$((i+1)); done; wait"};
+    o.on_event = [&](const crew::event& e) {
+      if (e.kind != crew::event_kind::worker_spawned) return;
+      std::lock_guard lock(m);
+      connected.push_back(e.pid);
+    };
+  }
   o.on_output = [&](const crew::output_line& l) {
     const std::string_view prefix = "grandchild ";
     if (l.text.substr(0, prefix.size()) != prefix) return;
@@ -53,7 +68,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "crew-test-coordinator: the grandchildren did not start\n");
       std::_Exit(1);
     }
-    for (int pid : pool.pids())
+    for (int pid : listen ? connected : pool.pids())
       std::printf("worker %d\n", pid);
     for (int pid : grandchildren)
       std::printf("grandchild %d\n", pid);

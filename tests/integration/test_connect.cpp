@@ -11,6 +11,7 @@
 // worker exits by itself).
 #include <crew/process_pool.hpp>
 
+#include "../../lib/src/connect/auth.hpp"
 #include "../../worker/demo_jobs.hpp"
 #include "fault_jobs.hpp"
 #include "pool_fixture.hpp"
@@ -79,6 +80,169 @@ struct event_log {
   }
 };
 
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// One worker from launch_once (env runs it once).
+const std::vector<std::string> one_worker{"env"};
+
+// A TCP connection to the pool made by the test: a peer that may or may not know the secret.
+class raw_peer {
+ public:
+  explicit raw_peer(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~raw_peer() { close(); }
+  raw_peer(const raw_peer&) = delete;
+  raw_peer& operator=(const raw_peer&) = delete;
+
+  bool connected() const { return connected_; }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool send(const void* p, std::size_t n) {
+    const auto* b = static_cast<const char*>(p);
+    while (n > 0) {
+      const auto w = ::send(fd_, b, n, MSG_NOSIGNAL);
+      if (w <= 0) return false;
+      b += w;
+      n -= static_cast<std::size_t>(w);
+    }
+    return true;
+  }
+  // Exactly n bytes within `limit`, else false.
+  bool receive(void* p, std::size_t n, std::chrono::milliseconds limit = 10s) {
+    auto* b = static_cast<char*>(p);
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (n > 0) {
+      pollfd q{fd_, POLLIN, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || ::poll(&q, 1, static_cast<int>(left.count())) <= 0) return false;
+      const auto r = ::recv(fd_, b, n, 0);
+      if (r <= 0) return false;
+      b += r;
+      n -= static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+  // Whether the pool closes the connection within `limit` (what it sent before is skipped).
+  bool closed_by_pool(std::chrono::milliseconds limit = 10s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    char b[4096];
+    for (;;) {
+      pollfd q{fd_, POLLIN, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || ::poll(&q, 1, static_cast<int>(left.count())) <= 0) return false;
+      const auto r = ::recv(fd_, b, sizeof b, 0);
+      if (r <= 0) return true;
+    }
+  }
+  std::optional<crew::detail::auth::greeting> greeting() {
+    std::array<std::byte, crew::detail::auth::greeting_size> g{};
+    if (!receive(g.data(), g.size())) return {};
+    return crew::detail::auth::decode_greeting(g);
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+// A worker started by the test (not by the pool), as a Kubernetes Job or a shell loop
+// would: `env` entries on top of ours, its stderr captured.
+class outside_worker {
+ public:
+  outside_worker(const char* path, std::vector<std::string> env, std::vector<std::string> args = {}) {
+    int err[2];
+    BOOST_REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+    std::vector<std::string> envs;
+    for (char** e = environ; *e; ++e)
+      if (std::strncmp(*e, "CREW_", 5) != 0) envs.emplace_back(*e);
+    envs.insert(envs.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (auto& e : envs)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+    args.insert(args.begin(), path);
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    const int rc = ::posix_spawn(&pid_, path, &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(err[1]);
+    err_ = err[0];
+    BOOST_REQUIRE(rc == 0);
+  }
+  ~outside_worker() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(err_);
+  }
+  int pid() const { return pid_; }
+  // Its exit code (-1 if it did not exit within `limit`, or was killed), and its output.
+  int wait(std::chrono::milliseconds limit = 30s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > until) return -1;
+      std::this_thread::sleep_for(5ms);
+    }
+    pid_ = -1;
+    drain();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  const std::string& output() {
+    drain();
+    return out_;
+  }
+
+ private:
+  void drain() {
+    char b[4096];
+    for (;;) {
+      pollfd q{err_, POLLIN, 0};
+      if (::poll(&q, 1, 0) <= 0) return;
+      const auto n = ::read(err_, b, sizeof b);
+      if (n <= 0) return;
+      out_.append(b, static_cast<std::size_t>(n));
+    }
+  }
+  pid_t pid_ = -1;
+  int err_ = -1;
+  std::string out_;
+};
+
+std::string connect_env(const crew::process_pool& pool) {
+  return "CREW_CONNECT=127.0.0.1:" + std::to_string(pool.listen_port());
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(connect_back, *boost::unit_test::timeout(120))
@@ -103,6 +267,172 @@ BOOST_FIXTURE_TEST_CASE(workers_brought_by_launch_once_give_the_results_of_local
   BOOST_TEST(log.hosts.size() == 2u);
   for (const auto& h : log.hosts)
     BOOST_TEST(!h.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(workers_started_elsewhere_take_free_slots_and_extra_ones_are_told_no,
+                        io_fixture) {
+  auto o = listening(1);
+  o.listen.secret = "a secret of the test, 35 bytes long";
+  crew::process_pool pool(ioc.get_executor(), o);
+  // Tasks wait in the queue until a worker arrives.
+  auto early = pool.submit(crew::demo::identity(7));
+  BOOST_TEST((early.wait_for(200ms) == std::future_status::timeout));
+  outside_worker first(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=" + o.listen.secret});
+  BOOST_TEST(early.get() == 7);
+  // The pool has its one worker: a second is told so and exits 0.
+  outside_worker second(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=" + o.listen.secret});
+  BOOST_TEST(second.wait() == 0);
+  BOOST_TEST(contains(second.output(), "has all the workers it wants"), second.output());
+  BOOST_TEST(pool.peers_refused() == 1u);
+  BOOST_TEST(pool.submit(crew::demo::identity(8)).get() == 8);
+  pool.join();
+  BOOST_TEST(first.wait() == 0);  // the end of its connection ends it
+}
+
+BOOST_FIXTURE_TEST_CASE(a_worker_with_a_wrong_secret_or_none_is_refused_and_changes_nothing,
+                        io_fixture) {
+  event_log log;
+  auto o = listening(1, one_worker);
+  o.on_event = log.handler();
+  crew::process_pool pool(ioc.get_executor(), o);
+  BOOST_TEST(pool.submit(crew::demo::identity(1)).get() == 1);
+  // A crew worker with the wrong secret: refused by the pool, and it says why.
+  outside_worker wrong(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=not the secret at all, no"});
+  BOOST_TEST(wrong.wait() == 6);
+  BOOST_TEST(contains(wrong.output(), "the pool closed the connection"), wrong.output());
+  // One without any secret does not even connect.
+  outside_worker none(CREW_WORKER_PATH, {connect_env(pool)});
+  BOOST_TEST(none.wait() == 6);
+  BOOST_TEST(contains(none.output(), "no secret"), none.output());
+  // A short one is refused by the worker itself.
+  outside_worker short_one(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=short"});
+  BOOST_TEST(short_one.wait() == 6);
+  BOOST_TEST(contains(short_one.output(), "at least 16"), short_one.output());
+  // A peer that proves nothing (a zero MAC).
+  {
+    raw_peer p(pool.listen_port());
+    BOOST_REQUIRE(p.connected());
+    BOOST_REQUIRE(p.greeting());
+    crew::detail::auth::proof zero{};
+    const auto bytes = crew::detail::auth::encode(zero);
+    BOOST_TEST(p.send(bytes.data(), bytes.size()));
+    BOOST_TEST(p.closed_by_pool());
+  }
+  BOOST_TEST(eventually([&] { return pool.peers_refused() == 2u; }));
+  const auto refused = log.refused();
+  BOOST_REQUIRE(refused.size() == 2u);
+  for (const auto& r : refused) {
+    BOOST_TEST(contains(r, "127.0.0.1:"), r);
+    BOOST_TEST(contains(r, "wrong secret"), r);
+  }
+  // The pool's worker and tasks are untouched.
+  BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
+  pool.join();
+  std::lock_guard lock(log.m);
+  BOOST_TEST(std::count(log.kinds.begin(), log.kinds.end(), crew::event_kind::worker_exited) == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_replayed_handshake_fails_both_ways, io_fixture) {
+  namespace auth = crew::detail::auth;
+  auto o = listening(1, one_worker);
+  crew::process_pool pool(ioc.get_executor(), o);
+  BOOST_TEST(pool.submit(crew::demo::identity(1)).get() == 1);
+  // A good handshake, as a worker with the secret makes it (the pool is full, so it is
+  // told so; what matters here is what crossed the wire).
+  std::array<std::byte, auth::proof_size> recorded{};
+  std::array<std::byte, auth::answer_size> recorded_answer{};
+  {
+    raw_peer p(pool.listen_port());
+    const auto g = p.greeting();
+    BOOST_REQUIRE(g);
+    auth::transcript t;
+    t.pool_nonce = g->pool_nonce;
+    t.worker_nonce = auth::random_nonce();
+    recorded = auth::encode(auth::proof{t.worker_nonce, auth::worker_mac(pool.secret(), t)});
+    BOOST_TEST(p.send(recorded.data(), recorded.size()));
+    BOOST_REQUIRE(p.receive(recorded_answer.data(), recorded_answer.size()));
+    const auto a = auth::decode_answer(recorded_answer);
+    BOOST_REQUIRE(a);
+    BOOST_TEST(auth::equal(a->tag, auth::pool_mac(pool.secret(), t, *a)));
+  }
+  // The recorded proof, replayed to the pool on a new connection: a new nonce, refused.
+  {
+    raw_peer p(pool.listen_port());
+    BOOST_REQUIRE(p.greeting());
+    BOOST_TEST(p.send(recorded.data(), recorded.size()));
+    BOOST_TEST(p.closed_by_pool());
+  }
+  BOOST_TEST(eventually([&] { return pool.peers_refused() == 2u; }));  // full, then replayed
+  // The recorded answer, replayed to a worker by a fake pool: the worker's own nonce is
+  // new, so the answer proves nothing and the worker leaves.
+  {
+    int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    BOOST_REQUIRE(::listen(l, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+    outside_worker victim(CREW_WORKER_PATH, {"CREW_CONNECT=127.0.0.1:" + std::to_string(ntohs(a.sin_port)),
+                                             "CREW_SECRET=" + pool.secret()});
+    const int c = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+    BOOST_REQUIRE(c >= 0);
+    const auto greeting = auth::encode(auth::greeting{false, auth::random_nonce()});
+    BOOST_TEST(::send(c, greeting.data(), greeting.size(), MSG_NOSIGNAL) == static_cast<long>(greeting.size()));
+    std::array<std::byte, auth::proof_size> proof{};
+    BOOST_TEST(::recv(c, proof.data(), proof.size(), MSG_WAITALL) == static_cast<long>(proof.size()));
+    BOOST_TEST(::send(c, recorded_answer.data(), recorded_answer.size(), MSG_NOSIGNAL) ==
+               static_cast<long>(recorded_answer.size()));
+    BOOST_TEST(victim.wait() == 6);
+    BOOST_TEST(contains(victim.output(), "does not prove the secret"), victim.output());
+    ::close(c);
+    ::close(l);
+  }
+  BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
+  pool.join();
+}
+
+BOOST_FIXTURE_TEST_CASE(garbage_an_oversized_first_message_silence_and_a_half_handshake_are_refused,
+                        io_fixture) {
+  event_log log;
+  auto o = listening(1, one_worker);
+  o.listen.auth_timeout = 500ms;
+  o.on_event = log.handler();
+  crew::process_pool pool(ioc.get_executor(), o);
+  BOOST_TEST(pool.submit(crew::demo::identity(1)).get() == 1);
+  {
+    raw_peer p(pool.listen_port());  // garbage: an HTTP request
+    const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + std::string(100, 'x');
+    BOOST_TEST(p.send(get.data(), get.size()));
+    BOOST_TEST(p.closed_by_pool());
+  }
+  {
+    raw_peer p(pool.listen_port());  // an oversized first message: 16 MiB
+    const std::vector<char> big(std::size_t{16} << 20, 'A');
+    p.send(big.data(), big.size());  // the pool closes early: the send may fail
+    BOOST_TEST(p.closed_by_pool());
+  }
+  {
+    raw_peer p(pool.listen_port());  // silence
+    BOOST_TEST(p.connected());
+    BOOST_TEST(p.closed_by_pool(5s));
+  }
+  {
+    raw_peer p(pool.listen_port());  // half a proof, then gone
+    BOOST_REQUIRE(p.greeting());
+    const std::array<std::byte, 30> half{};
+    BOOST_TEST(p.send(half.data(), half.size()));
+  }
+  BOOST_TEST(eventually([&] { return pool.peers_refused() == 4u; }));
+  const auto refused = log.refused();
+  BOOST_REQUIRE(refused.size() == 4u);
+  BOOST_TEST(contains(refused[0], "not a crew worker"), refused[0]);
+  BOOST_TEST(contains(refused[1], "not a crew worker"), refused[1]);
+  BOOST_TEST(contains(refused[2], "within 500 ms"), refused[2]);
+  BOOST_TEST(contains(refused[3], "disconnected during the handshake"), refused[3]);
+  BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
+  pool.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

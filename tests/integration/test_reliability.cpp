@@ -876,7 +876,9 @@ BOOST_AUTO_TEST_SUITE(coordinator, *boost::unit_test::timeout(120))
 
 BOOST_AUTO_TEST_CASE(row_30_a_killed_coordinator_takes_its_workers_and_their_children_along) {
   const auto fds_before = open_fds();
-  for (const char* transport : {"pipe", "shm"}) {
+  // listen: workers that connected back, whose only link is their connection (its end,
+  // and the relay's silence limit, end them: docs/remote.md).
+  for (const char* transport : {"pipe", "shm", "listen"}) {
     BOOST_TEST_CONTEXT("transport " << transport) {
       int out[2];
       BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
