@@ -26,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -243,6 +244,98 @@ std::string connect_env(const crew::process_pool& pool) {
   return "CREW_CONNECT=127.0.0.1:" + std::to_string(pool.listen_port());
 }
 
+// A tap on loopback between one worker and the pool: it accepts the worker's connection,
+// connects to the pool, passes bytes both ways and keeps every byte it saw (what a capture
+// of the loopback traffic would hold). cut() ends both connections at once, as a broken
+// link would.
+class tap {
+ public:
+  explicit tap(std::uint16_t pool_port) : pool_port_(pool_port) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    BOOST_REQUIRE(::listen(listener_, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::pipe2(wake_, O_CLOEXEC);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~tap() {
+    cut();
+    thread_.join();
+    ::close(listener_);
+    ::close(wake_[0]);
+    ::close(wake_[1]);
+  }
+  std::string connect_env() const { return "CREW_CONNECT=127.0.0.1:" + std::to_string(port_); }
+  void cut() {
+    if (!cut_.exchange(true)) {
+      const char c = 0;
+      (void)!::write(wake_[1], &c, 1);
+    }
+  }
+  std::string seen() {
+    std::lock_guard lock(m_);
+    return seen_;
+  }
+
+ private:
+  void run() {
+    pollfd first[2]{{listener_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    if (::poll(first, 2, 30000) <= 0 || (first[1].revents & POLLIN)) return;
+    const int worker = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    const int pool = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(pool_port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (worker < 0 || ::connect(pool, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return;
+    char b[65536];
+    bool open[2] = {true, true};
+    while (open[0] || open[1]) {
+      pollfd q[3]{{worker, static_cast<short>(open[0] ? POLLIN : 0), 0},
+                  {pool, static_cast<short>(open[1] ? POLLIN : 0), 0},
+                  {wake_[0], POLLIN, 0}};
+      if (::poll(q, 3, -1) < 0 || (q[2].revents & POLLIN)) break;
+      for (int i = 0; i < 2; ++i) {
+        if (!(q[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        const int from = i == 0 ? worker : pool, to = i == 0 ? pool : worker;
+        const auto n = ::recv(from, b, sizeof b, 0);
+        if (n <= 0) {
+          open[i] = false;
+          ::shutdown(to, SHUT_WR);
+          continue;
+        }
+        {
+          std::lock_guard lock(m_);
+          seen_.append(b, static_cast<std::size_t>(n));
+        }
+        for (ssize_t off = 0; off < n;) {
+          const auto w = ::send(to, b + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
+          if (w <= 0) break;
+          off += w;
+        }
+      }
+    }
+    ::shutdown(worker, SHUT_RDWR);
+    ::shutdown(pool, SHUT_RDWR);
+    ::close(worker);
+    ::close(pool);
+  }
+
+  std::uint16_t pool_port_;
+  std::uint16_t port_ = 0;
+  int listener_ = -1;
+  int wake_[2] = {-1, -1};
+  std::atomic<bool> cut_{false};
+  std::mutex m_;
+  std::string seen_;
+  std::thread thread_;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(connect_back, *boost::unit_test::timeout(120))
@@ -433,6 +526,227 @@ BOOST_FIXTURE_TEST_CASE(garbage_an_oversized_first_message_silence_and_a_half_ha
   BOOST_TEST(contains(refused[3], "disconnected during the handshake"), refused[3]);
   BOOST_TEST(pool.submit(crew::demo::identity(2)).get() == 2);
   pool.join();
+}
+
+BOOST_FIXTURE_TEST_CASE(with_tls_no_argument_crosses_loopback_in_the_clear, io_fixture) {
+  const std::string marker = "plaintext-marker-4f1d9c0a-which-must-not-be-seen";
+  for (const bool tls : {false, true}) {
+    BOOST_TEST_CONTEXT("tls " << tls) {
+      auto o = listening(1);
+      o.listen.tls = tls;
+      o.listen.secret = "the secret of the tls test case";
+      crew::process_pool pool(ioc.get_executor(), o);
+      tap t(pool.listen_port());
+      outside_worker w(CREW_WORKER_PATH, {t.connect_env(), "CREW_SECRET=" + o.listen.secret});
+      BOOST_TEST(pool.submit(crew::demo::echo(marker)).get() == marker);
+      const std::string big(std::size_t{4} << 20, 'z');
+      BOOST_TEST(pool.submit(crew::demo::echo(big)).get() == big);
+      pool.join();
+      BOOST_TEST(w.wait() == 0);
+      const auto seen = t.seen();
+      BOOST_TEST(seen.size() > 2 * big.size());  // the tap saw the traffic both ways
+      // Without TLS the capture holds the argument (the tap works); with it, it does not,
+      // nor the secret, which never crosses the wire either way.
+      BOOST_TEST(contains(seen, marker) == !tls);
+      BOOST_TEST(!contains(seen, o.listen.secret));
+    }
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(the_secret_never_shows_in_ps_or_in_any_output, io_fixture) {
+  std::mutex m;
+  std::string everything;
+  auto o = listening(2, two_workers);
+  o.executable = CREW_FAULT_WORKER_PATH;
+  o.on_output = [&](const crew::output_line& l) {
+    std::lock_guard lock(m);
+    everything += std::string(l.text) + "\n";
+  };
+  o.on_event = [&](const crew::event& e) {
+    std::lock_guard lock(m);
+    everything += std::string(e.message) + std::string(e.host) + "\n";
+  };
+  crew::process_pool pool(ioc.get_executor(), o);
+  BOOST_TEST(pool.submit(crew::test::pid_then_sleep(0)).get() > 0);
+  outside_worker wrong(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=not the secret, and long"});
+  BOOST_TEST(wrong.wait() == 6);
+  // Every process's command line (ps shows them to everyone): the workers', the shell's.
+  bool seen_in_ps = false;
+  for (const auto& d : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream f(d.path() / "cmdline", std::ios::binary);
+    const std::string cmdline((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (contains(cmdline, pool.secret())) seen_in_ps = true;
+  }
+  BOOST_TEST(!seen_in_ps);
+  // A worker's own environment no longer holds it (a job's children cannot inherit it).
+  BOOST_TEST(pool.submit(crew::test::getenv_of(std::string("CREW_SECRET"))).get() == "<unset>");
+  pool.join();
+  std::lock_guard lock(m);
+  BOOST_TEST(!contains(everything, pool.secret()));
+  BOOST_TEST(!contains(wrong.output(), pool.secret()));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_burst_of_1000_connections_is_refused_while_tasks_run, io_fixture) {
+  auto o = listening(1, one_worker);
+  o.listen.auth_timeout = 1000ms;
+  o.listen.max_pending = 64;
+  crew::process_pool pool(ioc.get_executor(), o);
+  BOOST_TEST(pool.submit(crew::demo::identity(0)).get() == 0);
+  std::atomic<bool> done{false};
+  std::atomic<int> answered{0};
+  std::thread tasks([&] {  // the pool serves all along
+    for (int i = 0; !done; ++i)
+      if (pool.submit(crew::demo::identity(i)).get() == i) ++answered;
+  });
+  // 1000 connections opened as fast as the kernel takes them, held open (silent, or with a
+  // few bytes of garbage), then dropped.
+  std::vector<std::unique_ptr<raw_peer>> peers;
+  for (int i = 0; i < 1000; ++i) {
+    peers.push_back(std::make_unique<raw_peer>(pool.listen_port()));
+    if (i % 3 == 0) peers.back()->send("hello?", 6);
+  }
+  std::size_t made = 0;
+  for (const auto& p : peers)
+    made += p->connected();
+  BOOST_TEST(made == 1000u);
+  std::this_thread::sleep_for(200ms);
+  peers.clear();
+  BOOST_TEST(eventually([&] { return pool.peers_refused() == 1000u; }, 30s),
+             pool.peers_refused() << " refused");
+  done = true;
+  tasks.join();
+  BOOST_TEST(answered.load() > 0);
+  BOOST_TEST(pool.submit(crew::demo::identity(5)).get() == 5);
+  const auto pids = pool.pids();
+  BOOST_TEST(pids.size() == 1u);  // the launch_once command, still there: no worker lost
+  pool.join();
+}
+
+BOOST_FIXTURE_TEST_CASE(a_connected_worker_killed_or_stopped_mid_task_fails_it_over, io_fixture) {
+  for (const int sig : {SIGKILL, SIGSTOP}) {
+    BOOST_TEST_CONTEXT("signal " << sig) {
+      std::mutex m;
+      std::vector<int> started;  // "worker pid N", printed by pid_then_sleep as it starts
+      std::vector<crew::errc> retried;
+      auto o = listening(2, two_workers);
+      o.on_event = [&](const crew::event& e) {
+        std::lock_guard lock(m);
+        if (e.kind == crew::event_kind::task_retried) retried.push_back(e.error);
+      };
+      o.executable = CREW_FAULT_WORKER_PATH;
+      o.retries = 1;
+      o.heartbeat_interval = 100ms;
+      o.heartbeat_timeout = 600ms;
+      o.on_output = [&](const crew::output_line& l) {
+        const std::string_view prefix = "worker pid ";
+        if (l.text.substr(0, prefix.size()) != prefix) return;
+        std::lock_guard lock(m);
+        started.push_back(std::atoi(std::string(l.text.substr(prefix.size())).c_str()));
+      };
+      crew::process_pool pool(ioc.get_executor(), o);
+      // Both workers there (two tasks at once), then a long task on one of them.
+      auto a = pool.submit(crew::test::pid_then_sleep(300));
+      auto b = pool.submit(crew::test::pid_then_sleep(300));
+      const std::set<int> pids{a.get(), b.get()};
+      BOOST_REQUIRE(pids.size() == 2u);
+      {
+        std::lock_guard lock(m);
+        started.clear();
+      }
+      auto victim = pool.submit(crew::test::pid_then_sleep(3000));
+      int runs_it = 0;
+      BOOST_REQUIRE(eventually([&] {
+        std::lock_guard lock(m);
+        if (!started.empty()) runs_it = started.front();
+        return runs_it != 0;
+      }));
+      BOOST_REQUIRE(pids.count(runs_it) == 1u);
+      const int other = *pids.begin() == runs_it ? *pids.rbegin() : *pids.begin();
+      ::kill(runs_it, sig);
+      // Killed: its connection ends at once. Stopped: it is lost once silent for 600 ms.
+      // Either way the task runs again, on the other worker.
+      int got = 0;
+      try {
+        got = victim.get();
+      } catch (const crew::task_error& e) {
+        BOOST_ERROR("the task failed: " << e.what());
+      }
+      BOOST_TEST(got == other);
+      BOOST_TEST(pool.submit(crew::test::pid_then_sleep(0)).get() == other);
+      pool.join();
+      std::lock_guard lock(m);
+      BOOST_TEST(retried.size() == 1u);
+      if (!retried.empty())
+        BOOST_TEST((retried[0] == (sig == SIGKILL ? crew::errc::worker_crashed
+                                                  : crew::errc::worker_lost)));
+      ::kill(runs_it, SIGKILL);
+      ::kill(runs_it, SIGCONT);
+    }
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(a_cut_connection_fails_the_task_over_and_ends_the_worker, io_fixture) {
+  auto o = listening(2);
+  o.executable = CREW_FAULT_WORKER_PATH;
+  o.retries = 1;
+  o.listen.secret = "the secret of the cut connection test";
+  crew::process_pool pool(ioc.get_executor(), o);
+  tap t(pool.listen_port());
+  outside_worker cut_one(CREW_FAULT_WORKER_PATH, {t.connect_env(), "CREW_SECRET=" + o.listen.secret});
+  const int cut_pid = pool.submit(crew::test::pid_then_sleep(0)).get();
+  BOOST_TEST(cut_pid == cut_one.pid());
+  auto task = pool.submit(crew::test::pid_then_sleep(2000));
+  std::this_thread::sleep_for(300ms);
+  t.cut();
+  // The worker sees the end of its connection and exits; the pool retries the task on
+  // the next worker to connect.
+  BOOST_TEST(cut_one.wait(10s) == 0, cut_one.output());
+  outside_worker other(CREW_FAULT_WORKER_PATH, {connect_env(pool), "CREW_SECRET=" + o.listen.secret});
+  BOOST_TEST(task.get() == other.pid());
+  pool.join();
+  BOOST_TEST(other.wait() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(no_worker_within_the_start_up_deadline_or_a_failed_launcher_stops_the_pool,
+                        io_fixture) {
+  {
+    auto o = listening(2);
+    o.listen.secret = "nobody comes to this pool, ever";
+    o.listen.connect_timeout = 500ms;
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = failure_of(pool.submit(crew::demo::identity(1)));
+    BOOST_TEST(e.code() == crew::make_error_code(crew::errc::worker_boot_failed));
+    BOOST_TEST(contains(e.message(), "no worker connected to 127.0.0.1:"), e.message());
+    BOOST_TEST(contains(e.message(), "within 500 ms"), e.message());
+    pool.join();
+  }
+  {
+    auto o = listening(2, {"sh", "-c", "echo 'srun: error: no such partition' >&2; exit 1"});
+    crew::process_pool pool(ioc.get_executor(), o);
+    auto e = failure_of(pool.submit(crew::demo::identity(1)));
+    BOOST_TEST(e.code() == crew::make_error_code(crew::errc::worker_boot_failed));
+    BOOST_TEST(contains(e.message(), "exited with code 1 before any worker connected"), e.message());
+    BOOST_TEST(contains(e.message(), "no such partition"), e.message());
+    pool.join();
+  }
+  // Options that cannot work are refused when the pool is made.
+  auto o = listening(0);
+  BOOST_CHECK_THROW(crew::process_pool(ioc.get_executor(), o), std::invalid_argument);
+  o = listening(1);
+  o.listen.secret = "short";
+  BOOST_CHECK_THROW(crew::process_pool(ioc.get_executor(), o), std::invalid_argument);
+  o = listening(1);
+  o.transport = crew::transport::shm;
+  BOOST_CHECK_THROW(crew::process_pool(ioc.get_executor(), o), std::invalid_argument);
+  o = listening(1);
+  o.listen.address = "this.name.does.not.resolve.invalid";
+  BOOST_CHECK_THROW(crew::process_pool(ioc.get_executor(), o), std::invalid_argument);
+  // A port in use.
+  crew::process_pool first(ioc.get_executor(), listening(1, one_worker));
+  o = listening(1);
+  o.listen.port = first.listen_port();
+  BOOST_CHECK_THROW(crew::process_pool(ioc.get_executor(), o), std::system_error);
+  first.join();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -440,11 +440,13 @@ void supervisor::launch_once() {
 
 void supervisor::once_ended(const std::string& how, const std::string& tail) {
   once_stop_timer_.cancel();
-  once_end_ = "the workers' launcher '" + once_->text() + "' " + how;
-  if (!tail.empty()) once_end_ += "; its last lines: " + tail;
   const bool anyone = std::any_of(slots_.begin(), slots_.end(), [](const auto& w) { return w; });
-  if (!anyone && !ever_alive_ && !broken_ && !host_.terminated() && !host_.closed())
-    return trip(errc::worker_boot_failed, once_end_ + ", before any worker connected");
+  const bool early = !anyone && !ever_alive_;
+  once_end_ = "the workers' launcher '" + once_->text() + "' " + how;
+  if (early) once_end_ += " before any worker connected";
+  if (!tail.empty()) once_end_ += "; its last lines: " + tail;
+  if (early && !broken_ && !host_.terminated() && !host_.closed())
+    return trip(errc::worker_boot_failed, once_end_);
   host_.check_join();
 }
 
