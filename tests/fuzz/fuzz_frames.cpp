@@ -68,10 +68,10 @@ model_header model_parse(const std::byte* p, std::size_t max_payload) {
   h.flags = static_cast<std::uint16_t>(le(p + 6, 2));
   h.task_id = le(p + 8, 8);
   h.length = static_cast<std::uint32_t>(le(p + 16, 4));
-  // Types 1-10 (9, 10: ping, pong); flag bit 0 (shm) on any frame, bits 1 (batch) and 2
-  // (heartbeat) on a hello only.
-  if (!magic_ok || le(p + 4, 1) != 1 || h.type < 1 || h.type > 10 || h.flags > 7 ||
-      ((h.flags & 6) && h.type != 1))
+  // Types 1-10 (9, 10: ping, pong); flag bit 0 (shm) on any frame, bits 1 (batch), 2
+  // (heartbeat) and 3 (placement) on a hello only.
+  if (!magic_ok || le(p + 4, 1) != 1 || h.type < 1 || h.type > 10 || h.flags > 15 ||
+      ((h.flags & 14) && h.type != 1))
     h.error = errc::protocol_error;
   else if (h.length > max_payload)
     h.error = errc::payload_too_large;
@@ -109,17 +109,26 @@ model_stream model_split(std::span<const std::byte> s, std::size_t max_payload) 
 
 // A payload as the coordinator or the worker would take it: whatever decodes must
 // re-encode to the same bytes, and must not have allocated beyond its size.
+// With and without a placement (flag_placement).
 void check_hello(std::span<const std::byte> payload) {
-  fuzz::alloc_meter::start();
-  try {
-    const hello h = decode_hello(payload);
-    (void)fuzz::alloc_meter::stop();
-    // Each job takes two 8-byte length prefixes after the 8 bytes of pid and count.
-    CREW_FUZZ_CHECK(8 + 16 * h.jobs.size() <= payload.size());
-    CREW_FUZZ_CHECK(equal_bytes(encode_hello(h), payload));
-  } catch (const decode_error&) {
+  for (const bool placed : {false, true}) {
+    fuzz::alloc_meter::start();
+    try {
+      const hello h = decode_hello(payload, placed);
+      (void)fuzz::alloc_meter::stop();
+      CREW_FUZZ_CHECK(h.where.has_value() == placed);
+      // Each job takes two 8-byte length prefixes after the 8 bytes of pid and count; a
+      // placement three more, and at most max_placement_name bytes each.
+      CREW_FUZZ_CHECK(8 + 16 * h.jobs.size() + (placed ? 24 : 0) <= payload.size());
+      if (placed)
+        CREW_FUZZ_CHECK(h.where->host.size() <= max_placement_name &&
+                        h.where->node.size() <= max_placement_name &&
+                        h.where->pod.size() <= max_placement_name);
+      CREW_FUZZ_CHECK(equal_bytes(encode_hello(h), payload));
+    } catch (const decode_error&) {
+    }
+    CREW_FUZZ_CHECK(fuzz::alloc_meter::stop() <= fuzz::decode_alloc_bound(payload.size()));
   }
-  CREW_FUZZ_CHECK(fuzz::alloc_meter::stop() <= fuzz::decode_alloc_bound(payload.size()));
 }
 
 void check_error_payload(std::span<const std::byte> payload) {

@@ -141,6 +141,11 @@ void frames() {
   write(t, "truncated", cat({u8s({big, 1, 0x10}), bytes(whole.begin(), whole.end() - 10)}));
   // Payload mode (bit 7): the rest is one payload for decode_hello / decode_error_payload.
   write(t, "payload-hello", cat({u8s({0x80}), hello2}));
+  // A hello with its placement (flag_placement, protocol §11), in a stream and as a payload.
+  const bytes placed = encode_hello({77, {{"echo", "str(str)"}}, placement{"host-a", "n1", ""}});
+  write(t, "hello-placement",
+        cat({u8s({big, 0}), frame(frame_type::hello, 0, placed, flag_placement | flag_batch)}));
+  write(t, "payload-hello-placed", cat({u8s({0x80}), placed}));
   write(t, "payload-error", cat({u8s({0x80}), err}));
   write(t, "payload-hello-count-too-big",
         cat({u8s({0x80}), encode_values(std::uint32_t{1}, std::uint32_t{1000}), u64(0), u64(0)}));
