@@ -570,4 +570,67 @@ BOOST_AUTO_TEST_CASE(a_coordinator_killed_leaves_nothing_on_either_host) {
   std::filesystem::remove(input);
 }
 
+// --- connect-back: one srun brings many workers ---------------------------------------------
+
+// `srun -N2 -n8` in the test allocation, as listen_options::launch_once: eight workers, four
+// per node, that connect back to the pool on 127.0.0.1.
+std::vector<std::string> srun_many(int nodes, int tasks) {
+  return {"srun",
+          "-N" + std::to_string(nodes),
+          "-n" + std::to_string(tasks),
+          "--input=none",
+          "--jobid=" + the_cluster()["CREW_SLURM_JOB"],
+          "--overlap"};
+}
+
+BOOST_AUTO_TEST_CASE(one_srun_brings_eight_workers_that_connect_back_from_both_nodes) {
+  const auto mark = new_mark();
+  {
+    io_fixture io;
+    std::mutex m;
+    std::vector<std::string> hosts;
+    crew::process_pool_options o;
+    o.workers = 8;
+    o.executable = CREW_WORKER_PATH;
+    o.args = {"--io-scale", "0.05"};
+    o.env = {"CREW_TEST_MARK=" + mark};
+    o.listen.address = "127.0.0.1";
+    o.listen.launch_once = srun_many(2, 8);
+    o.heartbeat_interval = 250ms;
+    o.heartbeat_timeout = 3000ms;
+    o.shutdown_grace = 1000ms;
+    o.on_event = [&](const crew::event& e) {
+      if (e.kind != crew::event_kind::worker_spawned) return;
+      std::lock_guard lock(m);
+      hosts.emplace_back(e.host);
+    };
+    crew::process_pool pool(io.ioc.get_executor(), o);
+    std::vector<std::future<double>> comp;
+    std::vector<std::future<int>> io_jobs;
+    for (int i = 0; i < 8; ++i) {
+      comp.push_back(pool.submit(crew::demo::long_comp(i)));
+      io_jobs.push_back(pool.submit(crew::demo::long_io(i)));
+    }
+    for (auto& f : comp)
+      BOOST_TEST(f.get() == 2236.5678097446853);  // the notebook's, bit for bit
+    for (int i = 0; i < 8; ++i)
+      BOOST_TEST(io_jobs[i].get() == i * 2);
+    std::vector<int> in(2000);
+    for (int i = 0; i < 2000; ++i)
+      in[i] = i * 7 - 3000;
+    BOOST_TEST(pool.map(crew::demo::identity, in) == in, boost::test_tools::per_element());
+    pool.join();
+    BOOST_TEST(pool.peers_refused() == 0u);
+    std::lock_guard lock(m);
+    BOOST_TEST(hosts.size() == 8u);
+    BOOST_TEST(std::count(hosts.begin(), hosts.end(), "n1") >= 1);
+    BOOST_TEST(std::count(hosts.begin(), hosts.end(), "n2") >= 1);
+    BOOST_TEST(std::count(hosts.begin(), hosts.end(), "n1") +
+                   std::count(hosts.begin(), hosts.end(), "n2") ==
+               8);
+  }
+  // The pool's end ended every worker, and so srun and its step.
+  expect_nothing_left(mark);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
