@@ -130,7 +130,7 @@ class worker_process {
   frame hello() {
     frame f = next_frame();
     BOOST_REQUIRE(f.header.type == proto::frame_type::hello);
-    jobs_ = proto::decode_hello(f.payload).jobs;
+    jobs_ = proto::decode_hello(f.payload, f.header.flags & proto::flag_placement).jobs;
     return f;
   }
 
@@ -318,7 +318,15 @@ BOOST_AUTO_TEST_CASE(hello_results_and_a_job_printing_on_stdout) {
   const frame hello = w.hello();
   BOOST_CHECK(hello.header.flags & proto::flag_heartbeat);
   BOOST_CHECK(hello.header.flags & proto::flag_batch);
-  BOOST_CHECK_EQUAL(proto::decode_hello(hello.payload).pid, static_cast<std::uint32_t>(w.pid()));
+  // A worker elsewhere says where it runs: this host, no Slurm node, no pod.
+  BOOST_REQUIRE(hello.header.flags & proto::flag_placement);
+  const auto h = proto::decode_hello(hello.payload, true);
+  BOOST_CHECK_EQUAL(h.pid, static_cast<std::uint32_t>(w.pid()));
+  BOOST_REQUIRE(h.where);
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  BOOST_CHECK_EQUAL(h.where->host, host);
+  BOOST_CHECK_EQUAL(h.where->node, "");
   // It leads a process group of its own, where its jobs' children go.
   BOOST_CHECK_EQUAL(::getpgid(w.pid()), w.pid());
 
