@@ -749,4 +749,24 @@ BOOST_FIXTURE_TEST_CASE(no_worker_within_the_start_up_deadline_or_a_failed_launc
   first.join();
 }
 
+BOOST_FIXTURE_TEST_CASE(workers_arriving_beyond_max_pending_retry_and_all_get_in, io_fixture) {
+  event_log log;
+  auto o = listening(8, {"sh", "-c", "for i in 1 2 3 4 5 6 7 8; do \"$0\" & done; wait"});
+  o.listen.max_pending = 1;  // one handshake at a time: the others are closed and retry
+  o.on_event = log.handler();
+  crew::process_pool pool(ioc.get_executor(), o);
+  BOOST_TEST(eventually(
+      [&] {
+        std::lock_guard lock(log.m);
+        return log.hosts.size() == 8u;
+      },
+      30s));
+  std::vector<std::future<int>> f;
+  for (int i = 0; i < 64; ++i)
+    f.push_back(pool.submit(crew::demo::identity(i)));
+  for (int i = 0; i < 64; ++i)
+    BOOST_TEST(f[i].get() == i);
+  pool.join();
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -633,4 +633,56 @@ BOOST_AUTO_TEST_CASE(one_srun_brings_eight_workers_that_connect_back_from_both_n
   expect_nothing_left(mark);
 }
 
+BOOST_AUTO_TEST_CASE(a_coordinator_killed_ends_every_connected_worker_and_the_slurm_step) {
+  // `crew run --listen` with its eight workers from one `srun -N2 -n8`, SIGKILLed while they
+  // run long tasks: each worker's connection ends, each ends itself and its children, srun
+  // ends with its last task, and so does its step.
+  const std::string input = std::filesystem::temp_directory_path() /
+                            ("crew-connect-" + std::to_string(::getpid()) + ".jsonl");
+  {
+    std::ofstream f(input);
+    for (int i = 0; i < 8; ++i)
+      f << "[600000]\n";
+  }
+  const auto mark = new_mark();
+  std::string once;
+  for (const auto& w : srun_many(2, 8))
+    once += (once.empty() ? "" : " ") + w;
+  std::vector<std::string> args{CREW_CLI_PATH, "run",
+                                "--worker",    CREW_FAULT_WORKER_PATH,
+                                "--job",       "pid_then_sleep",
+                                "--input",     input,
+                                "--workers",   "8",
+                                "--listen",    "127.0.0.1:0",
+                                "--launcher-once", once,
+                                "--env",       "CREW_TEST_MARK=" + mark,
+                                "--quiet"};
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t crew = 0;
+  BOOST_TEST_REQUIRE(::posix_spawn(&crew, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  std::size_t running = 0;
+  for (int i = 0; i < 600 && running < 8; ++i) {
+    std::this_thread::sleep_for(50ms);
+    running = 0;
+    for (int pid : processes_marked(mark))
+      if (read_file("/proc/" + std::to_string(pid) + "/comm").rfind("crew-fault", 0) == 0)
+        ++running;
+  }
+  BOOST_TEST_REQUIRE(running >= 8u, "only " << running << " connected workers started");
+  BOOST_TEST(!slurm_steps().empty());
+  ::kill(crew, SIGKILL);
+  int status = 0;
+  ::waitpid(crew, &status, 0);
+  expect_nothing_left(mark, 15);
+  std::filesystem::remove(input);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -115,14 +115,16 @@ class tls_pump : public std::enable_shared_from_this<tls_pump> {
   std::array<char, 64 * 1024> in_{}, out_{};
 };
 
-// Connects to host:port, retrying with back-off (100 ms, doubling to 2 s, each with up to
-// a quarter more at random: workers started together do not knock in step) until
-// `give_up`. False after a message.
-bool connect_with_retries(asio::io_context& io, tcp::socket& socket, const std::string& address,
-                          const std::string& host, const std::string& port,
-                          std::chrono::milliseconds give_up) {
+// Connects to host:port and reads the pool's greeting, retrying with back-off (100 ms,
+// doubling to 2 s, each with up to a quarter more at random: workers started together do not
+// knock in step) until `give_up`: while nobody listens there yet, and while the pool closes
+// connections before greeting them (it has max_pending handshakes in progress already).
+// False after a message.
+bool connect_and_greet(asio::io_context& io, tcp::socket& socket, const connect_settings& s,
+                       const std::string& host, const std::string& port,
+                       std::array<std::byte, auth::greeting_size>& greeting) {
   const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + give_up;
+  const auto deadline = start + s.give_up;
   auto delay = std::chrono::milliseconds(100);
   std::minstd_rand jitter(static_cast<unsigned>(::getpid()));
   std::string last;
@@ -135,14 +137,25 @@ bool connect_with_retries(asio::io_context& io, tcp::socket& socket, const std::
           deadline - std::chrono::steady_clock::now());
       ec = within(io, std::clamp(left, std::chrono::milliseconds(100), std::chrono::milliseconds(5000)),
                   socket, [&](auto h) { asio::async_connect(socket, endpoints, std::move(h)); });
-      if (!ec) return true;
+      if (!ec) {
+        ec = within(io, s.handshake_timeout, socket, [&](auto h) {
+          asio::async_read(socket, asio::buffer(greeting), std::move(h));
+        });
+        if (!ec) return true;
+        if (ec == asio::error::eof || ec == asio::error::connection_reset)
+          ec = asio::error::connection_refused;  // closed before a word: the pool is busy
+        last = "no greeting (" + ec.message() + ")";
+      } else {
+        last = ec.message();
+      }
+    } else {
+      last = ec.message();
     }
-    last = ec.message();
     error_code ignored;
     socket.close(ignored);
     const auto wait = delay + std::chrono::milliseconds(jitter() % (delay.count() / 4 + 1));
     if (std::chrono::steady_clock::now() + wait > deadline) {
-      say("cannot connect to the pool at " + address + ": " + last + " (" +
+      say("cannot reach the pool at " + s.address + ": " + last + " (" +
           std::to_string(attempt) + " attempts in " +
           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - start)
@@ -185,7 +198,8 @@ bool connect_back(const connect_settings& s, connection& out) {
   }
   auto io = std::make_shared<asio::io_context>();
   tcp::socket socket(*io);
-  if (!connect_with_retries(*io, socket, s.address, host, port, s.give_up)) return false;
+  std::array<std::byte, auth::greeting_size> greeting_bytes{};
+  if (!connect_and_greet(*io, socket, s, host, port, greeting_bytes)) return false;
   tune_socket(socket.native_handle());
   const auto limit = s.handshake_timeout;
   auto failed = [&](const std::string& what, const error_code& ec) {
@@ -199,11 +213,7 @@ bool connect_back(const connect_settings& s, connection& out) {
     return false;
   };
 
-  std::array<std::byte, auth::greeting_size> greeting_bytes{};
-  auto ec = within(*io, limit, socket, [&](auto h) {
-    asio::async_read(socket, asio::buffer(greeting_bytes), std::move(h));
-  });
-  if (ec) return failed("no greeting", ec);
+  error_code ec;
   const auto greeting = auth::decode_greeting(greeting_bytes);
   if (!greeting) return failed("it is not a crew pool (its first bytes are not a greeting)", {});
   auth::transcript t;
