@@ -83,6 +83,7 @@ class connect_listener::handshake : public std::enable_shared_from_this<handshak
   }
 
   void abandon() {  // the listener closed: no refusal, just gone
+    if (done_) return;  // refused already, or handed over (link_ is gone then)
     done_ = true;
     deadline_.cancel();
     error_code ignored;
