@@ -20,6 +20,7 @@ void recorder::on_event(const event& e) {
   switch (e.kind) {
     case event_kind::worker_spawned:
     case event_kind::worker_unavailable:
+    case event_kind::peer_refused:
       return;
     case event_kind::worker_exited:
       // Kept while a task may still fail on it: the pids of the workers that ended last.

@@ -1131,6 +1131,7 @@ int run_main(const std::vector<std::string>& args) {
   std::unique_ptr<backend> be;
   std::string signature;
   std::optional<job_signature> sig;
+  std::atomic<int> startup_signal{0};  // a signal while the first worker was awaited
   try {
     // A slot that cannot start while others serve: a warning; the run goes on.
     auto on_event = [&con, &refused, records = rec.handler()](const event& e) {
@@ -1165,7 +1166,32 @@ int run_main(const std::vector<std::string>& args) {
               listen_address{o.listen_host, o.listen_port}.text(be->listen_port()) + " for " +
               std::to_string(o.workers) + (o.workers == 1 ? " worker" : " workers") + "\n");
     }
-    signature = be->signature_of(o.job);
+    {
+      // A signal while the first worker is awaited (with --listen, up to --connect-timeout):
+      // the pool is shut down, --launcher-once's command with it, and crew exits with 128 +
+      // the signal (the run's own handling of signals starts with the run).
+      boost::asio::signal_set waiting(io.context(), SIGINT, SIGTERM, SIGHUP);
+      waiting.async_wait([&](boost::system::error_code ec, int sig_no) {
+        if (ec) return;
+        startup_signal = sig_no;
+        be->drain(std::chrono::milliseconds(0));
+      });
+      struct release {  // on the io thread, which may be delivering a signal to it
+        io_thread& io;
+        boost::asio::signal_set& set;
+        ~release() {
+          std::promise<void> done;
+          boost::asio::post(io.context(), [&] {
+            set.cancel();
+            set.clear();
+            done.set_value();
+          });
+          done.get_future().wait();
+        }
+      } release_waiting{io, waiting};
+      signature = be->signature_of(o.job);
+    }
+    if (startup_signal != 0) throw cannot_run_error("stopped");
     try {
       sig = job_signature::parse(signature);
     } catch (const std::invalid_argument& e) {
@@ -1176,6 +1202,11 @@ int run_main(const std::vector<std::string>& args) {
       throw cannot_run_error("--range needs a job of one integer; " + o.job + " is " + signature +
                              ": give its arguments as JSON lines (--input)");
   } catch (const cannot_run_error& e) {  // may quote a worker's stderr: escaped
+    if (const int sig_no = startup_signal; sig_no != 0) {
+      std::cerr << "crew run: " << sigdescr_np(sig_no)
+                << ": stopped while waiting for the first worker\n";
+      return 128 + sig_no;
+    }
     std::cerr << "crew run: " << escape_controls(escape_invalid_utf8(e.what())) << "\n";
     std::cerr << refused.line();  // why no worker got in, when one tried
     return cannot_run;

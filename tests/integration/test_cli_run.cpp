@@ -393,6 +393,27 @@ BOOST_AUTO_TEST_CASE(listening_refuses_wrong_secrets_and_what_cannot_work) {
   BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 64), "status " << status);
 }
 
+// A signal while crew waits for its first worker stops the pool and --launcher-once's
+// command with it, and exits with 128 + the signal.
+BOOST_AUTO_TEST_CASE(a_signal_while_waiting_for_workers_stops_the_launcher_once_command) {
+  const auto dir = scratch("listen-signal");
+  const auto pid_file = dir / "pid";
+  auto r = signal_run(
+      {"run", "--job", "identity", "--range", "0:3", "--no-progress", "--listen", "127.0.0.1:0",
+       "--workers", "1", "--launcher-once",
+       "sh -c 'echo $$ > " + pid_file.string() + "; echo launcher-once-up >&2; exec sleep 60'"},
+      "] launcher-once-up", 1, SIGTERM, dir);
+  BOOST_TEST(r.exit_code == 128 + SIGTERM, r.err);
+  BOOST_TEST(contains(r.err, "crew: listening on 127.0.0.1:"), r.err);
+  BOOST_TEST(contains(r.err, "stopped while waiting for the first worker"), r.err);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const int pid = std::atoi(slurp(pid_file).c_str());
+  BOOST_TEST_REQUIRE(pid > 0);
+  while (alive(pid) && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_TEST(!alive(pid), "the --launcher-once command (pid " << pid << ") outlived crew");
+}
+
 BOOST_AUTO_TEST_CASE(a_million_streamed_tasks_keep_memory_flat) {
   const auto dir = scratch("flat");
   // The bound: what a run needs at all (workers, buffers), far below the ~1.7 KB per task
