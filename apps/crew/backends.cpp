@@ -57,6 +57,15 @@ class processes final : public backend {
       l.command = words;
       p.launchers.push_back(std::move(l));
     }
+    if (o.listening()) {
+      p.listen.address = o.listen_host;
+      p.listen.port = o.listen_port;
+      p.listen.secret = o.secret;
+      p.listen.tls = o.tls;
+      p.listen.launch_once = o.launcher_once;
+      if (o.connect_timeout_ms > 0)
+        p.listen.connect_timeout = std::chrono::milliseconds(o.connect_timeout_ms);
+    }
     if (!o.remote_worker.empty()) p.remote_executable = o.remote_worker;
     if (o.heartbeat_timeout_ms > 0) {  // pings at least 4 times per deadline
       p.heartbeat_timeout = std::chrono::milliseconds(o.heartbeat_timeout_ms);
@@ -109,6 +118,7 @@ class processes final : public backend {
   }
   void finish() override { pool_->join(); }
   bool takes_batches() const override { return true; }
+  std::uint16_t listen_port() const override { return pool_->listen_port(); }
 
  private:
   io_thread& io_;

@@ -52,13 +52,17 @@ class backend {
   virtual void finish() = 0;
   /// Whether submissions may be batches.
   virtual bool takes_batches() const = 0;
+  /// With --listen: the port the pool listens on (the one chosen for port 0); else 0.
+  virtual std::uint16_t listen_port() const { return 0; }
 };
 
 /// The sandbox `o` asks for (--sandbox and its options).
 sandbox_options sandbox_of(const run_options& o);
 
 /// The backend for `o.mode`. `io` runs the pool (processes) and the completions (inline).
-/// Workers' output lines go to `on_output` (processes).
+/// Workers' output lines go to `on_output` (processes). Throws what process_pool's
+/// constructor throws: std::invalid_argument for options it refuses, std::system_error for
+/// a --listen address it cannot listen on.
 std::unique_ptr<backend> make_backend(const run_options& o, io_thread& io, event_handler on_event,
                                       std::function<void(const output_line&)> on_output);
 

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include <unistd.h>
@@ -111,6 +112,50 @@ std::vector<launcher> parse_launchers(const std::vector<std::string>& texts, std
     out.push_back(std::move(l));
   }
   return out;
+}
+
+std::string listen_address::text(std::uint16_t actual_port) const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(actual_port);
+}
+
+std::optional<listen_address> parse_listen_address(std::string_view text, std::string& why) {
+  why =
+      "--listen takes ADDR:PORT (127.0.0.1:0, 0.0.0.0:7000, [::1]:0; port 0: any free "
+      "one), not '" +
+      std::string(text) + "'";
+  listen_address a;
+  std::string_view port;
+  if (text.starts_with('[')) {  // [IPv6]:PORT
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return std::nullopt;
+    a.host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    a.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (a.host.find(':') != std::string::npos) {
+      why += ": an IPv6 address goes in brackets, e.g. [::1]:0";
+      return std::nullopt;
+    }
+  }
+  if (a.host.empty() || a.host.find_first_of(" \t[]") != std::string::npos) return std::nullopt;
+  unsigned v = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || v > 65535)
+    return std::nullopt;
+  a.port = static_cast<std::uint16_t>(v);
+  why.clear();
+  return a;
+}
+
+std::string listen_secret(const std::string& secret_file) {
+  if (!secret_file.empty()) return read_secret_file(secret_file);
+  const char* env = std::getenv("CREW_SECRET");
+  return env ? env : "";
 }
 
 }  // namespace crew::cli

@@ -8,6 +8,7 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <string>
@@ -94,6 +95,22 @@ std::optional<std::vector<std::string>> split_words(std::string_view text, std::
 /// The launchers of `--launcher` options (each a command, split by split_words); empty with
 /// `why` set for one that is empty or does not split.
 std::vector<launcher> parse_launchers(const std::vector<std::string>& texts, std::string& why);
+
+/// Where `--listen ADDR:PORT` listens: an IPv4 address, a host name, or an IPv6 address in
+/// brackets (`[::1]:0`; `host` is then without them); port 0: any free one.
+struct listen_address {
+  std::string host;
+  std::uint16_t port = 0;
+  /// `host:port` as a worker would give it to --connect (IPv6 in brackets).
+  std::string text(std::uint16_t actual_port) const;
+};
+/// `text` as ADDR:PORT; nullopt with `why` set for another shape.
+std::optional<listen_address> parse_listen_address(std::string_view text, std::string& why);
+
+/// The secret for `--listen`: the content of `secret_file` if given (crew::read_secret_file:
+/// a file only its owner can read), else `$CREW_SECRET`, else empty (the pool makes one).
+/// Throws std::runtime_error naming the file and why it cannot be used.
+std::string listen_secret(const std::string& secret_file);
 
 int notebook_main(const std::vector<std::string>& args);
 int run_main(const std::vector<std::string>& args);

@@ -20,7 +20,9 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <system_error>
 
 namespace crew::cli {
 namespace po = boost::program_options;
@@ -70,6 +72,10 @@ struct settings {
   bool sandbox = false;                               // --sandbox: the process cells' workers
   std::vector<launcher> launchers;  // --launcher: where the process cells' workers run
   std::string remote_worker;        // --remote-worker
+  // --listen: every process cell's pool waits for `workers` workers to connect, started by
+  // --launcher-once's command (once per pool) or by someone else.
+  std::optional<listen_address> listen;
+  listen_options listening;  // address, port, secret, tls, launch_once
 };
 
 // The process cells' pool options that come from the command line.
@@ -77,6 +83,14 @@ void place_workers(process_pool_options& o, const settings& s) {
   o.sandbox.enabled = s.sandbox;
   o.launchers = s.launchers;
   if (!s.remote_worker.empty()) o.remote_executable = s.remote_worker;
+  if (s.listen) o.listen = s.listening;
+}
+
+// With --listen, says where a pool just made waits for its workers (never the secret).
+void say_listening(const process_pool& pool, const settings& s) {
+  if (!s.listen) return;
+  std::cerr << "crew: listening on " << s.listen->text(pool.listen_port()) << " for " << s.workers
+            << (s.workers == 1 ? " worker" : " workers") << std::endl;
 }
 
 task_options labelled(int i) {
@@ -174,9 +188,16 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s,
     o.transport = transport == "shm" ? crew::transport::shm : crew::transport::pipe;
     place_workers(o, s);
     process_pool pool(io.context().get_executor(), o);
+    say_listening(pool, s);
     for (int i = 0; i < s.tasks; ++i)
       futures.push_back(pool.submit(j(i), labelled(i)));
     say("all processes started at " + demo::ctime_now());
+    // A listening pool that is closed takes no more connections, even with tasks queued
+    // (supervisor::free_slots() is 0 once closed): its workers must have connected before
+    // it closes, which they have once every task has run.
+    if (s.listen)
+      for (auto& f : futures)
+        f.wait();
     pool.close();  // close pool so that it does not accept further submissions
     pool.join();   // wait until all processes are finished
   }
@@ -255,6 +276,7 @@ process_costs measure_process_costs(const settings& s) {
   place_workers(o, s);
   stopwatch clock;
   process_pool pool(io.context().get_executor(), o);
+  say_listening(pool, s);
   pool.submit(demo::identity(0)).get();
   pc.first_result_ms = clock.seconds() * 1e3;
   constexpr int n = 2000;
@@ -338,7 +360,19 @@ int notebook_main(const std::vector<std::string>& args) {
       "CMD: run the worker processes through this command ('ssh -T host', 'srun -n1 -u ...'; "
       "repeat for more hosts; pipe transport only; docs/remote.md)")(
       "remote-worker", po::value(&s.remote_worker),
-      "with --launcher: crew-worker's path on the other side (default: the same as here)");
+      "with --launcher or --launcher-once: crew-worker's path on the other side (default: the "
+      "same as here)")(
+      "listen", po::value<std::string>(),
+      "ADDR:PORT: each process cell's pool waits for --workers workers to connect "
+      "(crew-worker --connect HOST:PORT; port 0: any free one; pipe transport only; see "
+      "crew run --help)")(
+      "launcher-once", po::value<std::string>(),
+      "with --listen: CMD run once per pool to start its workers, followed by crew-worker's "
+      "command line, with CREW_CONNECT and CREW_SECRET in its environment")(
+      "secret-file", po::value<std::string>(),
+      "with --listen: the secret workers prove, from FILE (mode 600; default: $CREW_SECRET, "
+      "else a fresh one per pool that only --launcher-once's workers get)")(
+      "tls", "with --listen: encrypt every connection (TLS 1.3)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
@@ -375,8 +409,51 @@ int notebook_main(const std::vector<std::string>& args) {
       return usage;
     }
     s.transports = {"pipe"};  // shared memory is local-only
-  } else if (!s.remote_worker.empty()) {
-    std::cerr << "crew notebook: --remote-worker goes with --launcher\n";
+  }
+  if (vm.count("listen")) {
+    std::string why;
+    s.listen = parse_listen_address(vm["listen"].as<std::string>(), why);
+    if (!s.listen) {
+      std::cerr << "crew notebook: " << why << "\n";
+      return usage;
+    }
+    if (!s.launchers.empty() || s.sandbox || transport == "shm") {
+      std::cerr << "crew notebook: --listen waits for workers to connect: it does not go with "
+                   "--launcher, --sandbox or --transport shm\n";
+      return usage;
+    }
+    s.transports = {"pipe"};  // shared memory is local-only
+    s.listening.address = s.listen->host;
+    s.listening.port = s.listen->port;
+    s.listening.tls = vm.count("tls") > 0;
+    if (vm.count("launcher-once")) {
+      const auto text = vm["launcher-once"].as<std::string>();
+      auto words = split_words(text, why);
+      if (!words || words->empty()) {
+        std::cerr << "crew notebook: --launcher-once '" << text
+                  << "': " << (words ? std::string("needs a command") : why) << "\n";
+        return usage;
+      }
+      s.listening.launch_once = std::move(*words);
+    }
+    try {
+      s.listening.secret =
+          listen_secret(vm.count("secret-file") ? vm["secret-file"].as<std::string>() : "");
+    } catch (const std::exception& e) {
+      std::cerr << "crew notebook: --secret-file: " << e.what() << "\n";
+      return usage;
+    }
+    if (s.listening.secret.empty() && s.listening.launch_once.empty()) {
+      std::cerr << "crew notebook: --listen without --launcher-once needs a secret the workers "
+                   "also have: CREW_SECRET or --secret-file\n";
+      return usage;
+    }
+  } else if (vm.count("launcher-once") || vm.count("secret-file") || vm.count("tls")) {
+    std::cerr << "crew notebook: --launcher-once, --secret-file and --tls go with --listen\n";
+    return usage;
+  }
+  if (!s.remote_worker.empty() && s.launchers.empty() && s.listening.launch_once.empty()) {
+    std::cerr << "crew notebook: --remote-worker goes with --launcher or --launcher-once\n";
     return usage;
   }
   if (s.sandbox) {
@@ -399,16 +476,28 @@ int notebook_main(const std::vector<std::string>& args) {
   say("# Parallel Computing, in C++ with crew (long_io sleeps " + fixed(2 * s.scale) + " s; " +
       std::to_string(std::thread::hardware_concurrency()) + " hardware threads)");
   std::vector<cell> cells;
-  cells.push_back(sequential(jobs, demo::long_io, "In [3]", s));
-  cells.push_back(sequential(jobs, demo::long_comp, "In [5]", s));
-  cells.push_back(threads(jobs, demo::long_io, "In [7]", s));
-  cells.push_back(threads(jobs, demo::long_comp, "In [8]", s));
-  for (const auto& t : s.transports)
-    cells.push_back(processes(demo::long_io, "In [10]", s, t));
-  for (const auto& t : s.transports)
-    cells.push_back(processes(demo::long_comp, "In [12]", s, t));
-  cells.push_back(asio_timers(1000, s));
-  const auto costs = measure_process_costs(s);
+  process_costs costs;
+  try {
+    cells.push_back(sequential(jobs, demo::long_io, "In [3]", s));
+    cells.push_back(sequential(jobs, demo::long_comp, "In [5]", s));
+    cells.push_back(threads(jobs, demo::long_io, "In [7]", s));
+    cells.push_back(threads(jobs, demo::long_comp, "In [8]", s));
+    for (const auto& t : s.transports)
+      cells.push_back(processes(demo::long_io, "In [10]", s, t));
+    for (const auto& t : s.transports)
+      cells.push_back(processes(demo::long_comp, "In [12]", s, t));
+    cells.push_back(asio_timers(1000, s));
+    costs = measure_process_costs(s);
+  } catch (const std::invalid_argument& e) {  // options a pool refuses ($CREW_SECRET's length)
+    std::string what = e.what();
+    if (const std::string lib = "listen_options::secret: "; what.starts_with(lib))
+      what = "CREW_SECRET: " + what.substr(lib.size());
+    std::cerr << "crew notebook: " << what << "\n";
+    return usage;
+  } catch (const std::system_error& e) {  // --listen: the address cannot be listened on
+    std::cerr << "crew notebook: " << e.what() << "\n";
+    return cannot_run;
+  }
   const auto conclusion = conclude(cells, costs, s);
   if (s.timeline) {
     const auto path = vm["timeline"].as<std::string>();

@@ -1,7 +1,7 @@
 #include "recorder.hpp"
 
 #include <algorithm>
-#include <set>
+#include <utility>
 
 #include <sys/wait.h>
 
@@ -20,11 +20,12 @@ void recorder::on_event(const event& e) {
   switch (e.kind) {
     case event_kind::worker_spawned:
     case event_kind::worker_unavailable:
+    case event_kind::peer_refused:
       return;
     case event_kind::worker_exited:
       // Kept while a task may still fail on it: the pids of the workers that ended last.
       if (exit_status_.size() > 4096) exit_status_.erase(exit_status_.begin());
-      exit_status_[e.pid] = e.exit_status;
+      exit_status_[{std::string(e.host), e.pid}] = e.exit_status;
       return;
     case event_kind::task_queued: {
       auto& r = live_[e.task];
@@ -43,6 +44,7 @@ void recorder::on_event(const event& e) {
       r.start_epoch = std::chrono::duration<double>(e.time.time_since_epoch()).count();
       r.worker = e.worker;
       r.pid = e.pid;
+      r.host = e.host;
       r.bytes_in = e.bytes_in;
       return;
     }
@@ -69,7 +71,8 @@ void recorder::on_event(const event& e) {
         r.message = e.message;
         if (e.error == errc::worker_crashed || e.error == errc::protocol_error ||
             e.error == errc::task_timeout) {
-          if (auto s = exit_status_.find(r.pid); s != exit_status_.end() && s->second >= 0) {
+          if (auto s = exit_status_.find({r.host, r.pid});
+              s != exit_status_.end() && s->second >= 0) {
             if (WIFEXITED(s->second)) r.exit_code = WEXITSTATUS(s->second);
             if (WIFSIGNALED(s->second)) r.signal = WTERMSIG(s->second);
           }
@@ -102,24 +105,32 @@ timeline_section recorder::section(std::string title) const {
   std::lock_guard lock(mutex_);
   timeline_section s;
   s.title = std::move(title);
-  std::set<std::size_t> workers;
-  for (const auto& r : finished_)
-    workers.insert(r.worker);
-  std::map<std::size_t, std::size_t> lane_of;
-  for (std::size_t w : workers) {
-    lane_of[w] = s.lanes.size();
+  // A lane per (host, worker): local ones (no host) first, then host by host. A slot's
+  // workers may run on different hosts over time (a slot filled again by another host's
+  // worker): each host gets its own lane for it.
+  std::map<std::pair<std::string, std::size_t>, std::size_t> lane_of;
+  bool hosts = false;
+  for (const auto& r : finished_) {
+    lane_of[{r.host, r.worker}] = 0;
+    hosts = hosts || !r.host.empty();
+  }
+  for (auto& [key, lane] : lane_of) {
+    const auto& [host, w] = key;
+    lane = s.lanes.size();
     s.lanes.push_back(w == event::no_worker           ? std::string("not started")
                       : lane_prefix_ == "main thread" ? lane_prefix_
                                                       : lane_prefix_ + " " + std::to_string(w));
+    if (hosts) s.lane_groups.push_back(host);
   }
   for (const auto& r : finished_) {
     timeline_bar b;
-    b.lane = lane_of[r.worker];
+    b.lane = lane_of[{r.host, r.worker}];
     b.start = std::max(0.0, r.start);
     b.end = std::max(b.start, r.end);
     b.label = r.job + "(" + r.label + ")";
     b.failed = r.failed;
-    b.detail = "pid " + std::to_string(r.pid) + (r.failed ? "; " + r.error + ": " + r.message : "");
+    b.detail = "pid " + std::to_string(r.pid) + (r.host.empty() ? "" : " on " + r.host) +
+               (r.failed ? "; " + r.error + ": " + r.message : "");
     s.bars.push_back(std::move(b));
   }
   return s;
@@ -138,6 +149,7 @@ boost::json::object to_json(const task_record& r, const boost::json::value& args
                         {"attempts", r.attempts},
                         {"bytes_in", r.bytes_in},
                         {"bytes_out", r.bytes_out}};
+  if (!r.host.empty()) o["host"] = r.host;
   if (r.failed) {
     o["error"] = r.error;
     o["message"] = r.message;

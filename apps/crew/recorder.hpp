@@ -24,7 +24,8 @@ struct task_record {
   std::uint64_t id = 0;
   std::string job, label;  ///< label: the task's argument(s) as text
   std::size_t worker = event::no_worker;
-  int pid = 0;
+  int pid = 0;                ///< on `host` when that is set
+  std::string host;           ///< where its worker ran (event::host); empty for a local worker
   double start = 0, end = 0;  ///< seconds since the recorder was made (steady clock)
   double start_epoch = 0;     ///< the start, in seconds since the Unix epoch
   bool started = false, finished = false, failed = false;
@@ -53,7 +54,8 @@ class recorder {
   std::size_t done_count() const;
   std::size_t failed_count() const;
 
-  /// The tasks as a timeline section: one lane per worker or thread.
+  /// The tasks as a timeline section: one lane per worker or thread; when workers ran
+  /// elsewhere, the lanes grouped by host (timeline_section::lane_groups).
   timeline_section section(std::string title) const;
 
  private:
@@ -64,7 +66,7 @@ class recorder {
   std::chrono::steady_clock::time_point origin_ = std::chrono::steady_clock::now();
   std::map<std::uint64_t, task_record> live_;
   std::vector<task_record> finished_;
-  std::map<int, int> exit_status_;  // pid -> wait status, from worker_exited
+  std::map<std::pair<std::string, int>, int> exit_status_;  // (host, pid) -> wait status
   std::size_t failed_ = 0;
 };
 

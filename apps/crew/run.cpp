@@ -42,6 +42,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -507,18 +508,23 @@ class run {
       out.push_back(std::move(text));
     return out;
   }
+  /// The bars on one lane per (host, worker): local workers first, then those of each host
+  /// under its name (timeline_section::lane_groups).
   timeline_section section(std::string title) const {
     timeline_section s;
     s.title = std::move(title);
-    std::map<std::size_t, std::size_t> lane_of;
-    for (const auto& b : bars_)
-      lane_of[b.lane] = 0;
-    for (auto& [w, lane] : lane_of) {
+    std::map<std::pair<std::string, std::size_t>, std::size_t> lane_of;
+    for (const auto& key : lane_keys_)
+      lane_of[key] = 0;
+    const bool hosts = std::any_of(lane_keys_.begin(), lane_keys_.end(),
+                                   [](const auto& k) { return !k.first.empty(); });
+    for (auto& [key, lane] : lane_of) {
       lane = s.lanes.size();
-      s.lanes.push_back(lane_name(o_.mode, w));
+      s.lanes.push_back(lane_name(o_.mode, key.second));
+      if (hosts) s.lane_groups.push_back(key.first);
     }
     for (auto b : bars_) {
-      b.lane = lane_of[b.lane];
+      b.lane = lane_of[lane_keys_[b.lane]];
       s.bars.push_back(std::move(b));
     }
     return s;
@@ -786,7 +792,6 @@ class run {
     }
     if (rec && rec->known && !o_.timeline.empty()) {
       timeline_bar b;
-      b.lane = rec->r.worker;
       b.start = std::max(0.0, rec->r.start);
       b.end = std::max(b.start, rec->r.end);
       std::string first;
@@ -795,8 +800,13 @@ class run {
                 (chunk.size() > 1 ? " +" + std::to_string(chunk.size() - 1) : "");
       b.failed = ep != nullptr || failed > 0;
       b.detail = "pid " + std::to_string(rec->r.pid) +
+                 (rec->r.host.empty() ? "" : " on " + escape_invalid_utf8(rec->r.host)) +
                  (ep ? "; " + whole.error + ": " + escape_invalid_utf8(whole.message) : "");
       std::lock_guard lock(m_);
+      auto key = std::make_pair(rec->r.host, rec->r.worker);
+      auto [at, added] = lane_index_.try_emplace(key, lane_keys_.size());
+      if (added) lane_keys_.push_back(std::move(key));
+      b.lane = at->second;  // an index into lane_keys_ until section()
       bars_.push_back(std::move(b));
     }
     {
@@ -862,6 +872,10 @@ class run {
     s += r && r->worker != event::no_worker ? std::to_string(r->worker) : "null";
     s += ",\"pid\":";
     s += std::to_string(r ? r->pid : 0);
+    if (r && !r->host.empty()) {
+      s += ",\"host\":";
+      append_json_string(r->host, s);
+    }
     s += ",\"start\":";
     append_number(s, r ? r->start_epoch : 0);
     s += ",\"duration\":";
@@ -928,6 +942,9 @@ class run {
   std::map<std::string, std::size_t> by_cause_;
   std::vector<std::pair<std::uint64_t, std::string>> records_doc_;
   std::vector<timeline_bar> bars_;
+  // The (host, worker) pairs the bars ran on, in the order first seen.
+  std::vector<std::pair<std::string, std::size_t>> lane_keys_;
+  std::map<std::pair<std::string, std::size_t>, std::size_t> lane_index_;
 };
 
 /// In threads and inline modes, what jobs print on stdout goes through a pipe to `sink`,
@@ -1059,9 +1076,12 @@ int run_main(const std::vector<std::string>& args) {
   console con(out_fd, o.progress);
   const bool data_on_stdout = o.output != run_options::format::text;
 
-  // Workers' lines: above the progress line; never into a JSON stdout.
+  // Workers' lines: above the progress line; never into a JSON stdout. Those of
+  // --launcher-once's command come without a worker.
   auto on_output = [&con, data_on_stdout](const output_line& l) {
-    std::string s = "[worker " + std::to_string(l.worker) + " pid " + std::to_string(l.pid) + "] ";
+    std::string s =
+        (l.worker == event::no_worker ? "[launcher-once" : "[worker " + std::to_string(l.worker)) +
+        " pid " + std::to_string(l.pid) + "] ";
     s += escape_controls(l.text);  // a worker's escape sequences must not drive the terminal
     s += '\n';
     if (l.source == output_line::stream::out && !data_on_stdout) {
@@ -1094,20 +1114,84 @@ int run_main(const std::vector<std::string>& args) {
     if (current) current->record_arrived(r);
   };
 
+  // --listen: connections refused (a wrong secret, a peer that did not finish its
+  // handshake, a worker too many), for the summary.
+  struct {
+    std::mutex m;
+    std::uint64_t count = 0;
+    std::string last;
+    std::string line() {  // "" when none
+      std::lock_guard lock(m);
+      if (count == 0) return {};
+      return "crew: " + std::to_string(count) + (count == 1 ? " connection" : " connections") +
+             " refused (the last: " + escape_controls(escape_invalid_utf8(last)) + ")\n";
+    }
+  } refused;
+
   std::unique_ptr<backend> be;
   std::string signature;
   std::optional<job_signature> sig;
+  std::atomic<int> startup_signal{0};  // a signal while the first worker was awaited
   try {
     // A slot that cannot start while others serve: a warning; the run goes on.
-    auto on_event = [&con, records = rec.handler()](const event& e) {
+    auto on_event = [&con, &refused, records = rec.handler()](const event& e) {
       if (e.kind == event_kind::worker_unavailable)
         con.err("crew run: warning: worker " + std::to_string(e.worker) +
                 " cannot start; the others go on, it is tried again later: " +
                 escape_controls(escape_invalid_utf8(e.message)) + "\n");
+      if (e.kind == event_kind::peer_refused) {
+        std::lock_guard lock(refused.m);
+        ++refused.count;
+        refused.last = e.message;
+      }
       records(e);
     };
-    be = make_backend(o, io, on_event, on_output);
-    signature = be->signature_of(o.job);
+    try {
+      be = make_backend(o, io, on_event, on_output);
+    } catch (const std::invalid_argument& e) {  // options the pool refuses: a usage error
+      std::string what = e.what();
+      // The secret is checked by the pool; only $CREW_SECRET's can fail there (the file's
+      // was checked when read).
+      if (const std::string lib = "listen_options::secret: "; what.starts_with(lib))
+        what = "CREW_SECRET: " + what.substr(lib.size());
+      std::cerr << "crew run: " << what << "\n";
+      return usage;
+    } catch (const std::system_error& e) {  // --listen: the address cannot be listened on
+      std::cerr << "crew run: " << e.what() << "\n";
+      return cannot_run;
+    }
+    if (o.listening()) {
+      // The port (chosen for port 0) before anything waits for a worker; never the secret.
+      con.err("crew: listening on " +
+              listen_address{o.listen_host, o.listen_port}.text(be->listen_port()) + " for " +
+              std::to_string(o.workers) + (o.workers == 1 ? " worker" : " workers") + "\n");
+    }
+    {
+      // A signal while the first worker is awaited (with --listen, up to --connect-timeout):
+      // the pool is shut down, --launcher-once's command with it, and crew exits with 128 +
+      // the signal (the run's own handling of signals starts with the run).
+      boost::asio::signal_set waiting(io.context(), SIGINT, SIGTERM, SIGHUP);
+      waiting.async_wait([&](boost::system::error_code ec, int sig_no) {
+        if (ec) return;
+        startup_signal = sig_no;
+        be->drain(std::chrono::milliseconds(0));
+      });
+      struct release {  // on the io thread, which may be delivering a signal to it
+        io_thread& io;
+        boost::asio::signal_set& set;
+        ~release() {
+          std::promise<void> done;
+          boost::asio::post(io.context(), [&] {
+            set.cancel();
+            set.clear();
+            done.set_value();
+          });
+          done.get_future().wait();
+        }
+      } release_waiting{io, waiting};
+      signature = be->signature_of(o.job);
+    }
+    if (startup_signal != 0) throw cannot_run_error("stopped");
     try {
       sig = job_signature::parse(signature);
     } catch (const std::invalid_argument& e) {
@@ -1118,7 +1202,13 @@ int run_main(const std::vector<std::string>& args) {
       throw cannot_run_error("--range needs a job of one integer; " + o.job + " is " + signature +
                              ": give its arguments as JSON lines (--input)");
   } catch (const cannot_run_error& e) {  // may quote a worker's stderr: escaped
+    if (const int sig_no = startup_signal; sig_no != 0) {
+      std::cerr << "crew run: " << sigdescr_np(sig_no)
+                << ": stopped while waiting for the first worker\n";
+      return 128 + sig_no;
+    }
     std::cerr << "crew run: " << escape_controls(escape_invalid_utf8(e.what())) << "\n";
+    std::cerr << refused.line();  // why no worker got in, when one tried
     return cannot_run;
   }
 
@@ -1209,8 +1299,12 @@ int run_main(const std::vector<std::string>& args) {
     doc += ",\"tasks\":" + std::to_string(r.tasks()) +
            ",\"skipped\":" + std::to_string(r.skipped()) +
            ",\"failed\":" + std::to_string(r.failed()) +
-           ",\"interrupted_by\":" + (interrupted.empty() ? "null" : "\"" + interrupted + "\"") +
-           ",\"failures_by_cause\":{";
+           ",\"interrupted_by\":" + (interrupted.empty() ? "null" : "\"" + interrupted + "\"");
+    if (o.listening()) {
+      std::lock_guard lock(refused.m);
+      doc += ",\"peers_refused\":" + std::to_string(refused.count);
+    }
+    doc += ",\"failures_by_cause\":{";
     bool first = true;
     for (const auto& [cause, n] : r.by_cause()) {
       if (!first) doc += ',';
@@ -1247,6 +1341,7 @@ int run_main(const std::vector<std::string>& args) {
     for (const auto& [cause, n] : r.by_cause())
       s += "  " + std::to_string(n) + " " + cause + "\n";
     if (!interrupted.empty()) s += "interrupted by SIG" + interrupted + "\n";
+    s += refused.line();
     con.err(s);
   }
   if (!r.input_error().empty()) {

@@ -120,6 +120,7 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "       (without --range or --input, the tasks are read from standard input)\n\noptions");
   std::string range, format_text, workers, chunk, timeout, retries, grace, io_scale;
   std::vector<std::string> launcher_texts;
+  std::string listen_text, launcher_once_text, secret_file;
   desc.add_options()("help,h", "show this help")("version", "print crew's version")(
       "job", po::value(&o.job), "the job to run (crew jobs [--worker EXE] lists them)")(
       "worker", po::value(&o.worker),
@@ -146,19 +147,35 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       "--jobid=J --overlap -w node1' (repeat for more hosts; workers are spread over them; "
       "docs/remote.md)")(
       "remote-worker", po::value(&o.remote_worker),
-      "with --launcher: the worker's path on the other side (default: --worker, or crew's "
-      "demo worker at the same path as here)")(
+      "with --launcher or --launcher-once: the worker's path on the other side (default: "
+      "--worker, or crew's demo worker at the same path as here)")(
       "heartbeat-timeout", po::value<std::string>(),
-      "with --launcher: milliseconds of silence after which a remote worker is lost (default "
-      "10000)")("input", po::value(&o.input),
-                "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
-                "(- for standard input)")("range", po::value(&range),
-                                          "A:B runs job(i) for A <= i < B (a job of one integer)")(
+      "with --launcher or --listen: milliseconds of silence after which a remote worker is "
+      "lost (default 10000)")(
+      "listen", po::value(&listen_text),
+      "ADDR:PORT: wait for --workers N workers to connect (crew-worker --connect HOST:PORT) "
+      "instead of starting them; port 0: any free one ([::1]:0 for IPv6; docs/remote.md)")(
+      "launcher-once", po::value(&launcher_once_text),
+      "with --listen: CMD run once to start the workers, followed by the worker's command "
+      "line, with CREW_CONNECT and CREW_SECRET in its environment, e.g. 'srun -N2 -n8 "
+      "--input=none'")(
+      "secret-file", po::value(&secret_file),
+      "with --listen: the secret workers must prove, from FILE (mode 600; default: "
+      "$CREW_SECRET, else a fresh one that only --launcher-once's workers get)")(
+      "tls", "with --listen: encrypt every connection (TLS 1.3)")(
+      "connect-timeout", po::value<std::string>(),
+      "with --listen: milliseconds the pool waits while it has no worker before it gives up "
+      "(default 60000)")(
+      "input", po::value(&o.input),
+      "FILE of JSON lines, one task per line: the JSON array of the job's arguments "
+      "(- for standard input)")("range", po::value(&range),
+                                "A:B runs job(i) for A <= i < B (a job of one integer)")(
       "mode", po::value(&o.mode),
       "inline | threads | processes (default); inline and threads "
       "run the demo jobs in this process")(
       "workers", po::value(&workers),
-      "threads or processes (default: one per CPU; with --launcher, one per launcher)")(
+      "threads or processes (default: one per CPU; with --launcher, one per launcher; with "
+      "--listen, required: how many workers connect)")(
       "chunk", po::value(&chunk),
       "processes: tasks sent to a worker at once (default: adapted to the tasks' length; 1 "
       "with --timeout)")("keep-order", "write results in input order (default: as they finish)")(
@@ -253,9 +270,51 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       return bad("--transport shm needs local workers (shared memory): it does not go with "
                  "--launcher"),
              fail();
-  } else if (!o.remote_worker.empty() || vm.count("heartbeat-timeout")) {
-    return bad("--remote-worker and --heartbeat-timeout go with --launcher"), fail();
   }
+  if (vm.count("listen")) {
+    std::string why;
+    const auto at = parse_listen_address(listen_text, why);
+    if (!at) return bad(why), fail();
+    o.listen_host = at->host;
+    o.listen_port = at->port;
+    if (o.mode != "processes")
+      return bad("--listen waits for worker processes, not --mode " + o.mode), fail();
+    if (!o.launchers.empty())
+      return bad("--listen and --launcher do not go together: workers either connect back "
+                 "(--listen, --launcher-once) or are started one by one (--launcher)"),
+             fail();
+    if (o.sandbox)
+      return bad("--sandbox is for local workers: it does not go with --listen"), fail();
+    if (o.transport == "shm")
+      return bad("--transport shm needs local workers (shared memory): it does not go with "
+                 "--listen"),
+             fail();
+    if (vm.count("launcher-once")) {
+      auto words = split_words(launcher_once_text, why);
+      if (!words) return bad("--launcher-once '" + launcher_once_text + "': " + why), fail();
+      if (words->empty())
+        return bad("--launcher-once needs a command, e.g. 'srun -N2 -n8 --input=none'"), fail();
+      o.launcher_once = std::move(*words);
+    }
+    o.tls = vm.count("tls") > 0;
+    try {
+      o.secret = listen_secret(secret_file);
+    } catch (const std::exception& e) {
+      return bad(std::string("--secret-file: ") + e.what()), fail();
+    }
+    if (o.secret.empty() && o.launcher_once.empty())
+      return bad("--listen without --launcher-once needs a secret the workers also have: "
+                 "CREW_SECRET or --secret-file"),
+             fail();
+  } else if (vm.count("launcher-once") || vm.count("secret-file") || vm.count("tls") ||
+             vm.count("connect-timeout")) {
+    return bad("--launcher-once, --secret-file, --tls and --connect-timeout go with --listen"),
+           fail();
+  }
+  if (o.launchers.empty() && o.launcher_once.empty() && !o.remote_worker.empty())
+    return bad("--remote-worker goes with --launcher or --launcher-once"), fail();
+  if (o.launchers.empty() && !o.listening() && vm.count("heartbeat-timeout"))
+    return bad("--heartbeat-timeout goes with --launcher or --listen"), fail();
   if (!range.empty()) {
     const auto colon = range.find(':');
     const auto a =
@@ -281,7 +340,9 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
       !integer_option(vm, "grace", 0, max_grace_ms, " ms", o.grace_ms) ||
       !integer_option(vm, "retries", 0, max_retries, "", o.retries) ||
       !integer_option(vm, "chunk", 0, max_chunk, "", o.chunk) ||
-      !integer_option(vm, "heartbeat-timeout", 100, max_timeout_ms, " ms", o.heartbeat_timeout_ms))
+      !integer_option(vm, "heartbeat-timeout", 100, max_timeout_ms, " ms",
+                      o.heartbeat_timeout_ms) ||
+      !integer_option(vm, "connect-timeout", 100, max_timeout_ms, " ms", o.connect_timeout_ms))
     return usage;
   if (vm.count("io-scale")) {
     double v = -1;
@@ -322,6 +383,8 @@ std::variant<run_options, int> parse_run_options(const std::vector<std::string>&
              fail();
     o.workers = static_cast<std::size_t>(*v);
   }
+  if (o.listening() && o.workers == 0)
+    return bad("--listen needs --workers N: how many workers are to connect"), fail();
   if (o.mode == "inline") o.workers = 1;  // one task at a time, in this thread
   if (o.workers == 0) o.workers = o.launchers.empty() ? cpus : o.launchers.size();
   if (o.mode != "inline") {

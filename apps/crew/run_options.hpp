@@ -4,7 +4,7 @@
 // bounds (numbers range-checked, --workers against what this machine allows, no unknown or
 // positional argument, no abbreviated option) or prints one clear message to stderr and
 // gives the exit code (usage, 2). Nothing is started or opened here but for reading
-// /proc and the resource limits.
+// /proc, the resource limits and --secret-file.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +33,18 @@ struct run_options {
   std::vector<std::vector<std::string>> launchers;
   std::string remote_worker;
   long long heartbeat_timeout_ms = 0;
+  // Workers that connect back (--listen): where the pool listens (empty host: it does not),
+  // the command that starts them (--launcher-once, split into words; empty: someone else
+  // does), the secret they prove (--secret-file, else $CREW_SECRET; empty: the pool makes
+  // one, which only --launcher-once's workers get; never printed), TLS, and the start-up
+  // deadline (0: the library's).
+  std::string listen_host;
+  std::uint16_t listen_port = 0;
+  std::vector<std::string> launcher_once;
+  std::string secret;
+  bool tls = false;
+  long long connect_timeout_ms = 0;
+  bool listening() const noexcept { return !listen_host.empty(); }
   // The tasks: a range of integers, or JSON lines from `input` ("-" or empty: stdin).
   bool has_range = false;
   std::int64_t first = 0, last = 0;

@@ -234,6 +234,24 @@ void validate(const std::vector<timeline_section>& sections) {
   }
 }
 
+// The group of lane `li` ("" for none).
+const std::string& group_of(const timeline_section& s, std::size_t li) {
+  static const std::string none;
+  return li < s.lane_groups.size() ? s.lane_groups[li] : none;
+}
+
+// Whether a header row stands above lane `li`: the first lane of a run of a named group.
+bool group_starts(const timeline_section& s, std::size_t li) {
+  const auto& g = group_of(s, li);
+  return !g.empty() && (li == 0 || group_of(s, li - 1) != g);
+}
+
+// The lane's name, with its group's when it has one (tooltips).
+std::string lane_title(const timeline_section& s, std::size_t li) {
+  const auto& g = group_of(s, li);
+  return g.empty() ? s.lanes[li] : g + " \xC2\xB7 " + s.lanes[li];
+}
+
 bool drawn(const timeline_section& s, const timeline_bar& b) {
   return b.lane < s.lanes.size();
 }
@@ -321,8 +339,9 @@ std::size_t legend_failures(const std::vector<timeline_section>& sections) {
 }  // namespace
 
 double timeline_geometry::lane_top(std::size_t section, std::size_t lane) const {
-  return section_top.at(section) + L::section_title_height +
-         static_cast<double>(lane) * L::lane_height;
+  const auto& y = lane_y.at(section);
+  if (lane < y.size()) return y[lane];
+  return y.back() + static_cast<double>(lane - (y.size() - 1)) * L::lane_height;
 }
 
 double timeline_geometry::bar_top(std::size_t section, std::size_t lane) const {
@@ -346,8 +365,19 @@ timeline_geometry layout_timeline(const std::vector<timeline_section>& sections)
     const double ticks = std::max(1.0, std::ceil(section_end(s) / g.tick_step - 1e-9));
     g.section_span.push_back(ticks * g.tick_step);
     g.section_top.push_back(y);
-    y += L::section_title_height + static_cast<double>(s.lanes.size()) * L::lane_height +
-         L::axis_height;
+    y += L::section_title_height;
+    auto& lanes = g.lane_y.emplace_back();
+    auto& groups = g.group_rows.emplace_back();
+    for (std::size_t li = 0; li < s.lanes.size(); ++li) {
+      if (group_starts(s, li)) {
+        groups.emplace_back(y, li);
+        y += L::group_height;
+      }
+      lanes.push_back(y);
+      y += L::lane_height;
+    }
+    lanes.push_back(y);
+    y += L::axis_height;
     g.section_bottom.push_back(y);
     y += L::section_gap;
     // Room for the last tick label, and for the header line.
@@ -407,7 +437,7 @@ std::string render_timeline(const std::vector<timeline_section>& sections) {
     const auto& s = sections[si];
     const double top = g.section_top[si];
     const double lanes_top = top + L::section_title_height;
-    const double axis_y = lanes_top + static_cast<double>(s.lanes.size()) * L::lane_height;
+    const double axis_y = g.lane_y[si].back();
     const double x0 = g.x(0), x1 = g.x(g.section_span[si]);
     o += "<g>\n<text";
     attr("x", L::margin);
@@ -417,10 +447,12 @@ std::string render_timeline(const std::vector<timeline_section>& sections) {
     o += "<tspan dx=\"8\" font-weight=\"normal\" fill=\"#666666\">\xE2\x80\x94 " +
          escape(summary(s)) + "</tspan></text>\n";
 
-    // Lanes: names on the left, every other one on a grey band.
+    // Lanes: names on the left, every other one (of its group) on a grey band.
+    std::size_t in_group = 0;
     for (std::size_t li = 0; li < s.lanes.size(); ++li) {
       const double ly = g.lane_top(si, li);
-      if (li % 2 == 1) {
+      if (li > 0 && group_of(s, li) != group_of(s, li - 1)) in_group = 0;
+      if (in_group++ % 2 == 1) {
         o += "<rect";
         attr("x", x0);
         attr("y", ly);
@@ -453,6 +485,21 @@ std::string render_timeline(const std::vector<timeline_section>& sections) {
         append_num(o, axis_y);
       }
       o += "\"/>\n";
+    }
+    // Group headers, over the grid: a band across the section naming the lanes' group.
+    for (const auto& [gy, li] : g.group_rows[si]) {
+      o += "<rect";
+      attr("x", L::margin);
+      attr("y", gy);
+      attr("width", x1 - L::margin);
+      attr("height", L::group_height);
+      o += " fill=\"";
+      o += L::group_band;
+      o += "\"/>\n<text";
+      attr("x", L::margin + 6);
+      attr("y", gy + L::group_height / 2 + L::font_size * 0.35);
+      o += " font-weight=\"bold\" fill=\"#223344\"><title>" + escape(group_of(s, li)) + "</title>" +
+           fit(group_of(s, li), x1 - L::margin - 12) + "</text>\n";
     }
     o += "<path stroke=\"#444444\" fill=\"none\" d=\"M";
     append_num(o, x0);
@@ -487,7 +534,7 @@ std::string render_timeline(const std::vector<timeline_section>& sections) {
       o += "<g><title>";
       o += escape(b.label);
       if (b.failed) o += " \xE2\x80\x94 FAILED";
-      o += "\n" + escape(s.lanes[b.lane]) + ": " + duration(b.start) + " \xE2\x86\x92 " +
+      o += "\n" + escape(lane_title(s, b.lane)) + ": " + duration(b.start) + " \xE2\x86\x92 " +
            duration(b.end) + " (" + duration(b.end - b.start) + ")";
       if (!b.detail.empty()) o += "\n" + escape(b.detail, true);
       o += "</title><rect class=\"";

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace crew::cli {
@@ -19,9 +20,22 @@ struct timeline_bar {
 
 /// One Gantt chart: a title, its lanes (threads, workers) and the bars on them.
 struct timeline_section {
+  timeline_section() = default;
+  timeline_section(std::string title_, std::vector<std::string> lanes_,
+                   std::vector<timeline_bar> bars_, std::vector<std::string> lane_groups_ = {})
+      : title(std::move(title_)),
+        lanes(std::move(lanes_)),
+        bars(std::move(bars_)),
+        lane_groups(std::move(lane_groups_)) {}
+
   std::string title;               ///< e.g. "In [3] long_io, sequential"
   std::vector<std::string> lanes;  ///< e.g. "main thread", "thread 1", "worker 0 (pid 1234)"
   std::vector<timeline_bar> bars;
+  /// Optional: the group of each lane (where its worker ran: a host, a node), parallel to
+  /// `lanes`. Each run of consecutive lanes of one non-empty group is drawn under a header
+  /// row naming it; lanes of no group (empty, or past the end of this vector) get none, so
+  /// put them first. Empty (the default): no headers, the section drawn as without groups.
+  std::vector<std::string> lane_groups;
 };
 
 /// A self-contained SVG (no scripts, no external fonts/links): one Gantt chart per section,
@@ -49,9 +63,10 @@ inline constexpr double lane_label_width = 170;     ///< left column holding the
 inline constexpr double plot_width = 800;           ///< pixels of the longest section's span
 inline constexpr double section_title_height = 28;  ///< title line above a section's lanes
 inline constexpr double lane_height = 24;
-inline constexpr double bar_height = 18;   ///< centred in its lane
-inline constexpr double axis_height = 28;  ///< axis line, ticks and tick labels
-inline constexpr double section_gap = 20;  ///< empty space between two sections
+inline constexpr double group_height = 20;  ///< a group's header row, above its lanes
+inline constexpr double bar_height = 18;    ///< centred in its lane
+inline constexpr double axis_height = 28;   ///< axis line, ticks and tick labels
+inline constexpr double section_gap = 20;   ///< empty space between two sections
 inline constexpr double legend_line_height = 18;
 inline constexpr double min_bar_width = 2;      ///< zero-length bars stay visible
 inline constexpr double min_tick_spacing = 70;  ///< ticks are a nice step at least this far
@@ -61,8 +76,9 @@ inline constexpr double min_span = 1e-3;                ///< shortest time span 
 inline constexpr std::size_t max_legend_failures = 20;  ///< failed tasks listed by name
 
 inline constexpr const char* background = "#ffffff";
-inline constexpr const char* lane_band = "#f2f2f2";  ///< every other lane's background
-inline constexpr const char* grid = "#dddddd";       ///< vertical lines at the ticks
+inline constexpr const char* lane_band = "#f2f2f2";   ///< every other lane's background
+inline constexpr const char* grid = "#dddddd";        ///< vertical lines at the ticks
+inline constexpr const char* group_band = "#dde4ee";  ///< a group's header row
 inline constexpr const char* bar_fill = "#4c78a8";
 inline constexpr const char* bar_stroke = "#2c4a6e";
 inline constexpr const char* failed_fill = "#d62728";  ///< under a light diagonal hatch
@@ -81,9 +97,15 @@ struct timeline_geometry {
   /// least one tick).
   std::vector<double> section_span;
   double legend_top;  ///< y of the legend, below the last section
+  /// Per section: the top of each lane, and one more entry: the bottom of the last lane.
+  std::vector<std::vector<double>> lane_y;
+  /// Per section: the top of each group header row (group_height high), in order, and the
+  /// lane below which it stands.
+  std::vector<std::vector<std::pair<double, std::size_t>>> group_rows;
 
   double x(double seconds) const { return plot_left + seconds * pixels_per_second; }
-  /// Top of lane `lane` of section `section`; its bars span bar_top .. bar_top + bar_height.
+  /// Top of lane `lane` of section `section` (lane == its lane count: the bottom of the
+  /// last lane); its bars span bar_top .. bar_top + bar_height.
   double lane_top(std::size_t section, std::size_t lane) const;
   double bar_top(std::size_t section, std::size_t lane) const;
 };

@@ -257,7 +257,7 @@ BOOST_AUTO_TEST_CASE(launched_workers_give_the_same_results_and_local_only_optio
       {"--launcher env --mode threads", "--launcher runs worker processes"},
       {"--launcher \"ssh -T 'host\"", "unterminated ' quote"},
       {"--launcher ' '", "--launcher needs a command"},
-      {"--remote-worker /x", "go with --launcher"},
+      {"--remote-worker /x", "goes with --launcher"},
       {"--launcher env --heartbeat-timeout 50", "--heartbeat-timeout must be an integer from 100"},
   };
   for (const auto& [args, message] : refused) {
@@ -269,6 +269,149 @@ BOOST_AUTO_TEST_CASE(launched_workers_give_the_same_results_and_local_only_optio
   auto r = crew("run --job identity --range 0:1 --launcher crew-no-such-launcher");
   BOOST_TEST(r.exit_code == 4, r.err);
   BOOST_TEST(contains(r.err, "cannot start launcher 'crew-no-such-launcher'"), r.err);
+}
+
+// Connect-back: --listen waits for --workers N workers that connect to crew (here two local
+// crew-workers started by one --launcher-once command, which gets the worker's path as $0),
+// with the same results as local workers and each task's host in its record, its job-log
+// line and the timeline; the secret appears nowhere.
+BOOST_AUTO_TEST_CASE(listening_for_workers_gives_the_same_results_with_their_hosts) {
+  const auto dir = scratch("listen");
+  const std::string two_workers = R"(--launcher-once 'sh -c "\"$0\" & \"$0\"; wait"')";
+  auto plain = crew("run --job long_comp --range 0:6 --keep-order --json --no-progress");
+  auto listened = crew(
+      "run --job long_comp --range 0:6 --keep-order --json --no-progress "
+      "--listen 127.0.0.1:0 --workers 2 " +
+      two_workers);
+  BOOST_TEST_REQUIRE(plain.exit_code == 0, plain.err);
+  BOOST_TEST_REQUIRE(listened.exit_code == 0, listened.err);
+  BOOST_TEST(contains(listened.err, "crew: listening on 127.0.0.1:"), listened.err);
+  BOOST_TEST(!contains(listened.err, "listening on 127.0.0.1:0 "), listened.err);  // the real port
+  BOOST_TEST(contains(listened.err, " for 2 workers\n"), listened.err);
+  BOOST_TEST(!contains(listened.err, "refused"), listened.err);
+  const auto a = json::parse(plain.out).as_object(), b = json::parse(listened.out).as_object();
+  BOOST_TEST(!a.contains("peers_refused"));
+  BOOST_TEST(b.at("peers_refused") == 0);
+  const auto& ra = a.at("results").as_array();
+  const auto& rb = b.at("results").as_array();
+  BOOST_REQUIRE_EQUAL(ra.size(), 6u);
+  BOOST_REQUIRE_EQUAL(rb.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    const auto& x = ra[i].as_object();
+    const auto& y = rb[i].as_object();
+    BOOST_TEST(json::serialize(x.at("value")) == json::serialize(y.at("value")));
+    BOOST_TEST(json::serialize(x.at("args")) == json::serialize(y.at("args")));
+    BOOST_TEST(!x.contains("host"));  // local workers: no host, the record as it was
+    BOOST_TEST_REQUIRE(y.contains("host"), json::serialize(y));
+    BOOST_TEST(!y.at("host").as_string().empty());
+    BOOST_TEST(y.at("worker").as_int64() < 2);
+  }
+
+  // A secret of our own: in no output, log or picture; the job log and the timeline say
+  // where each task ran.
+  const std::string secret = "crew-test-secret-5f0c2a9e41";
+  const auto log = dir / "log.jsonl", svg = dir / "t.svg";
+  auto logged = crew(
+      "run --job long_comp --range 0:4 --jsonl --no-progress --listen "
+      "127.0.0.1:0 --workers 2 --joblog " +
+          log.string() + " --timeline " + svg.string() + " " + two_workers,
+      "env CREW_SECRET=" + secret);
+  BOOST_TEST_REQUIRE(logged.exit_code == 0, logged.err);
+  const auto records = joblog_lines(log);
+  BOOST_REQUIRE_EQUAL(records.size(), 4u);
+  std::set<std::string> hosts;
+  for (const auto& r : records) {
+    BOOST_TEST_REQUIRE(r.contains("host"), json::serialize(r));
+    hosts.insert(std::string(r.at("host").as_string()));
+  }
+  BOOST_TEST(hosts.size() == 1u);  // both workers run here
+  const std::string picture = slurp(svg);
+  BOOST_TEST(contains(picture, "<title>" + *hosts.begin() + "</title>"), picture);
+  for (const auto& text : {logged.out, logged.err, slurp(log), picture})
+    BOOST_TEST(!contains(text, secret));
+}
+
+// A worker that proves a wrong secret is refused, counted and named in the summary; the
+// pool goes on with the next one. What cannot work is refused before anything starts.
+BOOST_AUTO_TEST_CASE(listening_refuses_wrong_secrets_and_what_cannot_work) {
+  const std::string secret = "crew-test-secret-77d1e3b0aa";
+  auto r = crew(
+      "run --job identity --range 0:3 --json --no-progress --listen 127.0.0.1:0 --workers 1 "
+      R"(--launcher-once 'sh -c "CREW_SECRET=not-the-secret-0123456789 \"$0\"; \"$0\""')",
+      "env CREW_SECRET=" + secret);
+  BOOST_TEST(r.exit_code == 0, r.err);
+  BOOST_TEST(contains(r.err, "crew: 1 connection refused (the last: 127.0.0.1:"), r.err);
+  BOOST_TEST(contains(r.err, "wrong secret"), r.err);
+  BOOST_TEST(!contains(r.err + r.out, secret));
+  const auto doc = json::parse(r.out).as_object();
+  BOOST_TEST(doc.at("peers_refused") == 1);
+  BOOST_TEST(doc.at("results").as_array().size() == 3u);
+
+  const auto dir = scratch("listen-refused");
+  const auto open_file = dir / "secret";
+  write_file(open_file, secret + "\n");
+  std::filesystem::permissions(open_file, std::filesystem::perms(0644));
+  const std::string listen = "--listen 127.0.0.1:0 ";
+  const std::pair<std::string, std::string> refused[] = {
+      {listen + "--launcher-once true", "--listen needs --workers N"},
+      {listen + "--workers 0 --launcher-once true", "--listen needs --workers N"},
+      {listen + "--workers 2 --launcher env", "--listen and --launcher do not go together"},
+      {listen + "--workers 2",
+       "--listen without --launcher-once needs a secret the workers also have: CREW_SECRET or "
+       "--secret-file"},
+      {listen + "--workers 2 --secret-file " + open_file.string(),
+       "the secret file " + open_file.string() + " is readable or writable by others"},
+      {listen + "--workers 2 --secret-file " + (dir / "none").string(),
+       "cannot open the secret file " + (dir / "none").string()},
+      {listen + "--workers 1 --launcher-once true --sandbox", "does not go with --listen"},
+      {listen + "--workers 1 --launcher-once true --transport shm", "does not go with --listen"},
+      {listen + "--workers 1 --launcher-once true --mode threads", "not --mode threads"},
+      {listen + "--workers 1 --launcher-once ' '", "--launcher-once needs a command"},
+      {"--listen ::1:0 --workers 1 --launcher-once true", "an IPv6 address goes in brackets"},
+      {"--listen 127.0.0.1 --workers 1 --launcher-once true", "--listen takes ADDR:PORT"},
+      {"--listen 127.0.0.1:65536 --workers 1 --launcher-once true", "--listen takes ADDR:PORT"},
+      {"--tls", "go with --listen"},
+      {"--launcher-once true", "go with --listen"},
+      {listen + "--workers 1 --launcher-once true --connect-timeout 5",
+       "--connect-timeout must be an integer from 100"},
+  };
+  for (const auto& [args, message] : refused) {
+    auto u = crew("run --job identity --range 0:1 " + args, "env -u CREW_SECRET");
+    BOOST_TEST(u.exit_code == 2, args << ": " << u.err);
+    BOOST_TEST(contains(u.err, message), args << ": " << u.err);
+  }
+  // A secret the pool refuses (too short) is a usage error too, named by its source.
+  auto short_secret =
+      crew("run --job identity --range 0:1 " + listen + "--workers 1", "env CREW_SECRET=short");
+  BOOST_TEST(short_secret.exit_code == 2, short_secret.err);
+  BOOST_TEST(contains(short_secret.err, "CREW_SECRET: the secret is 5 bytes"), short_secret.err);
+  BOOST_TEST(!contains(short_secret.err, "listening on"), short_secret.err);
+
+  // The worker side never takes a secret on its command line (ps shows it to everyone).
+  const int status = std::system(
+      (std::string(CREW_WORKER_PATH) + " --connect 127.0.0.1:9 --secret x 2>/dev/null").c_str());
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 64), "status " << status);
+}
+
+// A signal while crew waits for its first worker stops the pool and --launcher-once's
+// command with it, and exits with 128 + the signal.
+BOOST_AUTO_TEST_CASE(a_signal_while_waiting_for_workers_stops_the_launcher_once_command) {
+  const auto dir = scratch("listen-signal");
+  const auto pid_file = dir / "pid";
+  auto r = signal_run(
+      {"run", "--job", "identity", "--range", "0:3", "--no-progress", "--listen", "127.0.0.1:0",
+       "--workers", "1", "--launcher-once",
+       "sh -c 'echo $$ > " + pid_file.string() + "; echo launcher-once-up >&2; exec sleep 60'"},
+      "] launcher-once-up", 1, SIGTERM, dir);
+  BOOST_TEST(r.exit_code == 128 + SIGTERM, r.err);
+  BOOST_TEST(contains(r.err, "crew: listening on 127.0.0.1:"), r.err);
+  BOOST_TEST(contains(r.err, "stopped while waiting for the first worker"), r.err);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const int pid = std::atoi(slurp(pid_file).c_str());
+  BOOST_TEST_REQUIRE(pid > 0);
+  while (alive(pid) && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_TEST(!alive(pid), "the --launcher-once command (pid " << pid << ") outlived crew");
 }
 
 BOOST_AUTO_TEST_CASE(a_million_streamed_tasks_keep_memory_flat) {

@@ -548,4 +548,67 @@ BOOST_AUTO_TEST_CASE(ten_thousand_bars_stay_small) {
   BOOST_TEST(count_in(img, 0, 0, img.width, img.height, failed_fill) > 0);
 }
 
+BOOST_AUTO_TEST_CASE(lanes_are_grouped_under_a_header_per_host) {
+  // crew run --listen: workers on two hosts, and a task that never started (no host).
+  timeline_section s{"placed", {"not started", "worker 0", "worker 1", "worker 0", "worker 2"}, {}};
+  s.lane_groups = {"", "node-a", "node-a", "node-b", "node-b"};
+  for (std::size_t lane = 0; lane < 5; ++lane)
+    s.bars.push_back(bar(lane, 0.1 * static_cast<double>(lane), 0.5, "t" + std::to_string(lane)));
+  const std::vector<timeline_section> sections{s};
+  const auto g = layout_timeline(sections);
+
+  // A header row above the first lane of each host; none above the lane of no host.
+  BOOST_TEST_REQUIRE(g.group_rows.at(0).size() == 2u);
+  BOOST_TEST(g.group_rows[0][0].second == 1u);
+  BOOST_TEST(g.group_rows[0][1].second == 3u);
+  const double lanes_top = g.section_top[0] + L::section_title_height;
+  BOOST_TEST(g.lane_top(0, 0) == lanes_top);
+  BOOST_TEST(g.group_rows[0][0].first == lanes_top + L::lane_height);
+  BOOST_TEST(g.lane_top(0, 1) == g.group_rows[0][0].first + L::group_height);
+  BOOST_TEST(g.lane_top(0, 2) == g.lane_top(0, 1) + L::lane_height);
+  BOOST_TEST(g.group_rows[0][1].first == g.lane_top(0, 2) + L::lane_height);
+  BOOST_TEST(g.lane_top(0, 3) == g.group_rows[0][1].first + L::group_height);
+  BOOST_TEST(g.lane_top(0, 5) == lanes_top + 5 * L::lane_height + 2 * L::group_height);
+  BOOST_TEST(g.section_bottom[0] == g.lane_top(0, 5) + L::axis_height);
+
+  // The hosts are named in their headers, and in the bars' tooltips.
+  const auto svg = render_timeline(sections);
+  BOOST_TEST(occurrences(svg, "<title>node-a</title>node-a</text>") == 1);
+  BOOST_TEST(occurrences(svg, "<title>node-b</title>node-b</text>") == 1);
+  BOOST_TEST(svg.find("node-b \xC2\xB7 worker 2: ") != std::string::npos);
+  BOOST_TEST(svg.find("\nnot started: ") != std::string::npos);
+  BOOST_REQUIRE_NO_THROW(parse_xml(svg));
+
+  // In the picture: each bar on its own lane where its times say; the header rows hold the
+  // header colour and no bar.
+  const auto img = render(svg, "hosts");
+  BOOST_TEST(img.height == static_cast<int>(g.height));
+  for (std::size_t lane = 0; lane < 5; ++lane) {
+    for (int y : clear_rows(g, 0, lane)) {
+      const auto runs = row_runs(img, y, bar_fill);
+      BOOST_TEST_REQUIRE(runs.size() == 1u, "lane " << lane << ", row " << y << ": " << runs);
+      check_bar_run(runs[0], g, 0.1 * static_cast<double>(lane), 0.5);
+    }
+  }
+  const rgb band = parse_colour(L::group_band);
+  for (const auto& [top, lane] : g.group_rows[0]) {
+    const int y0 = px(top) + 2, y1 = px(top + L::group_height) - 2;
+    const int x0 = px(g.plot_left), x1 = px(g.x(g.section_span[0])) - 2;
+    const long area = static_cast<long>(x1 - x0) * (y1 - y0);
+    BOOST_TEST(count_in(img, x0, y0, x1, y1, bar_fill) == 0, "header above lane " << lane);
+    BOOST_TEST(count_in(img, x0, y0, x1, y1, band) > area * 9 / 10, "header above lane " << lane);
+  }
+
+  // Without groups (or with none named) the section is drawn as it always was.
+  timeline_section plain = s, unnamed = s;
+  plain.lane_groups.clear();
+  unnamed.lane_groups.assign(5, "");
+  const auto plain_svg = render_timeline({plain});
+  BOOST_TEST(render_timeline({unnamed}) == plain_svg);
+  BOOST_TEST(plain_svg.find(L::group_band) == std::string::npos);
+  const auto pg = layout_timeline({plain});
+  for (std::size_t lane = 0; lane <= 5; ++lane)
+    BOOST_TEST(pg.lane_top(0, lane) == lanes_top + static_cast<double>(lane) * L::lane_height);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
