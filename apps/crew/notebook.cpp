@@ -192,12 +192,6 @@ cell processes(const job<R(int)>& j, const std::string& id, const settings& s,
     for (int i = 0; i < s.tasks; ++i)
       futures.push_back(pool.submit(j(i), labelled(i)));
     say("all processes started at " + demo::ctime_now());
-    // A listening pool that is closed takes no more connections, even with tasks queued
-    // (supervisor::free_slots() is 0 once closed): its workers must have connected before
-    // it closes, which they have once every task has run.
-    if (s.listen)
-      for (auto& f : futures)
-        f.wait();
     pool.close();  // close pool so that it does not accept further submissions
     pool.join();   // wait until all processes are finished
   }

@@ -769,4 +769,20 @@ BOOST_FIXTURE_TEST_CASE(workers_arriving_beyond_max_pending_retry_and_all_get_in
   pool.join();
 }
 
+BOOST_FIXTURE_TEST_CASE(a_closed_pool_still_takes_workers_while_it_has_tasks, io_fixture) {
+  auto o = listening(1);
+  o.listen.secret = "the secret of the closed pool test";
+  crew::process_pool pool(ioc.get_executor(), o);
+  auto f = pool.submit(crew::demo::identity(3));
+  pool.close();  // before any worker arrived
+  outside_worker w(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=" + o.listen.secret});
+  BOOST_TEST(f.get() == 3);
+  pool.join();
+  BOOST_TEST(w.wait() == 0);
+  // Closed and done: a late worker is told so.
+  outside_worker late(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=" + o.listen.secret,
+                                         "CREW_CONNECT_TIMEOUT_MS=500"});
+  BOOST_TEST(late.wait() == 6);  // nobody listens any more
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -248,7 +248,7 @@ void supervisor::worker_ended(worker_session& s, session_end end) {
                         " tasks each killed their worker, so the pool stopped serving "
                         "(crash_loop_limit); last: " + *crash);
     }
-    return connected_ended(w);
+    return connected_ended();
   }
   if (end.stopping && !end.running) return host_.check_join();  // asked to go
   if (!end.booted)
@@ -347,14 +347,20 @@ void supervisor::terminate_all() {
 
 // --- a listening pool ---------------------------------------------------------------------
 
+// A closed pool still takes workers while it has tasks to run (close, then join, with the
+// workers still on their way); once it has none, it is done with workers.
+bool supervisor::takes_workers() const {
+  return !host_.terminated() && !broken_ && (!host_.closed() || !tasks_.idle());
+}
+
 std::size_t supervisor::free_slots() const {
-  if (host_.closed() || host_.terminated() || broken_) return 0;
+  if (!takes_workers()) return 0;
   return static_cast<std::size_t>(std::count(slots_.begin(), slots_.end(), nullptr));
 }
 
 void supervisor::adopt(std::shared_ptr<worker_channel> channel) {
   const auto free = std::find(slots_.begin(), slots_.end(), nullptr);
-  if (free == slots_.end() || host_.closed() || host_.terminated() || broken_) {
+  if (free == slots_.end() || !takes_workers()) {
     // Told it had a slot, which went meanwhile (the pool closed or broke): it just goes.
     channel->stop(policy::stop_step::kill);
     return;
@@ -381,9 +387,8 @@ bool supervisor::any_booted() const {
 }
 
 // A connected worker is gone; its slot is free for the next connection.
-void supervisor::connected_ended(const std::shared_ptr<worker_session>& w) {
-  (void)w;
-  if (!any_booted() && !host_.closed() && !broken_ && !host_.terminated()) arm_alone();
+void supervisor::connected_ended() {
+  if (!any_booted() && takes_workers()) arm_alone();
   host_.dispatch();
   host_.check_join();
 }

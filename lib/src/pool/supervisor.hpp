@@ -113,7 +113,8 @@ class supervisor final : public listener_host {
   void trip(errc code, std::string why);
   std::optional<std::string> judge_running(session_end& end);
   bool listening() const noexcept { return static_cast<bool>(listener_); }
-  void connected_ended(const std::shared_ptr<worker_session>& w);
+  bool takes_workers() const;
+  void connected_ended();
   void arm_alone();
   void launch_once();
   void once_ended(const std::string& how, const std::string& tail);
