@@ -567,7 +567,15 @@ BOOST_FIXTURE_TEST_CASE(the_secret_never_shows_in_ps_or_in_any_output, io_fixtur
     everything += std::string(e.message) + std::string(e.host) + "\n";
   };
   crew::process_pool pool(ioc.get_executor(), o);
-  BOOST_TEST(pool.submit(crew::test::pid_then_sleep(0)).get() > 0);
+  const int worker_pid = pool.submit(crew::test::pid_then_sleep(0)).get();
+  BOOST_TEST(worker_pid > 0);
+  // Not in its environment block either (/proc/PID/environ shows the one it started with).
+  {
+    std::ifstream f("/proc/" + std::to_string(worker_pid) + "/environ", std::ios::binary);
+    const std::string environ_text((std::istreambuf_iterator<char>(f)),
+                                   std::istreambuf_iterator<char>());
+    BOOST_TEST(!contains(environ_text, pool.secret()));
+  }
   outside_worker wrong(CREW_WORKER_PATH, {connect_env(pool), "CREW_SECRET=not the secret, and long"});
   BOOST_TEST(wrong.wait() == 6);
   // Every process's command line (ps shows them to everyone): the workers', the shell's.

@@ -169,11 +169,19 @@ class worker_process {
 
   template <class... Args>
   void send_task(std::uint64_t id, std::string_view job_name, const Args&... args) {
+    send(task_frame(id, job_name, args...));
+  }
+
+  template <class... Args>
+  std::vector<std::byte> task_frame(std::uint64_t id, std::string_view job_name,
+                                    const Args&... args) {
     std::vector<std::byte> payload;
     crew::encoder e(payload);
     e.put(job(job_name));
     (e.put(args), ...);
-    send_frame(proto::frame_type::task, id, payload);
+    std::vector<std::byte> bytes;
+    proto::append_frame(bytes, proto::frame_type::task, id, payload);
+    return bytes;
   }
 
   // The next frame the worker writes; fails the test if none comes in time or the stream
@@ -449,4 +457,28 @@ BOOST_AUTO_TEST_CASE(a_ping_to_a_worker_not_on_stdio_is_a_protocol_error) {
   w.send_frame(proto::frame_type::ping, 2);
   expect_exit(w, 3);
   BOOST_CHECK(w.log().find("unexpected frame type 9") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(replies_of_quick_tasks_never_wait_behind_a_long_one) {
+  // Three tasks in one write: two quick ones, then a 2 s one. On stdio the worker may hold
+  // the quick replies back while more tasks wait in its buffer (one write for a run of
+  // quick tasks), but never behind a long task: both arrive while it still runs.
+  worker_process w(CREW_WORKER_PATH, worker_process::mode::stdio_flag);
+  w.hello();
+  std::vector<std::byte> three = w.task_frame(1, "identity", std::int32_t{1});
+  for (auto&& f : {w.task_frame(2, "identity", std::int32_t{2}),
+                   w.task_frame(3, "long_io", std::int32_t{0})})
+    three.insert(three.end(), f.begin(), f.end());
+  w.send(three);
+  for (std::uint64_t id : {1u, 2u}) {
+    const frame r = w.next_frame();
+    BOOST_CHECK(r.header.type == proto::frame_type::result);
+    BOOST_CHECK_EQUAL(r.header.task_id, id);
+  }
+  BOOST_CHECK(w.wait_log("function 0 started"));
+  BOOST_CHECK(w.log().find("function 0 finished") == std::string::npos);
+  const frame last = w.next_frame();
+  BOOST_CHECK_EQUAL(last.header.task_id, 3u);
+  w.close_input();
+  expect_exit(w, 0);
 }

@@ -7,9 +7,12 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace crew::detail {
@@ -207,12 +210,14 @@ connect_listener::connect_listener(const asio::any_io_executor& strand, const li
       tls_(opts.tls),
       auth_timeout_(opts.auth_timeout),
       max_pending_(std::max<std::size_t>(1, opts.max_pending)),
-      heartbeat_timeout_ms_(static_cast<std::uint32_t>(heartbeat_timeout.count())),
+      heartbeat_timeout_ms_(static_cast<std::uint32_t>(std::clamp<long long>(
+          heartbeat_timeout.count(), 0, std::numeric_limits<std::uint32_t>::max()))),
       max_payload_(max_payload),
       host_(host) {
   const tcp::endpoint at = resolve(opts);
   try {
     acceptor_.open(at.protocol());
+    ::fcntl(acceptor_.native_handle(), F_SETFD, FD_CLOEXEC);  // Asio opens it inheritable
     acceptor_.set_option(tcp::acceptor::reuse_address(true));
     acceptor_.bind(at);
     acceptor_.listen(asio::socket_base::max_listen_connections);
@@ -260,6 +265,8 @@ void connect_listener::accept_next() {
       });
       return;
     }
+    // No program the host application runs inherits a worker's connection.
+    ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
     error_code pe;
     const auto remote = socket.remote_endpoint(pe);
     const std::string peer = pe ? std::string("an unknown peer") : address_text(remote);

@@ -113,7 +113,8 @@ void once_launcher::read(output_line::stream which) {
     auto emit = [&](std::string_view line) {
       self->tail_.emplace_back(line.substr(0, 512));
       if (self->tail_.size() > tail_lines) self->tail_.pop_front();
-      if (!self->owner_.expired() && self->on_line_) self->on_line_(which, line);
+      // The owner (the pool) is held for the call: the handler may run as it is destroyed.
+      if (auto owner = self->owner_.lock(); owner && self->on_line_) self->on_line_(which, line);
     };
     if (ec) {
       splitter.finish(emit);
@@ -131,8 +132,9 @@ void once_launcher::wait_exit() {
         self->exited_ = true;
         self->status_ = ec ? -1 : st;
         self->proc_->detach();  // reaped: never signal this pid again
-        // Its children (srun's helpers) die with it: it led its own process group.
-        ::kill(-self->pid_, SIGKILL);
+        // Its children (srun's helpers) die with it: it led its own process group. Not if
+        // this wait did not reap it (the destructor did: its group id may be anyone's now).
+        if (!ec && !self->registry_->reaped_by_destructor()) ::kill(-self->pid_, SIGKILL);
         self->registry_->remove(self->pid_);
         // Its pipes get a moment to drain (a grandchild may hold them open).
         self->linger_.expires_after(exit_linger);
@@ -155,7 +157,8 @@ void once_launcher::maybe_report() {
   std::string tail;
   for (const auto& l : tail_)
     tail += (tail.empty() ? "" : " | ") + l;
-  if (!owner_.expired() && on_exit_) on_exit_(describe(status_, killed_by_crew_), tail);
+  if (auto owner = owner_.lock(); owner && on_exit_)
+    on_exit_(describe(status_, killed_by_crew_), tail);
 }
 
 void once_launcher::stop(policy::stop_step step) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 
 namespace crew::detail {
@@ -38,7 +39,8 @@ class socket_channel final : public worker_channel,
       error_code ec;
       link_->plain->non_blocking(true, ec);
       if (ec) {
-        close_now();
+        end_reading({});
+        asio::post(strand_, [h = holding()] { h.self->maybe_end(); });
         return "cannot make the connection non-blocking: " + ec.message();
       }
     }
@@ -81,7 +83,7 @@ class socket_channel final : public worker_channel,
       if (self->shutdown_after_write_) self->shutdown_send();
       if (self->want_writable_) {
         self->want_writable_ = false;
-        if (h.listener) h.listener->on_writable(!ec);
+        if (h.listener && !self->ended_) h.listener->on_writable(!ec);
       }
       self->maybe_end();
     });
@@ -91,7 +93,7 @@ class socket_channel final : public worker_channel,
   void wait_writable() override {
     if (link_->plain) {
       link_->plain->async_wait(tcp::socket::wait_write, [h = holding()](error_code ec) {
-        if (h.listener) h.listener->on_writable(!ec && !h.self->closed_);
+        if (h.listener && !h.self->ended_) h.listener->on_writable(!ec && !h.self->closed_);
       });
       return;
     }
@@ -100,15 +102,15 @@ class socket_channel final : public worker_channel,
       return;
     }
     asio::post(strand_, [h = holding()] {
-      if (h.listener) h.listener->on_writable(!h.self->write_failed_ && !h.self->closed_);
+      if (h.listener && !h.self->ended_)
+        h.listener->on_writable(!h.self->write_failed_ && !h.self->closed_);
     });
   }
 
   bool input_open() const noexcept override { return !closed_ && !output_closed_; }
 
   void stop_reading() override {
-    frames_done_ = true;
-    close_now();
+    end_reading({});
     maybe_end();
   }
 
@@ -129,6 +131,7 @@ class socket_channel final : public worker_channel,
     }
     // terminate, kill: there is no process here to signal; the connection is all we have.
     disconnected_by_crew_ = true;
+    if (!closed_) unread_at_end_ = queued();
     close_now();
     // The read pending (if any) completes with an error and ends the channel; if none is,
     // the end is posted (stop never calls back).
@@ -137,6 +140,13 @@ class socket_channel final : public worker_channel,
   }
 
   bool peer_gone() const noexcept override { return frames_done_ || closed_; }
+
+  // Bytes of ours not yet acknowledged by the worker's host (SIOCOUTQ, plain TCP): a lower
+  // bound of what the worker has not read; kept from the moment reading ended.
+  std::optional<std::size_t> unread_by_peer() const override {
+    if (closed_) return unread_at_end_;
+    return queued();
+  }
 
   std::optional<std::size_t> unread_by_us() const override {
     if (closed_) return {};
@@ -167,8 +177,7 @@ class socket_channel final : public worker_channel,
       if (self->frames_done_) return self->maybe_end();
       if (n > 0 && !h.listener->on_read(n)) return;
       if (ec) {
-        self->frames_done_ = true;
-        self->read_error_ = ec;
+        self->end_reading(ec);
         h.listener->on_input_end();
         return self->maybe_end();
       }
@@ -178,6 +187,25 @@ class socket_channel final : public worker_channel,
       link_->tls->async_read_some(asio::buffer(space.data(), space.size()), std::move(done));
     else
       link_->plain->async_read_some(asio::buffer(space.data(), space.size()), std::move(done));
+  }
+
+  std::optional<std::size_t> queued() const {
+    if (!link_->plain || closed_) return {};
+    int n = 0;
+    auto& sock = const_cast<socket_link&>(*link_).socket();
+    if (::ioctl(sock.native_handle(), SIOCOUTQ, &n) != 0 || n < 0) return {};
+    return static_cast<std::size_t>(n);
+  }
+
+  // Reading is over (the worker closed its side, the connection broke, or we gave up): the
+  // connection is closed now — a write pending (TLS) is aborted, so the end cannot wait on
+  // a peer that stopped reading.
+  void end_reading(const error_code& ec) {
+    if (frames_done_) return;
+    frames_done_ = true;
+    read_error_ = ec;
+    if (!closed_) unread_at_end_ = queued();
+    close_now();
   }
 
   void shutdown_send() {
@@ -216,6 +244,7 @@ class socket_channel final : public worker_channel,
   std::weak_ptr<channel_listener> listener_;
   std::vector<std::byte> wbuf_;  // under TLS: the bytes being written
   error_code read_error_;
+  std::optional<std::size_t> unread_at_end_;
   bool frames_done_ = false, closed_ = false, output_closed_ = false, ended_ = false;
   bool writing_ = false, want_writable_ = false, write_failed_ = false;
   bool shutdown_after_write_ = false, disconnected_by_crew_ = false;

@@ -4,10 +4,13 @@
 // wherever whoever started it put it (the pool's listen.launch_once: the pool's output).
 // Frames are read from the connection and written to it without blocking (under TLS,
 // through a write buffer of its own: a TLS stream cannot write "what fits now"). The stop
-// ladder: end of input is a shutdown of our sending side (TLS: close_notify) — a worker
-// exits at the end of its input, and its end of the connection closes; terminate and kill
-// close the connection at once. The channel ends when the worker closed its side (or the
-// connection broke) and, after our own close, at once: on_ended describes how
+// ladder: end of input is a shutdown of our sending side (a TCP FIN, under TLS too, without
+// close_notify: both ends take a truncated stream as its end) — a worker exits at the end of
+// its input, and its end of the connection closes; terminate and kill close the connection
+// at once. When reading ends (the worker closed its side, the connection broke) the
+// connection is closed at once, aborting a write in progress: a peer that stops reading
+// cannot hold its slot. Bytes the worker has not read are known on plain TCP as those its
+// host has not acknowledged (SIOCOUTQ: a lower bound). on_ended describes how the end came
 // ("closed its connection", "its connection broke: Connection reset by peer", "was
 // disconnected by crew").
 #pragma once

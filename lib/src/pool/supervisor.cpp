@@ -108,6 +108,7 @@ void supervisor::worker_ready(worker_session& s) {
   ever_alive_ = true;
   if (listening()) {
     alone_timer_.cancel();
+    alone_armed_ = false;
     if (events_.enabled()) {  // a connected worker is "spawned" once it says who it is
       event e = event_emitter::make(event_kind::worker_spawned);
       e.worker = s.slot();
@@ -313,6 +314,7 @@ bool supervisor::stop_idle() {
   if (listening()) {
     listener_->close();  // no worker joins a pool that is done
     alone_timer_.cancel();
+    alone_armed_ = false;
     if (!any_alive && retiring_.empty() && once_ && once_->running()) {
       stop_once();
       return true;
@@ -342,6 +344,7 @@ void supervisor::terminate_all() {
   cancel_respawns();
   if (listener_) listener_->close();
   alone_timer_.cancel();
+  alone_armed_ = false;
   if (once_) once_->stop(policy::stop_step::terminate);
 }
 
@@ -395,9 +398,15 @@ void supervisor::connected_ended() {
 
 // The start-up deadline: the pool has had no worker for connect_timeout.
 void supervisor::arm_alone() {
+  // Armed once per spell without workers: workers that come and go before their hello do
+  // not push the deadline back.
+  if (alone_armed_) return;
+  alone_armed_ = true;
   alone_timer_.expires_after(opts_.listen.connect_timeout);
   alone_timer_.async_wait([this, keep = host_.as_owner().lock()](error_code ec) {
-    if (ec || broken_ || host_.terminated() || any_booted()) return;
+    if (ec) return;  // cancelled (whoever cancels clears alone_armed_), or re-armed
+    alone_armed_ = false;
+    if (broken_ || host_.terminated() || any_booted()) return;
     std::string why = "no worker connected to " + listener_->connect_address() + " within " +
                       std::to_string(opts_.listen.connect_timeout.count()) +
                       " ms (listen_options::connect_timeout)";

@@ -158,6 +158,7 @@ class supervisor final : public listener_host {
   std::shared_ptr<once_launcher> once_;
   std::string once_end_;  // how the once command ended, for messages
   boost::asio::steady_timer alone_timer_;
+  bool alone_armed_ = false;
   boost::asio::steady_timer once_stop_timer_;
   bool once_stopping_ = false;
 };

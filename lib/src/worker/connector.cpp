@@ -9,7 +9,10 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <openssl/ssl.h>
+
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <optional>
 #include <random>
@@ -74,6 +77,8 @@ class tls_pump : public std::enable_shared_from_this<tls_pump> {
     to_pool();
   }
   asio::io_context& io() { return *io_; }
+  /// Everything the worker wrote has gone to the pool (or cannot go any more).
+  bool sent_all() const noexcept { return sent_all_.load(); }
 
  private:
   void from_pool() {
@@ -94,6 +99,7 @@ class tls_pump : public std::enable_shared_from_this<tls_pump> {
       if (ec) {
         error_code ignored;
         self->tls_->next_layer().shutdown(asio::socket_base::shutdown_send, ignored);
+        self->sent_all_ = true;
         return;
       }
       asio::async_write(*self->tls_, asio::buffer(self->out_.data(), n),
@@ -101,6 +107,7 @@ class tls_pump : public std::enable_shared_from_this<tls_pump> {
                           if (e) {
                             error_code ignored;
                             self->local_.close(ignored);
+                            self->sent_all_ = true;
                             return;
                           }
                           self->to_pool();
@@ -113,7 +120,12 @@ class tls_pump : public std::enable_shared_from_this<tls_pump> {
   std::unique_ptr<tls_stream> tls_;
   asio::local::stream_protocol::socket local_;
   std::array<char, 64 * 1024> in_{}, out_{};
+  std::atomic<bool> sent_all_{false};
 };
+
+// The TLS pump of this process, if it connected under TLS (end_connection waits for it).
+std::shared_ptr<tls_pump> the_pump;
+int pump_local_fd = -1;  // the relay's end of the socketpair
 
 // Connects to host:port and reads the pool's greeting, retrying with back-off (100 ms,
 // doubling to 2 s, each with up to a quarter more at random: workers started together do not
@@ -126,7 +138,8 @@ bool connect_and_greet(asio::io_context& io, tcp::socket& socket, const connect_
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + s.give_up;
   auto delay = std::chrono::milliseconds(100);
-  std::minstd_rand jitter(static_cast<unsigned>(::getpid()));
+  // Not seeded by pid: every pod of a Kubernetes Job may have the same one.
+  std::minstd_rand jitter(std::random_device{}());
   std::string last;
   for (int attempt = 1;; ++attempt) {
     tcp::resolver resolver(io);
@@ -196,10 +209,14 @@ bool connect_back(const connect_settings& s, connection& out) {
     say("cannot connect to the pool: " + why);
     return false;
   }
+  // OpenSSL's exit-time clean-up must not run under a pump thread still using it.
+  OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, nullptr);
   auto io = std::make_shared<asio::io_context>();
   tcp::socket socket(*io);
   std::array<std::byte, auth::greeting_size> greeting_bytes{};
   if (!connect_and_greet(*io, socket, s, host, port, greeting_bytes)) return false;
+  // Asio opens sockets inheritable: no program a job runs may hold the connection open.
+  ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
   tune_socket(socket.native_handle());
   const auto limit = s.handshake_timeout;
   auto failed = [&](const std::string& what, const error_code& ec) {
@@ -283,6 +300,8 @@ bool connect_back(const connect_settings& s, connection& out) {
   if (ec || out.frames_in < 0 || out.frames_out < 0) return failed("no descriptors left", {});
   auto pump = std::make_shared<tls_pump>(io, std::move(tls), std::move(context), std::move(local));
   pump->start();
+  the_pump = pump;
+  pump_local_fd = out.frames_out;
   // The pump's thread blocks every signal: they stay with the thread running the jobs.
   sigset_t all, old;
   sigfillset(&all);
@@ -298,6 +317,14 @@ bool connect_back(const connect_settings& s, connection& out) {
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return true;
+}
+
+void end_connection() noexcept {
+  if (!the_pump) return;
+  // The end of what we send: the pump passes it on after the last bytes (bounded wait).
+  ::shutdown(pump_local_fd, SHUT_WR);
+  for (int i = 0; i < 500 && !the_pump->sent_all(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 }  // namespace crew::detail

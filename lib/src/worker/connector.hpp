@@ -43,4 +43,8 @@ bool split_address(const std::string& address, std::string& host, std::string& p
 /// refusal by the pool is not retried: a wrong secret stays wrong.
 bool connect_back(const connect_settings& settings, connection& out);
 
+/// serve is returning (a shutdown frame, a protocol error): under TLS, ends what the worker
+/// sends and gives the pump up to 500 ms to pass the last bytes on. Nothing without TLS.
+void end_connection() noexcept;
+
 }  // namespace crew::detail

@@ -165,10 +165,15 @@ std::chrono::milliseconds take_heartbeat_timeout() {
 
 bool take_connect_setting(const worker_options& options, connect_settings& out,
                           std::string& error) {
+  // Each value is also wiped where it lies: unsetenv alone leaves the initial environment
+  // block, which /proc/PID/environ shows, as it was.
   auto take = [](const char* name) -> std::optional<std::string> {
-    const char* v = std::getenv(name);
+    char* v = std::getenv(name);
     std::optional<std::string> r;
-    if (v) r = v;
+    if (v) {
+      r = v;
+      std::memset(v, 'x', std::strlen(v));
+    }
     ::unsetenv(name);
     return r;
   };

@@ -20,6 +20,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include <fcntl.h>
@@ -57,7 +58,20 @@ struct channel {
   int out_fd = -1;
   std::mutex* out_mutex = nullptr;  // held for each write to out_fd; none off stdio
   bool heartbeat = false;           // pings are answered (by the relay): say so in the hello
+  detail::stdio_relay* relay = nullptr;  // on stdio or a connection: it can hold replies
 };
+
+// Whether a whole frame waits in `bytes` (the reader's buffer after the frame in hand).
+bool frame_waiting(std::span<const std::byte> bytes) {
+  if (bytes.size() < protocol::header_size) return false;
+  std::uint32_t length = 0;
+  for (int i = 3; i >= 0; --i)
+    length = (length << 8) | std::to_integer<std::uint32_t>(bytes[16 + static_cast<std::size_t>(i)]);
+  return bytes.size() - protocol::header_size >= length;
+}
+
+// Replies held back together at most this large (a batch's results go out at once).
+constexpr std::size_t gather_max = std::size_t{64} << 10;
 
 // One conversation with the coordinator, from hello to the end of the channel. The optional
 // results below hold an exit code when serving is over, and are empty to go on.
@@ -124,7 +138,16 @@ class session {
     else
       run_task(f, is_batch);
     // Each reply goes out before the next task starts: that task may be slow, and the
-    // coordinator's deadlines and pipelining wait on this reply.
+    // coordinator's deadlines and pipelining wait on this reply. With a relay, while more
+    // tasks wait in the buffer, the reply is held and goes out with the next write (or,
+    // after stdio_relay::gather_limit, from the relay): a run of quick tasks over TCP then
+    // costs one write, not one per task (docs/protocol.md §10).
+    if (channel_.relay && out_.size() < gather_max && frame_waiting(reader_.buffered())) {
+      std::lock_guard lock(*channel_.out_mutex);
+      channel_.relay->hold(out_.data(), out_.size());
+      out_.clear();
+      return std::nullopt;
+    }
     if (!flush()) return exit_code(worker_exit::io_error);
     return std::nullopt;
   }
@@ -158,7 +181,10 @@ class session {
   // if the channel is broken.
   bool flush() {
     bool ok = true;
-    if (!out_.empty()) {
+    if (channel_.relay) {  // what it holds goes first, in the same write
+      std::lock_guard lock(*channel_.out_mutex);
+      ok = channel_.relay->write_held(out_.data(), out_.size());
+    } else if (!out_.empty()) {
       std::unique_lock<std::mutex> lock;
       if (channel_.out_mutex) lock = std::unique_lock(*channel_.out_mutex);
       ok = detail::write_all(channel_.out_fd, out_.data(), out_.size());
@@ -187,7 +213,8 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
   std::string connect_error;
   bool connecting = false;
   try {
-    connecting = !stdio && detail::take_connect_setting(options, connect, connect_error);
+    // Taken (and the variables unset) whatever the mode: the secret must not reach a job.
+    connecting = detail::take_connect_setting(options, connect, connect_error) && !stdio;
   } catch (const std::exception& e) {  // std::bad_alloc
     std::fprintf(stderr, "crew worker: %s\n", e.what());
     return exit_code(worker_exit::connect_failed);
@@ -227,14 +254,14 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
     relay = detail::stdio_relay::start(c.frames_in, c.frames_out, settings.max_payload,
                                        c.heartbeat_timeout);
     if (!relay) return exit_code(worker_exit::io_error);
-    ch = {relay->serve_in_fd(), relay->frames_out_fd(), &relay->out_mutex(), true};
+    ch = {relay->serve_in_fd(), relay->frames_out_fd(), &relay->out_mutex(), true, relay};
   } else if (stdio) {
     detail::stdio_fds fds;
     if (!detail::take_stdio(fds)) return exit_code(worker_exit::not_started_by_crew);
     relay = detail::stdio_relay::start(fds.frames_in, fds.frames_out, settings.max_payload,
                                        detail::take_heartbeat_timeout());
     if (!relay) return exit_code(worker_exit::io_error);
-    ch = {relay->serve_in_fd(), relay->frames_out_fd(), &relay->out_mutex(), true};
+    ch = {relay->serve_in_fd(), relay->frames_out_fd(), &relay->out_mutex(), true, relay};
   }
   int code = 0;
   try {
@@ -248,6 +275,7 @@ int serve(const registry& jobs, const worker_options& options) noexcept {
     // Nothing of the worker outlives it on a remote host: no coordinator there kills its
     // group.
     relay->finish();
+    if (connecting) detail::end_connection();
     detail::kill_rest_of_group();
   }
   return code;

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -46,7 +47,38 @@ stdio_relay::stdio_relay(int frames_in, int frames_out, int pipe_read, int pipe_
       serve_in_(pipe_read),
       pipe_out_(pipe_write),
       max_payload_(max_payload),
-      silence_(silence) {
+      silence_(silence),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+}
+
+void stdio_relay::hold(const std::byte* p, std::size_t n) {
+  if (held_.empty()) {
+    held_since_ = std::chrono::steady_clock::now();
+    const std::uint64_t one = 1;
+    if (wake_ < 0 || ::write(wake_, &one, sizeof one) < 0) {  // no watch: send it now
+      write_held(p, n);
+      return;
+    }
+  }
+  held_.insert(held_.end(), p, p + n);
+}
+
+bool stdio_relay::write_held(const std::byte* p, std::size_t n) {
+  if (held_.empty()) return write_all(out_, p, n);
+  held_.insert(held_.end(), p, p + n);
+  const bool ok = write_all(out_, held_.data(), held_.size());
+  held_.clear();
+  if (held_.capacity() > keep_pending) held_.shrink_to_fit();
+  return ok;
+}
+
+// On the relay thread: sends what is held once it has waited gather_limit (a long task
+// began after it). False if frames out is broken.
+bool stdio_relay::send_held_if_due() {
+  std::unique_lock lock(out_mutex_, std::try_to_lock);
+  if (!lock.owns_lock() || held_.empty()) return true;  // serve is writing: it sends them
+  if (std::chrono::steady_clock::now() - held_since_ < gather_limit) return true;
+  return write_held(nullptr, 0);
 }
 
 bool write_all(int fd, const std::byte* p, std::size_t n) noexcept {
@@ -122,6 +154,7 @@ int stdio_relay::relay() {
   std::vector<std::byte> buf(read_chunk);
   using clock = std::chrono::steady_clock;
   auto heard = clock::now();
+  bool holding = false;  // replies may be held (a hold began and was not sent yet)
   for (;;) {
     if (state_.load() == state::serve_ends) return -1;
     const bool waiting = pending_at_ < pending_.size();
@@ -139,12 +172,25 @@ int stdio_relay::relay() {
       const int until = static_cast<int>(std::min<long long>(left.count() + 1, 60'000));
       wait_ms = wait_ms < 0 ? until : std::min(wait_ms, until);
     }
-    pollfd p[2] = {{in_, POLLIN, 0}, {pipe_out_, POLLOUT, 0}};
-    if (::poll(p, waiting ? 2 : 1, wait_ms) < 0) {
+    // Replies held back: wake when the oldest is due (a hold beginning wakes us at once).
+    if (holding) wait_ms = wait_ms < 0 ? 1 : std::min(wait_ms, 1);
+    pollfd p[3] = {{in_, POLLIN, 0}, {wake_, POLLIN, 0}, {pipe_out_, POLLOUT, 0}};
+    if (!waiting) p[2].fd = -1;
+    if (::poll(p, 3, wait_ms) < 0) {
       if (errno == EINTR) continue;
       return exit_code(worker_exit::io_error);
     }
-    if (waiting && p[1].revents != 0 && !drain()) return exit_code(worker_exit::io_error);
+    if (p[1].revents != 0) {
+      std::uint64_t n = 0;
+      (void)!::read(wake_, &n, sizeof n);
+      holding = true;
+    }
+    if (holding) {
+      if (!send_held_if_due()) return exit_code(worker_exit::io_error);
+      std::lock_guard lock(out_mutex_);
+      holding = !held_.empty();
+    }
+    if (waiting && p[2].revents != 0 && !drain()) return exit_code(worker_exit::io_error);
     if (p[0].revents != 0) {
       const ssize_t n = ::read(in_, buf.data(), buf.size());
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;

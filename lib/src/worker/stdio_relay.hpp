@@ -51,6 +51,19 @@ class stdio_relay {
   /// inside a frame.
   std::mutex& out_mutex() noexcept { return out_mutex_; }
 
+  /// Replies held back (docs/protocol.md §10, "Gathered replies"): the serve loop, with more
+  /// tasks waiting in its buffer, appends a reply here (under out_mutex) instead of writing
+  /// it, so that a run of quick tasks answers in one write; its next write sends what is
+  /// held first (write_held). Should a long task start meanwhile, the relay thread sends
+  /// what is held once it has waited `gather_limit`: no reply waits longer than that for
+  /// the next. Call with out_mutex held.
+  void hold(const std::byte* p, std::size_t n);
+  /// Writes what is held followed by `n` bytes at `p` (nothing held: just those), in one
+  /// write; false if frames out is broken. Call with out_mutex held.
+  bool write_held(const std::byte* p, std::size_t n);
+  /// How long a held reply may wait.
+  static constexpr std::chrono::milliseconds gather_limit{1};
+
   /// serve is returning: from now on end of input no longer ends the process (serve's exit
   /// code stands); the relay stops at its next wake-up. If the relay has already begun to
   /// end the process, this never returns.
@@ -93,6 +106,13 @@ class stdio_relay {
   std::size_t pending_at_ = 0;        // where they start in pending_
   std::vector<std::uint64_t> pongs_;  // pings answered but not yet written
   std::vector<std::byte> pong_frames_;
+
+  // Replies held back (under out_mutex_), since when, and the eventfd that tells the relay
+  // thread a hold began.
+  std::vector<std::byte> held_;
+  std::chrono::steady_clock::time_point held_since_;
+  int wake_ = -1;
+  bool send_held_if_due();
 };
 
 }  // namespace crew::detail
