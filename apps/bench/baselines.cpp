@@ -791,7 +791,8 @@ void no_delay(int fd) {
 
 }  // namespace
 
-tcp_echo::tcp_echo(const std::vector<std::string>& program, std::size_t bytes, echo_mode mode)
+tcp_echo::tcp_echo(const std::vector<std::string>& program, std::size_t bytes, echo_mode mode,
+                   bool relayed)
     : bytes_(bytes) {
   require(bytes > 0 && !program.empty(), "tcp_echo: a program and bytes > 0");
   unique_fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -809,6 +810,7 @@ tcp_echo::tcp_echo(const std::vector<std::string>& program, std::size_t bytes, e
   argv.push_back("127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
   argv.push_back(std::to_string(bytes));
   argv.push_back(mode == echo_mode::batched ? "batched" : "per-message");
+  if (relayed) argv.push_back("relayed");
   file_actions fa;
   fa.check(::posix_spawn_file_actions_addopen(&fa.a, 0, "/dev/null", O_RDONLY, 0));
   fa.check(::posix_spawn_file_actions_addopen(&fa.a, 1, "/dev/null", O_WRONLY, 0));
@@ -908,7 +910,7 @@ double tcp_echo::pipelined_per_s(std::size_t in_flight, std::size_t messages) {
   return static_cast<double>(messages) / elapsed;
 }
 
-int tcp_echo_main(const std::string& address, std::size_t bytes, echo_mode mode) {
+int tcp_echo_main(const std::string& address, std::size_t bytes, echo_mode mode, bool relayed) {
   const auto colon = address.rfind(':');
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -928,7 +930,37 @@ int tcp_echo_main(const std::string& address, std::size_t bytes, echo_mode mode)
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   const std::size_t cap = bytes * std::max<std::size_t>(1, 256 * KiB / bytes);
   std::vector<unsigned char> buf(cap);
-  echo_loop(fd, fd, bytes, buf.data(), cap, mode == echo_mode::per_message);
+  int in = fd;
+  if (relayed) {
+    // A connected crew worker's shape: a thread waits on the socket (poll, then a read of
+    // up to 64 KiB) and forwards the bytes to a pipe; the echo reads the pipe.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      std::perror("tcp_echo: pipe2");
+      return 1;
+    }
+    in = fds[0];
+    std::thread([fd, to = fds[1]] {
+      std::vector<unsigned char> b(64 * KiB);
+      for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, -1) < 0) {
+          if (errno == EINTR) continue;
+          break;
+        }
+        const ssize_t r = ::read(fd, b.data(), b.size());
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        try {
+          write_all(to, b.data(), static_cast<std::size_t>(r));
+        } catch (...) {
+          break;
+        }
+      }
+      ::close(to);  // the echo sees the end of input
+    }).detach();
+  }
+  echo_loop(in, fd, bytes, buf.data(), cap, mode == echo_mode::per_message);
 }
 
 hold_heap::hold_heap(std::size_t bytes) : bytes_(bytes) {

@@ -112,7 +112,10 @@ class launched_echo {
 /// echo (SIGKILL if it has not exited 5 s later).
 class tcp_echo {
  public:
-  tcp_echo(const std::vector<std::string>& program, std::size_t bytes, echo_mode mode);
+  /// relayed: the echo process reads the socket through a relay thread and a pipe, as a
+  /// connected crew worker does (see tcp_echo_main); the word "relayed" follows the mode.
+  tcp_echo(const std::vector<std::string>& program, std::size_t bytes, echo_mode mode,
+           bool relayed = false);
   ~tcp_echo();
   tcp_echo(const tcp_echo&) = delete;
   tcp_echo& operator=(const tcp_echo&) = delete;
@@ -140,10 +143,14 @@ class tcp_echo {
 /// The echo process of tcp_echo: connects to `address` ("127.0.0.1:PORT", IPv4), sets
 /// TCP_NODELAY and echoes whole messages of `bytes` bytes as pipe_pipelined_per_s's child
 /// does (batched: one read of up to 256 KiB, then one write of the complete messages in it;
-/// per_message: one message read, then written back) until the connection ends. Returns
+/// per_message: one message read, then written back) until the connection ends. relayed: as
+/// a connected crew worker reads its socket (lib/src/worker/stdio_relay.cpp), a thread
+/// waits on the socket (poll, then a read of up to 64 KiB) and writes what came to a pipe,
+/// and the echo reads that pipe instead of the socket (its replies go to the socket). Returns
 /// the process's exit status on a failure to connect; at the end of the connection it
 /// _exit()s (0 after a clean end, else non-zero).
-int tcp_echo_main(const std::string& address, std::size_t bytes, echo_mode mode);
+int tcp_echo_main(const std::string& address, std::size_t bytes, echo_mode mode,
+                  bool relayed = false);
 
 /// posix_spawnp of argv (stdin, stdout and stderr /dev/null; environment inherited) and wait,
 /// once: milliseconds. Throws unless it exits with status 0 (a run past 30 s is killed).

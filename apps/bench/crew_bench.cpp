@@ -1735,9 +1735,11 @@ class bench {
   // interleaved rounds (crew, raw, crew, raw, ...): one task at a time — each submitted from
   // the previous one's completion handler, as in section 2 — against a ping-pong of an
   // identity task frame's bytes; pipelined tasks (pipeline_depth 64, window 4096) against
-  // as many messages, 64 in flight, echoed in batches (the limit, as the pipe of section 1)
-  // and one write per echo. Medians of the rounds; crew/raw is the median of the rounds'
-  // ratios, with their min-max.
+  // as many messages, 64 in flight, echoed in batches (the limit, as the pipe of section 1).
+  // For reading the gap (info, not targets): the same echoes with the connected worker's
+  // shape — a relay thread reading the socket into a pipe that the echo reads — and one
+  // write per echo, as the worker writes each reply. Medians of the rounds; crew/raw is the
+  // median of the rounds' ratios, with their min-max.
   void connect(io_thread& io) {
     const std::size_t rounds = n_.connect_rounds, k = n_.connect_samples, m = n_.connect_pipelined,
                       bytes = identity_frame_bytes;
@@ -1745,10 +1747,11 @@ class bench {
     const std::vector<std::string> echo_program{self, std::string(tcp_echo_flag)};
     say("\n8. Connect-back over TCP on loopback (issue 16), 1 worker: process_pool listening on "
         "%s, launch_once {\"env\"}\n   (the worker connects, proves the secret, its relay thread "
-        "reads the socket). Raw: a TCP connection on %s\n   to an echo process (crew-bench "
-        "%s), TCP_NODELAY both ends, %zu B messages (an identity task frame).\n   %zu rounds "
-        "interleaved (crew, raw, crew, ...): medians; crew/raw: median of the rounds' ratios "
-        "(min-max)\n%-64s %11s %11s %9s %11s\n",
+        "reads the socket into a pipe). Raw: a TCP connection on\n   %s to an echo process "
+        "(crew-bench %s), TCP_NODELAY both ends, %zu B messages (an identity task\n   frame); "
+        "\"relayed\": the echo reads the socket through a thread and a pipe, as the worker does. "
+        "%zu rounds\n   interleaved (crew, raw, crew, ...): medians; crew/raw: median of the "
+        "rounds' ratios (min-max)\n%-64s %11s %11s %9s %11s\n",
         connect_address, connect_address, std::string(tcp_echo_flag).c_str(), bytes, rounds,
         "measurement", "crew", "raw", "crew/raw", "its min-max");
     json::array rows;
@@ -1773,82 +1776,102 @@ class bench {
     };
     auto us = [](double v) { return time_name(v * 1e-6); };
     auto per_s = [](double v) { return rate_name(v); };
-    auto figures = [&](const paired& p, auto show, const char* unit) {
+    auto figures = [&](const paired& p, auto show) {
       const auto [lo, hi] = std::minmax_element(p.ratio.begin(), p.ratio.end());
-      return show(median_of(p.crew)) + " vs " + show(median_of(p.raw)) + unit + ", ratio " +
+      return show(median_of(p.crew)) + " vs " + show(median_of(p.raw)) + ", ratio " +
              fmt("%.2f", *lo) + "-" + fmt("%.2f", *hi) + " over " + std::to_string(p.crew.size());
     };
 
-    // 1. One task at a time vs a TCP ping-pong of the same bytes.
+    // 1. One task at a time vs a TCP ping-pong of the same bytes (direct, and relayed).
     progress("connect: one at a time");
     {
       auto pool = connect_pool(io, 1);
       raw::tcp_echo echo(echo_program, bytes, raw::echo_mode::batched);
+      raw::tcp_echo relayed(echo_program, bytes, raw::echo_mode::batched, true);
       const std::size_t warm = std::max<std::size_t>(100, k / 10);
       run_chain(io, *pool, warm);
       echo.round_trips(warm);
-      paired lat;
-      std::vector<double> crew_all, raw_all;
+      relayed.round_trips(warm);
+      paired lat, lat_relayed;
+      std::vector<double> crew_all, raw_all, relayed_all;
       for (std::size_t r = 0; r < rounds; ++r) {
         const auto c = run_chain(io, *pool, k);
         const auto e = echo.round_trips(k);
-        lat.add(median_of(c->seconds) * 1e6, median_of(e) * 1e6);
+        const auto er = relayed.round_trips(k);
+        const double crew_us = median_of(c->seconds) * 1e6;
+        lat.add(crew_us, median_of(e) * 1e6);
+        lat_relayed.add(crew_us, median_of(er) * 1e6);
         crew_all.insert(crew_all.end(), c->seconds.begin(), c->seconds.end());
         raw_all.insert(raw_all.end(), e.begin(), e.end());
+        relayed_all.insert(relayed_all.end(), er.begin(), er.end());
       }
       close_pool(pool);
       echo.finish();
+      relayed.finish();
       const double crew_p99 = percentile(crew_all, 99) * 1e6,
-                   raw_p99 = percentile(raw_all, 99) * 1e6;
+                   raw_p99 = percentile(raw_all, 99) * 1e6,
+                   relayed_p99 = percentile(relayed_all, 99) * 1e6;
+      const json::object extra{{"bytes", bytes}, {"samples_per_round", k}};
+      json::object e1 = extra, e2 = extra;
+      e1["echo"] = "direct";
+      e1["crew_p99_us"] = crew_p99;
+      e1["raw_p99_us"] = raw_p99;
+      e2["echo"] = "relayed";
+      e2["crew_p99_us"] = crew_p99;
+      e2["raw_p99_us"] = relayed_p99;
       row("one at a time (next submit from handler) vs " + std::to_string(bytes) + " B ping-pong",
-          "one_at_a_time", "us", lat, us,
-          {{"bytes", bytes},
-           {"samples_per_round", k},
-           {"crew_p99_us", crew_p99},
-           {"raw_p99_us", raw_p99}});
+          "one_at_a_time", "us", lat, us, std::move(e1));
       say("%-64s %11s %11s\n", "  p99 over all rounds", us(crew_p99).c_str(), us(raw_p99).c_str());
+      row("  same vs ping-pong, relayed (info)", "one_at_a_time_relayed", "us", lat_relayed, us,
+          std::move(e2));
       connect_lat_ = median_of(lat.ratio);
-      connect_lat_figures_ = figures(lat, us, "");
+      connect_lat_figures_ = figures(lat, us);
+      connect_lat_relayed_ = median_of(lat_relayed.ratio);
+      connect_lat_relayed_figures_ = figures(lat_relayed, us);
     }
 
-    // 2. Pipelined: tasks many in flight vs as many messages, 64 in flight, echoed.
+    // 2. Pipelined: tasks many in flight vs as many messages, 64 in flight, echoed: in
+    // batches (the limit), one write per echo, and one write per echo relayed.
     progress("connect: pipelined");
     {
       auto piped = connect_pool(io, pipeline_depth);
       raw::tcp_echo batched(echo_program, bytes, raw::echo_mode::batched);
       raw::tcp_echo one_by_one(echo_program, bytes, raw::echo_mode::per_message);
+      raw::tcp_echo relayed(echo_program, bytes, raw::echo_mode::per_message, true);
       const std::size_t warm = std::max<std::size_t>(1'000, m / 10);
       run_windowed(io, *piped, warm);
-      batched.pipelined_per_s(pipeline_depth, warm);
-      one_by_one.pipelined_per_s(pipeline_depth, warm);
-      paired tput, tput_per_msg;
+      for (auto* e : {&batched, &one_by_one, &relayed})
+        e->pipelined_per_s(pipeline_depth, warm);
+      paired tput, tput_per_msg, tput_relayed;
       for (std::size_t r = 0; r < rounds; ++r) {
         const double crew = static_cast<double>(m) / run_windowed(io, *piped, m);
-        const double raw_b = batched.pipelined_per_s(pipeline_depth, m);
-        const double raw_p = one_by_one.pipelined_per_s(pipeline_depth, m);
-        tput.add(crew, raw_b);
-        tput_per_msg.add(crew, raw_p);
+        tput.add(crew, batched.pipelined_per_s(pipeline_depth, m));
+        tput_per_msg.add(crew, one_by_one.pipelined_per_s(pipeline_depth, m));
+        tput_relayed.add(crew, relayed.pipelined_per_s(pipeline_depth, m));
       }
       close_pool(piped);
-      batched.finish();
-      one_by_one.finish();
+      for (auto* e : {&batched, &one_by_one, &relayed})
+        e->finish();
       const json::object extra{{"bytes", bytes},
                                {"per_round", m},
                                {"pipeline_depth", pipeline_depth},
                                {"in_flight_raw", pipeline_depth},
                                {"window", window}};
-      json::object e1 = extra, e2 = extra;
+      json::object e1 = extra, e2 = extra, e3 = extra;
       e1["echo"] = "batched";
       e2["echo"] = "per_message";
+      e3["echo"] = "per_message, relayed";
       row("pipelined, depth " + std::to_string(pipeline_depth) + ", " + std::to_string(m) +
               "/round vs 64 in flight, batched echo",
           "pipelined", "per_s", tput, per_s, std::move(e1));
-      row("  same vs one write per echo", "pipelined_per_message_echo", "per_s", tput_per_msg,
-          per_s, std::move(e2));
+      row("  same vs one write per echo (info)", "pipelined_per_message_echo", "per_s",
+          tput_per_msg, per_s, std::move(e2));
+      row("  same vs one write per echo, relayed (info)", "pipelined_per_message_echo_relayed",
+          "per_s", tput_relayed, per_s, std::move(e3));
       connect_tput_ = median_of(tput.ratio);
-      connect_tput_figures_ = figures(tput, per_s, "");
+      connect_tput_figures_ = figures(tput, per_s);
       connect_tput_per_msg_ = median_of(tput_per_msg.ratio);
-      connect_tput_per_msg_figures_ = figures(tput_per_msg, per_s, "");
+      connect_tput_per_msg_figures_ = figures(tput_per_msg, per_s);
     }
     doc["connect"] = {{"address", connect_address},
                       {"launch_once", "env"},
@@ -1856,7 +1879,8 @@ class bench {
                       {"frame_bytes", bytes},
                       {"raw",
                        "TCP on 127.0.0.1 to an echo process (crew-bench --tcp-echo), "
-                       "TCP_NODELAY"},
+                       "TCP_NODELAY; relayed: the echo reads the socket through a thread "
+                       "and a pipe"},
                       {"rows", std::move(rows)}};
   }
 
@@ -1892,6 +1916,9 @@ class bench {
                        figs("%.1f vs %.1f us", crew_lat_pinned_, raw_lat_pinned_)});
     targets.push_back({"connect-back latency median vs raw TCP ping-pong (issue 16)", connect_lat_,
                        1.5, false, connect_lat_ ? connect_lat_figures_ : "not measured"});
+    targets.push_back({"  (info) same vs raw TCP ping-pong through a relay thread + pipe",
+                       connect_lat_relayed_, 1.5, false,
+                       connect_lat_relayed_ ? connect_lat_relayed_figures_ : "not measured"});
     targets.push_back({"connect-back pipelined vs raw TCP pipelined, batched echo", connect_tput_,
                        0.5, true, connect_tput_ ? connect_tput_figures_ : "not measured"});
     targets.push_back({"  (info) same vs raw TCP pipelined, one write per echo",
@@ -1969,8 +1996,9 @@ class bench {
   std::vector<std::pair<std::size_t, std::size_t>> scaling_rss_;
   std::optional<double> cli_ratio_, cli_rss_ratio_;
   // connect: medians of the rounds' crew/raw ratios, and their figures.
-  std::optional<double> connect_lat_, connect_tput_, connect_tput_per_msg_;
-  std::string connect_lat_figures_, connect_tput_figures_, connect_tput_per_msg_figures_;
+  std::optional<double> connect_lat_, connect_lat_relayed_, connect_tput_, connect_tput_per_msg_;
+  std::string connect_lat_figures_, connect_lat_relayed_figures_, connect_tput_figures_,
+      connect_tput_per_msg_figures_;
   std::string cli_figures_, cli_rss_figures_, cli_note_ = "not measured",
                                               cli_rss_name_ = "crew run peak RSS flat (issue 13)";
 };
@@ -1993,15 +2021,16 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc >= 2 && argv[1] == spawn_helper_flag) return spawn_helper(argc, argv);
   if (argc >= 2 && argv[1] == tcp_echo_flag) {
-    const std::string mode = argc == 5 ? argv[4] : "";
-    if (mode != "batched" && mode != "per-message") {
+    const std::string mode = argc == 5 || argc == 6 ? argv[4] : "";
+    const bool relayed = argc == 6 && argv[5] == std::string_view("relayed");
+    if ((mode != "batched" && mode != "per-message") || (argc == 6 && !relayed)) {
       std::cerr << "usage: crew-bench " << tcp_echo_flag
-                << " 127.0.0.1:PORT BYTES batched|per-message\n";
+                << " 127.0.0.1:PORT BYTES batched|per-message [relayed]\n";
       return 2;
     }
     return raw::tcp_echo_main(
         argv[2], std::strtoul(argv[3], nullptr, 10),
-        mode == "batched" ? raw::echo_mode::batched : raw::echo_mode::per_message);
+        mode == "batched" ? raw::echo_mode::batched : raw::echo_mode::per_message, relayed);
   }
   options opt;
   bool sections_given = false;
