@@ -831,8 +831,7 @@ tcp_echo::tcp_echo(const std::vector<std::string>& program, std::size_t bytes, e
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
         throw std::runtime_error(
-            "tcp_echo: the echo process ended before connecting (wait "
-            "status " +
+            "tcp_echo: the echo process ended before connecting (wait status " +
             std::to_string(status) + ")");
       }
       if (clock_type::now() > deadline)

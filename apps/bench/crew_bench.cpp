@@ -22,7 +22,8 @@
 // next to a raw TCP connection on 127.0.0.1 to an echo process (this program started as
 // `crew-bench --tcp-echo ADDRESS BYTES MODE`), TCP_NODELAY on both: one task at a time vs a
 // ping-pong of an identity frame's bytes, pipelined tasks vs pipelined echoes, in
-// interleaved rounds.
+// interleaved rounds; and, to read the gap, echoes writing once per message and echoes that
+// read their socket through a relay thread and a pipe, as the connected worker does.
 // --quick runs small counts (a smoke test: results are checked, timings are not).
 // --json prints one JSON document on stdout; progress always goes to stderr.
 // peers.py is found through $CREW_PEERS, next to this program, or in the source tree.
