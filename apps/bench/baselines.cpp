@@ -5,12 +5,16 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +24,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <future>
@@ -316,6 +322,49 @@ inline void clobber(void* p) {
   asm volatile("" : : "r"(p) : "memory");
 }
 
+/// Sends `n` messages of `bytes` bytes on `to` and receives their echoes from `from` (both
+/// non-blocking; they may be one socket), with at most `in_flight` outstanding, in one
+/// thread: each turn writes as much of the window as `to` takes (in one write() from `out`,
+/// which holds whole messages and is written cyclically) and reads what has come back into
+/// `in`; poll() when neither moves. `who` names the caller in errors.
+void pipelined_run(int to, int from, std::size_t bytes, std::size_t in_flight, std::size_t n,
+                   const std::vector<unsigned char>& out, std::vector<unsigned char>& in,
+                   const char* who) {
+  const std::uint64_t total = std::uint64_t{n} * bytes;
+  std::uint64_t sent = 0, got = 0;
+  while (got < total) {
+    bool progress = false;
+    const std::uint64_t limit = std::min<std::uint64_t>(total, (got / bytes + in_flight) * bytes);
+    if (sent < limit) {
+      const std::size_t off = sent % out.size();
+      const std::size_t len = std::min<std::uint64_t>(limit - sent, out.size() - off);
+      const ssize_t w = ::write(to, out.data() + off, len);
+      if (w > 0) {
+        sent += static_cast<std::uint64_t>(w);
+        progress = true;
+      } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        throw_errno(std::string(who) + ": write to child");
+      }
+    }
+    const std::size_t want = std::min<std::uint64_t>(total - got, in.size());
+    const ssize_t r = ::read(from, in.data(), want);
+    if (r > 0) {
+      got += static_cast<std::uint64_t>(r);
+      progress = true;
+    } else if (r == 0) {
+      throw std::runtime_error(std::string(who) + ": read from child: the child closed its end");
+    } else if (errno != EAGAIN && errno != EINTR) {
+      throw_errno(std::string(who) + ": read from child");
+    }
+    if (progress) continue;
+    // Neither end is ready: wait for a reply or (if the window allows) room to write.
+    pollfd fds[2] = {{from, POLLIN, 0}, {to, POLLOUT, 0}};
+    const int rc = ::poll(fds, sent < limit ? 2 : 1, 10'000);
+    if (rc == 0) throw std::runtime_error(std::string(who) + ": the child stopped answering");
+    if (rc < 0 && errno != EINTR) throw_errno("poll");
+  }
+}
+
 }  // namespace
 
 latency pipe_pingpong(std::size_t bytes, std::size_t rounds,
@@ -364,42 +413,8 @@ double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_
   // 1 MiB, at least one message); replies are read into a block of the same size.
   const std::size_t per_block = std::min(in_flight, std::max<std::size_t>(1, MiB / bytes));
   std::vector<unsigned char> out(per_block * bytes, 0xa5), in(per_block * bytes);
-
-  // Sends `n` messages and receives their echoes with at most `in_flight` outstanding.
   auto run = [&](std::size_t n) {
-    const std::uint64_t total = std::uint64_t{n} * bytes;
-    std::uint64_t sent = 0, got = 0;
-    while (got < total) {
-      bool progress = false;
-      const std::uint64_t limit = std::min<std::uint64_t>(total, (got / bytes + in_flight) * bytes);
-      if (sent < limit) {
-        const std::size_t off = sent % out.size();
-        const std::size_t len = std::min<std::uint64_t>(limit - sent, out.size() - off);
-        const ssize_t w = ::write(to, out.data() + off, len);
-        if (w > 0) {
-          sent += static_cast<std::uint64_t>(w);
-          progress = true;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-          throw_errno("write to child");
-        }
-      }
-      const std::size_t want = std::min<std::uint64_t>(total - got, in.size());
-      const ssize_t r = ::read(from, in.data(), want);
-      if (r > 0) {
-        got += static_cast<std::uint64_t>(r);
-        progress = true;
-      } else if (r == 0) {
-        throw std::runtime_error("read from child: the child closed the pipe");
-      } else if (errno != EAGAIN && errno != EINTR) {
-        throw_errno("read from child");
-      }
-      if (progress) continue;
-      // Neither end is ready: wait for a reply or (if the window allows) room to write.
-      pollfd fds[2] = {{from, POLLIN, 0}, {to, POLLOUT, 0}};
-      const int rc = ::poll(fds, sent < limit ? 2 : 1, 10'000);
-      if (rc == 0) throw std::runtime_error("pipe_pipelined_per_s: the child stopped answering");
-      if (rc < 0 && errno != EINTR) throw_errno("poll");
-    }
+    pipelined_run(to, from, bytes, in_flight, n, out, in, "pipe_pipelined_per_s");
   };
 
   run(std::clamp<std::size_t>(messages / 10, 1, 10'000));  // warm-up
@@ -756,6 +771,195 @@ double launch_wait_ms(const std::vector<std::string>& argv) {
     throw std::runtime_error(joined(argv) + " did not exit with status 0 (wait status " +
                              std::to_string(status) + ")");
   return ms;
+}
+
+// --- over TCP on loopback (connect-back's baseline) ---------------------------------------
+
+namespace {
+
+void set_blocking(int fd, bool blocking) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK) < 0)
+    throw_errno("fcntl(O_NONBLOCK)");
+}
+
+void no_delay(int fd) {
+  const int one = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+    throw_errno("setsockopt(TCP_NODELAY)");
+}
+
+}  // namespace
+
+tcp_echo::tcp_echo(const std::vector<std::string>& program, std::size_t bytes, echo_mode mode,
+                   bool relayed)
+    : bytes_(bytes) {
+  require(bytes > 0 && !program.empty(), "tcp_echo: a program and bytes > 0");
+  unique_fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (listener.get() < 0) throw_errno("socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw_errno("bind");
+  if (::listen(listener.get(), 1) != 0) throw_errno("listen");
+  if (::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw_errno("getsockname");
+  std::vector<std::string> argv = program;
+  argv.push_back("127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+  argv.push_back(std::to_string(bytes));
+  argv.push_back(mode == echo_mode::batched ? "batched" : "per-message");
+  if (relayed) argv.push_back("relayed");
+  file_actions fa;
+  fa.check(::posix_spawn_file_actions_addopen(&fa.a, 0, "/dev/null", O_RDONLY, 0));
+  fa.check(::posix_spawn_file_actions_addopen(&fa.a, 1, "/dev/null", O_WRONLY, 0));
+  pid_ = spawnp(argv, fa);
+  try {
+    // The echo connects back within 10 s, or has died (its stderr says why).
+    const auto deadline = clock_type::now() + std::chrono::seconds(10);
+    for (;;) {
+      pollfd p{listener.get(), POLLIN, 0};
+      const int rc = ::poll(&p, 1, 100);
+      if (rc < 0 && errno != EINTR) throw_errno("poll");
+      if (rc > 0) {
+        fd_ = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd_ < 0) throw_errno("accept4");
+        break;
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error(
+            "tcp_echo: the echo process ended before connecting (wait status " +
+            std::to_string(status) + ")");
+      }
+      if (clock_type::now() > deadline)
+        throw std::runtime_error("tcp_echo: the echo process did not connect within 10 s");
+    }
+    no_delay(fd_);
+  } catch (...) {
+    stop(std::chrono::milliseconds(0));
+    throw;
+  }
+}
+
+tcp_echo::~tcp_echo() {
+  try {
+    stop(std::chrono::milliseconds(5000));
+  } catch (...) {
+  }
+}
+
+int tcp_echo::stop(std::chrono::milliseconds patience) {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  if (pid_ <= 0) return -1;
+  const auto [status, in_time] = wait_bounded(std::exchange(pid_, -1), patience);
+  return in_time ? status : -1;
+}
+
+void tcp_echo::finish() {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);  // end of input: the echo exits 0
+  const int status = stop(std::chrono::milliseconds(5000));
+  if (status < 0) throw std::runtime_error("tcp_echo: the echo did not exit within 5 s");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("tcp_echo: the echo did not exit with status 0 (wait status " +
+                             std::to_string(status) + ")");
+}
+
+std::vector<double> tcp_echo::round_trips(std::size_t count) {
+  require(count > 0, "tcp_echo::round_trips: count must be > 0");
+  require(fd_ >= 0, "tcp_echo::round_trips: the echo has ended");
+  sigpipe_blocker no_sigpipe;
+  std::vector<unsigned char> request(bytes_, 0x5a), reply(bytes_);
+  const std::size_t stamp = std::min<std::size_t>(bytes_, sizeof serial_);
+  std::vector<double> seconds;
+  seconds.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    ++serial_;
+    std::memcpy(request.data(), &serial_, stamp);  // a per-round stamp checks the echo
+    const auto t0 = clock_type::now();
+    write_all(fd_, request.data(), bytes_);
+    for (std::size_t got = 0; got < bytes_;)
+      got += read_some(fd_, reply.data() + got, bytes_ - got, "tcp_echo");
+    seconds.push_back(seconds_since(t0));
+    if (std::memcmp(request.data(), reply.data(), stamp) != 0)
+      throw std::runtime_error("tcp_echo: the echo does not match the request");
+  }
+  return seconds;
+}
+
+double tcp_echo::pipelined_per_s(std::size_t in_flight, std::size_t messages) {
+  require(in_flight > 0 && messages > 0, "tcp_echo::pipelined_per_s: in_flight, messages > 0");
+  require(fd_ >= 0, "tcp_echo::pipelined_per_s: the echo has ended");
+  sigpipe_blocker no_sigpipe;
+  const std::size_t per_block = std::min(in_flight, std::max<std::size_t>(1, MiB / bytes_));
+  std::vector<unsigned char> out(per_block * bytes_, 0xa5), in(per_block * bytes_);
+  set_blocking(fd_, false);
+  double elapsed = 0;
+  try {
+    const auto t0 = clock_type::now();
+    pipelined_run(fd_, fd_, bytes_, in_flight, messages, out, in, "tcp_echo");
+    elapsed = seconds_since(t0);
+  } catch (...) {
+    set_blocking(fd_, true);
+    throw;
+  }
+  set_blocking(fd_, true);
+  return static_cast<double>(messages) / elapsed;
+}
+
+int tcp_echo_main(const std::string& address, std::size_t bytes, echo_mode mode, bool relayed) {
+  const auto colon = address.rfind(':');
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  if (bytes == 0 || colon == std::string::npos ||
+      ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr) != 1) {
+    std::fprintf(stderr, "tcp_echo: bad address %s or size %zu\n", address.c_str(), bytes);
+    return 2;
+  }
+  a.sin_port =
+      htons(static_cast<std::uint16_t>(std::strtoul(address.c_str() + colon + 1, nullptr, 10)));
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    std::perror("tcp_echo: connect");
+    return 1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const std::size_t cap = bytes * std::max<std::size_t>(1, 256 * KiB / bytes);
+  std::vector<unsigned char> buf(cap);
+  int in = fd;
+  if (relayed) {
+    // A connected crew worker's shape: a thread waits on the socket (poll, then a read of
+    // up to 64 KiB) and forwards the bytes to a pipe; the echo reads the pipe.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      std::perror("tcp_echo: pipe2");
+      return 1;
+    }
+    in = fds[0];
+    std::thread([fd, to = fds[1]] {
+      std::vector<unsigned char> b(64 * KiB);
+      for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, -1) < 0) {
+          if (errno == EINTR) continue;
+          break;
+        }
+        const ssize_t r = ::read(fd, b.data(), b.size());
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        try {
+          write_all(to, b.data(), static_cast<std::size_t>(r));
+        } catch (...) {
+          break;
+        }
+      }
+      ::close(to);  // the echo sees the end of input
+    }).detach();
+  }
+  echo_loop(in, fd, bytes, buf.data(), cap, mode == echo_mode::per_message);
 }
 
 hold_heap::hold_heap(std::size_t bytes) : bytes_(bytes) {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -100,6 +101,56 @@ class launched_echo {
   int to_ = -1, from_ = -1;
   std::string name_;
 };
+
+/// The raw baseline of connect-back (crew-bench, section connect): one TCP connection on
+/// loopback to an echo in another process. This process listens on 127.0.0.1 (port 0) and
+/// starts the echo — posix_spawn of `program` (argv; its first word a path) followed by
+/// "127.0.0.1:PORT", the message size and "batched" or "per-message", whose main is
+/// tcp_echo_main — which connects back, as a connect-back worker does. Both ends set
+/// TCP_NODELAY. The echo's stdin and stdout are /dev/null, its stderr ours. Every wait is
+/// bounded (10 s: "stopped answering"). The destructor closes the connection and reaps the
+/// echo (SIGKILL if it has not exited 5 s later).
+class tcp_echo {
+ public:
+  /// relayed: the echo process reads the socket through a relay thread and a pipe, as a
+  /// connected crew worker does (see tcp_echo_main); the word "relayed" follows the mode.
+  tcp_echo(const std::vector<std::string>& program, std::size_t bytes, echo_mode mode,
+           bool relayed = false);
+  ~tcp_echo();
+  tcp_echo(const tcp_echo&) = delete;
+  tcp_echo& operator=(const tcp_echo&) = delete;
+
+  /// `count` round trips of one message: written whole (blocking), then its echo read whole
+  /// and its per-round stamp checked. Seconds of each.
+  std::vector<double> round_trips(std::size_t count);
+  /// `messages` messages with at most `in_flight` outstanding, as pipe_pipelined_per_s does
+  /// on its pipes (one thread, the socket non-blocking meanwhile: each turn writes as much of
+  /// the window as the socket takes, in one write, and reads what has come back). Messages
+  /// per second, from the first write to the last byte read; no warm-up (the caller's).
+  double pipelined_per_s(std::size_t in_flight, std::size_t messages);
+  /// Normal end: shuts the connection down for writing; throws unless the echo exits with
+  /// status 0 within 5 s.
+  void finish();
+
+ private:
+  int stop(std::chrono::milliseconds patience);
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::size_t bytes_ = 0;
+  std::uint64_t serial_ = 0;
+};
+
+/// The echo process of tcp_echo: connects to `address` ("127.0.0.1:PORT", IPv4), sets
+/// TCP_NODELAY and echoes whole messages of `bytes` bytes as pipe_pipelined_per_s's child
+/// does (batched: one read of up to 256 KiB, then one write of the complete messages in it;
+/// per_message: one message read, then written back) until the connection ends. relayed: as
+/// a connected crew worker reads its socket (lib/src/worker/stdio_relay.cpp), a thread
+/// waits on the socket (poll, then a read of up to 64 KiB) and writes what came to a pipe,
+/// and the echo reads that pipe instead of the socket (its replies go to the socket). Returns
+/// the process's exit status on a failure to connect; at the end of the connection it
+/// _exit()s (0 after a clean end, else non-zero).
+int tcp_echo_main(const std::string& address, std::size_t bytes, echo_mode mode,
+                  bool relayed = false);
 
 /// posix_spawnp of argv (stdin, stdout and stderr /dev/null; environment inherited) and wait,
 /// once: milliseconds. Throws unless it exits with status 0 (a run past 30 s is killed).

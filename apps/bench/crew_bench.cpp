@@ -4,19 +4,26 @@
 // latency, large payloads, pool start-up, scaling to a million tasks, the notebook's CPU
 // function, and map over a million ints; the crew CLI's `crew run` next to
 // process_pool::map (issue 13); and, given a cluster, workers through ssh and srun next to a
-// raw round trip through the same launcher (issue 15). Ends with the issues' targets as
-// PASS/FAIL ratios.
+// raw round trip through the same launcher (issue 15); a worker that connects back over TCP
+// on loopback next to a raw TCP echo (issue 16). Ends with the issues' targets as PASS/FAIL
+// ratios.
 //
 //   crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]
 //              [--remote-env FILE]
 //
-// Sections: trivial, latency, payload, startup, scaling, longcomp, map, cli (the default set),
-// and remote: one worker through each launcher of a cluster (ssh, srun in its allocation, ssh
-// with a ControlMaster) — one task at a time vs the same bytes echoed by `cat` through the
-// launcher, pipelined tasks vs pipelined echoes, start-up to the first result vs the launcher
-// running `true`, in interleaved rounds. It runs when a cluster is given: --remote-env FILE
-// or $CREW_REMOTE_ENV, the env file `tests/remote/cluster.sh start DIR` writes (DIR/env);
+// Sections: trivial, latency, payload, startup, scaling, longcomp, map, cli, connect (the
+// default set), and remote: one worker through each launcher of a cluster (ssh, srun in its
+// allocation, ssh with a ControlMaster) — one task at a time vs the same bytes echoed by `cat`
+// through the launcher, pipelined tasks vs pipelined echoes, start-up to the first result vs the
+// launcher running `true`, in interleaved rounds. It runs when a cluster is given: --remote-env
+// FILE or $CREW_REMOTE_ENV, the env file `tests/remote/cluster.sh start DIR` writes (DIR/env);
 // without one it is skipped with a note, and `--sections remote` is an error.
+// connect: a pool listening on 127.0.0.1 whose one worker connects back (launch_once env)
+// next to a raw TCP connection on 127.0.0.1 to an echo process (this program started as
+// `crew-bench --tcp-echo ADDRESS BYTES MODE`), TCP_NODELAY on both: one task at a time vs a
+// ping-pong of an identity frame's bytes, pipelined tasks vs pipelined echoes, in
+// interleaved rounds; and, to read the gap, echoes writing once per message and echoes that
+// read their socket through a relay thread and a pipe, as the connected worker does.
 // --quick runs small counts (a smoke test: results are checked, timings are not).
 // --json prints one JSON document on stdout; progress always goes to stderr.
 // peers.py is found through $CREW_PEERS, next to this program, or in the source tree.
@@ -86,14 +93,14 @@ constexpr std::size_t pipeline_depth = 64;
 // Workers of the map runs, and of crew run next to them (cli).
 constexpr std::size_t map_workers = 2;
 
-const std::vector<std::string> all_sections = {"trivial", "latency",  "payload", "startup",
-                                               "scaling", "longcomp", "map",     "cli"};
+const std::vector<std::string> all_sections = {
+    "trivial", "latency", "payload", "startup", "scaling", "longcomp", "map", "cli", "connect"};
 // Sections run only when asked for, or when what they need is given: remote (a cluster).
 const std::vector<std::string> extra_sections = {"remote"};
 
 /// Bytes of an identity task frame on the wire as the pool sends it now: the 20-byte header,
 /// the u32 job index and the i32 argument (docs/protocol.md §5). The message size of the raw
-/// round trips through a launcher (section remote).
+/// round trips through a launcher (section remote) and over TCP (section connect).
 constexpr std::size_t identity_frame_bytes = 20 + 4 + 4;
 
 /// The cluster tests/remote/cluster.sh started: the KEY=value lines of its env file.
@@ -127,6 +134,9 @@ struct counts {
   // crew takes about remote_pipelined_s, remote_pipelined_max at most.
   std::size_t remote_rounds, remote_samples, remote_pipelined_min, remote_pipelined_max;
   double remote_pipelined_s;
+  // connect: interleaved rounds (crew, raw, crew, ...), round trips per round one at a time,
+  // and tasks (and raw messages) per round pipelined.
+  std::size_t connect_rounds, connect_samples, connect_pipelined;
   std::vector<std::size_t> scaling;
   config payload;
 };
@@ -148,6 +158,9 @@ counts counts_for(bool quick) {
             .remote_pipelined_min = 200,
             .remote_pipelined_max = 2'000,
             .remote_pipelined_s = 0.02,
+            .connect_rounds = 3,
+            .connect_samples = 200,
+            .connect_pipelined = 5'000,
             .scaling = {1'000, 10'000, 100'000},
             .payload = {2, 0.02}};
   return {.trivial_many = 100'000,
@@ -165,6 +178,9 @@ counts counts_for(bool quick) {
           .remote_pipelined_min = 2'000,
           .remote_pipelined_max = 500'000,
           .remote_pipelined_s = 0.3,
+          .connect_rounds = 7,
+          .connect_samples = 5'000,
+          .connect_pipelined = 100'000,
           .scaling = {1'000, 10'000, 100'000, 1'000'000},
           .payload = {5, 0.3}};
 }
@@ -741,6 +757,34 @@ std::unique_ptr<crew::process_pool> remote_pool(io_thread& io,
   return p;
 }
 
+// --- connect-back (section connect) ----------------------------------------------------------
+
+/// How this program is started as the raw TCP echo of section connect:
+/// `crew-bench --tcp-echo 127.0.0.1:PORT BYTES batched|per-message` (raw::tcp_echo_main).
+constexpr std::string_view tcp_echo_flag = "--tcp-echo";
+
+/// The address a connect-back pool listens on, and its workers connect to.
+constexpr const char* connect_address = "127.0.0.1";
+
+/// A pool of one worker that connects back: it listens on 127.0.0.1 (any free port) and
+/// brings its worker with launch_once {"env"} (the pool appends the worker's command line:
+/// `env crew-worker`, with CREW_CONNECT and CREW_SECRET in its environment); the worker
+/// connects, both prove the secret, then frames go over the TCP connection. Warmed up with
+/// two tasks.
+std::unique_ptr<crew::process_pool> connect_pool(io_thread& io, std::size_t depth) {
+  crew::process_pool_options o;
+  o.workers = 1;
+  o.listen.address = connect_address;
+  o.listen.port = 0;
+  o.listen.launch_once = {"env"};
+  o.pipeline_depth = depth;
+  o.on_output = [](const crew::output_line& l) { std::cerr << "[connect] " << l.text << '\n'; };
+  auto p = std::make_unique<crew::process_pool>(io.context().get_executor(), std::move(o));
+  for (int i = 0; i < 2; ++i)
+    require(p->submit(identity(i)).get() == i, "identity on a connected worker");
+  return p;
+}
+
 /// A crew value and the raw one per interleaved round, and their ratio.
 struct paired {
   std::vector<double> crew, raw, ratio;
@@ -898,6 +942,7 @@ class bench {
     if (opt_.has("payload")) payload(io);
     if (opt_.has("startup")) startup(io);
     if (opt_.has("longcomp")) longcomp(io);
+    if (opt_.has("connect")) connect(io);
     if (opt_.has("remote"))
       remote(io);
     else if (!opt_.remote_note.empty()) {
@@ -908,8 +953,8 @@ class bench {
   }
 
   void print_targets() const {
-    say("\nTargets (issue 5; crew run: issue 13)\n%-64s %9s %7s %-5s %s\n", "target", "ratio",
-        "bound", "", "figures");
+    say("\nTargets (issue 5; crew run: issue 13; connect-back: issue 16)\n%-64s %9s %7s %-5s %s\n",
+        "target", "ratio", "bound", "", "figures");
     for (const auto& t : targets)
       say("%-64s %9s %2s%5.2g %-5s %s\n", t.name.c_str(),
           t.ratio ? fmt("%.3g", *t.ratio).c_str() : "-", t.at_least ? ">=" : "<=", t.bound,
@@ -1684,6 +1729,162 @@ class bench {
         {"env", c.file}, {"rounds", rounds}, {"frame_bytes", bytes}, {"rows", std::move(rows)}};
   }
 
+  // 8. Connect-back (issue 16): one worker that connected to the pool over TCP on loopback
+  // (the pool listens on 127.0.0.1; launch_once env brings the worker, which connects and
+  // proves the secret; its relay thread reads the socket) next to a raw TCP connection on
+  // 127.0.0.1 to an echo process (this program, --tcp-echo), TCP_NODELAY on both, in
+  // interleaved rounds (crew, raw, crew, raw, ...): one task at a time — each submitted from
+  // the previous one's completion handler, as in section 2 — against a ping-pong of an
+  // identity task frame's bytes; pipelined tasks (pipeline_depth 64, window 4096) against
+  // as many messages, 64 in flight, echoed in batches (the limit, as the pipe of section 1).
+  // For reading the gap (info, not targets): the same echoes with the connected worker's
+  // shape — a relay thread reading the socket into a pipe that the echo reads — and one
+  // write per echo, as the worker writes each reply. Medians of the rounds; crew/raw is the
+  // median of the rounds' ratios, with their min-max.
+  void connect(io_thread& io) {
+    const std::size_t rounds = n_.connect_rounds, k = n_.connect_samples, m = n_.connect_pipelined,
+                      bytes = identity_frame_bytes;
+    static const std::string self = fs::read_symlink("/proc/self/exe").string();
+    const std::vector<std::string> echo_program{self, std::string(tcp_echo_flag)};
+    say("\n8. Connect-back over TCP on loopback (issue 16), 1 worker: process_pool listening on "
+        "%s, launch_once {\"env\"}\n   (the worker connects, proves the secret, its relay thread "
+        "reads the socket into a pipe). Raw: a TCP connection on\n   %s to an echo process "
+        "(crew-bench %s), TCP_NODELAY both ends, %zu B messages (an identity task\n   frame); "
+        "\"relayed\": the echo reads the socket through a thread and a pipe, as the worker does. "
+        "%zu rounds\n   interleaved (crew, raw, crew, ...): medians; crew/raw: median of the "
+        "rounds' ratios (min-max)\n%-64s %11s %11s %9s %11s\n",
+        connect_address, connect_address, std::string(tcp_echo_flag).c_str(), bytes, rounds,
+        "measurement", "crew", "raw", "crew/raw", "its min-max");
+    json::array rows;
+    auto row = [&](const std::string& label, const char* test, const char* unit, const paired& p,
+                   auto show, json::object extra) {
+      json::array per_round;
+      for (std::size_t r = 0; r < p.crew.size(); ++r)
+        per_round.push_back({{"crew", p.crew[r]}, {"raw", p.raw[r]}, {"ratio", p.ratio[r]}});
+      json::object o{{"test", test},
+                     {"unit", unit},
+                     {"crew", spread(p.crew)},
+                     {"raw", spread(p.raw)},
+                     {"ratio", spread(p.ratio)},
+                     {"rounds", std::move(per_round)}};
+      for (auto& [key, v] : extra)
+        o[key] = v;
+      rows.push_back(std::move(o));
+      const auto [lo, hi] = std::minmax_element(p.ratio.begin(), p.ratio.end());
+      say("%-64s %11s %11s %8.2fx %11s\n", label.c_str(), show(median_of(p.crew)).c_str(),
+          show(median_of(p.raw)).c_str(), median_of(p.ratio),
+          (fmt("%.2f", *lo) + "-" + fmt("%.2f", *hi)).c_str());
+    };
+    auto us = [](double v) { return time_name(v * 1e-6); };
+    auto per_s = [](double v) { return rate_name(v); };
+    auto figures = [&](const paired& p, auto show) {
+      const auto [lo, hi] = std::minmax_element(p.ratio.begin(), p.ratio.end());
+      return show(median_of(p.crew)) + " vs " + show(median_of(p.raw)) + ", ratio " +
+             fmt("%.2f", *lo) + "-" + fmt("%.2f", *hi) + " over " + std::to_string(p.crew.size());
+    };
+
+    // 1. One task at a time vs a TCP ping-pong of the same bytes (direct, and relayed).
+    progress("connect: one at a time");
+    {
+      auto pool = connect_pool(io, 1);
+      raw::tcp_echo echo(echo_program, bytes, raw::echo_mode::batched);
+      raw::tcp_echo relayed(echo_program, bytes, raw::echo_mode::batched, true);
+      const std::size_t warm = std::max<std::size_t>(100, k / 10);
+      run_chain(io, *pool, warm);
+      echo.round_trips(warm);
+      relayed.round_trips(warm);
+      paired lat, lat_relayed;
+      std::vector<double> crew_all, raw_all, relayed_all;
+      for (std::size_t r = 0; r < rounds; ++r) {
+        const auto c = run_chain(io, *pool, k);
+        const auto e = echo.round_trips(k);
+        const auto er = relayed.round_trips(k);
+        const double crew_us = median_of(c->seconds) * 1e6;
+        lat.add(crew_us, median_of(e) * 1e6);
+        lat_relayed.add(crew_us, median_of(er) * 1e6);
+        crew_all.insert(crew_all.end(), c->seconds.begin(), c->seconds.end());
+        raw_all.insert(raw_all.end(), e.begin(), e.end());
+        relayed_all.insert(relayed_all.end(), er.begin(), er.end());
+      }
+      close_pool(pool);
+      echo.finish();
+      relayed.finish();
+      const double crew_p99 = percentile(crew_all, 99) * 1e6,
+                   raw_p99 = percentile(raw_all, 99) * 1e6,
+                   relayed_p99 = percentile(relayed_all, 99) * 1e6;
+      const json::object extra{{"bytes", bytes}, {"samples_per_round", k}};
+      json::object e1 = extra, e2 = extra;
+      e1["echo"] = "direct";
+      e1["crew_p99_us"] = crew_p99;
+      e1["raw_p99_us"] = raw_p99;
+      e2["echo"] = "relayed";
+      e2["crew_p99_us"] = crew_p99;
+      e2["raw_p99_us"] = relayed_p99;
+      row("one at a time (next submit from handler) vs " + std::to_string(bytes) + " B ping-pong",
+          "one_at_a_time", "us", lat, us, std::move(e1));
+      say("%-64s %11s %11s\n", "  p99 over all rounds", us(crew_p99).c_str(), us(raw_p99).c_str());
+      row("  same vs ping-pong, relayed (info)", "one_at_a_time_relayed", "us", lat_relayed, us,
+          std::move(e2));
+      connect_lat_ = median_of(lat.ratio);
+      connect_lat_figures_ = figures(lat, us);
+      connect_lat_relayed_ = median_of(lat_relayed.ratio);
+      connect_lat_relayed_figures_ = figures(lat_relayed, us);
+    }
+
+    // 2. Pipelined: tasks many in flight vs as many messages, 64 in flight, echoed: in
+    // batches (the limit), one write per echo, and one write per echo relayed.
+    progress("connect: pipelined");
+    {
+      auto piped = connect_pool(io, pipeline_depth);
+      raw::tcp_echo batched(echo_program, bytes, raw::echo_mode::batched);
+      raw::tcp_echo one_by_one(echo_program, bytes, raw::echo_mode::per_message);
+      raw::tcp_echo relayed(echo_program, bytes, raw::echo_mode::per_message, true);
+      const std::size_t warm = std::max<std::size_t>(1'000, m / 10);
+      run_windowed(io, *piped, warm);
+      for (auto* e : {&batched, &one_by_one, &relayed})
+        e->pipelined_per_s(pipeline_depth, warm);
+      paired tput, tput_per_msg, tput_relayed;
+      for (std::size_t r = 0; r < rounds; ++r) {
+        const double crew = static_cast<double>(m) / run_windowed(io, *piped, m);
+        tput.add(crew, batched.pipelined_per_s(pipeline_depth, m));
+        tput_per_msg.add(crew, one_by_one.pipelined_per_s(pipeline_depth, m));
+        tput_relayed.add(crew, relayed.pipelined_per_s(pipeline_depth, m));
+      }
+      close_pool(piped);
+      for (auto* e : {&batched, &one_by_one, &relayed})
+        e->finish();
+      const json::object extra{{"bytes", bytes},
+                               {"per_round", m},
+                               {"pipeline_depth", pipeline_depth},
+                               {"in_flight_raw", pipeline_depth},
+                               {"window", window}};
+      json::object e1 = extra, e2 = extra, e3 = extra;
+      e1["echo"] = "batched";
+      e2["echo"] = "per_message";
+      e3["echo"] = "per_message, relayed";
+      row("pipelined, depth " + std::to_string(pipeline_depth) + ", " + std::to_string(m) +
+              "/round vs 64 in flight, batched echo",
+          "pipelined", "per_s", tput, per_s, std::move(e1));
+      row("  same vs one write per echo (info)", "pipelined_per_message_echo", "per_s",
+          tput_per_msg, per_s, std::move(e2));
+      row("  same vs one write per echo, relayed (info)", "pipelined_per_message_echo_relayed",
+          "per_s", tput_relayed, per_s, std::move(e3));
+      connect_tput_ = median_of(tput.ratio);
+      connect_tput_figures_ = figures(tput, per_s);
+      connect_tput_per_msg_ = median_of(tput_per_msg.ratio);
+      connect_tput_per_msg_figures_ = figures(tput_per_msg, per_s);
+    }
+    doc["connect"] = {{"address", connect_address},
+                      {"launch_once", "env"},
+                      {"rounds", rounds},
+                      {"frame_bytes", bytes},
+                      {"raw",
+                       "TCP on 127.0.0.1 to an echo process (crew-bench --tcp-echo), "
+                       "TCP_NODELAY; relayed: the echo reads the socket through a thread "
+                       "and a pipe"},
+                      {"rows", std::move(rows)}};
+  }
+
   void evaluate() {
     auto ratio = [](std::optional<double> a, std::optional<double> b) -> std::optional<double> {
       if (!a || !b || *b == 0) return std::nullopt;
@@ -1714,6 +1915,16 @@ class bench {
     targets.push_back({"latency median crew pipe vs raw ping-pong, pinned",
                        ratio(crew_lat_pinned_, raw_lat_pinned_), 1.5, false,
                        figs("%.1f vs %.1f us", crew_lat_pinned_, raw_lat_pinned_)});
+    targets.push_back({"connect-back latency median vs raw TCP ping-pong (issue 16)", connect_lat_,
+                       1.5, false, connect_lat_ ? connect_lat_figures_ : "not measured"});
+    targets.push_back({"  (info) same vs raw TCP ping-pong through a relay thread + pipe",
+                       connect_lat_relayed_, 1.5, false,
+                       connect_lat_relayed_ ? connect_lat_relayed_figures_ : "not measured"});
+    targets.push_back({"connect-back pipelined vs raw TCP pipelined, batched echo", connect_tput_,
+                       0.5, true, connect_tput_ ? connect_tput_figures_ : "not measured"});
+    targets.push_back({"  (info) same vs raw TCP pipelined, one write per echo",
+                       connect_tput_per_msg_, 0.5, true,
+                       connect_tput_per_msg_ ? connect_tput_per_msg_figures_ : "not measured"});
     if (big_.empty())
       targets.push_back({"64 MiB round trip: crew shm vs Python Pool.apply and memcpy",
                          std::nullopt, 20, true, "not measured"});
@@ -1785,6 +1996,10 @@ class bench {
   std::optional<std::tuple<double, double, double, double>> startup_;
   std::vector<std::pair<std::size_t, std::size_t>> scaling_rss_;
   std::optional<double> cli_ratio_, cli_rss_ratio_;
+  // connect: medians of the rounds' crew/raw ratios, and their figures.
+  std::optional<double> connect_lat_, connect_lat_relayed_, connect_tput_, connect_tput_per_msg_;
+  std::string connect_lat_figures_, connect_lat_relayed_figures_, connect_tput_figures_,
+      connect_tput_per_msg_figures_;
   std::string cli_figures_, cli_rss_figures_, cli_note_ = "not measured",
                                               cli_rss_name_ = "crew run peak RSS flat (issue 13)";
 };
@@ -1793,8 +2008,8 @@ int usage() {
   std::cerr
       << "usage: crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]\n"
          "                  [--remote-env FILE]\n"
-         "sections: trivial, latency, payload, startup, scaling, longcomp, map, cli (the "
-         "default),\n"
+         "sections: trivial, latency, payload, startup, scaling, longcomp, map, cli, connect "
+         "(the default),\n"
          "          remote (workers through ssh and srun; run when a cluster is given)\n"
          "--remote-env FILE  the env file of a cluster (tests/remote/cluster.sh start DIR "
          "writes DIR/env;\n"
@@ -1806,6 +2021,18 @@ int usage() {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && argv[1] == spawn_helper_flag) return spawn_helper(argc, argv);
+  if (argc >= 2 && argv[1] == tcp_echo_flag) {
+    const std::string mode = argc == 5 || argc == 6 ? argv[4] : "";
+    const bool relayed = argc == 6 && argv[5] == std::string_view("relayed");
+    if ((mode != "batched" && mode != "per-message") || (argc == 6 && !relayed)) {
+      std::cerr << "usage: crew-bench " << tcp_echo_flag
+                << " 127.0.0.1:PORT BYTES batched|per-message [relayed]\n";
+      return 2;
+    }
+    return raw::tcp_echo_main(
+        argv[2], std::strtoul(argv[3], nullptr, 10),
+        mode == "batched" ? raw::echo_mode::batched : raw::echo_mode::per_message, relayed);
+  }
   options opt;
   bool sections_given = false;
   std::string remote_env;
