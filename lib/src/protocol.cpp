@@ -293,14 +293,9 @@ batch_reader::batch_reader(std::span<const std::byte> items) : bytes_(items) {
                        std::to_string(items.size()) + " bytes");
 }
 
-std::span<const std::byte> batch_reader::next() {
+void batch_reader::bad_next() const {
   if (bytes_.size() - at_ < 4) throw decode_error("batch item truncated");
-  const auto n = load<std::uint32_t>(bytes_.data() + at_);
-  at_ += 4;
-  if (n > bytes_.size() - at_) throw decode_error("batch item runs past the end");
-  const auto item = bytes_.subspan(at_, n);
-  at_ += n;
-  return item;
+  throw decode_error("batch item runs past the end");
 }
 
 void batch_reader::expect_end() const {
@@ -319,22 +314,15 @@ batch_result_reader::batch_result_reader(std::span<const std::byte> payload, std
                        std::to_string(payload.size()) + " bytes");
 }
 
-batch_item batch_result_reader::next() {
+void batch_result_reader::bad_next() const {
   if (bytes_.size() - at_ < 5)
     throw decode_error("batch result item " + std::to_string(index_) + " truncated");
   const auto kind = load<std::uint8_t>(bytes_.data() + at_);
-  const auto n = load<std::uint32_t>(bytes_.data() + at_ + 1);
-  at_ += 5;
   if (kind != static_cast<std::uint8_t>(frame_type::result) &&
       kind != static_cast<std::uint8_t>(frame_type::error))
     throw decode_error("batch result item " + std::to_string(index_) + " of kind " +
                        std::to_string(kind));
-  if (n > bytes_.size() - at_)
-    throw decode_error("batch result item " + std::to_string(index_) + " runs past the end");
-  batch_item item{static_cast<frame_type>(kind), bytes_.subspan(at_, n)};
-  at_ += n;
-  ++index_;
-  return item;
+  throw decode_error("batch result item " + std::to_string(index_) + " runs past the end");
 }
 
 void batch_result_reader::expect_end() const {
@@ -375,11 +363,24 @@ void check_outcome(frame_type kind) {
 }  // namespace
 
 void batch_builder::reserve(std::size_t bytes) {
-  bytes_.reserve(bytes);
+  if (bytes_.size() < bytes) bytes_.resize(bytes);
 }
 
-std::byte* batch_builder::add(std::size_t n) {
-  return add_counted(bytes_, count_, n, nullptr);
+// The slow path of add: the first item, a full buffer, or an item or count over the limits.
+std::byte* batch_builder::add_growing(std::size_t n) {
+  if (count_ == std::numeric_limits<std::uint32_t>::max())
+    throw capacity_exceeded("a batch cannot hold more than 4294967295 items");
+  if (n > std::numeric_limits<std::uint32_t>::max())
+    throw capacity_exceeded("a batch item of " + std::to_string(n) +
+                            " bytes does not fit a 32-bit length");
+  if (size_ == 0) size_ = 4;  // room for the count first
+  if (bytes_.size() - std::min(size_, bytes_.size()) < 4 + n)
+    bytes_.resize(std::max({size_ + 4 + n, 2 * bytes_.size(), std::size_t{256}}));
+  std::byte* p = bytes_.data() + size_;
+  store(p, static_cast<std::uint32_t>(n));
+  size_ += 4 + n;
+  ++count_;
+  return p + 4;
 }
 
 void batch_builder::add(std::span<const std::byte> item) {
@@ -387,12 +388,13 @@ void batch_builder::add(std::span<const std::byte> item) {
   if (!item.empty()) std::memcpy(to, item.data(), item.size());
 }
 
-std::size_t batch_builder::size() const noexcept {
-  return bytes_.empty() ? 4 : bytes_.size();
-}
-
 std::vector<std::byte> batch_builder::finish() {
-  return finish_counted(bytes_, count_);
+  if (size_ == 0) size_ = 4;
+  bytes_.resize(size_);  // down to what was written: no reallocation
+  store(bytes_.data(), count_);
+  count_ = 0;
+  size_ = 0;
+  return std::exchange(bytes_, {});
 }
 
 void batch_result_builder::reserve(std::size_t bytes) {

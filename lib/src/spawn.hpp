@@ -46,6 +46,31 @@ struct pipe_pair {
 };
 boost::system::error_code make_pipe(pipe_pair& p);
 
+/// Pipe capacity granted beyond Linux's default 64 KiB, counted against this process's
+/// budget and given back on destruction (move-only).
+class pipe_room {
+ public:
+  pipe_room() = default;
+  explicit pipe_room(std::size_t bytes) noexcept : bytes_(bytes) {}
+  pipe_room(pipe_room&& o) noexcept : bytes_(o.bytes_) { o.bytes_ = 0; }
+  pipe_room& operator=(pipe_room&& o) noexcept;
+  ~pipe_room();
+
+ private:
+  std::size_t bytes_ = 0;
+};
+
+/// Bytes each channel pipe of a local worker is enlarged to (F_SETPIPE_SZ): a 1 MiB map
+/// batch then goes in one write instead of sixteen wake-ups of the other side.
+inline constexpr std::size_t channel_pipe_bytes = std::size_t{1} << 20;
+/// The most pipe capacity this process enlarges its pipes by, all pools together: 16 MiB
+/// (8 workers), a quarter of Linux's default per-user soft limit (fs.pipe-user-pages-soft,
+/// 64 MiB), past which every new pipe of the same user gets only 8 KiB.
+inline constexpr std::size_t channel_pipe_budget = std::size_t{16} << 20;
+/// Enlarges a worker's two channel pipes (given by one end each) to channel_pipe_bytes
+/// while the budget lasts; best effort (a refusal leaves the default size, which works).
+pipe_room enlarge_channel_pipes(int to_worker, int from_worker) noexcept;
+
 /// What the child gets as its descriptors 1, 2, 3 and 4 (stdin is /dev/null); or, with
 /// `on_stdio`, as 0, 1 and 2.
 struct child_fds {

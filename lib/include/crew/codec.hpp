@@ -69,23 +69,22 @@ class encoder {
   /// Writes into `[data, data + capacity)`.
   encoder(std::byte* data, std::size_t capacity) noexcept : base_(data), capacity_(capacity) {}
   /// Counts bytes without writing them.
-  static encoder counter() noexcept { return encoder(); }
+  static encoder counter() noexcept {
+    encoder e;
+    e.capacity_ = static_cast<std::size_t>(-1);
+    return e;
+  }
 
   /// Writes `n` raw bytes. Throws capacity_exceeded (nothing written) if a fixed area has
   /// fewer than `n` bytes left; std::bad_alloc if a vector cannot grow.
   void write(const void* data, std::size_t n) {
-    if (n == 0) return;
-    if (out_) {
-      const auto old = out_->size();
-      out_->resize(old + n);
-      std::memcpy(out_->data() + old, data, n);
-    } else if (base_) {
-      if (n > capacity_ - size_)
-        throw capacity_exceeded("encoded value does not fit in " + std::to_string(capacity_) +
-                                " bytes");
-      std::memcpy(base_ + size_, data, n);
+    // Inline: a fixed area with room, or a counter (every codec writes through here).
+    if (out_ == nullptr && n <= capacity_ - size_) {
+      if (base_ != nullptr && n != 0) std::memcpy(base_ + size_, data, n);
+      size_ += n;
+      return;
     }
-    size_ += n;
+    write_rest(data, n);
   }
   /// Writes a value through its codec; throws what `write` (or a user codec) throws.
   template <class T>
@@ -95,6 +94,17 @@ class encoder {
 
  private:
   encoder() noexcept = default;
+  // The rest of write: a growing vector, or a fixed area without room (throws).
+  [[gnu::noinline]] void write_rest(const void* data, std::size_t n) {
+    if (n == 0) return;
+    if (!out_)
+      throw capacity_exceeded("encoded value does not fit in " + std::to_string(capacity_) +
+                              " bytes");
+    const auto old = out_->size();
+    out_->resize(old + n);
+    std::memcpy(out_->data() + old, data, n);
+    size_ += n;
+  }
   std::vector<std::byte>* out_ = nullptr;
   std::byte* base_ = nullptr;
   std::size_t capacity_ = 0;
@@ -120,9 +130,7 @@ class decoder {
   std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
   /// Consumes `n` bytes and returns a pointer to them; throws decode_error if fewer remain.
   const std::byte* take(std::size_t n) {
-    if (n > remaining())
-      throw decode_error("truncated input: needed " + std::to_string(n) + " bytes, " +
-                         std::to_string(remaining()) + " left");
+    if (n > remaining()) truncated(n);
     const std::byte* p = p_;
     p_ += n;
     return p;
@@ -158,6 +166,10 @@ class decoder {
   std::size_t memory_left() const noexcept { return memory_left_; }
 
  private:
+  [[noreturn, gnu::noinline]] void truncated(std::size_t n) const {
+    throw decode_error("truncated input: needed " + std::to_string(n) + " bytes, " +
+                       std::to_string(remaining()) + " left");
+  }
   const std::byte* p_;
   const std::byte* end_;
   std::size_t memory_limit_;
@@ -269,6 +281,18 @@ inline std::size_t take_count(decoder& d, std::size_t unit, const char* what) {
 }
 }  // namespace detail
 
+namespace detail {
+/// Decoded strings and vectors of at least this many bytes are filled through
+/// advise_huge_pages.
+inline constexpr std::size_t huge_page_fill_min = std::size_t{4} << 20;
+/// Asks the kernel to back the whole 2 MiB pages inside `[p, p + n)` with transparent huge
+/// pages (madvise MADV_HUGEPAGE), before they are first written. Only pages wholly inside
+/// the range are touched, so no other allocation's memory; a no-op where the kernel says no
+/// (THP disabled). A fresh 64 MiB buffer then costs 32 page faults instead of 16,384: about
+/// 8 ms to fill instead of 37 on the reference machine (lib/src/memory.cpp).
+void advise_huge_pages(const void* p, std::size_t n) noexcept;
+}  // namespace detail
+
 /// std::string: a u64 byte count, then the bytes (any bytes, no terminator). Named `str`.
 /// Decoding throws decode_error for a count past the end.
 template <>
@@ -283,7 +307,12 @@ struct codec<std::string> {
     const auto n = detail::take_count(d, 1, "string");
     d.claim(n, 1, "string");
     const auto* p = d.take(n);
-    return std::string(reinterpret_cast<const char*>(p), n);
+    if (n < detail::huge_page_fill_min) return std::string(reinterpret_cast<const char*>(p), n);
+    std::string s;
+    s.reserve(n);  // allocated, not yet written
+    detail::advise_huge_pages(s.data(), n);
+    s.append(reinterpret_cast<const char*>(p), n);
+    return s;
   }
 };
 
@@ -312,9 +341,19 @@ struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
     d.claim(n, sizeof(T), "vector");
     std::vector<T, A> v;
     if constexpr (detail::is_plain_number<T>) {
-      v.resize(n);
       const std::byte* src = d.take(n * sizeof(T));
-      if (n != 0) std::memcpy(v.data(), src, n * sizeof(T));  // data() may be null when empty
+      const std::size_t bytes = n * sizeof(T);
+      if (bytes >= detail::huge_page_fill_min) {
+        v.reserve(n);  // allocated, not yet written
+        detail::advise_huge_pages(v.data(), bytes);
+        if (reinterpret_cast<std::uintptr_t>(src) % alignof(T) == 0) {
+          const T* first = reinterpret_cast<const T*>(src);
+          v.insert(v.end(), first, first + n);  // one pass: no zero-filling first
+          return v;
+        }
+      }
+      v.resize(n);
+      if (n != 0) std::memcpy(v.data(), src, bytes);  // data() may be null when empty
     } else {
       v.reserve(n);
       for (std::size_t i = 0; i < n; ++i)

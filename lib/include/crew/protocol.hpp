@@ -14,6 +14,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -254,11 +256,24 @@ class batch_reader {
   std::uint32_t count() const noexcept { return count_; }
   /// The next item's bytes (a view of `items`); call it `count()` times. Throws
   /// decode_error for an item that is truncated or runs past the end.
-  std::span<const std::byte> next();
+  std::span<const std::byte> next() {
+    // Inline: map's batches call it once per item.
+    if (bytes_.size() - at_ >= 4) {
+      std::uint32_t n;
+      std::memcpy(&n, bytes_.data() + at_, 4);
+      if (n <= bytes_.size() - at_ - 4) {
+        const auto item = bytes_.subspan(at_ + 4, n);
+        at_ += 4 + std::size_t{n};
+        return item;
+      }
+    }
+    bad_next();
+  }
   /// Throws decode_error unless every byte was consumed.
   void expect_end() const;
 
  private:
+  [[noreturn]] void bad_next() const;
   std::span<const std::byte> bytes_;
   std::size_t at_ = 4;
   std::uint32_t count_ = 0;
@@ -272,11 +287,28 @@ class batch_result_reader {
   batch_result_reader(std::span<const std::byte> payload, std::size_t expected);
   /// The next item (viewing `payload`); call it `expected` times. Throws decode_error for
   /// an item that is truncated, runs past the end, or is neither a result nor an error.
-  batch_item next();
+  batch_item next() {
+    // Inline: map's replies call it once per item.
+    if (bytes_.size() - at_ >= 5) {
+      const auto kind = static_cast<std::uint8_t>(bytes_[at_]);
+      std::uint32_t n;
+      std::memcpy(&n, bytes_.data() + at_ + 1, 4);
+      if ((kind == static_cast<std::uint8_t>(frame_type::result) ||
+           kind == static_cast<std::uint8_t>(frame_type::error)) &&
+          n <= bytes_.size() - at_ - 5) {
+        batch_item item{static_cast<frame_type>(kind), bytes_.subspan(at_ + 5, n)};
+        at_ += 5 + std::size_t{n};
+        ++index_;
+        return item;
+      }
+    }
+    bad_next();
+  }
   /// Throws decode_error unless every byte was consumed.
   void expect_end() const;
 
  private:
+  [[noreturn]] void bad_next() const;
   std::span<const std::byte> bytes_;
   std::size_t at_ = 4;
   std::uint32_t index_ = 0;
@@ -294,19 +326,33 @@ class batch_builder {
   /// Appends an item of `n` bytes and returns where they go, valid until the builder next
   /// changes. Throws capacity_exceeded for an item over 4 GiB - 1 or a 4 Gi-th item,
   /// std::bad_alloc.
-  std::byte* add(std::size_t n);
+  std::byte* add(std::size_t n) {
+    // Inline, into room already there: map calls it once per item.
+    if (size_ != 0 && count_ < std::numeric_limits<std::uint32_t>::max() &&
+        n <= std::numeric_limits<std::uint32_t>::max() && bytes_.size() - size_ >= 4 + n) {
+      std::byte* p = bytes_.data() + size_;
+      const auto length = static_cast<std::uint32_t>(n);
+      std::memcpy(p, &length, 4);
+      size_ += 4 + n;
+      ++count_;
+      return p + 4;
+    }
+    return add_growing(n);
+  }
   /// Appends a copy of `item`; throws as the other add.
   void add(std::span<const std::byte> item);
   /// Items added since the builder was made or last finished.
   std::uint32_t count() const noexcept { return count_; }
   /// Bytes of the batch so far, the count included.
-  std::size_t size() const noexcept;
+  std::size_t size() const noexcept { return size_ == 0 ? 4 : size_; }
   /// The batch, its count written (4 bytes of zero for no item); the builder is empty
   /// again. Throws std::bad_alloc.
   std::vector<std::byte> finish();
 
  private:
-  std::vector<std::byte> bytes_;  // empty until the first item: room for the count comes first
+  std::byte* add_growing(std::size_t n);
+  std::vector<std::byte> bytes_;  // room: the batch is its first size_ bytes
+  std::size_t size_ = 0;          // 0 until the first item, then the count's 4 bytes + items
   std::uint32_t count_ = 0;
 };
 /// Builds a batch_result's payload: the u32 count, which `finish` writes, then per item its

@@ -31,6 +31,12 @@ class registry {
   /// job calls `sink(0)`). Throws decode_error for malformed arguments or bytes left over;
   /// whatever the job or the sink throws passes through.
   using encoded_call = std::function<void(decoder& args, const result_sink& sink)>;
+  /// As encoded_call, in the form a batch runs each item in (no sink to call through): the
+  /// encoded result is appended to `out` after `room` bytes left for the caller (a batch
+  /// item's header, which the caller writes); returns the result's size (0 for a void job).
+  /// Throws as encoded_call; `out` may then hold part of the item (the caller truncates it).
+  using appending_call =
+      std::function<std::size_t(decoder& args, std::vector<std::byte>& out, std::size_t room)>;
 
   /// One registered job.
   struct entry {
@@ -38,6 +44,8 @@ class registry {
     job_info info;
     /// The implementation on encoded bytes (what a worker runs).
     encoded_call call_encoded;
+    /// The same, appending (what a worker runs for each item of a batch).
+    appending_call call_appending;
     /// `typeid(R(decayed Args...))`: what `call` checks before casting `typed`.
     std::type_index signature_type;
     /// Internal: the implementation as a typed std::function, for `call`.
@@ -91,8 +99,31 @@ registry& registry::add(const job<R(A...)>& j, F fn) {
       e.put(result);
     }
   };
-  insert(
-      entry{{j.name(), j.signature()}, std::move(encoded), typeid(R(std::decay_t<A>...)), typed});
+  // What a batch runs per item: the same callable (one object, whatever state it keeps).
+  appending_call appending = [typed](decoder& d, std::vector<std::byte>& out,
+                                     std::size_t room) -> std::size_t {
+    auto args = d.get<typename job<R(A...)>::args_tuple>();
+    d.expect_end();
+    if constexpr (std::is_void_v<R>) {
+      std::apply(*typed, std::move(args));
+      out.resize(out.size() + room);
+      return 0;
+    } else {
+      const R result = std::apply(*typed, std::move(args));
+      auto counter = encoder::counter();
+      counter.put(result);
+      const std::size_t at = out.size() + room;
+      out.resize(at + counter.size());
+      encoder e(out.data() + at, counter.size());
+      e.put(result);
+      return counter.size();
+    }
+  };
+  insert(entry{{j.name(), j.signature()},
+               std::move(encoded),
+               std::move(appending),
+               typeid(R(std::decay_t<A>...)),
+               typed});
   return *this;
 }
 

@@ -76,6 +76,7 @@ struct local_fds {
   unique_fd from;  ///< its fd 4 (a launcher's stdout)
   unique_fd out;   ///< its stdout (none for a launcher)
   unique_fd err;   ///< its stderr
+  pipe_room room;  ///< what enlarging `to` and `from` took of the process's budget
 };
 
 /// What the local process is, besides a worker.

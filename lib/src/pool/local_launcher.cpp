@@ -103,6 +103,7 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
       why = "cannot create pipes for a worker: " + ec.message();
       return nullptr;
     }
+  pipe_room room = enlarge_channel_pipes(to.write.get(), from.write.get());
   child_fds fds{out.write.get(),
                 err.write.get(),
                 to.read.get(),
@@ -148,7 +149,8 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
   registry_->add(proc.id());
   return std::make_shared<local_channel>(strand, std::move(proc),
                                          local_fds{std::move(to.write), std::move(from.read),
-                                                   std::move(out.read), std::move(err.read)},
+                                                   std::move(out.read), std::move(err.read),
+                                                   std::move(room)},
                                          std::move(seg), registry_,
                                          process_role{sandboxed, {}, {}});
 }

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <span>
 #include <utility>
 
@@ -121,10 +122,14 @@ void task_runner::run_item(const registry::entry& e, std::span<const std::byte> 
   const std::size_t item_at = reply.size();
   decoder in(item.data(), item.size());
   try {
-    e.call_encoded(in, [&](std::size_t size) {
-      reply.resize(item_at);
-      return encoder(protocol::append_batch_item(reply, size, protocol::frame_type::result), size);
-    });
+    // The item's header (kind, u32 length) is written once its result's size is known.
+    const std::size_t n = e.call_appending(in, reply, 5);
+    if (n > std::numeric_limits<std::uint32_t>::max())
+      throw capacity_exceeded("a batch item of " + std::to_string(n) +
+                              " bytes does not fit a 32-bit length");
+    reply[item_at] = static_cast<std::byte>(protocol::frame_type::result);
+    const auto length = static_cast<std::uint32_t>(n);
+    std::memcpy(reply.data() + item_at + 1, &length, 4);
   } catch (const decode_error& ex) {
     item_error(item_at, errc::decode_error, e.info.name + ": " + ex.message());
   } catch (const std::exception& ex) {
