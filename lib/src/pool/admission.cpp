@@ -1,5 +1,7 @@
 #include "admission.hpp"
 
+#include "pool_strand.hpp"
+
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/query.hpp>
@@ -20,7 +22,7 @@ bool admission::admit(std::string& why) {
     why = full;
     return false;
   }
-  if (strand_.running_in_this_thread() || on_executor_thread()) {
+  if (running_in(strand_) || on_executor_thread()) {
     why = full + "; waiting on a thread that runs the pool's executor would deadlock";
     return false;
   }

@@ -11,7 +11,7 @@
 #include <crew/process_pool.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -23,7 +23,7 @@ namespace crew::detail {
 class admission {
  public:
   admission(std::size_t max_queue, queue_policy when_full, boost::asio::any_io_executor ex,
-            const boost::asio::strand<boost::asio::any_io_executor>& strand)
+            const boost::asio::any_io_executor& strand)
       : max_(max_queue), when_full_(when_full), ex_(std::move(ex)), strand_(strand) {}
 
   /// Whether submissions take places at all (max_queue > 0).
@@ -42,7 +42,7 @@ class admission {
   const std::size_t max_;
   const queue_policy when_full_;
   const boost::asio::any_io_executor ex_;
-  const boost::asio::strand<boost::asio::any_io_executor>& strand_;
+  const boost::asio::any_io_executor& strand_;  // make_pool_strand's
   std::mutex mutex_;
   std::condition_variable cv_;
   std::size_t queued_ = 0;  // admitted tasks not yet sent to a worker

@@ -107,14 +107,15 @@ std::size_t depth_of(const process_pool_options& o) {
 
 pool_core::pool_core(asio::any_io_executor ex, process_pool_options o)
     : ex_(ex),
-      strand_(asio::make_strand(ex)),
+      strand_(make_pool_strand(ex)),
       opts_(settled(std::move(o))),
       settings_(settings_of(opts_)),
       events_(opts_.on_event),
       gate_(opts_.max_queue, opts_.when_full, ex_, strand_),
       tasks_(opts_, depth_of(opts_), events_, gate_),
       workers_(strand_, opts_, settings_, events_, tasks_, *this),
-      output_(opts_.on_output) {
+      output_(opts_.on_output),
+      finisher_(std::make_shared<completion_queue>(ex_)) {
 }
 
 void pool_core::start() {
@@ -124,6 +125,7 @@ void pool_core::start() {
 // --- taking tasks in --------------------------------------------------------------------
 
 void pool_core::submit(raw_task t) {
+  t.finisher = finisher_.get();
   if (t.body) t.body->result_memory = opts_.max_result_memory;
   if (gate_.closed())
     return tasks_.fail_now(std::move(t), errc::shutting_down, "the pool is closed");
@@ -139,9 +141,41 @@ void pool_core::submit(raw_task t) {
     std::string why;
     if (!gate_.admit(why)) return tasks_.fail_now(std::move(t), errc::queue_full, std::move(why));
   }
-  asio::post(strand_, [self = shared_from_this(), t = std::move(t), admitted]() mutable {
-    self->accept(std::move(t), admitted);
-  });
+  {
+    std::lock_guard lock(intake_mutex_);
+    intake_.push_back({std::move(t), admitted});
+    if (intake_posted_) return;
+    intake_posted_ = true;
+  }
+  asio::post(strand_, [self = shared_from_this()] { self->take_intake(); });
+}
+
+// On the strand: every task submitted since the last take joins the queue, in order, and the
+// queue is dispatched once.
+void pool_core::take_intake() {
+  {
+    std::lock_guard lock(intake_mutex_);
+    std::swap(intake_, taking_);  // both keep their capacity
+    intake_posted_ = false;
+  }
+  std::size_t i = 0;
+  try {
+    for (; i < taking_.size(); ++i)
+      accept(std::move(taking_[i].task), taking_[i].admitted);
+  } catch (...) {  // std::bad_alloc: the tasks after it wait for the next take
+    bool post = false;
+    {
+      std::lock_guard lock(intake_mutex_);
+      intake_.insert(intake_.begin(), std::make_move_iterator(taking_.begin() + i + 1),
+                     std::make_move_iterator(taking_.end()));
+      if (!intake_.empty() && !intake_posted_) post = intake_posted_ = true;
+    }
+    taking_.clear();
+    if (post) asio::post(strand_, [self = shared_from_this()] { self->take_intake(); });
+    throw;
+  }
+  taking_.clear();
+  dispatch();
 }
 
 // On the strand: the task joins the queue, unless the pool or the task says no.
@@ -161,7 +195,6 @@ void pool_core::accept(raw_task t, bool admitted) {
         p.task.options.stop,
         std::function<void()>([core = weak_from_this(), id = p.id] { cancel_task(core, id); }));
   tasks_.enqueue(std::move(p));
-  dispatch();
 }
 
 // --- cancellation -----------------------------------------------------------------------
@@ -280,7 +313,7 @@ void pool_core::terminate() {
   // The strand can do the orderly shutdown (fail tasks, end of input, TERM, KILL, reap)
   // unless the executor is a stopped io_context, or we are on the strand ourselves.
   const auto* ioc_ex = ex_.target<asio::io_context::executor_type>();
-  const bool on_strand = strand_.running_in_this_thread();
+  const bool on_strand = running_in(strand_);
   if (on_strand) {
     terminate_on_strand();
   } else {

@@ -11,6 +11,9 @@
 //   policy      the rules, pure                               policy.hpp
 #pragma once
 
+#include "completion_queue.hpp"
+#include "pool_strand.hpp"
+
 #include "admission.hpp"
 #include "dispatcher.hpp"
 #include "event_emitter.hpp"
@@ -93,13 +96,14 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   }
 
  private:
+  void take_intake();
   void accept(raw_task t, bool admitted);
   void cancel_on_strand(std::uint64_t id);
   void cancel_everything(const std::string& why);
   void terminate_on_strand();
 
   boost::asio::any_io_executor ex_;
-  boost::asio::strand<boost::asio::any_io_executor> strand_;
+  boost::asio::any_io_executor strand_;  // make_pool_strand's
   process_pool_options opts_;
   session_settings settings_;
   event_emitter events_;
@@ -116,6 +120,18 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   std::vector<std::function<void(std::exception_ptr, std::vector<job_info>)>> job_queries_;
   void answer_job_queries(errc code, const std::string& why);
   output_queue output_;
+  // Submitted tasks on their way to the strand: the first into an empty intake posts one
+  // take_intake, which accepts every task there by then (one post per burst, not per task).
+  struct submitted {
+    raw_task task;
+    bool admitted;
+  };
+  std::mutex intake_mutex_;  // for the two below
+  std::vector<submitted> intake_;
+  bool intake_posted_ = false;
+  std::vector<submitted> taking_;  // take_intake's, on the strand
+  // Completions whose handlers run on the pool's executor, in batches.
+  std::shared_ptr<completion_queue> finisher_;
 };
 
 }  // namespace crew::detail

@@ -53,7 +53,7 @@ class once_launcher;
 
 class supervisor final : public listener_host {
  public:
-  using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+  using strand_type = boost::asio::any_io_executor;  // make_pool_strand's
   using slot_list = std::vector<std::shared_ptr<worker_session>>;
 
   supervisor(const strand_type& strand, const process_pool_options& opts,
