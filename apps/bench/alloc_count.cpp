@@ -16,8 +16,12 @@
     defined(__SANITIZE_THREAD__)
 
 namespace crew::bench {
-bool allocation_hook_active() noexcept { return false; }
-std::uint64_t allocation_count() noexcept { return 0; }
+bool allocation_hook_active() noexcept {
+  return false;
+}
+std::uint64_t allocation_count() noexcept {
+  return 0;
+}
 }  // namespace crew::bench
 
 #else
@@ -38,8 +42,12 @@ inline void count() noexcept {
 }  // namespace
 
 namespace crew::bench {
-bool allocation_hook_active() noexcept { return true; }
-std::uint64_t allocation_count() noexcept { return allocations.load(std::memory_order_relaxed); }
+bool allocation_hook_active() noexcept {
+  return true;
+}
+std::uint64_t allocation_count() noexcept {
+  return allocations.load(std::memory_order_relaxed);
+}
 }  // namespace crew::bench
 
 // noexcept: as glibc declares them in C++ (__THROW).

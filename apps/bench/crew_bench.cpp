@@ -123,7 +123,7 @@ const std::vector<std::size_t> crew_map_chunks = {0, 2048, 16384, 65536, 131072}
 const std::vector<std::optional<std::size_t>> python_chunksizes = {
     std::nullopt, 1000, 10000, 50000, 125000, 250000, 500000};
 
-const std::vector<std::string> all_sections = {"trivial", "latency", "payload", "startup",
+const std::vector<std::string> all_sections = {"trivial", "latency",  "payload", "startup",
                                                "scaling", "longcomp", "map",     "alloc",
                                                "cli",     "connect"};
 // Sections run only when asked for, or when what they need is given: remote (a cluster).
@@ -230,40 +230,40 @@ counts counts_for(bool quick, std::optional<std::size_t> rounds) {
                             .remote_pipelined_s = 0.02,
                             .connect_samples = 200,
                             .connect_pipelined = 5'000}
-                     : counts{.rounds = 7,
-                              .trivial_one = 3'000,
-                              .trivial_many_depth1 = 10'000,
-                              .trivial_many = 100'000,
-                              .py_many = 10'000,
-                              .py_one = 1'000,
-                              .py_map_one = 10'000,
-                              .py_map_default = 100'000,
-                              .py_executor = 5'000,
-                              .pipelined_messages = 300'000,
-                              .thread_rounds = 21,
-                              .thread_block = 2'000,
-                              .thread_many = 100'000,
-                              .inline_tasks = 100'000,
-                              .latency_samples = 2'000,
-                              .py_latency_samples = 1'000,
-                              .map_ints = 1'000'000,
-                              .map_sweep_rounds = 3,
-                              .payload_small = 50,
-                              .payload_mid = 10,
-                              .payload_big = 1,
-                              .startup_per_round = 3,
-                              .alloc_warm_up = 500,
-                              .alloc_many = 20'000,
-                              .alloc_one = 5'000,
-                              .scaling_rounds = 3,
-                              .scaling = {1'000, 10'000, 100'000, 1'000'000},
-                              .cli_big = 10'000'000,
-                              .remote_samples = 2'000,
-                              .remote_pipelined_min = 2'000,
-                              .remote_pipelined_max = 500'000,
-                              .remote_pipelined_s = 0.3,
-                              .connect_samples = 5'000,
-                              .connect_pipelined = 100'000};
+                   : counts{.rounds = 7,
+                            .trivial_one = 3'000,
+                            .trivial_many_depth1 = 10'000,
+                            .trivial_many = 100'000,
+                            .py_many = 10'000,
+                            .py_one = 1'000,
+                            .py_map_one = 10'000,
+                            .py_map_default = 100'000,
+                            .py_executor = 5'000,
+                            .pipelined_messages = 300'000,
+                            .thread_rounds = 21,
+                            .thread_block = 2'000,
+                            .thread_many = 100'000,
+                            .inline_tasks = 100'000,
+                            .latency_samples = 2'000,
+                            .py_latency_samples = 1'000,
+                            .map_ints = 1'000'000,
+                            .map_sweep_rounds = 3,
+                            .payload_small = 50,
+                            .payload_mid = 10,
+                            .payload_big = 1,
+                            .startup_per_round = 3,
+                            .alloc_warm_up = 500,
+                            .alloc_many = 20'000,
+                            .alloc_one = 5'000,
+                            .scaling_rounds = 3,
+                            .scaling = {1'000, 10'000, 100'000, 1'000'000},
+                            .cli_big = 10'000'000,
+                            .remote_samples = 2'000,
+                            .remote_pipelined_min = 2'000,
+                            .remote_pipelined_max = 500'000,
+                            .remote_pipelined_s = 0.3,
+                            .connect_samples = 5'000,
+                            .connect_pipelined = 100'000};
   if (rounds) {
     c.rounds = *rounds;
     c.thread_rounds = 3 * *rounds;
@@ -625,6 +625,7 @@ struct target {
   std::size_t rounds = 0;
   std::optional<double> crew_median, peer_median;  // both sides, in `unit`
   std::string unit;
+  std::vector<double> round_ratios;  // in the order of the rounds
 };
 
 /// A target not measured yet: `figures` says why.
@@ -694,6 +695,20 @@ void pin_io_thread(io_thread& io, std::optional<int> cpu) {
     }
   });
   f.get();
+}
+
+/// Pins the calling thread to `self_cpu` and every other thread of this process to
+/// `others_cpu` (nullopt: back to the original mask).
+void pin_threads(std::optional<int> self_cpu, std::optional<int> others_cpu) {
+  const pid_t self = static_cast<pid_t>(::gettid());
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
+    try {
+      set_affinity(tid, tid == self ? self_cpu : others_cpu);
+    } catch (const std::exception&) {
+      if (tid == self) throw;  // another thread may have just ended
+    }
+  }
 }
 
 // --- task drivers ----------------------------------------------------------------------------
@@ -1002,9 +1017,9 @@ void chart(const std::string& file, const json::object& doc) {
                       c.to_number<double>(), colour_of("crew")});
       const auto& p = b.at("python").as_object().at("median");
       if (p.is_number())
-        tp.push_back({"Python Pool.map, best chunksize " +
-                          json::serialize(b.at("python_chunksize")),
-                      p.to_number<double>(), colour_of("python")});
+        tp.push_back(
+            {"Python Pool.map, best chunksize " + json::serialize(b.at("python_chunksize")),
+             p.to_number<double>(), colour_of("python")});
     }
   }
   if (!tp.empty()) panels.emplace_back("Trivial tasks per second (log scale)", std::move(tp));
@@ -1073,10 +1088,9 @@ class bench {
         "%-64s %-22s %3s %7s %-5s %s\n",
         "target", "ratio (min-max)", "n", "bound", "", "figures (medians)");
     for (const auto& t : targets) {
-      const std::string r =
-          t.ratio ? fmt("%.3g", *t.ratio) + " (" + fmt("%.3g", t.ratio_min) + "-" +
-                        fmt("%.3g", t.ratio_max) + ")"
-                  : std::string("-");
+      const std::string r = t.ratio ? fmt("%.3g", *t.ratio) + " (" + fmt("%.3g", t.ratio_min) +
+                                          "-" + fmt("%.3g", t.ratio_max) + ")"
+                                    : std::string("-");
       say("%-64s %-22s %3s %2s%5.2g %-5s %s\n", t.name.c_str(), r.c_str(),
           t.ratio ? std::to_string(t.rounds).c_str() : "", t.at_least ? ">=" : "<=", t.bound,
           verdict(t).c_str(), t.figures.c_str());
@@ -1109,19 +1123,22 @@ class bench {
   struct rate_row {
     std::string name;
     const char* kind;
-    std::size_t tasks = 0;       // per round
-    std::vector<double> per_s;   // one per round
-    std::vector<double> rt_us;   // one-at-a-time rows of section 1: median round trip per round
+    std::size_t tasks = 0;      // per round
+    std::vector<double> per_s;  // one per round
+    std::vector<double> rt_us;  // one-at-a-time rows of section 1: median round trip per round
   };
 
   void print_rate_rows(const std::vector<rate_row>& rows, json::array& out) {
     for (const auto& r : rows) {
       if (r.per_s.empty()) continue;
       const double med = median_of(r.per_s);
-      json::object o{{"name", r.name},          {"kind", r.kind},
-                     {"tasks_per_round", r.tasks}, {"rounds", r.per_s.size()},
-                     {"per_s", med},            {"spread", spread(r.per_s)}};
-      if (!r.rt_us.empty()) o["round_trip_us"] = spread(r.rt_us);
+      json::object o{{"name", r.name},           {"kind", r.kind}, {"tasks_per_round", r.tasks},
+                     {"rounds", r.per_s.size()}, {"per_s", med},   {"spread", spread(r.per_s)}};
+      o["values"] = json::array(r.per_s.begin(), r.per_s.end());
+      if (!r.rt_us.empty()) {
+        o["round_trip_us"] = spread(r.rt_us);
+        o["round_trip_us_values"] = json::array(r.rt_us.begin(), r.rt_us.end());
+      }
       out.push_back(std::move(o));
       const auto [lo, hi] = std::minmax_element(r.per_s.begin(), r.per_s.end());
       say("%-58s %9zu %11s %23s %10s\n", r.name.c_str(), r.tasks, rate_name(med).c_str(),
@@ -1145,29 +1162,31 @@ class bench {
     auto pipe = make_pool(io, crew::transport::pipe, {}, 2);
     auto shm = make_pool(io, crew::transport::shm, {}, 2);
     auto piped = make_pool(io, crew::transport::pipe, {}, 2, pipeline_depth);
-    const std::size_t c_piped = add("crew process_pool pipe, many in flight, pipeline_depth " +
-                                        std::to_string(pipeline_depth),
-                                    "crew", n_.trivial_many);
+    const std::size_t c_piped = add(
+        "crew process_pool pipe, many in flight, pipeline_depth " + std::to_string(pipeline_depth),
+        "crew", n_.trivial_many);
     const std::size_t r_batched =
         add("raw pipe pipelined 64 B x64, batched echo (limit)", "raw", n_.pipelined_messages);
     const std::size_t p_many = add("Python Pool.apply_async, many in flight", "python", n_.py_many);
-    const std::size_t c_pipe_one = add("crew process_pool pipe, one at a time", "crew",
-                                       n_.trivial_one);
-    const std::size_t c_pipe_many = add("crew process_pool pipe, many in flight (window 4096)",
-                                        "crew", n_.trivial_many_depth1);
-    const std::size_t c_shm_one = add("crew process_pool shm, one at a time", "crew",
-                                      n_.trivial_one);
-    const std::size_t c_shm_many = add("crew process_pool shm, many in flight (window 4096)",
-                                       "crew", n_.trivial_many_depth1);
-    const std::size_t r_per_msg = add("raw pipe pipelined 64 B x64, per-message echo", "raw",
-                                      n_.pipelined_messages / 4);
+    const std::size_t c_pipe_one =
+        add("crew process_pool pipe, one at a time", "crew", n_.trivial_one);
+    const std::size_t c_pipe_many =
+        add("crew process_pool pipe, many in flight (window 4096)", "crew", n_.trivial_many_depth1);
+    const std::size_t c_shm_one =
+        add("crew process_pool shm, one at a time", "crew", n_.trivial_one);
+    const std::size_t c_shm_many =
+        add("crew process_pool shm, many in flight (window 4096)", "crew", n_.trivial_many_depth1);
+    const std::size_t r_per_msg =
+        add("raw pipe pipelined 64 B x64, per-message echo", "raw", n_.pipelined_messages / 4);
     const std::size_t p_one =
         add("Python Pool.apply_async(...).get(), one at a time", "python", n_.py_one);
     const std::size_t p_map_one = add("Python Pool.map, chunksize 1", "python", n_.py_map_one);
-    const std::size_t p_map = add("Python Pool.map, default chunksize", "python", n_.py_map_default);
+    const std::size_t p_map =
+        add("Python Pool.map, default chunksize", "python", n_.py_map_default);
     const std::size_t p_ppe =
         add("Python ProcessPoolExecutor.submit, many", "python", n_.py_executor);
-    const std::size_t p_tpe = add("Python ThreadPoolExecutor.submit, many", "python", n_.py_executor);
+    const std::size_t p_tpe =
+        add("Python ThreadPoolExecutor.submit, many", "python", n_.py_executor);
 
     progress("trivial: warm-up");
     run_windowed(io, *piped, n_.trivial_many / 10);
@@ -1191,16 +1210,16 @@ class bench {
         vs_python.add(crew, py);
       }
       progress("trivial: " + round_of(r, R) + ": the other rows");
-      for (auto [p, one, many] : {std::tuple{&pipe, c_pipe_one, c_pipe_many},
-                                  std::tuple{&shm, c_shm_one, c_shm_many}}) {
+      for (auto [p, one, many] :
+           {std::tuple{&pipe, c_pipe_one, c_pipe_many}, std::tuple{&shm, c_shm_one, c_shm_many}}) {
         const auto c = run_chain(io, **p, n_.trivial_one);
         rows[one].per_s.push_back(n(n_.trivial_one) / c->total());
         rows[one].rt_us.push_back(median_of(c->seconds) * 1e6);
         rows[many].per_s.push_back(n(n_.trivial_many_depth1) /
                                    run_windowed(io, **p, n_.trivial_many_depth1));
       }
-      rows[r_per_msg].per_s.push_back(
-          raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages / 4, raw::echo_mode::per_message));
+      rows[r_per_msg].per_s.push_back(raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages / 4,
+                                                                raw::echo_mode::per_message));
       if (py_) {
         rows[p_one].per_s.push_back(py_rate("apply_async_one", n_.py_one));
         rows[p_map_one].per_s.push_back(py_map_rate(n_.py_map_one, 1));
@@ -1219,7 +1238,8 @@ class bench {
     const std::size_t TR = n_.thread_rounds, block = n_.thread_block;
     const std::size_t t_future =
         add("crew thread_pool(2), one at a time (submit+future)", "crew", block);
-    const std::size_t a_one = add("raw asio::thread_pool(2), post+future one at a time", "raw", block);
+    const std::size_t a_one =
+        add("raw asio::thread_pool(2), post+future one at a time", "raw", block);
     const std::size_t t_direct =
         add("crew thread_pool(2), one at a time (handler+promise)", "crew", block);
     const std::size_t t_many = add("crew thread_pool(2), many in flight", "crew", n_.thread_many);
@@ -1283,9 +1303,9 @@ class bench {
       require(!st->wrong, "thread_pool identity, many in flight");
       return static_cast<double>(k) / s;
     };
-    future_block(block / 4);  // warm-up: threads, the system executor's thread
-    direct_block(block / 4);
-    asio.round_trips(block / 4);
+    future_block(block);  // warm-up: threads, the system executor's thread
+    direct_block(block);
+    asio.round_trips(block);
     boost::asio::io_context ioc;
     crew::inline_runner ir(jobs_, ioc.get_executor());
     paired future_vs_asio, direct_vs_asio;
@@ -1295,30 +1315,56 @@ class bench {
         s += x;
       return s;
     };
-    for (std::size_t r = 0; r < TR; ++r) {
-      if (r % 7 == 0) progress("trivial: threads, " + round_of(r, TR));
-      // Even rounds: crew (future), Asio, crew (handler); odd rounds the other way round, so
-      // that neither side always runs right after the other.
-      std::vector<double> f, a, d;
-      if (r % 2 == 0) {
-        f = future_block(block);
-        a = asio.round_trips(block);
-        d = direct_block(block);
-      } else {
-        d = direct_block(block);
-        a = asio.round_trips(block);
-        f = future_block(block);
+    // Round trips in blocks; pinned: this thread on CPU 0, every other thread of the process
+    // (the pools' threads, Asio's system executor) on CPU 1.
+    auto blocks = [&](bool pinned, std::size_t f_row, std::size_t a_row, std::size_t d_row,
+                      paired& f_vs_a, paired& d_vs_a) {
+      if (pinned) pin_threads(0, 1);
+      for (std::size_t r = 0; r < TR; ++r) {
+        if (r % 7 == 0)
+          progress(std::string("trivial: threads, ") + (pinned ? "pinned, " : "") +
+                   round_of(r, TR));
+        // Even rounds: crew (future), Asio, crew (handler); odd rounds the other way round,
+        // so that neither side always runs right after the other.
+        std::vector<double> f, a, d;
+        if (r % 2 == 0) {
+          f = future_block(block);
+          a = asio.round_trips(block);
+          d = direct_block(block);
+        } else {
+          d = direct_block(block);
+          a = asio.round_trips(block);
+          f = future_block(block);
+        }
+        const double fu = median_of(f) * 1e6, au = median_of(a) * 1e6, du = median_of(d) * 1e6;
+        f_vs_a.add(fu, au);
+        d_vs_a.add(du, au);
+        rows[f_row].per_s.push_back(n(block) / sum(f));
+        rows[f_row].rt_us.push_back(fu);
+        rows[a_row].per_s.push_back(n(block) / sum(a));
+        rows[a_row].rt_us.push_back(au);
+        rows[d_row].per_s.push_back(n(block) / sum(d));
+        rows[d_row].rt_us.push_back(du);
       }
-      const double fu = median_of(f) * 1e6, au = median_of(a) * 1e6, du = median_of(d) * 1e6;
-      future_vs_asio.add(fu, au);
-      direct_vs_asio.add(du, au);
-      rows[t_future].per_s.push_back(n(block) / sum(f));
-      rows[t_future].rt_us.push_back(fu);
-      rows[a_one].per_s.push_back(n(block) / sum(a));
-      rows[a_one].rt_us.push_back(au);
-      rows[t_direct].per_s.push_back(n(block) / sum(d));
-      rows[t_direct].rt_us.push_back(du);
-      if (r >= R) continue;  // the rows below: `rounds` rounds
+      if (pinned) pin_threads(std::nullopt, std::nullopt);
+    };
+    blocks(false, t_future, a_one, t_direct, future_vs_asio, direct_vs_asio);
+    paired future_vs_asio_pinned, direct_vs_asio_pinned;
+    if (cpu_count() >= 2) {
+      const char* p = ", pinned 0/1";
+      const std::size_t pf =
+          add(std::string("crew thread_pool(2), one at a time (submit+future)") + p, "crew", block);
+      const std::size_t pa =
+          add(std::string("raw asio::thread_pool(2), post+future one at a time") + p, "raw", block);
+      const std::size_t pd = add(
+          std::string("crew thread_pool(2), one at a time (handler+promise)") + p, "crew", block);
+      blocks(true, pf, pa, pd, future_vs_asio_pinned, direct_vs_asio_pinned);
+      pairs_["thread_vs_asio_pinned"] = future_vs_asio_pinned;
+    }
+    // The bulk rows after the blocks, in their own `rounds` rounds: 20,000 tasks in flight
+    // between the blocks left crew's round trips 3x slower for several blocks (the threads'
+    // placement, it seems), which made the ratio drift within a run.
+    for (std::size_t r = 0; r < R; ++r) {
       rows[t_many].per_s.push_back(thread_many(n_.thread_many));
       rows[a_many].per_s.push_back(asio.batched_per_s(n_.thread_many));
       {
@@ -1399,8 +1445,8 @@ class bench {
       }
       const std::size_t c_pipe = add("crew pipe (next submit from handler)", pinned, k);
       const std::size_t c_shm = add("crew shm (next submit from handler)", pinned, k);
-      const std::size_t r_pp = add("raw pipe ping-pong " + std::to_string(frame_bytes) + " B",
-                                   pinned, k);
+      const std::size_t r_pp =
+          add("raw pipe ping-pong " + std::to_string(frame_bytes) + " B", pinned, k);
       std::optional<std::size_t> p_py;
       if (!pinned && py_) p_py = add("Python pool.apply(ident)", false, n_.py_latency_samples);
       auto pin = [&](bool on) {
@@ -1595,23 +1641,24 @@ class bench {
       py_sw.push_back({{"chunksize", python_chunksizes[j] ? json::value(*python_chunksizes[j])
                                                           : json::value(nullptr)},
                        {"per_s", spread(py_sweep[j])}});
-    json::object o{{"tasks", n},
-                   {"workers", map_workers},
-                   {"pipeline_depth", pipeline_depth},
-                   {"rounds", R},
-                   {"per_s", median_of(def.crew)},
-                   {"crew_default", spread(def.crew)},
-                   {"sweep", {{"rounds", S}, {"crew", std::move(crew_sw)}, {"python", std::move(py_sw)}}},
-                   {"best",
-                    {{"crew_map_chunk", crew_map_chunks[bc]},
-                     {"crew", spread(best.crew)},
-                     {"python_chunksize", py_ && python_chunksizes[bp]
-                                              ? json::value(*python_chunksizes[bp])
-                                              : json::value(nullptr)},
-                     {"python", spread(best.raw)},
-                     {"ratio", spread(best.ratio)}}}};
+    json::object o{
+        {"tasks", n},
+        {"workers", map_workers},
+        {"pipeline_depth", pipeline_depth},
+        {"rounds", R},
+        {"per_s", median_of(def.crew)},
+        {"crew_default", spread(def.crew)},
+        {"sweep", {{"rounds", S}, {"crew", std::move(crew_sw)}, {"python", std::move(py_sw)}}},
+        {"best",
+         {{"crew_map_chunk", crew_map_chunks[bc]},
+          {"crew", spread(best.crew)},
+          {"python_chunksize", py_ && python_chunksizes[bp] ? json::value(*python_chunksizes[bp])
+                                                            : json::value(nullptr)},
+          {"python", spread(best.raw)},
+          {"ratio", spread(best.ratio)}}}};
     if (py_) {
-      o["python"] = {{"per_s", median_of(def.raw)}, {"chunksize", nullptr}, {"spread", spread(def.raw)}};
+      o["python"] = {
+          {"per_s", median_of(def.raw)}, {"chunksize", nullptr}, {"spread", spread(def.raw)}};
       o["ratio_default"] = spread(def.ratio);
       pairs_["map_default"] = def;
       pairs_["map_best"] = best;
@@ -1760,7 +1807,6 @@ class bench {
                     {"ratio", *cli_rss_ratio_}}}};
   }
 
-
   // 3. Large payloads, in interleaved rounds: per size, each round measures memcpy of the
   // same bytes, then per test (in+small, echo) crew shm, crew pipe and Python's Pool.apply.
   void payload(io_thread& io) {
@@ -1803,9 +1849,9 @@ class bench {
       std::vector<double> memcpy_s, shm_s, pipe_s, py_s;
     };
     std::vector<cell> cells;
-    for (const auto& [n, reps] : {std::pair{4 * KiB, n_.payload_small},
-                                  std::pair{1 * MiB, n_.payload_mid},
-                                  std::pair{64 * MiB, n_.payload_big}}) {
+    for (const auto& [n, reps] :
+         {std::pair{4 * KiB, n_.payload_small}, std::pair{1 * MiB, n_.payload_mid},
+          std::pair{64 * MiB, n_.payload_big}}) {
       progress("payload: " + size_name(n) + ", warm-up");
       const auto bytes = make_payload(n);
       const std::string text(bytes.begin(), bytes.end());
@@ -1860,8 +1906,8 @@ class bench {
         "crew pipe, Python, ...), each\n   the median of its round trips (4 KiB: %zu, 1 MiB: %zu, "
         "64 MiB: %zu); shown: median of the rounds (MB/s, bytes moved:\n   in, or in+out for "
         "echo); min-max of the rounds below\n%-7s %-10s %-20s %-20s %-20s %-20s\n",
-        R, n_.payload_small, n_.payload_mid, n_.payload_big, "size", "test", "memcpy",
-        "crew shm", "crew pipe", "Python Pool.apply");
+        R, n_.payload_small, n_.payload_mid, n_.payload_big, "size", "test", "memcpy", "crew shm",
+        "crew pipe", "Python Pool.apply");
     json::array rows;
     for (const auto& c : cells) {
       auto txt = [&](const std::vector<double>& v) {
@@ -2474,6 +2520,7 @@ class bench {
       t.ratio_min = *lo;
       t.ratio_max = *hi;
       t.rounds = p.ratio.size();
+      t.round_ratios = p.ratio;
       t.crew_median = median_of(p.crew);
       if (!p.raw.empty()) t.peer_median = median_of(p.raw);
       t.figures = show(unit, *t.crew_median) +
@@ -2497,14 +2544,14 @@ class bench {
                "per_s", py_missing("map"));
     add_target("map, default chunks vs Pool.map default chunksize (issue 17)", "map_default", 5,
                true, "per_s", py_missing("map"));
-    add_target("map, best chunk size each side vs Pool.map's best (issue 17)", "map_best", 10,
-               true, "per_s", py_missing("map"), map_best_note_);
-    add_target("crew run vs process_pool::map, start-up included (issue 13)", "cli", 2, false,
-               "s", cli_note_, count_name(n_.map_ints) + " tasks");
+    add_target("map, best chunk size each side vs Pool.map's best (issue 17)", "map_best", 10, true,
+               "per_s", py_missing("map"), map_best_note_);
+    add_target("crew run vs process_pool::map, start-up included (issue 13)", "cli", 2, false, "s",
+               cli_note_, count_name(n_.map_ints) + " tasks");
     {
-      target t = unmeasured(cli_rss_name_, 1.5, false,
-                            cli_rss_ratio_ ? cli_rss_figures_ + " (one big run)" : cli_note_,
-                            "bytes");
+      target t =
+          unmeasured(cli_rss_name_, 1.5, false,
+                     cli_rss_ratio_ ? cli_rss_figures_ + " (one big run)" : cli_note_, "bytes");
       t.ratio = cli_rss_ratio_;
       if (cli_rss_ratio_) {
         t.ratio_min = t.ratio_max = *cli_rss_ratio_;
@@ -2537,6 +2584,8 @@ class bench {
                1.5, false, "us");
     add_target("  (info) same with async_submit, handler sets a promise", "thread_direct_vs_asio",
                1.5, false, "us");
+    add_target("  (info) same as submit+future, pinned: caller CPU 0, threads CPU 1",
+               "thread_vs_asio_pinned", 1.5, false, "us");
     add_target("start-up to first result vs posix_spawn+wait, small", "startup_small", 1.5, false,
                "ms");
     add_target("start-up to first result vs posix_spawn+wait, 1 GiB", "startup_big", 1.5, false,
@@ -2565,8 +2614,8 @@ class bench {
                false, "allocations", alloc_note_);
     add_target("  (info) allocations per trivial async_submit, one at a time", "alloc_one", 2,
                false, "allocations", alloc_note_);
-    add_target("  (info) same, thread_pool(2) async_submit, many in flight",
-               "alloc_thread", 2, false, "allocations", alloc_note_);
+    add_target("  (info) same, thread_pool(2) async_submit, many in flight", "alloc_thread", 2,
+               false, "allocations", alloc_note_);
     json::array arr;
     auto opt = [](std::optional<double> x) { return x ? json::value(*x) : json::value(nullptr); };
     for (const auto& t : targets)
@@ -2575,6 +2624,7 @@ class bench {
                      {"ratio_min", t.ratio ? json::value(t.ratio_min) : json::value(nullptr)},
                      {"ratio_max", t.ratio ? json::value(t.ratio_max) : json::value(nullptr)},
                      {"rounds", t.rounds},
+                     {"round_ratios", json::array(t.round_ratios.begin(), t.round_ratios.end())},
                      {"crew_median", opt(t.crew_median)},
                      {"peer_median", opt(t.peer_median)},
                      {"unit", t.unit},
@@ -2666,8 +2716,7 @@ int main(int argc, char** argv) {
         return usage();
       }
       opt.rounds = r;
-    }
-    else if (a == "--remote-env" && i + 1 < argc)
+    } else if (a == "--remote-env" && i + 1 < argc)
       remote_env = argv[++i];
     else if (a == "--sections" && i + 1 < argc) {
       opt.sections.clear();

@@ -45,8 +45,8 @@ python_peer::python_peer(const std::string& python, const std::string& script,
   from_ = out[0];
   const std::string w = std::to_string(workers);
   std::vector<char*> argv{const_cast<char*>(python.c_str()), const_cast<char*>(script.c_str()),
-                          const_cast<char*>("--serve"), const_cast<char*>("--workers"),
-                          const_cast<char*>(w.c_str()), nullptr};
+                          const_cast<char*>("--serve"),      const_cast<char*>("--workers"),
+                          const_cast<char*>(w.c_str()),      nullptr};
   file_actions fa;
   fa.check(::posix_spawn_file_actions_adddup2(&fa.a, in[0], 0));
   fa.check(::posix_spawn_file_actions_adddup2(&fa.a, out[1], 1));
@@ -59,8 +59,8 @@ python_peer::python_peer(const std::string& python, const std::string& script,
   sigaddset(&pipe, SIGPIPE);
   ::posix_spawnattr_setsigmask(&attr, &none);
   ::posix_spawnattr_setsigdefault(&attr, &pipe);
-  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
+  ::posix_spawnattr_setflags(
+      &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   const int rc = ::posix_spawn(&pid_, python.c_str(), &fa.a, &attr, argv.data(), environ);
   ::posix_spawnattr_destroy(&attr);
   ::close(in[0]);
