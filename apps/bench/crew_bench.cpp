@@ -2584,8 +2584,8 @@ class bench {
                1.5, false, "us");
     add_target("  (info) same with async_submit, handler sets a promise", "thread_direct_vs_asio",
                1.5, false, "us");
-    add_target("  (info) same as submit+future, pinned: caller CPU 0, threads CPU 1",
-               "thread_vs_asio_pinned", 1.5, false, "us");
+    add_target("  (info) same, pinned: caller on CPU 0, threads on CPU 1", "thread_vs_asio_pinned",
+               1.5, false, "us");
     add_target("start-up to first result vs posix_spawn+wait, small", "startup_small", 1.5, false,
                "ms");
     add_target("start-up to first result vs posix_spawn+wait, 1 GiB", "startup_big", 1.5, false,
