@@ -30,6 +30,7 @@
 #include <exception>
 #include <future>
 #include <latch>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -130,35 +131,6 @@ void read_all(int fd, unsigned char* p, std::size_t n) {
     n -= static_cast<std::size_t>(r);
   }
 }
-
-/// Blocks SIGPIPE in the calling thread while alive, so that writing to a pipe whose reader died
-/// fails with EPIPE instead of killing the process; a SIGPIPE raised meanwhile is discarded.
-class sigpipe_blocker {
- public:
-  sigpipe_blocker() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGPIPE);
-    if (const int rc = ::pthread_sigmask(SIG_BLOCK, &set_, &old_); rc != 0)
-      throw_errno("pthread_sigmask", rc);
-    sigset_t pending;
-    ::sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-  }
-  ~sigpipe_blocker() {
-    sigset_t pending;
-    if (!was_pending_ && ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
-      const timespec zero{};
-      ::sigtimedwait(&set_, nullptr, &zero);
-    }
-    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  sigpipe_blocker(const sigpipe_blocker&) = delete;
-  sigpipe_blocker& operator=(const sigpipe_blocker&) = delete;
-
- private:
-  sigset_t set_{}, old_{};
-  bool was_pending_ = false;
-};
 
 cpu_set_t single_cpu(int cpu) {
   require(cpu >= 0 && cpu < CPU_SETSIZE, "cpu number out of range");
@@ -425,10 +397,9 @@ double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_
   return static_cast<double>(messages) / elapsed;
 }
 
-// Runs `once` untimed (page cache, dynamic loader), then `reps` times: median milliseconds.
+// Runs `once` `reps` times: milliseconds of each.
 template <class F>
-double median_ms_after_warm_up(std::size_t reps, F& once) {
-  once();
+std::vector<double> samples_ms(std::size_t reps, F& once) {
   std::vector<double> ms;
   ms.reserve(reps);
   for (std::size_t i = 0; i < reps; ++i) {
@@ -436,11 +407,12 @@ double median_ms_after_warm_up(std::size_t reps, F& once) {
     once();
     ms.push_back(seconds_since(t0) * 1e3);
   }
-  return median(std::move(ms));
+  return ms;
 }
 
-double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& args,
-                     std::size_t reps) {
+std::vector<double> spawn_wait_samples_ms(const std::string& exe,
+                                          const std::vector<std::string>& args, std::size_t reps,
+                                          bool warm_up) {
   require(reps > 0, "spawn_wait_ms: reps must be > 0");
   std::vector<char*> argv = make_argv(exe, args);
 
@@ -464,12 +436,13 @@ double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& arg
       throw_errno("posix_spawn(" + exe + ")", rc);
     wait_success(pid, exe);
   };
-
-  return median_ms_after_warm_up(reps, once);
+  if (warm_up) once();  // page cache, dynamic loader
+  return samples_ms(reps, once);
 }
 
-double fork_exec_wait_ms(const std::string& exe, const std::vector<std::string>& args,
-                         std::size_t reps) {
+std::vector<double> fork_exec_wait_samples_ms(const std::string& exe,
+                                              const std::vector<std::string>& args,
+                                              std::size_t reps, bool warm_up) {
   require(reps > 0, "fork_exec_wait_ms: reps must be > 0");
   std::vector<char*> argv = make_argv(exe, args);
   unique_fd devnull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
@@ -499,8 +472,18 @@ double fork_exec_wait_ms(const std::string& exe, const std::vector<std::string>&
     }
     wait_success(pid, exe);
   };
+  if (warm_up) once();
+  return samples_ms(reps, once);
+}
 
-  return median_ms_after_warm_up(reps, once);
+double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& args,
+                     std::size_t reps) {
+  return median(spawn_wait_samples_ms(exe, args, reps, true));
+}
+
+double fork_exec_wait_ms(const std::string& exe, const std::vector<std::string>& args,
+                         std::size_t reps) {
+  return median(fork_exec_wait_samples_ms(exe, args, reps, true));
 }
 
 double memcpy_gb_per_s(std::size_t bytes, int reps) {
@@ -523,35 +506,62 @@ double memcpy_gb_per_s(std::size_t bytes, int reps) {
   return best;
 }
 
+struct asio_pool::impl {
+  explicit impl(std::size_t threads) : pool(threads) {}
+  // The latches of batched_per_s, kept until the pool has joined: a task may still be inside
+  // count_down() when the waiter wakes up.
+  std::vector<std::unique_ptr<std::latch>> latches;
+  boost::asio::thread_pool pool;  // declared last: joined (by ~asio_pool) before the latches go
+};
+
+asio_pool::asio_pool(std::size_t threads) {
+  require(threads > 0, "asio_pool: threads must be > 0");
+  impl_ = std::make_unique<impl>(threads);
+}
+
+asio_pool::~asio_pool() {
+  impl_->pool.join();
+}
+
+std::vector<double> asio_pool::round_trips(std::size_t n) {
+  std::vector<double> s;
+  s.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto t0 = clock_type::now();
+    // The task owns the promise, so it is not destroyed under set_value.
+    std::promise<void> done;
+    std::future<void> f = done.get_future();
+    boost::asio::post(impl_->pool, [p = std::move(done)]() mutable { p.set_value(); });
+    f.get();
+    s.push_back(seconds_since(t0));
+  }
+  return s;
+}
+
+double asio_pool::batched_per_s(std::size_t n) {
+  require(n > 0, "asio_pool::batched_per_s: n must be > 0");
+  auto& all_done =
+      *impl_->latches.emplace_back(std::make_unique<std::latch>(static_cast<std::ptrdiff_t>(n)));
+  const auto t0 = clock_type::now();
+  for (std::size_t i = 0; i < n; ++i)
+    boost::asio::post(impl_->pool, [&all_done] { all_done.count_down(); });
+  all_done.wait();
+  return static_cast<double>(n) / seconds_since(t0);
+}
+
 thread_pool_baseline asio_thread_pool(std::size_t threads, std::size_t tasks) {
   require(threads > 0 && tasks > 0, "asio_thread_pool: threads and tasks must be > 0");
   thread_pool_baseline out;
-  // The latch is declared before the pool, so it outlives every task (the pool joins first).
-  std::latch all_done(static_cast<std::ptrdiff_t>(tasks));
-  boost::asio::thread_pool pool(threads);
-
-  // (a) One task at a time; the task owns the promise, so it is not destroyed under set_value.
+  asio_pool pool(threads);
+  // (a) One task at a time, after a warm-up.
   const std::size_t warmup = std::clamp<std::size_t>(tasks / 10, 10, 1000);
-  std::vector<double> us;
-  us.reserve(tasks);
-  for (std::size_t i = 0; i < warmup + tasks; ++i) {
-    const auto t0 = clock_type::now();
-    std::promise<void> done;
-    std::future<void> f = done.get_future();
-    boost::asio::post(pool, [p = std::move(done)]() mutable { p.set_value(); });
-    f.get();
-    const double elapsed = seconds_since(t0);
-    if (i >= warmup) us.push_back(elapsed * 1e6);
-  }
-  out.round_trip_median_us = median(std::move(us));
-
+  pool.round_trips(warmup);
+  auto s = pool.round_trips(tasks);
+  for (auto& x : s)
+    x *= 1e6;
+  out.round_trip_median_us = median(std::move(s));
   // (b) All tasks posted at once, then one wait for the last.
-  const auto t0 = clock_type::now();
-  for (std::size_t i = 0; i < tasks; ++i)
-    boost::asio::post(pool, [&all_done] { all_done.count_down(); });
-  all_done.wait();
-  out.batched_per_s = static_cast<double>(tasks) / seconds_since(t0);
-  pool.join();
+  out.batched_per_s = pool.batched_per_s(tasks);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -47,6 +48,18 @@ double pipe_pipelined_per_s(std::size_t bytes, std::size_t in_flight, std::size_
                             echo_mode mode);
 
 /// posix_spawn of exe with args (stdout/stderr to /dev/null, environment inherited) + waitpid,
+/// `reps` times, after one untimed run if `warm_up`: milliseconds of each. The caller may hold
+/// a big heap at the time (see hold_heap). Throws if the program does not exit with status 0.
+std::vector<double> spawn_wait_samples_ms(const std::string& exe,
+                                          const std::vector<std::string>& args, std::size_t reps,
+                                          bool warm_up);
+/// Same through fork()+execve (what Boost.Process's default launcher does): fork copies the
+/// page tables of the parent, so it slows down with the parent's resident size.
+std::vector<double> fork_exec_wait_samples_ms(const std::string& exe,
+                                              const std::vector<std::string>& args,
+                                              std::size_t reps, bool warm_up);
+
+/// posix_spawn of exe with args (stdout/stderr to /dev/null, environment inherited) + waitpid,
 /// `reps` times after one untimed run; median milliseconds. The caller may hold a big heap at
 /// the time (see hold_heap). Throws if the program does not exit with status 0.
 double spawn_wait_ms(const std::string& exe, const std::vector<std::string>& args,
@@ -70,6 +83,27 @@ struct thread_pool_baseline {
   double batched_per_s = 0;
 };
 thread_pool_baseline asio_thread_pool(std::size_t threads, std::size_t tasks);
+
+/// The same bare boost::asio::thread_pool(threads), kept alive between calls: its two
+/// measurements one block at a time, for rounds interleaved with crew's thread_pool.
+class asio_pool {
+ public:
+  explicit asio_pool(std::size_t threads);
+  /// Joins the pool.
+  ~asio_pool();
+  asio_pool(const asio_pool&) = delete;
+  asio_pool& operator=(const asio_pool&) = delete;
+
+  /// `n` post + std::future round trips, one at a time (the posted task owns the promise and
+  /// sets it): seconds of each.
+  std::vector<double> round_trips(std::size_t n);
+  /// `n` posts, then one wait for all (std::latch): tasks per second.
+  double batched_per_s(std::size_t n);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
 
 /// A launcher command running a trivial echo program on the other side (`ssh -T host cat`,
 /// `srun -n1 -u --jobid=J --overlap -w node cat`), started once: its stdin and stdout are ours

@@ -71,10 +71,12 @@ int cpu_count() {
 
 std::unique_ptr<crew::process_pool> make_pool(io_thread& io, crew::transport tr,
                                               std::optional<std::size_t> inline_max,
-                                              std::size_t workers, std::size_t pipeline_depth) {
+                                              std::size_t workers, std::size_t pipeline_depth,
+                                              std::size_t map_chunk) {
   crew::process_pool_options o;
   o.workers = workers;
   o.pipeline_depth = pipeline_depth;
+  o.map_chunk = map_chunk;
   o.transport = tr;
   o.shm_area_bytes = 64 * MiB + 64 * KiB;
   if (inline_max) o.shm_inline_max = *inline_max;

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 
 namespace crew::bench {
@@ -45,6 +47,35 @@ struct file_actions {
   void check(int rc) {
     if (rc != 0) throw_errno("posix_spawn_file_actions", rc);
   }
+};
+
+/// Blocks SIGPIPE in the calling thread while alive, so that writing to a pipe whose reader died
+/// fails with EPIPE instead of killing the process; a SIGPIPE raised meanwhile is discarded.
+class sigpipe_blocker {
+ public:
+  sigpipe_blocker() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGPIPE);
+    if (const int rc = ::pthread_sigmask(SIG_BLOCK, &set_, &old_); rc != 0)
+      throw_errno("pthread_sigmask", rc);
+    sigset_t pending;
+    ::sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~sigpipe_blocker() {
+    sigset_t pending;
+    if (!was_pending_ && ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      const timespec zero{};
+      ::sigtimedwait(&set_, nullptr, &zero);
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  sigpipe_blocker(const sigpipe_blocker&) = delete;
+  sigpipe_blocker& operator=(const sigpipe_blocker&) = delete;
+
+ private:
+  sigset_t set_{}, old_{};
+  bool was_pending_ = false;
 };
 
 /// An io_context run by one background thread while the main thread waits on futures.
@@ -95,11 +126,13 @@ std::string loadavg();
 int cpu_count();
 
 /// A pool of `workers` workers (shm areas big enough for 64 MiB), warmed up with a couple
-/// of tasks so that start-up is not measured. Worker output goes to stderr.
+/// of tasks so that start-up is not measured. Worker output goes to stderr. map_chunk: as
+/// process_pool_options::map_chunk (0: the pool's default chunking).
 std::unique_ptr<crew::process_pool> make_pool(io_thread& io, crew::transport tr,
                                               std::optional<std::size_t> inline_max = {},
                                               std::size_t workers = 1,
-                                              std::size_t pipeline_depth = 1);
+                                              std::size_t pipeline_depth = 1,
+                                              std::size_t map_chunk = 0);
 /// join() then destroy.
 void close_pool(std::unique_ptr<crew::process_pool>& p);
 

@@ -1,35 +1,59 @@
-// crew-bench: issue 5's benchmark in one command. crew's process pools (pipe and shm), its
-// thread_pool and inline_runner, next to Python's pools (peers.py, run as a child) and the raw
-// physical limits of this machine (baselines.hpp): trivial-task throughput, one-at-a-time
-// latency, large payloads, pool start-up, scaling to a million tasks, the notebook's CPU
-// function, and map over a million ints; the crew CLI's `crew run` next to
+// crew-bench: issues 5 and 17's benchmark in one command. crew's process pools (pipe and shm),
+// its thread_pool and inline_runner, next to Python's pools (peers.py --serve, a child kept for
+// the run) and the raw physical limits of this machine (baselines.hpp): trivial-task
+// throughput, one-at-a-time latency, large payloads, pool start-up, scaling to a million
+// tasks, the notebook's CPU function, map over a million ints (default and best chunk sizes),
+// heap allocations per task on the coordinator; the crew CLI's `crew run` next to
 // process_pool::map (issue 13); and, given a cluster, workers through ssh and srun next to a
 // raw round trip through the same launcher (issue 15); a worker that connects back over TCP
 // on loopback next to a raw TCP echo (issue 16). Ends with the issues' targets as PASS/FAIL
 // ratios.
 //
-//   crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]
-//              [--remote-env FILE]
+//   crew-bench [--quick] [--json] [--skip-python] [--rounds N] [--sections a,b,...]
+//              [--svg FILE] [--remote-env FILE]
 //
-// Sections: trivial, latency, payload, startup, scaling, longcomp, map, cli, connect (the
-// default set), and remote: one worker through each launcher of a cluster (ssh, srun in its
-// allocation, ssh with a ControlMaster) — one task at a time vs the same bytes echoed by `cat`
-// through the launcher, pipelined tasks vs pipelined echoes, start-up to the first result vs the
-// launcher running `true`, in interleaved rounds. It runs when a cluster is given: --remote-env
-// FILE or $CREW_REMOTE_ENV, the env file `tests/remote/cluster.sh start DIR` writes (DIR/env);
-// without one it is skipped with a note, and `--sections remote` is an error.
+// Rounds (issue 17: a ratio that swings 3x is not a measurement): every comparison runs in
+// interleaved rounds — crew, its peer(s), crew, its peer(s), ... — 7 by default (--rounds N;
+// --quick: 3, a smoke test), with the same warm pools on every side (Python's too: peers.py
+// --serve answers one command per round). Each round gives one value per side (a rate, or
+// the median of the round's samples) and their ratio; a target's ratio is the MEDIAN OF THE
+// ROUNDS' RATIOS, shown with its min-max ("2.31 (2.10-2.52)"), and every row of the tables
+// is the median of its rounds with their min-max. thread_pool vs bare Asio alternates short
+// blocks (2,000 round trips) over 3x as many rounds. --json carries every spread: rows as
+// {median, min, max}, each target's ratio, ratio_min, ratio_max, rounds and both sides'
+// medians (crew_median, peer_median, unit). Not paired by nature: the RSS targets (one run
+// at the largest size) and the notebook's long_comp (one run each side, seconds long).
+//
+// Sections: trivial, latency, payload, startup, scaling, longcomp, map, alloc, cli, connect
+// (the default set), and remote: one worker through each launcher of a cluster (ssh, srun in
+// its allocation, ssh with a ControlMaster) — one task at a time vs the same bytes echoed by
+// `cat` through the launcher, pipelined tasks vs pipelined echoes, start-up to the first
+// result vs the launcher running `true`. It runs when a cluster is given: --remote-env FILE or
+// $CREW_REMOTE_ENV, the env file `tests/remote/cluster.sh start DIR` writes (DIR/env); without
+// one it is skipped with a note, and `--sections remote` is an error.
+// map: 10^6 ints, 2 workers, pipe, pipeline_depth 64: crew's default chunking vs Pool.map's
+// default chunksize; then each side's best chunk size (crew: map_chunk 0, 2048, 16384, 65536,
+// 131072; Python: chunksize None, 1000, ..., 500000; best median rate over a few rounds of
+// the sweep), whose rounds are interleaved again.
+// alloc: heap allocations on the coordinator per trivial async_submit (alloc_count.hpp: the
+// malloc family counted in this executable, so Asio's aligned_alloc counts as well as
+// operator new): 20,000 in flight from the calling thread, one at a time from the completion
+// handler, and thread_pool's; not measured in a sanitizer build.
 // connect: a pool listening on 127.0.0.1 whose one worker connects back (launch_once env)
 // next to a raw TCP connection on 127.0.0.1 to an echo process (this program started as
 // `crew-bench --tcp-echo ADDRESS BYTES MODE`), TCP_NODELAY on both: one task at a time vs a
-// ping-pong of an identity frame's bytes, pipelined tasks vs pipelined echoes, in
-// interleaved rounds; and, to read the gap, echoes writing once per message and echoes that
-// read their socket through a relay thread and a pipe, as the connected worker does.
+// ping-pong of an identity frame's bytes, pipelined tasks vs pipelined echoes; and, to read
+// the gap, echoes writing once per message and echoes that read their socket through a relay
+// thread and a pipe, as the connected worker does.
 // --quick runs small counts (a smoke test: results are checked, timings are not).
 // --json prints one JSON document on stdout; progress always goes to stderr.
-// peers.py is found through $CREW_PEERS, next to this program, or in the source tree.
+// peers.py is found through $CREW_PEERS, next to this program, or in the source tree; without
+// python3 (or with --skip-python) the Python rows say so and their targets are n/a.
+#include "alloc_count.hpp"
 #include "baselines.hpp"
 #include "bench_common.hpp"
 #include "demo_jobs.hpp"
+#include "python_peer.hpp"
 
 #include <crew/inline_runner.hpp>
 #include <crew/process_pool.hpp>
@@ -58,6 +82,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <map>
@@ -92,9 +117,15 @@ constexpr std::size_t window = 4096;
 constexpr std::size_t pipeline_depth = 64;
 // Workers of the map runs, and of crew run next to them (cli).
 constexpr std::size_t map_workers = 2;
+// The chunk sizes of the map sweep: crew's process_pool_options::map_chunk (0: its default)
+// and Python's Pool.map chunksize (null: its default).
+const std::vector<std::size_t> crew_map_chunks = {0, 2048, 16384, 65536, 131072};
+const std::vector<std::optional<std::size_t>> python_chunksizes = {
+    std::nullopt, 1000, 10000, 50000, 125000, 250000, 500000};
 
-const std::vector<std::string> all_sections = {
-    "trivial", "latency", "payload", "startup", "scaling", "longcomp", "map", "cli", "connect"};
+const std::vector<std::string> all_sections = {"trivial", "latency",  "payload", "startup",
+                                               "scaling", "longcomp", "map",     "alloc",
+                                               "cli",     "connect"};
 // Sections run only when asked for, or when what they need is given: remote (a cluster).
 const std::vector<std::string> extra_sections = {"remote"};
 
@@ -115,6 +146,7 @@ struct remote_cluster {
 
 struct options {
   bool quick = false, as_json = false, skip_python = false;
+  std::optional<std::size_t> rounds;  // --rounds N
   std::set<std::string> sections{all_sections.begin(), all_sections.end()};
   std::string svg;
   std::optional<remote_cluster> remote;  // --remote-env FILE or $CREW_REMOTE_ENV
@@ -122,67 +154,121 @@ struct options {
   bool has(const std::string& s) const { return sections.count(s) != 0; }
 };
 
-/// Task counts and repetitions of a run.
+/// Rounds, and task counts and repetitions PER ROUND, of a run.
 struct counts {
-  std::size_t trivial_many, trivial_one, thread_one, latency_samples, pipelined_messages, map_ints,
-      startup_reps, spawn_reps;
-  // cli: rounds of crew run and map interleaved (over map_ints each), and the tasks of the one
-  // big crew run whose peak RSS is compared with theirs.
-  std::size_t cli_rounds, cli_big;
-  // remote: interleaved rounds (crew, raw, crew, ...), round trips per round one at a time,
-  // and tasks (and raw messages) per round pipelined: grown from remote_pipelined_min until
-  // crew takes about remote_pipelined_s, remote_pipelined_max at most.
-  std::size_t remote_rounds, remote_samples, remote_pipelined_min, remote_pipelined_max;
-  double remote_pipelined_s;
-  // connect: interleaved rounds (crew, raw, crew, ...), round trips per round one at a time,
-  // and tasks (and raw messages) per round pipelined.
-  std::size_t connect_rounds, connect_samples, connect_pipelined;
+  // Interleaved rounds of every comparison (sections trivial, latency, payload, startup, map,
+  // alloc, cli, connect, remote).
+  std::size_t rounds;
+  // trivial: crew process_pool one at a time, many in flight with pipeline_depth 1, many in
+  // flight with pipeline_depth 64 (and the raw pipelined pipe's messages); Python's
+  // apply_async many and one at a time, Pool.map chunksize 1 and default, the executors.
+  std::size_t trivial_one, trivial_many_depth1, trivial_many, py_many, py_one, py_map_one,
+      py_map_default, py_executor;
+  // trivial: messages per round through the raw pipelined pipe (batched echo; per-message
+  // echo: a quarter), more than crew's tasks: at its fastest it moves millions a second.
+  std::size_t pipelined_messages;
+  // trivial: thread_pool vs bare Asio: rounds of short blocks of round trips, and tasks per
+  // round many in flight; inline_runner's tasks per round.
+  std::size_t thread_rounds, thread_block, thread_many, inline_tasks;
+  // latency: round trips per round (crew and raw; Python's).
+  std::size_t latency_samples, py_latency_samples;
+  // map: ints per map; rounds of the chunk-size sweep.
+  std::size_t map_ints, map_sweep_rounds;
+  // payload: round trips per round and size (4 KiB, 1 MiB, 64 MiB).
+  std::size_t payload_small, payload_mid, payload_big;
+  // startup: start-ups per round (of the 1-worker pool and of posix_spawn / fork+exec).
+  std::size_t startup_per_round;
+  // alloc: warm-up, tasks per round in flight, one at a time.
+  std::size_t alloc_warm_up, alloc_many, alloc_one;
+  // scaling: rounds per size (RSS: after the last), sizes.
+  std::size_t scaling_rounds;
   std::vector<std::size_t> scaling;
-  config payload;
+  // cli: the tasks of the one big crew run whose peak RSS is compared with the rounds'.
+  std::size_t cli_big;
+  // remote: round trips per round one at a time, and tasks (and raw messages) per round
+  // pipelined: grown from remote_pipelined_min until crew takes about remote_pipelined_s,
+  // remote_pipelined_max at most.
+  std::size_t remote_samples, remote_pipelined_min, remote_pipelined_max;
+  double remote_pipelined_s;
+  // connect: round trips per round one at a time, and tasks (and raw messages) per round
+  // pipelined.
+  std::size_t connect_samples, connect_pipelined;
 };
 
-counts counts_for(bool quick) {
-  if (quick)
-    return {.trivial_many = 20'000,
-            .trivial_one = 2'000,
-            .thread_one = 2'000,
-            .latency_samples = 1'000,
-            .pipelined_messages = 20'000,
-            .map_ints = 50'000,
-            .startup_reps = 3,
-            .spawn_reps = 5,
-            .cli_rounds = 2,
-            .cli_big = 1'000'000,
-            .remote_rounds = 3,
-            .remote_samples = 50,
-            .remote_pipelined_min = 200,
-            .remote_pipelined_max = 2'000,
-            .remote_pipelined_s = 0.02,
-            .connect_rounds = 3,
-            .connect_samples = 200,
-            .connect_pipelined = 5'000,
-            .scaling = {1'000, 10'000, 100'000},
-            .payload = {2, 0.02}};
-  return {.trivial_many = 100'000,
-          .trivial_one = 20'000,
-          .thread_one = 20'000,
-          .latency_samples = 10'000,
-          .pipelined_messages = 500'000,
-          .map_ints = 1'000'000,
-          .startup_reps = 10,
-          .spawn_reps = 20,
-          .cli_rounds = 5,
-          .cli_big = 10'000'000,
-          .remote_rounds = 7,
-          .remote_samples = 2'000,
-          .remote_pipelined_min = 2'000,
-          .remote_pipelined_max = 500'000,
-          .remote_pipelined_s = 0.3,
-          .connect_rounds = 7,
-          .connect_samples = 5'000,
-          .connect_pipelined = 100'000,
-          .scaling = {1'000, 10'000, 100'000, 1'000'000},
-          .payload = {5, 0.3}};
+counts counts_for(bool quick, std::optional<std::size_t> rounds) {
+  counts c = quick ? counts{.rounds = 3,
+                            .trivial_one = 1'000,
+                            .trivial_many_depth1 = 4'000,
+                            .trivial_many = 20'000,
+                            .py_many = 1'000,
+                            .py_one = 200,
+                            .py_map_one = 1'000,
+                            .py_map_default = 20'000,
+                            .py_executor = 500,
+                            .pipelined_messages = 20'000,
+                            .thread_rounds = 5,
+                            .thread_block = 500,
+                            .thread_many = 20'000,
+                            .inline_tasks = 20'000,
+                            .latency_samples = 300,
+                            .py_latency_samples = 100,
+                            .map_ints = 50'000,
+                            .map_sweep_rounds = 1,
+                            .payload_small = 10,
+                            .payload_mid = 3,
+                            .payload_big = 1,
+                            .startup_per_round = 1,
+                            .alloc_warm_up = 300,
+                            .alloc_many = 20'000,
+                            .alloc_one = 1'000,
+                            .scaling_rounds = 2,
+                            .scaling = {1'000, 10'000, 100'000},
+                            .cli_big = 1'000'000,
+                            .remote_samples = 50,
+                            .remote_pipelined_min = 200,
+                            .remote_pipelined_max = 2'000,
+                            .remote_pipelined_s = 0.02,
+                            .connect_samples = 200,
+                            .connect_pipelined = 5'000}
+                   : counts{.rounds = 7,
+                            .trivial_one = 3'000,
+                            .trivial_many_depth1 = 10'000,
+                            .trivial_many = 100'000,
+                            .py_many = 10'000,
+                            .py_one = 1'000,
+                            .py_map_one = 10'000,
+                            .py_map_default = 100'000,
+                            .py_executor = 5'000,
+                            .pipelined_messages = 300'000,
+                            .thread_rounds = 21,
+                            .thread_block = 2'000,
+                            .thread_many = 100'000,
+                            .inline_tasks = 100'000,
+                            .latency_samples = 2'000,
+                            .py_latency_samples = 1'000,
+                            .map_ints = 1'000'000,
+                            .map_sweep_rounds = 3,
+                            .payload_small = 50,
+                            .payload_mid = 10,
+                            .payload_big = 1,
+                            .startup_per_round = 3,
+                            .alloc_warm_up = 500,
+                            .alloc_many = 20'000,
+                            .alloc_one = 5'000,
+                            .scaling_rounds = 3,
+                            .scaling = {1'000, 10'000, 100'000, 1'000'000},
+                            .cli_big = 10'000'000,
+                            .remote_samples = 2'000,
+                            .remote_pipelined_min = 2'000,
+                            .remote_pipelined_max = 500'000,
+                            .remote_pipelined_s = 0.3,
+                            .connect_samples = 5'000,
+                            .connect_pipelined = 100'000};
+  if (rounds) {
+    c.rounds = *rounds;
+    c.thread_rounds = 3 * *rounds;
+  }
+  return c;
 }
 
 double since_start() {
@@ -244,9 +330,42 @@ std::string mib(std::size_t bytes) {
   return fmt("%.1f MiB", static_cast<double>(bytes) / MiB);
 }
 
+// --- rounds ----------------------------------------------------------------------------------
+
+/// {median, min, max} of the values of the rounds (nulls if none).
+json::object spread(const std::vector<double>& v) {
+  if (v.empty()) return {{"median", nullptr}, {"min", nullptr}, {"max", nullptr}};
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return {{"median", median_of(v)}, {"min", *lo}, {"max", *hi}};
+}
+
+/// "min-max" of the values, printed with `f`.
+std::string min_max(const std::vector<double>& v, const char* f = "%.3g") {
+  if (v.empty()) return "-";
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return fmt(f, *lo) + "-" + fmt(f, *hi);
+}
+
+/// A crew value and its peer's (raw limit, Python) per interleaved round, and their ratio:
+/// crew / peer unless given (e.g. peer time / crew time: how many times faster crew is).
+/// `raw` may stay empty: a value measured in rounds with no peer (allocations per task).
+struct paired {
+  std::vector<double> crew, raw, ratio;
+  void add(double c, double r) { add(c, r, c / r); }
+  void add(double c, double r, double q) {
+    crew.push_back(c);
+    raw.push_back(r);
+    ratio.push_back(q);
+  }
+  void add_alone(double c) {
+    crew.push_back(c);
+    ratio.push_back(c);
+  }
+};
+
 // --- machine -----------------------------------------------------------------------------
 
-json::object machine_info(const json::value* peers) {
+json::object machine_info(const python_peer* py) {
   utsname u{};
   ::uname(&u);
   json::object m;
@@ -265,8 +384,8 @@ json::object machine_info(const json::value* peers) {
                std::to_string(BOOST_VERSION / 100 % 1000) + "." +
                std::to_string(BOOST_VERSION % 100);
   m["loadavg"] = loadavg();
-  if (peers && peers->is_object() && peers->as_object().contains("python"))
-    m["python"] = peers->as_object().at("python");
+  if (py && py->hello().contains("python"))
+    m["python"] = py->hello().at("python");
   else
     m["python"] = nullptr;
   return m;
@@ -301,45 +420,13 @@ std::optional<std::string> find_peers() {
   return std::nullopt;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s)
-    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-/// Runs peers.py --json and parses its document; its progress goes to our stderr.
-json::value run_peers(const std::string& python, const std::string& script, bool quick) {
-  const std::string cmd =
-      shell_quote(python) + " " + shell_quote(script) + " --json" + (quick ? " --quick" : "");
-  progress("Python peers: " + cmd);
-  std::fflush(stdout);
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) throw std::runtime_error("cannot run " + cmd);
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;)
-    out.append(buf, n);
-  const int status = ::pclose(f);
-  if (status != 0 || out.empty())
-    throw std::runtime_error("peers.py failed (status " + std::to_string(status) + ")");
-  return json::parse(out);
-}
-
-/// peers["a"]["b"]... as a number, if there.
-std::optional<double> peer(const json::value* p, std::initializer_list<std::string_view> path) {
-  if (!p) return std::nullopt;
-  const json::value* v = p;
-  for (auto key : path) {
-    if (!v->is_object()) return std::nullopt;
-    const auto* next = v->as_object().if_contains(key);
-    if (!next) return std::nullopt;
-    v = next;
-  }
-  if (v->is_double()) return v->as_double();
-  if (v->is_int64()) return static_cast<double>(v->as_int64());
-  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
-  return std::nullopt;
+/// A number of a peers.py answer.
+double num(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  if (!v || !v->is_number())
+    throw std::runtime_error("peers.py answered without a number '" + std::string(key) +
+                             "': " + json::serialize(o));
+  return v->to_number<double>();
 }
 
 // --- the crew CLI (cli) ----------------------------------------------------------------------
@@ -530,16 +617,44 @@ void check_identity_lines(const std::string& text, std::size_t n) {
 
 struct target {
   std::string name;
-  std::optional<double> ratio;  // empty: not measured in this run
-  double bound;
-  bool at_least;  // ratio >= bound passes; else ratio <= bound passes
+  std::optional<double> ratio;  // median of the rounds' ratios; empty: not measured
+  double bound = 0;
+  bool at_least = true;  // ratio >= bound passes; else ratio <= bound passes
   std::string figures;
+  double ratio_min = 0, ratio_max = 0;
+  std::size_t rounds = 0;
+  std::optional<double> crew_median, peer_median;  // both sides, in `unit`
+  std::string unit;
+  std::vector<double> round_ratios;  // in the order of the rounds
 };
+
+/// A target not measured yet: `figures` says why.
+target unmeasured(std::string name, double bound, bool at_least, std::string figures,
+                  std::string unit) {
+  target t;
+  t.name = std::move(name);
+  t.bound = bound;
+  t.at_least = at_least;
+  t.figures = std::move(figures);
+  t.unit = std::move(unit);
+  return t;
+}
 
 std::string verdict(const target& t) {
   if (!t.ratio) return "n/a";
   if (t.name.find("(info)") != std::string::npos) return "info";
   return (t.at_least ? *t.ratio >= t.bound : *t.ratio <= t.bound) ? "PASS" : "FAIL";
+}
+
+/// A value in a target's unit, for its figures.
+std::string show(const std::string& unit, double v) {
+  if (unit == "per_s") return rate_name(v);
+  if (unit == "us") return time_name(v * 1e-6);
+  if (unit == "ms") return fmt("%.2f ms", v);
+  if (unit == "s") return time_name(v);
+  if (unit == "allocations") return fmt("%.2f", v);
+  if (unit == "bytes") return mib(static_cast<std::size_t>(v));
+  return fmt("%.4g", v);
 }
 
 // --- pinning ---------------------------------------------------------------------------------
@@ -580,6 +695,20 @@ void pin_io_thread(io_thread& io, std::optional<int> cpu) {
     }
   });
   f.get();
+}
+
+/// Pins the calling thread to `self_cpu` and every other thread of this process to
+/// `others_cpu` (nullopt: back to the original mask).
+void pin_threads(std::optional<int> self_cpu, std::optional<int> others_cpu) {
+  const pid_t self = static_cast<pid_t>(::gettid());
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
+    try {
+      set_affinity(tid, tid == self ? self_cpu : others_cpu);
+    } catch (const std::exception&) {
+      if (tid == self) throw;  // another thread may have just ended
+    }
+  }
 }
 
 // --- task drivers ----------------------------------------------------------------------------
@@ -785,21 +914,6 @@ std::unique_ptr<crew::process_pool> connect_pool(io_thread& io, std::size_t dept
   return p;
 }
 
-/// A crew value and the raw one per interleaved round, and their ratio.
-struct paired {
-  std::vector<double> crew, raw, ratio;
-  void add(double c, double r) {
-    crew.push_back(c);
-    raw.push_back(r);
-    ratio.push_back(c / r);
-  }
-};
-
-json::object spread(const std::vector<double>& v) {
-  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return {{"median", median_of(v)}, {"min", *lo}, {"max", *hi}};
-}
-
 // --- SVG chart -------------------------------------------------------------------------------
 
 std::string xml_escape(const std::string& in) {
@@ -889,11 +1003,24 @@ void chart(const std::string& file, const json::object& doc) {
     }
   if (const auto* m = doc.if_contains("map")) {
     const auto& o = m->as_object();
-    tp.push_back({"crew process_pool(2).map over ints", o.at("per_s").to_number<double>(),
-                  colour_of("crew")});
-    if (const auto* py = o.if_contains("python"))
+    tp.push_back({"crew process_pool(2).map over ints, default chunks",
+                  o.at("per_s").to_number<double>(), colour_of("crew")});
+    const auto* py = o.if_contains("python");
+    if (py && py->is_object())
       tp.push_back({"Python Pool(2).map over ints, default chunksize",
                     py->as_object().at("per_s").to_number<double>(), colour_of("python")});
+    if (const auto* best = o.if_contains("best")) {
+      const auto& b = best->as_object();
+      const auto& c = b.at("crew").as_object().at("median");
+      if (c.is_number())
+        tp.push_back({"crew map, best map_chunk " + json::serialize(b.at("crew_map_chunk")),
+                      c.to_number<double>(), colour_of("crew")});
+      const auto& p = b.at("python").as_object().at("median");
+      if (p.is_number())
+        tp.push_back(
+            {"Python Pool.map, best chunksize " + json::serialize(b.at("python_chunksize")),
+             p.to_number<double>(), colour_of("python")});
+    }
   }
   if (!tp.empty()) panels.emplace_back("Trivial tasks per second (log scale)", std::move(tp));
   std::vector<bar> pl;
@@ -924,8 +1051,9 @@ void chart(const std::string& file, const json::object& doc) {
 
 class bench {
  public:
-  bench(const options& o, const json::value* peers)
-      : opt_(o), n_(counts_for(o.quick)), peers_(peers) {
+  /// py: peers.py --serve, or null (python_note says why).
+  bench(const options& o, python_peer* py, std::string python_note)
+      : opt_(o), n_(counts_for(o.quick, o.rounds)), py_(py), python_note_(std::move(python_note)) {
     crew::demo::register_jobs(jobs_);
   }
 
@@ -934,10 +1062,12 @@ class bench {
 
   void run() {
     io_thread io;
+    doc["rounds"] = n_.rounds;
     if (opt_.has("trivial")) trivial(io);
     if (opt_.has("latency")) latency(io);
     if (opt_.has("scaling")) scaling(io);  // before the big allocations: peak RSS stays its own
-    if (opt_.has("map")) map_million(io);
+    if (opt_.has("alloc")) alloc(io);
+    if (opt_.has("map")) map_section(io);
     if (opt_.has("cli")) cli(io);
     if (opt_.has("payload")) payload(io);
     if (opt_.has("startup")) startup(io);
@@ -953,12 +1083,18 @@ class bench {
   }
 
   void print_targets() const {
-    say("\nTargets (issue 5; crew run: issue 13; connect-back: issue 16)\n%-64s %9s %7s %-5s %s\n",
-        "target", "ratio", "bound", "", "figures");
-    for (const auto& t : targets)
-      say("%-64s %9s %2s%5.2g %-5s %s\n", t.name.c_str(),
-          t.ratio ? fmt("%.3g", *t.ratio).c_str() : "-", t.at_least ? ">=" : "<=", t.bound,
+    say("\nTargets (issue 5; map, 64 MiB, allocations: issue 17; crew run: issue 13; "
+        "connect-back: issue 16). ratio: median of the rounds' ratios (min-max), n rounds\n"
+        "%-64s %-22s %3s %7s %-5s %s\n",
+        "target", "ratio (min-max)", "n", "bound", "", "figures (medians)");
+    for (const auto& t : targets) {
+      const std::string r = t.ratio ? fmt("%.3g", *t.ratio) + " (" + fmt("%.3g", t.ratio_min) +
+                                          "-" + fmt("%.3g", t.ratio_max) + ")"
+                                    : std::string("-");
+      say("%-64s %-22s %3s %2s%5.2g %-5s %s\n", t.name.c_str(), r.c_str(),
+          t.ratio ? std::to_string(t.rounds).c_str() : "", t.at_least ? ">=" : "<=", t.bound,
           verdict(t).c_str(), t.figures.c_str());
+    }
   }
 
  private:
@@ -969,64 +1105,169 @@ class bench {
     std::fflush(stdout);
   }
 
-  // 1. Throughput of trivial tasks.
+  std::string round_of(std::size_t r, std::size_t rounds) const {
+    return "round " + std::to_string(r + 1) + "/" + std::to_string(rounds);
+  }
+
+  // Python's side of a round, through peers.py --serve (py_ must be set).
+  double py_rate(const char* cmd, std::size_t n) {
+    return num(py_->call({{"cmd", cmd}, {"n", n}}), "per_s");
+  }
+  double py_map_rate(std::size_t n, std::optional<std::size_t> chunksize) {
+    json::object c{{"cmd", "map"}, {"n", n}};
+    c["chunksize"] = chunksize ? json::value(*chunksize) : json::value(nullptr);
+    return num(py_->call(c), "per_s");
+  }
+
+  /// One row of a table whose values are rates over the rounds.
+  struct rate_row {
+    std::string name;
+    const char* kind;
+    std::size_t tasks = 0;      // per round
+    std::vector<double> per_s;  // one per round
+    std::vector<double> rt_us;  // one-at-a-time rows of section 1: median round trip per round
+  };
+
+  void print_rate_rows(const std::vector<rate_row>& rows, json::array& out) {
+    for (const auto& r : rows) {
+      if (r.per_s.empty()) continue;
+      const double med = median_of(r.per_s);
+      json::object o{{"name", r.name},           {"kind", r.kind}, {"tasks_per_round", r.tasks},
+                     {"rounds", r.per_s.size()}, {"per_s", med},   {"spread", spread(r.per_s)}};
+      o["values"] = json::array(r.per_s.begin(), r.per_s.end());
+      if (!r.rt_us.empty()) {
+        o["round_trip_us"] = spread(r.rt_us);
+        o["round_trip_us_values"] = json::array(r.rt_us.begin(), r.rt_us.end());
+      }
+      out.push_back(std::move(o));
+      const auto [lo, hi] = std::minmax_element(r.per_s.begin(), r.per_s.end());
+      say("%-58s %9zu %11s %23s %10s\n", r.name.c_str(), r.tasks, rate_name(med).c_str(),
+          (rate_name(*lo) + " - " + rate_name(*hi)).c_str(),
+          (r.rt_us.empty() ? time_name(1 / med) : time_name(median_of(r.rt_us) * 1e-6)).c_str());
+    }
+  }
+
+  // 1. Throughput of trivial tasks: process pools, the raw pipelined pipe and Python's pools
+  // in interleaved rounds; then crew's thread_pool and a bare asio::thread_pool in many short
+  // interleaved blocks, and the inline_runner.
   void trivial(io_thread& io) {
-    json::array rows;
-    say("\n1. Trivial tasks (identity, returns its int), 2 workers / threads\n%-52s %9s %9s %11s "
-        "%10s\n",
-        "runner", "tasks", "seconds", "tasks/s", "per task");
-    auto row = [&](const std::string& name, double tasks, double seconds, const char* kind) {
-      const double per_s = tasks / seconds;
-      rows.push_back({{"name", name},
-                      {"kind", kind},
-                      {"tasks", tasks},
-                      {"seconds", seconds},
-                      {"per_s", per_s}});
-      say("%-52s %9.0f %9.3f %11s %10s\n", name.c_str(), tasks, seconds, rate_name(per_s).c_str(),
-          time_name(seconds / tasks).c_str());
-      return per_s;
+    const std::size_t R = n_.rounds;
+    std::vector<rate_row> rows;
+    auto add = [&](std::string name, const char* kind, std::size_t tasks) {
+      rows.push_back({std::move(name), kind, tasks, {}, {}});
+      return rows.size() - 1;
     };
-    for (auto tr : {crew::transport::pipe, crew::transport::shm}) {
-      const std::string t = tr == crew::transport::pipe ? "pipe" : "shm";
-      progress("trivial: process_pool " + t);
-      auto pool = make_pool(io, tr, {}, 2);
-      auto c = run_chain(io, *pool, n_.trivial_one);
-      row("crew process_pool " + t + ", one at a time", static_cast<double>(n_.trivial_one),
-          c->total(), "crew");
-      const double s = run_windowed(io, *pool, n_.trivial_many);
-      row("crew process_pool " + t + ", many in flight (window 4096)",
-          static_cast<double>(n_.trivial_many), s, "crew");
-      close_pool(pool);
-      if (tr == crew::transport::pipe) {  // tasks sent ahead to each worker
-        auto piped = make_pool(io, tr, {}, 2, pipeline_depth);
-        const double sp = run_windowed(io, *piped, n_.trivial_many);
-        crew_many_per_s_ = row("crew process_pool pipe, many in flight, pipeline_depth " +
-                                   std::to_string(pipeline_depth),
-                               static_cast<double>(n_.trivial_many), sp, "crew");
-        close_pool(piped);
+    progress("trivial: process pools (pipe, shm, pipe with pipeline_depth " +
+             std::to_string(pipeline_depth) + ")");
+    auto pipe = make_pool(io, crew::transport::pipe, {}, 2);
+    auto shm = make_pool(io, crew::transport::shm, {}, 2);
+    auto piped = make_pool(io, crew::transport::pipe, {}, 2, pipeline_depth);
+    const std::size_t c_piped = add(
+        "crew process_pool pipe, many in flight, pipeline_depth " + std::to_string(pipeline_depth),
+        "crew", n_.trivial_many);
+    const std::size_t r_batched =
+        add("raw pipe pipelined 64 B x64, batched echo (limit)", "raw", n_.pipelined_messages);
+    const std::size_t p_many = add("Python Pool.apply_async, many in flight", "python", n_.py_many);
+    const std::size_t c_pipe_one =
+        add("crew process_pool pipe, one at a time", "crew", n_.trivial_one);
+    const std::size_t c_pipe_many =
+        add("crew process_pool pipe, many in flight (window 4096)", "crew", n_.trivial_many_depth1);
+    const std::size_t c_shm_one =
+        add("crew process_pool shm, one at a time", "crew", n_.trivial_one);
+    const std::size_t c_shm_many =
+        add("crew process_pool shm, many in flight (window 4096)", "crew", n_.trivial_many_depth1);
+    const std::size_t r_per_msg =
+        add("raw pipe pipelined 64 B x64, per-message echo", "raw", n_.pipelined_messages / 4);
+    const std::size_t p_one =
+        add("Python Pool.apply_async(...).get(), one at a time", "python", n_.py_one);
+    const std::size_t p_map_one = add("Python Pool.map, chunksize 1", "python", n_.py_map_one);
+    const std::size_t p_map =
+        add("Python Pool.map, default chunksize", "python", n_.py_map_default);
+    const std::size_t p_ppe =
+        add("Python ProcessPoolExecutor.submit, many", "python", n_.py_executor);
+    const std::size_t p_tpe =
+        add("Python ThreadPoolExecutor.submit, many", "python", n_.py_executor);
+
+    progress("trivial: warm-up");
+    run_windowed(io, *piped, n_.trivial_many / 10);
+    for (auto* p : {&pipe, &shm}) {
+      run_windowed(io, **p, n_.trivial_many_depth1 / 10);
+      run_chain(io, **p, 100);
+    }
+    paired vs_python, vs_pipe;
+    auto n = [](std::size_t k) { return static_cast<double>(k); };
+    for (std::size_t r = 0; r < R; ++r) {
+      progress("trivial: " + round_of(r, R) + ": crew pipelined, raw pipelined pipe" +
+               (py_ ? ", Python apply_async" : ""));
+      const double crew = n(n_.trivial_many) / run_windowed(io, *piped, n_.trivial_many);
+      rows[c_piped].per_s.push_back(crew);
+      const double limit = raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages);
+      rows[r_batched].per_s.push_back(limit);
+      vs_pipe.add(crew, limit);
+      if (py_) {
+        const double py = py_rate("apply_async_many", n_.py_many);
+        rows[p_many].per_s.push_back(py);
+        vs_python.add(crew, py);
+      }
+      progress("trivial: " + round_of(r, R) + ": the other rows");
+      for (auto [p, one, many] :
+           {std::tuple{&pipe, c_pipe_one, c_pipe_many}, std::tuple{&shm, c_shm_one, c_shm_many}}) {
+        const auto c = run_chain(io, **p, n_.trivial_one);
+        rows[one].per_s.push_back(n(n_.trivial_one) / c->total());
+        rows[one].rt_us.push_back(median_of(c->seconds) * 1e6);
+        rows[many].per_s.push_back(n(n_.trivial_many_depth1) /
+                                   run_windowed(io, **p, n_.trivial_many_depth1));
+      }
+      rows[r_per_msg].per_s.push_back(raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages / 4,
+                                                                raw::echo_mode::per_message));
+      if (py_) {
+        rows[p_one].per_s.push_back(py_rate("apply_async_one", n_.py_one));
+        rows[p_map_one].per_s.push_back(py_map_rate(n_.py_map_one, 1));
+        rows[p_map].per_s.push_back(py_map_rate(n_.py_map_default, std::nullopt));
+        rows[p_ppe].per_s.push_back(py_rate("ppe_submit_many", n_.py_executor));
+        rows[p_tpe].per_s.push_back(py_rate("tpe_submit_many", n_.py_executor));
       }
     }
-    {
-      progress("trivial: thread_pool(2)");
-      crew::thread_pool tp(jobs_, 2);
-      std::vector<double> one;
-      one.reserve(n_.thread_one);
-      const double t0 = now();
-      for (std::size_t i = 0; i < n_.thread_one; ++i) {
+    for (auto* p : {&pipe, &shm, &piped})
+      close_pool(*p);
+    pairs_["trivial_vs_pipe"] = vs_pipe;
+    if (py_) pairs_["trivial_vs_python"] = vs_python;
+    pipelined_per_s_ = median_of(rows[r_batched].per_s);
+
+    // Threads: short blocks of round trips, crew's and bare Asio's alternating.
+    const std::size_t TR = n_.thread_rounds, block = n_.thread_block;
+    const std::size_t t_future =
+        add("crew thread_pool(2), one at a time (submit+future)", "crew", block);
+    const std::size_t a_one =
+        add("raw asio::thread_pool(2), post+future one at a time", "raw", block);
+    const std::size_t t_direct =
+        add("crew thread_pool(2), one at a time (handler+promise)", "crew", block);
+    const std::size_t t_many = add("crew thread_pool(2), many in flight", "crew", n_.thread_many);
+    const std::size_t a_many = add("raw asio::thread_pool(2), many posts", "raw", n_.thread_many);
+    const std::size_t i_one = add("crew inline_runner, one at a time", "crew", n_.inline_tasks);
+    const std::size_t i_many =
+        add("crew inline_runner, many (all submitted, then run)", "crew", n_.inline_tasks);
+    progress("trivial: thread_pool(2) vs bare asio::thread_pool(2), " + std::to_string(TR) +
+             " rounds of " + std::to_string(block) + " round trips");
+    crew::thread_pool tp(jobs_, 2);
+    raw::asio_pool asio(2);
+    auto future_block = [&](std::size_t k) {
+      std::vector<double> s;
+      s.reserve(k);
+      for (std::size_t i = 0; i < k; ++i) {
         const double a = now();
         const int v = tp.submit(identity(static_cast<int>(i))).get();
-        one.push_back(now() - a);
+        s.push_back(now() - a);
         require(v == static_cast<int>(i), "thread_pool identity");
       }
-      row("crew thread_pool(2), one at a time (submit+future)", static_cast<double>(n_.thread_one),
-          now() - t0, "crew");
-      thread_one_us_ = median_of(one) * 1e6;
-      // The same round trip without use_future's hop through Asio's system executor: the
-      // handler runs on the pool's thread and fulfils a promise the main thread waits on.
-      std::vector<double> direct;
-      direct.reserve(n_.thread_one);
-      const double t3 = now();
-      for (std::size_t i = 0; i < n_.thread_one; ++i) {
+      return s;
+    };
+    // The same round trip without use_future's hop through Asio's system executor: the
+    // handler runs on the pool's thread and fulfils a promise the main thread waits on.
+    auto direct_block = [&](std::size_t k) {
+      std::vector<double> s;
+      s.reserve(k);
+      for (std::size_t i = 0; i < k; ++i) {
         const double a = now();
         std::promise<int> p;
         auto f = p.get_future();
@@ -1037,159 +1278,225 @@ class bench {
             p.set_value(v);
         });
         const int v = f.get();
-        direct.push_back(now() - a);
+        s.push_back(now() - a);
         require(v == static_cast<int>(i), "thread_pool identity (async_submit)");
       }
-      row("crew thread_pool(2), one at a time (handler+promise)",
-          static_cast<double>(n_.thread_one), now() - t3, "crew");
-      thread_direct_us_ = median_of(direct) * 1e6;
+      return s;
+    };
+    auto thread_many = [&](std::size_t k) {
       struct state {
         std::atomic<std::size_t> left;
         std::atomic<bool> wrong{false};
         std::promise<void> done;
       };
       auto st = std::make_shared<state>();
-      st->left = n_.trivial_many;
+      st->left = k;
       auto f = st->done.get_future();
-      const double t1 = now();
-      for (std::size_t i = 0; i < n_.trivial_many; ++i)
+      const double t0 = now();
+      for (std::size_t i = 0; i < k; ++i)
         tp.async_submit(identity(static_cast<int>(i)), [st, i](std::exception_ptr ep, int v) {
           if (ep || v != static_cast<int>(i)) st->wrong = true;
           if (--st->left == 0) st->done.set_value();
         });
       f.get();
-      row("crew thread_pool(2), many in flight", static_cast<double>(n_.trivial_many), now() - t1,
-          "crew");
+      const double s = now() - t0;
       require(!st->wrong, "thread_pool identity, many in flight");
-      tp.join();
+      return static_cast<double>(k) / s;
+    };
+    future_block(block);  // warm-up: threads, the system executor's thread
+    direct_block(block);
+    asio.round_trips(block);
+    boost::asio::io_context ioc;
+    crew::inline_runner ir(jobs_, ioc.get_executor());
+    paired future_vs_asio, direct_vs_asio;
+    auto sum = [](const std::vector<double>& v) {
+      double s = 0;
+      for (double x : v)
+        s += x;
+      return s;
+    };
+    // Round trips in blocks; pinned: this thread on CPU 0, every other thread of the process
+    // (the pools' threads, Asio's system executor) on CPU 1.
+    auto blocks = [&](bool pinned, std::size_t f_row, std::size_t a_row, std::size_t d_row,
+                      paired& f_vs_a, paired& d_vs_a) {
+      if (pinned) pin_threads(0, 1);
+      for (std::size_t r = 0; r < TR; ++r) {
+        if (r % 7 == 0)
+          progress(std::string("trivial: threads, ") + (pinned ? "pinned, " : "") +
+                   round_of(r, TR));
+        // Even rounds: crew (future), Asio, crew (handler); odd rounds the other way round,
+        // so that neither side always runs right after the other.
+        std::vector<double> f, a, d;
+        if (r % 2 == 0) {
+          f = future_block(block);
+          a = asio.round_trips(block);
+          d = direct_block(block);
+        } else {
+          d = direct_block(block);
+          a = asio.round_trips(block);
+          f = future_block(block);
+        }
+        const double fu = median_of(f) * 1e6, au = median_of(a) * 1e6, du = median_of(d) * 1e6;
+        f_vs_a.add(fu, au);
+        d_vs_a.add(du, au);
+        rows[f_row].per_s.push_back(n(block) / sum(f));
+        rows[f_row].rt_us.push_back(fu);
+        rows[a_row].per_s.push_back(n(block) / sum(a));
+        rows[a_row].rt_us.push_back(au);
+        rows[d_row].per_s.push_back(n(block) / sum(d));
+        rows[d_row].rt_us.push_back(du);
+      }
+      if (pinned) pin_threads(std::nullopt, std::nullopt);
+    };
+    blocks(false, t_future, a_one, t_direct, future_vs_asio, direct_vs_asio);
+    paired future_vs_asio_pinned, direct_vs_asio_pinned;
+    if (cpu_count() >= 2) {
+      const char* p = ", pinned 0/1";
+      const std::size_t pf =
+          add(std::string("crew thread_pool(2), one at a time (submit+future)") + p, "crew", block);
+      const std::size_t pa =
+          add(std::string("raw asio::thread_pool(2), post+future one at a time") + p, "raw", block);
+      const std::size_t pd = add(
+          std::string("crew thread_pool(2), one at a time (handler+promise)") + p, "crew", block);
+      blocks(true, pf, pa, pd, future_vs_asio_pinned, direct_vs_asio_pinned);
+      pairs_["thread_vs_asio_pinned"] = future_vs_asio_pinned;
     }
-    {
-      progress("trivial: inline_runner");
-      boost::asio::io_context ioc;
-      crew::inline_runner ir(jobs_, ioc.get_executor());
-      auto c = std::make_shared<chain<crew::inline_runner>>(ir, n_.trivial_one);
-      c->start();
-      ioc.run();
-      c->done.get_future().get();
-      row("crew inline_runner, one at a time", static_cast<double>(n_.trivial_one), c->total(),
-          "crew");
+    // The bulk rows after the blocks, in their own `rounds` rounds: 20,000 tasks in flight
+    // between the blocks left crew's round trips 3x slower for several blocks (the threads'
+    // placement, it seems), which made the ratio drift within a run.
+    for (std::size_t r = 0; r < R; ++r) {
+      rows[t_many].per_s.push_back(thread_many(n_.thread_many));
+      rows[a_many].per_s.push_back(asio.batched_per_s(n_.thread_many));
+      {
+        ioc.restart();
+        auto c = std::make_shared<chain<crew::inline_runner>>(ir, n_.inline_tasks);
+        c->start();
+        ioc.run();
+        c->done.get_future().get();
+        rows[i_one].per_s.push_back(n(n_.inline_tasks) / c->total());
+      }
       ioc.restart();
       std::size_t ok = 0;
       const double t0 = now();
-      for (std::size_t i = 0; i < n_.trivial_many; ++i)
+      for (std::size_t i = 0; i < n_.inline_tasks; ++i)
         ir.async_submit(identity(static_cast<int>(i)), [&ok, i](std::exception_ptr ep, int v) {
           ok += !ep && v == static_cast<int>(i);
         });
       ioc.run();
-      row("crew inline_runner, many (all submitted, then run)",
-          static_cast<double>(n_.trivial_many), now() - t0, "crew");
-      require(ok == n_.trivial_many, "inline_runner identity");
+      rows[i_many].per_s.push_back(n(n_.inline_tasks) / (now() - t0));
+      require(ok == n_.inline_tasks, "inline_runner identity");
     }
-    progress("trivial: raw baselines");
-    const auto asio = raw::asio_thread_pool(2, n_.thread_one);
-    asio_one_us_ = asio.round_trip_median_us;
-    rows.push_back({{"name", "bare asio::thread_pool(2), post+future one at a time"},
-                    {"kind", "raw"},
-                    {"median_us", asio.round_trip_median_us}});
-    say("%-52s %9s %9s %11s %10s\n", "raw asio::thread_pool(2), post+future one at a time", "", "",
-        rate_name(1e6 / asio.round_trip_median_us).c_str(),
-        time_name(asio.round_trip_median_us / 1e6).c_str());
-    rows.push_back({{"name", "bare asio::thread_pool(2), many posts"},
-                    {"kind", "raw"},
-                    {"per_s", asio.batched_per_s}});
-    say("%-52s %9s %9s %11s %10s\n", "raw asio::thread_pool(2), many posts", "", "",
-        rate_name(asio.batched_per_s).c_str(), time_name(1 / asio.batched_per_s).c_str());
-    pipelined(rows);
-    if (peers_) {
-      const std::pair<const char*, const char*> names[] = {
-          {"pool_apply_async_one_at_a_time", "Python Pool.apply_async(...).get(), one at a time"},
-          {"pool_apply_async_many", "Python Pool.apply_async, many in flight"},
-          {"pool_map_chunksize_1", "Python Pool.map, chunksize 1"},
-          {"pool_map_default_chunksize", "Python Pool.map, default chunksize"},
-          {"ppe_submit_many", "Python ProcessPoolExecutor.submit, many"},
-          {"tpe_submit_many", "Python ThreadPoolExecutor.submit, many"}};
-      for (const auto& [key, label] : names) {
-        const auto tasks = peer(peers_, {"trivial", key, "tasks"});
-        const auto secs = peer(peers_, {"trivial", key, "seconds"});
-        if (tasks && secs) row(label, *tasks, *secs, "python");
-      }
-      py_apply_async_many_ = peer(peers_, {"trivial", "pool_apply_async_many", "per_s"});
-    }
-    doc["trivial"] = std::move(rows);
+    tp.join();
+    pairs_["thread_vs_asio"] = future_vs_asio;
+    pairs_["thread_direct_vs_asio"] = direct_vs_asio;
+
+    say("\n1. Trivial tasks (identity, returns its int), 2 workers / threads. %zu rounds "
+        "interleaved (crew, raw, Python, crew, ...);\n   thread_pool vs bare Asio: %zu rounds "
+        "of %zu round trips each. tasks/s: median of the rounds (min-max); per task: its\n   "
+        "inverse, or for one-at-a-time threads the median round trip\n%-58s %9s %11s %23s "
+        "%10s\n",
+        R, TR, block, "runner", "per round", "tasks/s", "min - max", "per task");
+    json::array out;
+    print_rate_rows(rows, out);
+    if (!py_) say("%-58s %s\n", "Python's pools", python_note_.c_str());
+    doc["trivial"] = std::move(out);
   }
 
-  /// The pipelined limit: 64-byte messages, 64 in flight, to an echo child.
-  void pipelined(json::array& rows) {
-    progress("raw pipelined pipe");
-    pipelined_per_s_ = raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages);
-    const double per_msg =
-        raw::pipe_pipelined_per_s(64, 64, n_.pipelined_messages / 4, raw::echo_mode::per_message);
-    rows.push_back({{"name", "raw pipe pipelined 64 B, 64 in flight, batched echo"},
-                    {"kind", "raw"},
-                    {"per_s", *pipelined_per_s_}});
-    rows.push_back({{"name", "raw pipe pipelined 64 B, 64 in flight, per-message echo"},
-                    {"kind", "raw"},
-                    {"per_s", per_msg}});
-    say("%-52s %9zu %9s %11s %10s\n", "raw pipe pipelined 64 B x64, batched echo (limit)",
-        n_.pipelined_messages, "", rate_name(*pipelined_per_s_).c_str(),
-        time_name(1 / *pipelined_per_s_).c_str());
-    say("%-52s %9zu %9s %11s %10s\n", "raw pipe pipelined 64 B x64, per-message echo",
-        n_.pipelined_messages / 4, "", rate_name(per_msg).c_str(), time_name(1 / per_msg).c_str());
-  }
-
-  // 2. Round-trip latency, one task at a time.
+  // 2. Round-trip latency, one task at a time, in interleaved rounds: crew pipe, crew shm,
+  // raw ping-pong, Python; then the same pinned (io thread on CPU 0, workers on CPU 1).
   void latency(io_thread& io) {
-    json::array rows;
     const bool can_pin = cpu_count() >= 2;
-    say("\n2. Round-trip latency, one task at a time (identity; raw ping-pong of %zu B), 1 "
-        "worker\n%-52s %11s %11s %9s\n",
-        frame_bytes, "path", "median", "p99", "samples");
-    auto row = [&](const std::string& name, bool pinned, double med_us, double p99_us,
-                   std::size_t samples) {
-      rows.push_back({{"name", name},
-                      {"pinned", pinned},
-                      {"median_us", med_us},
-                      {"p99_us", p99_us},
-                      {"samples", samples}});
-      say("%-52s %11s %11s %9zu\n", (name + (pinned ? ", pinned 0/1" : "")).c_str(),
-          time_name(med_us * 1e-6).c_str(), time_name(p99_us * 1e-6).c_str(), samples);
+    const std::size_t R = n_.rounds, k = n_.latency_samples;
+    struct path {
+      std::string name;
+      bool pinned;
+      std::size_t samples;
+      std::vector<double> med_us, p99_us;  // per round
+    };
+    std::vector<path> paths;
+    auto add = [&](std::string name, bool pinned, std::size_t samples) {
+      paths.push_back({std::move(name), pinned, samples, {}, {}});
+      return paths.size() - 1;
+    };
+    progress("latency: pools");
+    auto pipe = make_pool(io, crew::transport::pipe);
+    auto shm = make_pool(io, crew::transport::shm);
+    const std::size_t warm = std::max<std::size_t>(100, k / 10);
+    run_chain(io, *pipe, warm);
+    run_chain(io, *shm, warm);
+    auto crew_round = [&](crew::process_pool& p, path& into) {
+      const auto c = run_chain(io, p, k);
+      into.med_us.push_back(median_of(c->seconds) * 1e6);
+      into.p99_us.push_back(percentile(c->seconds, 99) * 1e6);
+      return into.med_us.back();
+    };
+    auto raw_round = [&](path& into, bool pinned) {
+      const auto pp = raw::pipe_pingpong(
+          frame_bytes, k,
+          pinned ? std::optional<std::pair<int, int>>(std::pair{0, 1}) : std::nullopt);
+      into.med_us.push_back(pp.median_us);
+      into.p99_us.push_back(pp.p99_us);
+      return pp.median_us;
     };
     for (bool pinned : {false, true}) {
       if (pinned && !can_pin) {
         say("(pinned runs skipped: fewer than 2 CPUs)\n");
         break;
       }
-      for (auto tr : {crew::transport::pipe, crew::transport::shm}) {
-        const std::string t = tr == crew::transport::pipe ? "pipe" : "shm";
-        progress("latency: crew " + t + (pinned ? " pinned" : ""));
-        auto pool = make_pool(io, tr);
-        if (pinned) {
-          pin_io_thread(io, 0);
-          for (int pid : pool->pids())
-            set_affinity(pid, 1);
+      const std::size_t c_pipe = add("crew pipe (next submit from handler)", pinned, k);
+      const std::size_t c_shm = add("crew shm (next submit from handler)", pinned, k);
+      const std::size_t r_pp =
+          add("raw pipe ping-pong " + std::to_string(frame_bytes) + " B", pinned, k);
+      std::optional<std::size_t> p_py;
+      if (!pinned && py_) p_py = add("Python pool.apply(ident)", false, n_.py_latency_samples);
+      auto pin = [&](bool on) {
+        pin_io_thread(io, on ? std::optional<int>(0) : std::nullopt);
+        for (auto* p : {&pipe, &shm})
+          for (int pid : (*p)->pids())
+            set_affinity(pid, on ? std::optional<int>(1) : std::nullopt);
+      };
+      paired pair;
+      for (std::size_t r = 0; r < R; ++r) {
+        progress(std::string("latency: ") + (pinned ? "pinned, " : "") + round_of(r, R));
+        if (pinned) pin(true);
+        const double c = crew_round(*pipe, paths[c_pipe]);
+        crew_round(*shm, paths[c_shm]);
+        if (pinned) pin(false);
+        pair.add(c, raw_round(paths[r_pp], pinned));
+        if (p_py) {
+          const auto a = py_->call({{"cmd", "latency"}, {"samples", n_.py_latency_samples}});
+          paths[*p_py].med_us.push_back(num(a, "median_us"));
+          paths[*p_py].p99_us.push_back(num(a, "p99_us"));
         }
-        run_chain(io, *pool, std::max<std::size_t>(100, n_.latency_samples / 10));  // warm-up
-        auto c = run_chain(io, *pool, n_.latency_samples);
-        if (pinned) pin_io_thread(io, std::nullopt);
-        close_pool(pool);
-        const double med = median_of(c->seconds) * 1e6, p99 = percentile(c->seconds, 99) * 1e6;
-        row("crew " + t + " (next submit from handler)", pinned, med, p99, c->seconds.size());
-        if (tr == crew::transport::pipe) (pinned ? crew_lat_pinned_ : crew_lat_) = med;
       }
-      progress(std::string("latency: raw ping-pong") + (pinned ? " pinned" : ""));
-      const auto pp = raw::pipe_pingpong(
-          frame_bytes, n_.latency_samples,
-          pinned ? std::optional<std::pair<int, int>>(std::pair{0, 1}) : std::nullopt);
-      row("raw pipe ping-pong " + std::to_string(frame_bytes) + " B", pinned, pp.median_us,
-          pp.p99_us, pp.samples);
-      (pinned ? raw_lat_pinned_ : raw_lat_) = pp.median_us;
+      pairs_[pinned ? "lat_pinned" : "lat_unpinned"] = pair;
     }
-    if (const auto m = peer(peers_, {"latency", "pool_apply_one_at_a_time", "median_us"})) {
-      const auto p = peer(peers_, {"latency", "pool_apply_one_at_a_time", "p99_us"});
-      const auto s = peer(peers_, {"latency", "pool_apply_one_at_a_time", "samples"});
-      row("Python pool.apply(ident)", false, *m, p.value_or(0),
-          static_cast<std::size_t>(s.value_or(0)));
+    close_pool(pipe);
+    close_pool(shm);
+
+    say("\n2. Round-trip latency, one task at a time (identity; raw ping-pong of %zu B), 1 "
+        "worker. %zu rounds interleaved\n   (crew pipe, crew shm, raw, Python, ...): median "
+        "of the rounds' medians (min-max); p99: median of the rounds' p99\n%-52s %11s %21s "
+        "%11s %9s\n",
+        frame_bytes, R, "path", "median", "min - max", "p99", "per round");
+    json::array rows;
+    for (const auto& p : paths) {
+      const double med = median_of(p.med_us), p99 = median_of(p.p99_us);
+      rows.push_back({{"name", p.name},
+                      {"pinned", p.pinned},
+                      {"median_us", med},
+                      {"p99_us", p99},
+                      {"samples", p.samples},
+                      {"rounds", p.med_us.size()},
+                      {"median", spread(p.med_us)},
+                      {"p99", spread(p.p99_us)}});
+      const auto [lo, hi] = std::minmax_element(p.med_us.begin(), p.med_us.end());
+      say("%-52s %11s %21s %11s %9zu\n", (p.name + (p.pinned ? ", pinned 0/1" : "")).c_str(),
+          time_name(med * 1e-6).c_str(),
+          (time_name(*lo * 1e-6) + " - " + time_name(*hi * 1e-6)).c_str(),
+          time_name(p99 * 1e-6).c_str(), p.samples);
     }
+    if (!py_) say("%-52s %s\n", "Python pool.apply(ident)", python_note_.c_str());
     if (pipelined_per_s_)
       say("%-52s %11s (pipelined limit, %s)\n", "raw pipe pipelined 64 B, 64 in flight",
           time_name(1 / *pipelined_per_s_).c_str(), rate_name(*pipelined_per_s_).c_str());
@@ -1201,55 +1508,168 @@ class bench {
     json::array rows;
     progress("scaling");
     say("\n5. Scaling: identity tasks through process_pool(2, pipe, pipeline_depth 64), window "
-        "4096\n%-12s %10s %11s "
-        "%12s %12s\n",
-        "tasks", "seconds", "per task", "RSS after", "peak RSS");
+        "4096; %zu rounds per size:\n   median (min-max); RSS after the last\n%-12s %10s %19s "
+        "%11s %12s %12s\n",
+        n_.scaling_rounds, "tasks", "seconds", "min - max", "per task", "RSS after", "peak RSS");
     auto pool = make_pool(io, crew::transport::pipe, {}, 2, pipeline_depth);
     for (const auto n : n_.scaling) {
-      const double s = run_windowed(io, *pool, n);
+      std::vector<double> s;
+      for (std::size_t r = 0; r < n_.scaling_rounds; ++r)
+        s.push_back(run_windowed(io, *pool, n));
+      const double med = median_of(s);
       const std::size_t rss = rss_bytes(), peak = peak_rss_bytes();
       rows.push_back({{"tasks", n},
-                      {"seconds", s},
-                      {"per_task_s", s / static_cast<double>(n)},
+                      {"rounds", s.size()},
+                      {"seconds", med},
+                      {"seconds_spread", spread(s)},
+                      {"per_task_s", med / static_cast<double>(n)},
                       {"rss_bytes", rss},
                       {"peak_rss_bytes", peak}});
       scaling_rss_.emplace_back(n, rss);
-      say("%-12zu %10.3f %11s %12s %12s\n", n, s, time_name(s / static_cast<double>(n)).c_str(),
-          mib(rss).c_str(), mib(peak).c_str());
+      say("%-12zu %10.3f %19s %11s %12s %12s\n", n, med, min_max(s, "%.3f").c_str(),
+          time_name(med / static_cast<double>(n)).c_str(), mib(rss).c_str(), mib(peak).c_str());
     }
     close_pool(pool);
     doc["scaling"] = std::move(rows);
   }
 
-  // map over a million ints.
-  void map_million(io_thread& io) {
-    progress("map over " + std::to_string(n_.map_ints) + " ints");
-    auto pool = make_pool(io, crew::transport::pipe, {}, map_workers, pipeline_depth);
-    std::vector<int> in(n_.map_ints);
-    for (std::size_t i = 0; i < in.size(); ++i)
+  // map over a million ints: crew's default chunking vs Pool.map's default chunksize in
+  // interleaved rounds; a sweep of both sides' chunk sizes; their bests interleaved again.
+  void map_section(io_thread& io) {
+    const std::size_t n = n_.map_ints, R = n_.rounds, S = n_.map_sweep_rounds;
+    progress("map over " + count_name(n) + " ints: pools (map_chunk " +
+             std::to_string(crew_map_chunks.size()) + " sizes)");
+    std::vector<int> in(n);
+    for (std::size_t i = 0; i < n; ++i)
       in[i] = static_cast<int>(i);
-    const double t0 = now();
-    const auto out = pool->map(identity, in);
-    const double s = now() - t0;
-    close_pool(pool);
-    require(out == in, "map(identity)");
-    crew_map_per_s_ = static_cast<double>(in.size()) / s;
-    json::object o{{"tasks", in.size()}, {"seconds", s}, {"per_s", *crew_map_per_s_}};
-    say("\nmap over %zu ints, 2 workers\n%-52s %9s %9s %11s\n", in.size(), "runner", "tasks",
-        "seconds", "tasks/s");
-    say("%-52s %9zu %9.3f %11s\n", "crew process_pool(2, pipe).map(identity, ints)", in.size(), s,
-        rate_name(*crew_map_per_s_).c_str());
-    if (const auto t = peer(peers_, {"map_million", "tasks"})) {
-      const auto ps = peer(peers_, {"map_million", "seconds"});
-      py_map_per_s_ = peer(peers_, {"map_million", "per_s"});
-      say("%-52s %9.0f %9.3f %11s\n", "Python Pool(2).map(ident, range(n)), default chunksize", *t,
-          ps.value_or(0), rate_name(py_map_per_s_.value_or(0)).c_str());
-      o["python"] = {{"tasks", *t}, {"seconds", ps.value_or(0)}, {"per_s", *py_map_per_s_}};
+    std::vector<std::unique_ptr<crew::process_pool>> pools;
+    for (const std::size_t chunk : crew_map_chunks)
+      pools.push_back(make_pool(io, crew::transport::pipe, {}, map_workers, pipeline_depth, chunk));
+    auto crew_rate = [&](crew::process_pool& p) {
+      const double t0 = now();
+      const auto out = p.map(identity, in);
+      const double s = now() - t0;
+      require(out == in, "map(identity)");
+      return static_cast<double>(n) / s;
+    };
+    auto chunk_name = [](std::optional<std::size_t> c) {
+      return c ? std::to_string(*c) : std::string("None");
+    };
+    // Warm-up: each crew pool once, Python's default once.
+    for (auto& p : pools)
+      crew_rate(*p);
+    if (py_) py_map_rate(n, std::nullopt);
+
+    // 1. Defaults.
+    paired def;
+    for (std::size_t r = 0; r < R; ++r) {
+      progress("map: defaults, " + round_of(r, R));
+      const double c = crew_rate(*pools[0]);
+      if (py_)
+        def.add(c, py_map_rate(n, std::nullopt));
+      else
+        def.crew.push_back(c);
+    }
+    // 2. The sweep: the best chunk size of each side by median rate.
+    std::vector<std::vector<double>> crew_sweep(pools.size()), py_sweep(python_chunksizes.size());
+    for (std::size_t s = 0; s < S; ++s) {
+      progress("map: chunk-size sweep, " + round_of(s, S));
+      for (std::size_t i = 0; i < pools.size(); ++i)
+        crew_sweep[i].push_back(crew_rate(*pools[i]));
+      if (py_)
+        for (std::size_t j = 0; j < python_chunksizes.size(); ++j)
+          py_sweep[j].push_back(py_map_rate(n, python_chunksizes[j]));
+    }
+    auto best_of = [](const std::vector<std::vector<double>>& v) {
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < v.size(); ++i)
+        if (!v[i].empty() && median_of(v[i]) > median_of(v[best])) best = i;
+      return best;
+    };
+    const std::size_t bc = best_of(crew_sweep), bp = best_of(py_sweep);
+    // 3. The bests.
+    paired best;
+    for (std::size_t r = 0; r < R; ++r) {
+      progress("map: best chunk sizes, " + round_of(r, R));
+      const double c = crew_rate(*pools[bc]);
+      if (py_)
+        best.add(c, py_map_rate(n, python_chunksizes[bp]));
+      else
+        best.crew.push_back(c);
+    }
+    for (auto& p : pools)
+      close_pool(p);
+
+    const std::string crew_best = "map_chunk " + std::to_string(crew_map_chunks[bc]) +
+                                  (crew_map_chunks[bc] == 0 ? " (default)" : "");
+    const std::string py_best = "chunksize " + chunk_name(python_chunksizes[bp]);
+    say("\nmap over %s ints, %zu workers (crew: process_pool pipe, pipeline_depth %zu; Python: "
+        "Pool(%zu).map(ident, range(n)))\n   %zu rounds interleaved (crew, Python, ...): "
+        "median tasks/s (min-max); crew/Python: median of the rounds' ratios\n%-52s %11s %23s "
+        "%16s\n",
+        count_name(n).c_str(), map_workers, pipeline_depth, map_workers, R, "runner", "tasks/s",
+        "min - max", "crew/Python");
+    auto line = [&](const std::string& name, const std::vector<double>& v,
+                    const std::vector<double>* ratio) {
+      if (v.empty()) return;
+      const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+      say("%-52s %11s %23s %16s\n", name.c_str(), rate_name(median_of(v)).c_str(),
+          (rate_name(*lo) + " - " + rate_name(*hi)).c_str(),
+          ratio ? (fmt("%.2f", median_of(*ratio)) + " (" + min_max(*ratio, "%.2f") + ")").c_str()
+                : "");
+    };
+    line("crew map, default chunking (map_chunk 0)", def.crew, py_ ? &def.ratio : nullptr);
+    line("Python Pool.map, default chunksize", def.raw, nullptr);
+    say("sweep, median of %zu round(s): crew", S);
+    for (std::size_t i = 0; i < pools.size(); ++i)
+      say(" %zu: %s", crew_map_chunks[i], rate_name(median_of(crew_sweep[i])).c_str());
+    if (py_) {
+      say("\n                               Python");
+      for (std::size_t j = 0; j < python_chunksizes.size(); ++j)
+        say(" %s: %s", chunk_name(python_chunksizes[j]).c_str(),
+            rate_name(median_of(py_sweep[j])).c_str());
+    }
+    say("\n");
+    line("crew map, best: " + crew_best, best.crew, py_ ? &best.ratio : nullptr);
+    if (py_) line("Python Pool.map, best: " + py_best, best.raw, nullptr);
+    if (!py_) say("%-52s %s\n", "Python Pool.map", python_note_.c_str());
+
+    json::array crew_sw, py_sw;
+    for (std::size_t i = 0; i < pools.size(); ++i)
+      crew_sw.push_back({{"map_chunk", crew_map_chunks[i]}, {"per_s", spread(crew_sweep[i])}});
+    for (std::size_t j = 0; j < python_chunksizes.size() && py_; ++j)
+      py_sw.push_back({{"chunksize", python_chunksizes[j] ? json::value(*python_chunksizes[j])
+                                                          : json::value(nullptr)},
+                       {"per_s", spread(py_sweep[j])}});
+    json::object o{
+        {"tasks", n},
+        {"workers", map_workers},
+        {"pipeline_depth", pipeline_depth},
+        {"rounds", R},
+        {"per_s", median_of(def.crew)},
+        {"crew_default", spread(def.crew)},
+        {"sweep", {{"rounds", S}, {"crew", std::move(crew_sw)}, {"python", std::move(py_sw)}}},
+        {"best",
+         {{"crew_map_chunk", crew_map_chunks[bc]},
+          {"crew", spread(best.crew)},
+          {"python_chunksize", py_ && python_chunksizes[bp] ? json::value(*python_chunksizes[bp])
+                                                            : json::value(nullptr)},
+          {"python", spread(best.raw)},
+          {"ratio", spread(best.ratio)}}}};
+    if (py_) {
+      o["python"] = {
+          {"per_s", median_of(def.raw)}, {"chunksize", nullptr}, {"spread", spread(def.raw)}};
+      o["ratio_default"] = spread(def.ratio);
+      pairs_["map_default"] = def;
+      pairs_["map_best"] = best;
+      map_best_note_ = "crew " + crew_best + ", Python " + py_best;
+    } else {
+      o["python_note"] = python_note_;
     }
     doc["map"] = std::move(o);
   }
 
-  /// Seconds to construct a process_pool like map_million's (no warm-up), map identity over
+  /// Seconds to construct a process_pool like map_section's (no warm-up), map identity over
   /// `in` and join it: start-up included, as in a run of the crew CLI.
   double fresh_map_seconds(io_thread& io, const std::vector<int>& in) {
     const double t0 = now();
@@ -1278,7 +1698,7 @@ class bench {
       doc["cli"] = {{"skipped", why}};
       return;
     }
-    const std::size_t n = n_.map_ints, rounds = n_.cli_rounds;
+    const std::size_t n = n_.map_ints, rounds = n_.rounds;
     auto args = [](std::size_t tasks) {
       const std::string range = "0:" + std::to_string(tasks), w = std::to_string(map_workers);
       return std::vector<std::string>{"run", "--job",     "identity", "--range",
@@ -1335,22 +1755,25 @@ class bench {
     const double run_med = median_of(run_s), map_med = median_of(map_s);
     std::vector<double> rss_d(rss.begin(), rss.end());
     const auto small_rss = static_cast<std::size_t>(median_of(rss_d));
-    cli_ratio_ = median_of(ratios);
+    const double cli_ratio = median_of(ratios);
+    paired p;
+    for (std::size_t r = 0; r < rounds; ++r)
+      p.add(run_s[r], map_s[r]);
+    pairs_["cli"] = p;
     say("%-8s %12s %12s %8.2f %16s\n", "median", time_name(run_med).c_str(),
-        time_name(map_med).c_str(), *cli_ratio_, mib(small_rss).c_str());
+        time_name(map_med).c_str(), cli_ratio, mib(small_rss).c_str());
     say("%-8s %12s %12s %8.2f\n%-8s %12s %12s %8.2f\n", "min", time_name(run_lo).c_str(),
         time_name(map_lo).c_str(), ratio_lo, "max", time_name(run_hi).c_str(),
         time_name(map_hi).c_str(), ratio_hi);
-    say("A/B: median %.2f (min %.2f, max %.2f); tasks/s: crew run %s, map %s\n", *cli_ratio_,
+    say("A/B: median %.2f (min %.2f, max %.2f); tasks/s: crew run %s, map %s\n", cli_ratio,
         ratio_lo, ratio_hi, rate_name(static_cast<double>(n) / run_med).c_str(),
         rate_name(static_cast<double>(n) / map_med).c_str());
-    cli_figures_ = time_name(run_med) + " vs " + time_name(map_med) + " (" + count_name(n) +
-                   " tasks), ratio " + fmt("%.2f", ratio_lo) + "-" + fmt("%.2f", ratio_hi) +
-                   " over " + std::to_string(rounds);
 
     progress("cli: crew run over " + count_name(n_.cli_big) + " tasks");
     const auto big = run_child(*exe, args(n_.cli_big));
     cli_rss_ratio_ = static_cast<double>(big.peak_rss) / static_cast<double>(small_rss);
+    cli_rss_big_ = big.peak_rss;
+    cli_rss_small_ = small_rss;
     say("peak RSS of crew run (wait4): %s tasks %s (median of the rounds), %s tasks %s in %s "
         "(%.2fx)\n",
         count_name(n).c_str(), mib(small_rss).c_str(), count_name(n_.cli_big).c_str(),
@@ -1373,7 +1796,7 @@ class bench {
                   {"rounds", std::move(rows)},
                   {"crew_run", std::move(a)},
                   {"map", std::move(b)},
-                  {"ratio", {{"median", *cli_ratio_}, {"min", ratio_lo}, {"max", ratio_hi}}},
+                  {"ratio", {{"median", cli_ratio}, {"min", ratio_lo}, {"max", ratio_hi}}},
                   {"rss",
                    {{"tasks", n},
                     {"peak_rss_bytes", small_rss},
@@ -1384,58 +1807,143 @@ class bench {
                     {"ratio", *cli_rss_ratio_}}}};
   }
 
-  // 3. Large payloads.
+  // 3. Large payloads, in interleaved rounds: per size, each round measures memcpy of the
+  // same bytes, then per test (in+small, echo) crew shm, crew pipe and Python's Pool.apply.
   void payload(io_thread& io) {
-    json::array rows;
-    say("\n3. Large payloads, 1 worker, one at a time: median round trip (MB/s, bytes moved: "
-        "in, or in+out for echo)\n%-7s %-14s %-20s %-20s %-20s %-20s\n",
-        "size", "test", "memcpy", "crew shm", "crew pipe", "Python Pool.apply");
+    const std::size_t R = n_.rounds;
     progress("payload: pools");
     auto shm = make_pool(io, crew::transport::shm);
     auto pipe = make_pool(io, crew::transport::pipe);
-    for (const std::size_t n : {4 * KiB, 1 * MiB, 64 * MiB}) {
-      progress("payload: " + size_name(n));
-      const double memcpy_s =
-          static_cast<double>(n) / (raw::memcpy_gb_per_s(n, opt_.quick ? 3 : 10) * 1e9);
+    // One cell per round: the median of `reps` round trips. byte_count: the argument goes to
+    // the worker, 8 bytes come back. echo: the string is moved into each call and its result
+    // is the next call's argument, so one comparison at the end checks them all.
+    auto count_s = [](crew::process_pool& p, const std::vector<std::uint8_t>& bytes,
+                      std::size_t reps) {
+      std::vector<double> t;
+      for (std::size_t i = 0; i < reps; ++i) {
+        const double t0 = now();
+        const auto k = p.submit(crew::demo::byte_count(bytes)).get();
+        t.push_back(now() - t0);
+        require(k == bytes.size(), "byte_count returned " + std::to_string(k) + ", not " +
+                                       std::to_string(bytes.size()));
+      }
+      return median_of(t);
+    };
+    auto echo_s = [](crew::process_pool& p, std::string& cur, std::size_t reps) {
+      std::vector<double> t;
+      for (std::size_t i = 0; i < reps; ++i) {
+        const double t0 = now();
+        cur = p.submit(crew::demo::echo(std::move(cur))).get();
+        t.push_back(now() - t0);
+      }
+      return median_of(t);
+    };
+    auto py_s = [&](std::size_t size, const char* mode, std::size_t reps) {
+      return num(py_->call({{"cmd", "payload"}, {"size", size}, {"mode", mode}, {"reps", reps}}),
+                 "median_s");
+    };
+    struct cell {
+      const char* test;
+      const char* py_mode;
+      std::size_t size, moved, reps;
+      std::vector<double> memcpy_s, shm_s, pipe_s, py_s;
+    };
+    std::vector<cell> cells;
+    for (const auto& [n, reps] :
+         {std::pair{4 * KiB, n_.payload_small}, std::pair{1 * MiB, n_.payload_mid},
+          std::pair{64 * MiB, n_.payload_big}}) {
+      progress("payload: " + size_name(n) + ", warm-up");
       const auto bytes = make_payload(n);
       const std::string text(bytes.begin(), bytes.end());
-      struct cell {
-        const char* test;
-        const char* py_key;
-        std::size_t moved;
-        stats s, p;
-      };
-      const cell cells[] = {{"in+small", "in_small_out", n, bench_count(n_.payload, *shm, bytes),
-                             bench_count(n_.payload, *pipe, bytes)},
-                            {"echo", "echo", 2 * n, bench_echo(n_.payload, *shm, text),
-                             bench_echo(n_.payload, *pipe, text)}};
-      for (const auto& c : cells) {
-        const auto py = peer(peers_, {"payload", std::to_string(n), c.py_key, "median_s"});
-        // memcpy: the time to copy the bytes moved once.
-        const double mc = memcpy_s * static_cast<double>(c.moved) / static_cast<double>(n);
-        auto txt = [&](double s) {
-          return time_name(s) + " (" + fmt("%.0f", mbps(c.moved, s)) + ")";
-        };
-        json::object r{{"size", n},
-                       {"test", c.test},
-                       {"bytes_moved", c.moved},
-                       {"memcpy_s", mc},
-                       {"shm_median_s", c.s.median},
-                       {"pipe_median_s", c.p.median},
-                       {"shm_iterations", c.s.iters},
-                       {"pipe_iterations", c.p.iters}};
-        if (py)
-          r["python_median_s"] = *py;
-        else
-          r["python_median_s"] = nullptr;
-        rows.push_back(std::move(r));
-        say("%-7s %-14s %-20s %-20s %-20s %-20s\n", size_name(n).c_str(), c.test, txt(mc).c_str(),
-            txt(c.s.median).c_str(), txt(c.p.median).c_str(), py ? txt(*py).c_str() : "-");
-        if (n == 64 * MiB) big_.push_back({c.test, c.s.median, mc, py});
+      std::string cur_shm = text, cur_pipe = text;
+      cell in{"in+small", "in_small_out", n, n, reps, {}, {}, {}, {}};
+      cell ec{"echo", "echo", n, 2 * n, reps, {}, {}, {}, {}};
+      // Warm-up: touches this size's part of the segment, Python's buffers.
+      count_s(*shm, bytes, 1);
+      count_s(*pipe, bytes, 1);
+      echo_s(*shm, cur_shm, 1);
+      echo_s(*pipe, cur_pipe, 1);
+      if (py_) {
+        py_s(n, "in_small_out", 1);
+        py_s(n, "echo", 1);
       }
+      paired vs_py_in, vs_mc_in, vs_py_echo, vs_mc_echo;
+      for (std::size_t r = 0; r < R; ++r) {
+        progress("payload: " + size_name(n) + ", " + round_of(r, R));
+        // memcpy of n bytes (warm buffers, best of 3); the bytes moved once: in, or in+out.
+        const double mc = static_cast<double>(n) / (raw::memcpy_gb_per_s(n, 3) * 1e9);
+        for (cell* c : {&in, &ec}) {
+          const bool echo = c == &ec;
+          const double m = mc * static_cast<double>(c->moved) / static_cast<double>(n);
+          const double s = echo ? echo_s(*shm, cur_shm, reps) : count_s(*shm, bytes, reps);
+          c->memcpy_s.push_back(m);
+          c->shm_s.push_back(s);
+          (echo ? vs_mc_echo : vs_mc_in).add(s, m, m / s);
+          c->pipe_s.push_back(echo ? echo_s(*pipe, cur_pipe, reps) : count_s(*pipe, bytes, reps));
+          if (py_) {
+            const double p = py_s(n, c->py_mode, reps);
+            c->py_s.push_back(p);
+            (echo ? vs_py_echo : vs_py_in).add(s, p, p / s);
+          }
+        }
+      }
+      require(cur_shm == text && cur_pipe == text, "echo returned other bytes");
+      if (n == 64 * MiB) {
+        pairs_["big_in_vs_memcpy"] = vs_mc_in;
+        pairs_["big_echo_vs_memcpy"] = vs_mc_echo;
+        if (py_) {
+          pairs_["big_in_vs_python"] = vs_py_in;
+          pairs_["big_echo_vs_python"] = vs_py_echo;
+        }
+      }
+      cells.push_back(std::move(in));
+      cells.push_back(std::move(ec));
     }
     close_pool(shm);
     close_pool(pipe);
+
+    say("\n3. Large payloads, 1 worker, one at a time. %zu rounds interleaved (memcpy, crew shm, "
+        "crew pipe, Python, ...), each\n   the median of its round trips (4 KiB: %zu, 1 MiB: %zu, "
+        "64 MiB: %zu); shown: median of the rounds (MB/s, bytes moved:\n   in, or in+out for "
+        "echo); min-max of the rounds below\n%-7s %-10s %-20s %-20s %-20s %-20s\n",
+        R, n_.payload_small, n_.payload_mid, n_.payload_big, "size", "test", "memcpy", "crew shm",
+        "crew pipe", "Python Pool.apply");
+    json::array rows;
+    for (const auto& c : cells) {
+      auto txt = [&](const std::vector<double>& v) {
+        if (v.empty()) return std::string("-");
+        const double s = median_of(v);
+        return time_name(s) + " (" + fmt("%.0f", mbps(c.moved, s)) + ")";
+      };
+      auto range = [&](const std::vector<double>& v) {
+        if (v.empty()) return std::string("-");
+        const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+        return time_name(*lo) + "-" + time_name(*hi);
+      };
+      json::object r{{"size", c.size},
+                     {"test", c.test},
+                     {"bytes_moved", c.moved},
+                     {"rounds", c.shm_s.size()},
+                     {"reps_per_round", c.reps},
+                     {"memcpy_s", median_of(c.memcpy_s)},
+                     {"shm_median_s", median_of(c.shm_s)},
+                     {"pipe_median_s", median_of(c.pipe_s)},
+                     {"memcpy", spread(c.memcpy_s)},
+                     {"shm", spread(c.shm_s)},
+                     {"pipe", spread(c.pipe_s)}};
+      if (!c.py_s.empty()) {
+        r["python_median_s"] = median_of(c.py_s);
+        r["python"] = spread(c.py_s);
+      } else {
+        r["python_median_s"] = nullptr;
+      }
+      rows.push_back(std::move(r));
+      say("%-7s %-10s %-20s %-20s %-20s %-20s\n", size_name(c.size).c_str(), c.test,
+          txt(c.memcpy_s).c_str(), txt(c.shm_s).c_str(), txt(c.pipe_s).c_str(),
+          py_ ? txt(c.py_s).c_str() : python_note_.c_str());
+      say("%-7s %-10s %-20s %-20s %-20s %-20s\n", "", "", range(c.memcpy_s).c_str(),
+          range(c.shm_s).c_str(), range(c.pipe_s).c_str(), range(c.py_s).c_str());
+    }
     doc["payload"] = std::move(rows);
   }
 
@@ -1454,10 +1962,10 @@ class bench {
     return ms;
   }
 
-  /// Median milliseconds from constructing a process_pool of `workers` until its first result.
-  double startup_ms(io_thread& io, std::size_t workers) {
+  /// Median milliseconds of `k` start-ups of a process_pool of `workers`.
+  double startup_ms(io_thread& io, std::size_t workers, std::size_t k) {
     std::vector<double> ms;
-    for (std::size_t r = 0; r < n_.startup_reps; ++r)
+    for (std::size_t r = 0; r < k; ++r)
       ms.push_back(first_result_ms(io, workers));
     return median_of(ms);
   }
@@ -1473,7 +1981,7 @@ class bench {
       return;
     }
     progress("startup: plain and sandboxed workers, interleaved");
-    const std::size_t rounds = std::max<std::size_t>(5, n_.startup_reps);
+    const std::size_t rounds = std::max<std::size_t>(5, n_.rounds);
     std::vector<double> plain, boxed, ratio;
     for (std::size_t r = 0; r < rounds; ++r) {
       plain.push_back(first_result_ms(io, 1, false));
@@ -1486,65 +1994,89 @@ class bench {
         "interleaved)\n",
         "crew process_pool(1), plain, interleaved", pm,
         "crew process_pool(1), sandboxed (bubblewrap)", bm, rm, *lo, *hi, rounds);
-    rows.push_back(
-        {{"name", "crew process_pool(1) to first result, plain (interleaved)"}, {"small_ms", pm}});
+    rows.push_back({{"name", "crew process_pool(1) to first result, plain (interleaved)"},
+                    {"small_ms", pm},
+                    {"small", spread(plain)}});
     rows.push_back({{"name", "crew process_pool(1) to first result, sandboxed (interleaved)"},
                     {"small_ms", bm},
+                    {"small", spread(boxed)},
                     {"ratio_median", rm},
                     {"ratio_min", *lo},
                     {"ratio_max", *hi},
                     {"rounds", rounds}});
   }
 
-  // 4. Pool start-up.
+  // 4. Pool start-up, in interleaved rounds: crew process_pool(1) to its first result and
+  // posix_spawn+wait of crew-worker --list (each the median of startup_per_round), then
+  // process_pool(2), process_pool(8) and fork+exec once each; with a small coordinator, then
+  // holding 1 GiB.
   void startup(io_thread& io) {
-    json::array rows;
     const std::string worker = crew::default_worker_executable().string();
-    say("\n4. Start-up: constructing process_pool(N) until the first result, median of %zu; raw: "
-        "%s --list\n%-44s %14s %14s\n",
-        n_.startup_reps, fs::path(worker).filename().c_str(), "", "small coord.", "1 GiB coord.");
+    const std::size_t R = n_.rounds, k = n_.startup_per_round;
     struct line {
       std::string name;
-      double small = 0, big = 0;
+      std::vector<double> small, big;
     };
     std::vector<line> lines;
     for (std::size_t w : {1, 2, 8})
-      lines.push_back({"crew process_pool(" + std::to_string(w) + ") to first result"});
-    lines.push_back({"raw posix_spawn + waitpid (crew-worker --list)"});
-    lines.push_back({"raw fork + exec + waitpid (crew-worker --list)"});
+      lines.push_back({"crew process_pool(" + std::to_string(w) + ") to first result", {}, {}});
+    lines.push_back({"raw posix_spawn + waitpid (crew-worker --list)", {}, {}});
+    lines.push_back({"raw fork + exec + waitpid (crew-worker --list)", {}, {}});
+    const std::vector<std::string> list{"--list"};
     for (bool big : {false, true}) {
       std::optional<raw::hold_heap> heap;
       if (big) {
         progress("startup: holding 1 GiB");
         heap.emplace(std::size_t{1} << 30);
       }
-      progress(std::string("startup: ") + (big ? "1 GiB coordinator" : "small coordinator") +
-               " (RSS " + mib(rss_bytes()) + ")");
-      std::size_t k = 0;
-      for (std::size_t w : {1, 2, 8})
-        (big ? lines[k++].big : lines[k++].small) = startup_ms(io, w);
-      (big ? lines[3].big : lines[3].small) = raw::spawn_wait_ms(worker, {"--list"}, n_.spawn_reps);
-      (big ? lines[4].big : lines[4].small) =
-          raw::fork_exec_wait_ms(worker, {"--list"}, n_.spawn_reps);
+      const std::string what = big ? "1 GiB coordinator" : "small coordinator";
+      progress("startup: " + what + " (RSS " + mib(rss_bytes()) + "), warm-up");
+      first_result_ms(io, 1);
+      raw::spawn_wait_samples_ms(worker, list, 1, true);
+      paired p;
+      auto at = [&](std::size_t i) -> std::vector<double>& {
+        return big ? lines[i].big : lines[i].small;
+      };
+      for (std::size_t r = 0; r < R; ++r) {
+        progress("startup: " + what + ", " + round_of(r, R));
+        const double c = startup_ms(io, 1, k);
+        const double s = median_of(raw::spawn_wait_samples_ms(worker, list, k, false));
+        p.add(c, s);
+        at(0).push_back(c);
+        at(3).push_back(s);
+        at(1).push_back(first_result_ms(io, 2));
+        at(2).push_back(first_result_ms(io, 8));
+        at(4).push_back(median_of(raw::fork_exec_wait_samples_ms(worker, list, k, false)));
+      }
+      pairs_[big ? "startup_big" : "startup_small"] = p;
     }
+    say("\n4. Start-up: constructing process_pool(N) until the first result; raw: %s --list. %zu "
+        "rounds interleaved\n   (crew(1), posix_spawn: each the median of %zu; crew(2), crew(8), "
+        "fork+exec: %zu): median of the rounds (min-max)\n%-48s %10s %15s %10s %15s\n",
+        fs::path(worker).filename().c_str(), R, k, k, "", "small", "min - max", "1 GiB",
+        "min - max");
+    json::array rows;
     for (const auto& l : lines) {
-      rows.push_back({{"name", l.name}, {"small_ms", l.small}, {"one_gib_ms", l.big}});
-      say("%-44s %11.2f ms %11.2f ms\n", l.name.c_str(), l.small, l.big);
+      rows.push_back({{"name", l.name},
+                      {"small_ms", median_of(l.small)},
+                      {"one_gib_ms", median_of(l.big)},
+                      {"small", spread(l.small)},
+                      {"one_gib", spread(l.big)},
+                      {"rounds", l.small.size()}});
+      say("%-48s %7.2f ms %15s %7.2f ms %15s\n", l.name.c_str(), median_of(l.small),
+          min_max(l.small, "%.2f").c_str(), median_of(l.big), min_max(l.big, "%.2f").c_str());
     }
-    startup_ = {lines[0].small, lines[0].big, lines[3].small, lines[3].big};
     sandbox_startup(io, rows);
     doc["startup"] = std::move(rows);
   }
 
-  // 6. The notebook's CPU function.
+  // 6. The notebook's CPU function (one run each side: seconds long, not a ratio target).
   void longcomp(io_thread& io) {
     progress("longcomp: one call");
     const double t0 = now();
     const double v = crew::demo::long_comp_value(0);
     const double one = now() - t0;
     require(v == long_comp_expected, "long_comp(0) = " + fmt("%.17g", v));
-    const auto py_value = peer(peers_, {"long_comp", "value_0"});
-    if (py_value) require(*py_value == v, "long_comp(0) differs from Python's");
     progress("longcomp: four in sequence");
     const double t1 = now();
     for (int i = 0; i < 4; ++i)
@@ -1558,9 +2090,20 @@ class bench {
     close_pool(pool);
     for (double x : out)
       require(x == long_comp_expected, "long_comp on the pool");
-    const auto py_one = peer(peers_, {"long_comp", "one_call_s"});
-    const auto py_seq = peer(peers_, {"long_comp", "sequential_4_s"});
-    const auto py_pool = peer(peers_, {"long_comp", "pool_4_calls_s"});
+    std::optional<double> py_value, py_one, py_seq, py_pool;
+    if (py_) {
+      progress("longcomp: Python");
+      const auto a = py_->call({{"cmd", "long_comp"}, {"quick", opt_.quick}});
+      auto get = [&](const char* key) -> std::optional<double> {
+        const auto* x = a.if_contains(key);
+        return x && x->is_number() ? std::optional<double>(x->to_number<double>()) : std::nullopt;
+      };
+      py_value = get("value_0");
+      py_one = get("one_call_s");
+      py_seq = get("sequential_4_s");
+      py_pool = get("pool_4_calls_s");
+      require(py_value && *py_value == v, "long_comp(0) differs from Python's");
+    }
     auto opt = [](std::optional<double> x) { return x ? json::value(*x) : json::value(nullptr); };
     doc["longcomp"] = {{"value_0", v},
                        {"python_value_0", opt(py_value)},
@@ -1572,10 +2115,10 @@ class bench {
                        {"python_sequential_4_s", opt(py_seq)},
                        {"python_pool_4_calls_s", opt(py_pool)}};
     auto s = [](std::optional<double> x) { return x ? time_name(*x) : std::string("-"); };
-    say("\n6. The notebook's CPU function long_comp: C++ %.17g, Python %s (%s)\n%-36s %12s %12s "
-        "%10s\n",
-        v, py_value ? fmt("%.17g", *py_value).c_str() : "-", py_value ? "equal" : "not run", "",
-        "C++ (crew)", "Python", "speed-up");
+    say("\n6. The notebook's CPU function long_comp (one run each): C++ %.17g, Python %s (%s)\n"
+        "%-36s %12s %12s %10s\n",
+        v, py_value ? fmt("%.17g", *py_value).c_str() : "-",
+        py_value ? "equal" : python_note_.c_str(), "", "C++ (crew)", "Python", "speed-up");
     auto ln = [&](const char* what, double c, std::optional<double> p) {
       say("%-36s %12s %12s %10s\n", what, time_name(c).c_str(), s(p).c_str(),
           p ? fmt("%.1fx", *p / c).c_str() : "-");
@@ -1584,6 +2127,94 @@ class bench {
     ln("4 calls in sequence", seq, py_seq);
     ln("4 calls on 2 workers (map)", par, py_pool);
     say("%-36s %12s\n", "  parallel speed-up over sequential", fmt("%.2fx", seq / par).c_str());
+  }
+
+  // Heap allocations on the coordinator per trivial task (alloc_count.hpp: every thread of
+  // this process, operator new and Asio's aligned_alloc alike), in rounds: process_pool(1,
+  // pipe) async_submit(identity(i), handler) (a) many in flight, submitted from this thread,
+  // (b) one at a time, each from the previous one's completion handler (chain); and
+  // thread_pool(2)'s async_submit many in flight.
+  void alloc(io_thread& io) {
+    if (!allocation_hook_active()) {
+      const std::string why =
+          "not measured: no allocation hook in this build (sanitizers bring their own malloc)";
+      say("\nAllocations per task: %s\n", why.c_str());
+      doc["alloc"] = {{"skipped", why}};
+      alloc_note_ = why;
+      return;
+    }
+    const std::size_t R = n_.rounds;
+    progress("alloc: process_pool(1, pipe), thread_pool(2)");
+    auto pool = make_pool(io, crew::transport::pipe);
+    crew::thread_pool tp(jobs_, 2);
+    // The states live until the pools are done: a handler may still be returning from
+    // set_value() when the waiting thread wakes up.
+    struct state {
+      std::atomic<std::size_t> left{0};
+      std::atomic<bool> wrong{false};
+      std::promise<void> done;
+    };
+    std::vector<std::unique_ptr<state>> states;
+    auto many = [&](auto& p, std::size_t n) {
+      auto* st = states.emplace_back(std::make_unique<state>()).get();
+      st->left = n;
+      auto f = st->done.get_future();
+      const auto a0 = allocation_count();
+      for (std::size_t i = 0; i < n; ++i) {
+        const int v = static_cast<int>(i);
+        p.async_submit(identity(v), [st, v](std::exception_ptr ep, int r) {
+          if (ep || r != v) st->wrong = true;
+          if (st->left.fetch_sub(1) == 1) st->done.set_value();
+        });
+      }
+      f.get();
+      const auto a1 = allocation_count();
+      require(!st->wrong, "identity, many in flight (alloc)");
+      return static_cast<double>(a1 - a0) / static_cast<double>(n);
+    };
+    auto one = [&](std::size_t n) {
+      auto c = std::make_shared<chain<crew::process_pool>>(*pool, n);
+      auto f = c->done.get_future();
+      const auto a0 = allocation_count();
+      boost::asio::post(io.context(), [c] { c->start(); });
+      f.get();
+      const auto a1 = allocation_count();
+      return static_cast<double>(a1 - a0) / static_cast<double>(n);
+    };
+    many(*pool, n_.alloc_warm_up);
+    one(n_.alloc_warm_up);
+    many(tp, n_.alloc_warm_up);
+    paired a, b, t;
+    for (std::size_t r = 0; r < R; ++r) {
+      progress("alloc: " + round_of(r, R));
+      a.add_alone(many(*pool, n_.alloc_many));
+      b.add_alone(one(n_.alloc_one));
+      t.add_alone(many(tp, n_.alloc_many));
+    }
+    tp.join();
+    close_pool(pool);
+    pairs_["alloc_many"] = a;
+    pairs_["alloc_one"] = b;
+    pairs_["alloc_thread"] = t;
+    say("\nAllocations per task on the coordinator (malloc family counted in this process, all "
+        "threads), identity(i) with a\n   callback handler; %zu rounds: median (min-max)\n%-72s "
+        "%9s %15s %9s\n",
+        R, "what", "allocs", "min - max", "per round");
+    json::array rows;
+    auto row = [&](const std::string& name, const paired& p, std::size_t n) {
+      rows.push_back({{"name", name},
+                      {"tasks_per_round", n},
+                      {"rounds", p.crew.size()},
+                      {"allocations_per_task", median_of(p.crew)},
+                      {"spread", spread(p.crew)}});
+      say("%-72s %9.2f %15s %9zu\n", name.c_str(), median_of(p.crew),
+          min_max(p.crew, "%.2f").c_str(), n);
+    };
+    row("process_pool(1, pipe) async_submit, many in flight (from this thread)", a, n_.alloc_many);
+    row("process_pool(1, pipe) async_submit, one at a time (from the handler)", b, n_.alloc_one);
+    row("thread_pool(2) async_submit, many in flight", t, n_.alloc_many);
+    doc["alloc"] = {{"hook", "malloc, calloc, realloc, aligned_alloc, memalign, posix_memalign"},
+                    {"rows", std::move(rows)}};
   }
 
   // 7. Remote workers (issue 15): for each launcher of the cluster (ssh, srun, ssh with a
@@ -1595,7 +2226,7 @@ class bench {
   // ratios, with their min-max.
   void remote(io_thread& io) {
     const auto& c = *opt_.remote;
-    const std::size_t rounds = n_.remote_rounds, k = n_.remote_samples;
+    const std::size_t rounds = n_.rounds, k = n_.remote_samples;
     const std::size_t bytes = identity_frame_bytes;
     const auto kinds = remote_kinds(c);
     say("\n7. Remote workers through a launcher (issue 15), 1 worker; raw: the same launcher "
@@ -1742,7 +2373,7 @@ class bench {
   // write per echo, as the worker writes each reply. Medians of the rounds; crew/raw is the
   // median of the rounds' ratios, with their min-max.
   void connect(io_thread& io) {
-    const std::size_t rounds = n_.connect_rounds, k = n_.connect_samples, m = n_.connect_pipelined,
+    const std::size_t rounds = n_.rounds, k = n_.connect_samples, m = n_.connect_pipelined,
                       bytes = identity_frame_bytes;
     static const std::string self = fs::read_symlink("/proc/self/exe").string();
     const std::vector<std::string> echo_program{self, std::string(tcp_echo_flag)};
@@ -1777,11 +2408,6 @@ class bench {
     };
     auto us = [](double v) { return time_name(v * 1e-6); };
     auto per_s = [](double v) { return rate_name(v); };
-    auto figures = [&](const paired& p, auto show) {
-      const auto [lo, hi] = std::minmax_element(p.ratio.begin(), p.ratio.end());
-      return show(median_of(p.crew)) + " vs " + show(median_of(p.raw)) + ", ratio " +
-             fmt("%.2f", *lo) + "-" + fmt("%.2f", *hi) + " over " + std::to_string(p.crew.size());
-    };
 
     // 1. One task at a time vs a TCP ping-pong of the same bytes (direct, and relayed).
     progress("connect: one at a time");
@@ -1825,10 +2451,8 @@ class bench {
       say("%-64s %11s %11s\n", "  p99 over all rounds", us(crew_p99).c_str(), us(raw_p99).c_str());
       row("  same vs ping-pong, relayed (info)", "one_at_a_time_relayed", "us", lat_relayed, us,
           std::move(e2));
-      connect_lat_ = median_of(lat.ratio);
-      connect_lat_figures_ = figures(lat, us);
-      connect_lat_relayed_ = median_of(lat_relayed.ratio);
-      connect_lat_relayed_figures_ = figures(lat_relayed, us);
+      pairs_["connect_lat"] = lat;
+      pairs_["connect_lat_relayed"] = lat_relayed;
     }
 
     // 2. Pipelined: tasks many in flight vs as many messages, 64 in flight, echoed: in
@@ -1869,10 +2493,8 @@ class bench {
           tput_per_msg, per_s, std::move(e2));
       row("  same vs one write per echo, relayed (info)", "pipelined_per_message_echo_relayed",
           "per_s", tput_relayed, per_s, std::move(e3));
-      connect_tput_ = median_of(tput.ratio);
-      connect_tput_figures_ = figures(tput, per_s);
-      connect_tput_per_msg_ = median_of(tput_per_msg.ratio);
-      connect_tput_per_msg_figures_ = figures(tput_per_msg, per_s);
+      pairs_["connect_tput"] = tput;
+      pairs_["connect_tput_per_msg"] = tput_per_msg;
     }
     doc["connect"] = {{"address", connect_address},
                       {"launch_once", "env"},
@@ -1885,93 +2507,127 @@ class bench {
                       {"rows", std::move(rows)}};
   }
 
+  /// The target `key` of pairs_ names, or a target "not measured" (with `missing`).
+  void add_target(const std::string& name, const std::string& key, double bound, bool at_least,
+                  const std::string& unit, const std::string& missing = "not measured",
+                  const std::string& note = "") {
+    target t = unmeasured(name, bound, at_least, missing, unit);
+    const auto it = pairs_.find(key);
+    if (it != pairs_.end() && !it->second.ratio.empty()) {
+      const auto& p = it->second;
+      const auto [lo, hi] = std::minmax_element(p.ratio.begin(), p.ratio.end());
+      t.ratio = median_of(p.ratio);
+      t.ratio_min = *lo;
+      t.ratio_max = *hi;
+      t.rounds = p.ratio.size();
+      t.round_ratios = p.ratio;
+      t.crew_median = median_of(p.crew);
+      if (!p.raw.empty()) t.peer_median = median_of(p.raw);
+      t.figures = show(unit, *t.crew_median) +
+                  (t.peer_median ? " vs " + show(unit, *t.peer_median) : std::string(" per task")) +
+                  (note.empty() ? "" : "; " + note);
+    }
+    targets.push_back(std::move(t));
+  }
+
   void evaluate() {
-    auto ratio = [](std::optional<double> a, std::optional<double> b) -> std::optional<double> {
-      if (!a || !b || *b == 0) return std::nullopt;
-      return *a / *b;
+    // Why a Python target has no ratio: its section did not run, or Python did not.
+    auto py_missing = [&](const char* section) {
+      return py_ || !opt_.has(section) ? std::string("not measured")
+                                       : "n/a: Python " + python_note_;
     };
-    auto figs = [](const char* f, std::optional<double> a, std::optional<double> b) {
-      if (!a || !b) return std::string("not measured");
-      char buf[160];
-      std::snprintf(buf, sizeof buf, f, *a, *b);
-      return std::string(buf);
-    };
-    targets.push_back({"processes many-in-flight vs Pool.apply_async",
-                       ratio(crew_many_per_s_, py_apply_async_many_), 10, true,
-                       figs("%.0f vs %.0f tasks/s", crew_many_per_s_, py_apply_async_many_)});
-    targets.push_back({"processes many-in-flight vs raw pipelined pipe",
-                       ratio(crew_many_per_s_, pipelined_per_s_), 0.3, true,
-                       figs("%.0f vs %.0f msgs/s", crew_many_per_s_, pipelined_per_s_)});
-    targets.push_back({"map over a million ints vs Pool.map default chunksize",
-                       ratio(crew_map_per_s_, py_map_per_s_), 2, true,
-                       figs("%.0f vs %.0f tasks/s", crew_map_per_s_, py_map_per_s_)});
-    targets.push_back({"crew run vs process_pool::map, start-up included (issue 13)", cli_ratio_, 2,
-                       false, cli_ratio_ ? cli_figures_ : cli_note_});
-    targets.push_back(
-        {cli_rss_name_, cli_rss_ratio_, 1.5, false, cli_rss_ratio_ ? cli_rss_figures_ : cli_note_});
-    targets.push_back({"latency median crew pipe vs raw ping-pong, unpinned",
-                       ratio(crew_lat_, raw_lat_), 1.5, false,
-                       figs("%.1f vs %.1f us", crew_lat_, raw_lat_)});
-    targets.push_back({"latency median crew pipe vs raw ping-pong, pinned",
-                       ratio(crew_lat_pinned_, raw_lat_pinned_), 1.5, false,
-                       figs("%.1f vs %.1f us", crew_lat_pinned_, raw_lat_pinned_)});
-    targets.push_back({"connect-back latency median vs raw TCP ping-pong (issue 16)", connect_lat_,
-                       1.5, false, connect_lat_ ? connect_lat_figures_ : "not measured"});
-    targets.push_back({"  (info) same vs raw TCP ping-pong through a relay thread + pipe",
-                       connect_lat_relayed_, 1.5, false,
-                       connect_lat_relayed_ ? connect_lat_relayed_figures_ : "not measured"});
-    targets.push_back({"connect-back pipelined vs raw TCP pipelined, batched echo", connect_tput_,
-                       0.5, true, connect_tput_ ? connect_tput_figures_ : "not measured"});
-    targets.push_back({"  (info) same vs raw TCP pipelined, one write per echo",
-                       connect_tput_per_msg_, 0.5, true,
-                       connect_tput_per_msg_ ? connect_tput_per_msg_figures_ : "not measured"});
-    if (big_.empty())
-      targets.push_back({"64 MiB round trip: crew shm vs Python Pool.apply and memcpy",
-                         std::nullopt, 20, true, "not measured"});
-    for (const auto& b : big_) {
-      targets.push_back({std::string("64 MiB ") + b.test + ": crew shm vs Python Pool.apply",
-                         ratio(b.python_s, b.shm_s), 20, true,
-                         figs("%.4g vs %.4g s", b.shm_s, b.python_s)});
-      targets.push_back({std::string("64 MiB ") + b.test + ": crew shm vs memcpy bandwidth",
-                         ratio(b.memcpy_s, b.shm_s), 0.5, true,
-                         figs("%.4g vs %.4g s (same bytes)", b.shm_s, b.memcpy_s)});
+    add_target("processes many-in-flight vs Pool.apply_async", "trivial_vs_python", 10, true,
+               "per_s", py_missing("trivial"));
+    add_target("processes many-in-flight vs raw pipelined pipe", "trivial_vs_pipe", 0.3, true,
+               "per_s");
+    add_target("map over a million ints vs Pool.map default chunksize", "map_default", 2, true,
+               "per_s", py_missing("map"));
+    add_target("map, default chunks vs Pool.map default chunksize (issue 17)", "map_default", 5,
+               true, "per_s", py_missing("map"));
+    add_target("map, best chunk size each side vs Pool.map's best (issue 17)", "map_best", 10, true,
+               "per_s", py_missing("map"), map_best_note_);
+    add_target("crew run vs process_pool::map, start-up included (issue 13)", "cli", 2, false, "s",
+               cli_note_, count_name(n_.map_ints) + " tasks");
+    {
+      target t =
+          unmeasured(cli_rss_name_, 1.5, false,
+                     cli_rss_ratio_ ? cli_rss_figures_ + " (one big run)" : cli_note_, "bytes");
+      t.ratio = cli_rss_ratio_;
+      if (cli_rss_ratio_) {
+        t.ratio_min = t.ratio_max = *cli_rss_ratio_;
+        t.rounds = 1;
+        t.crew_median = static_cast<double>(cli_rss_big_);
+        t.peer_median = static_cast<double>(cli_rss_small_);
+      }
+      targets.push_back(std::move(t));
     }
-    targets.push_back({"thread_pool per task (submit+future) vs bare asio post+future",
-                       ratio(thread_one_us_, asio_one_us_), 1.5, false,
-                       figs("%.2f vs %.2f us", thread_one_us_, asio_one_us_)});
-    targets.push_back({"  (info) same with async_submit, handler sets a promise",
-                       ratio(thread_direct_us_, asio_one_us_), 1.5, false,
-                       figs("%.2f vs %.2f us", thread_direct_us_, asio_one_us_)});
-    if (startup_) {
-      const auto [cs, cb, rs, rb] = *startup_;
-      targets.push_back({"start-up to first result vs posix_spawn+wait, small", cs / rs, 1.5, false,
-                         figs("%.2f vs %.2f ms", cs, rs)});
-      targets.push_back({"start-up to first result vs posix_spawn+wait, 1 GiB", cb / rb, 1.5, false,
-                         figs("%.2f vs %.2f ms", cb, rb)});
-    } else {
-      targets.push_back({"start-up to first result vs posix_spawn+wait", std::nullopt, 1.5, false,
-                         "not measured"});
-    }
+    add_target("latency median crew pipe vs raw ping-pong, unpinned", "lat_unpinned", 1.5, false,
+               "us");
+    add_target("latency median crew pipe vs raw ping-pong, pinned", "lat_pinned", 1.5, false, "us");
+    add_target("connect-back latency median vs raw TCP ping-pong (issue 16)", "connect_lat", 1.5,
+               false, "us");
+    add_target("  (info) same vs raw TCP ping-pong through a relay thread + pipe",
+               "connect_lat_relayed", 1.5, false, "us");
+    add_target("connect-back pipelined vs raw TCP pipelined, batched echo", "connect_tput", 0.5,
+               true, "per_s");
+    add_target("  (info) same vs raw TCP pipelined, one write per echo", "connect_tput_per_msg",
+               0.5, true, "per_s");
+    add_target("64 MiB in+small: crew shm vs Python Pool.apply", "big_in_vs_python", 20, true, "s",
+               py_missing("payload"), "crew shm vs Python");
+    add_target("64 MiB in+small: crew shm vs memcpy bandwidth", "big_in_vs_memcpy", 0.5, true, "s",
+               "not measured", "crew shm vs memcpy of the same bytes");
+    add_target("64 MiB echo: crew shm vs Python Pool.apply", "big_echo_vs_python", 20, true, "s",
+               py_missing("payload"), "crew shm vs Python");
+    add_target("64 MiB echo: crew shm vs memcpy bandwidth (issue 17: 0.3)", "big_echo_vs_memcpy",
+               0.3, true, "s", "not measured", "crew shm vs memcpy of the same bytes");
+    add_target("thread_pool per task (submit+future) vs bare asio post+future", "thread_vs_asio",
+               1.5, false, "us");
+    add_target("  (info) same with async_submit, handler sets a promise", "thread_direct_vs_asio",
+               1.5, false, "us");
+    add_target("  (info) same, pinned: caller on CPU 0, threads on CPU 1", "thread_vs_asio_pinned",
+               1.5, false, "us");
+    add_target("start-up to first result vs posix_spawn+wait, small", "startup_small", 1.5, false,
+               "ms");
+    add_target("start-up to first result vs posix_spawn+wait, 1 GiB", "startup_big", 1.5, false,
+               "ms");
     // Flat: RSS after the largest size within 10% (at least 4 MiB) of RSS after 10^4.
-    std::optional<double> growth;
-    std::string rss_figs = "not measured";
-    const auto base = std::find_if(scaling_rss_.begin(), scaling_rss_.end(),
-                                   [](const auto& p) { return p.first == 10'000; });
-    if (base != scaling_rss_.end() && scaling_rss_.back().first > base->first) {
-      const double b = static_cast<double>(base->second),
-                   e = static_cast<double>(scaling_rss_.back().second);
-      const double allowed = std::max(0.1 * b, 4.0 * MiB);
-      growth = (e - b) / allowed;
-      rss_figs = mib(base->second) + " at 10^4 -> " + mib(scaling_rss_.back().second) + " at " +
-                 std::to_string(scaling_rss_.back().first) + " (allowed +" +
-                 mib(static_cast<std::size_t>(allowed)) + ")";
+    {
+      target t = unmeasured("RSS flat from 10^4 tasks (growth / allowance)", 1, false,
+                            "not measured", "bytes");
+      const auto base = std::find_if(scaling_rss_.begin(), scaling_rss_.end(),
+                                     [](const auto& p) { return p.first == 10'000; });
+      if (base != scaling_rss_.end() && scaling_rss_.back().first > base->first) {
+        const double b = static_cast<double>(base->second),
+                     e = static_cast<double>(scaling_rss_.back().second);
+        const double allowed = std::max(0.1 * b, 4.0 * MiB);
+        t.ratio = t.ratio_min = t.ratio_max = (e - b) / allowed;
+        t.rounds = 1;
+        t.crew_median = e;
+        t.peer_median = b;
+        t.figures = mib(base->second) + " at 10^4 -> " + mib(scaling_rss_.back().second) + " at " +
+                    std::to_string(scaling_rss_.back().first) + " (allowed +" +
+                    mib(static_cast<std::size_t>(allowed)) + ")";
+      }
+      targets.push_back(std::move(t));
     }
-    targets.push_back(
-        {"RSS flat from 10^4 tasks (growth / allowance)", growth, 1, false, rss_figs});
+    add_target("allocations per trivial async_submit, many in flight (issue 17)", "alloc_many", 2,
+               false, "allocations", alloc_note_);
+    add_target("  (info) allocations per trivial async_submit, one at a time", "alloc_one", 2,
+               false, "allocations", alloc_note_);
+    add_target("  (info) same, thread_pool(2) async_submit, many in flight", "alloc_thread", 2,
+               false, "allocations", alloc_note_);
     json::array arr;
+    auto opt = [](std::optional<double> x) { return x ? json::value(*x) : json::value(nullptr); };
     for (const auto& t : targets)
       arr.push_back({{"target", t.name},
-                     {"ratio", t.ratio ? json::value(*t.ratio) : json::value(nullptr)},
+                     {"ratio", opt(t.ratio)},
+                     {"ratio_min", t.ratio ? json::value(t.ratio_min) : json::value(nullptr)},
+                     {"ratio_max", t.ratio ? json::value(t.ratio_max) : json::value(nullptr)},
+                     {"rounds", t.rounds},
+                     {"round_ratios", json::array(t.round_ratios.begin(), t.round_ratios.end())},
+                     {"crew_median", opt(t.crew_median)},
+                     {"peer_median", opt(t.peer_median)},
+                     {"unit", t.unit},
                      {"bound", t.bound},
                      {"at_least", t.at_least},
                      {"verdict", verdict(t)},
@@ -1981,36 +2637,43 @@ class bench {
 
   const options& opt_;
   const counts n_;
-  const json::value* peers_;
+  python_peer* py_;
+  std::string python_note_;
   crew::registry jobs_;
 
-  std::optional<double> crew_many_per_s_, py_apply_async_many_, pipelined_per_s_, crew_map_per_s_,
-      py_map_per_s_, crew_lat_, raw_lat_, crew_lat_pinned_, raw_lat_pinned_, thread_one_us_,
-      thread_direct_us_, asio_one_us_;
-  struct big_payload {
-    const char* test;
-    double shm_s, memcpy_s;
-    std::optional<double> python_s;
-  };
-  std::vector<big_payload> big_;
-  std::optional<std::tuple<double, double, double, double>> startup_;
+  /// Every paired measurement a target reads, by key (see evaluate()).
+  std::map<std::string, paired> pairs_;
+  std::optional<double> pipelined_per_s_;  // section 1's raw pipelined limit, for section 2
+  std::string map_best_note_;
   std::vector<std::pair<std::size_t, std::size_t>> scaling_rss_;
-  std::optional<double> cli_ratio_, cli_rss_ratio_;
-  // connect: medians of the rounds' crew/raw ratios, and their figures.
-  std::optional<double> connect_lat_, connect_lat_relayed_, connect_tput_, connect_tput_per_msg_;
-  std::string connect_lat_figures_, connect_lat_relayed_figures_, connect_tput_figures_,
-      connect_tput_per_msg_figures_;
-  std::string cli_figures_, cli_rss_figures_, cli_note_ = "not measured",
-                                              cli_rss_name_ = "crew run peak RSS flat (issue 13)";
+  std::optional<double> cli_rss_ratio_;
+  std::size_t cli_rss_big_ = 0, cli_rss_small_ = 0;
+  std::string cli_rss_figures_, cli_note_ = "not measured",
+                                cli_rss_name_ = "crew run peak RSS flat (issue 13)";
+  std::string alloc_note_ = "not measured";
 };
 
 int usage() {
   std::cerr
-      << "usage: crew-bench [--quick] [--json] [--skip-python] [--sections a,b,...] [--svg FILE]\n"
-         "                  [--remote-env FILE]\n"
-         "sections: trivial, latency, payload, startup, scaling, longcomp, map, cli, connect "
-         "(the default),\n"
+      << "usage: crew-bench [--quick] [--json] [--skip-python] [--rounds N] [--sections a,b,...]\n"
+         "                  [--svg FILE] [--remote-env FILE]\n"
+         "sections: trivial, latency, payload, startup, scaling, longcomp, map, alloc, cli, "
+         "connect (the default),\n"
          "          remote (workers through ssh and srun; run when a cluster is given)\n"
+         "Every comparison runs in interleaved rounds (crew, peer, crew, peer, ...): 7 by "
+         "default, 3 with --quick;\n"
+         "a target's ratio is the median of the rounds' ratios, shown with their min-max, and "
+         "every row is the\n"
+         "median of its rounds (--json: {median, min, max}). Python's pools: peers.py --serve, "
+         "one child for the run.\n"
+         "--quick            small counts and 3 rounds: a smoke test (results checked, timings "
+         "rough)\n"
+         "--rounds N         rounds of every comparison (thread_pool vs Asio: 3N short "
+         "blocks); at least 5 for\n"
+         "                   numbers to quote\n"
+         "--json             one JSON document on stdout (progress on stderr)\n"
+         "--skip-python      no Python peers: their rows say so, their targets are n/a\n"
+         "--svg FILE         a bar chart of throughput and payload bandwidth\n"
          "--remote-env FILE  the env file of a cluster (tests/remote/cluster.sh start DIR "
          "writes DIR/env;\n"
          "                   default: $CREW_REMOTE_ENV): adds the section remote\n";
@@ -2045,7 +2708,15 @@ int main(int argc, char** argv) {
       opt.as_json = true;
     else if (a == "--skip-python")
       opt.skip_python = true;
-    else if (a == "--remote-env" && i + 1 < argc)
+    else if (a == "--rounds" && i + 1 < argc) {
+      char* end = nullptr;
+      const unsigned long r = std::strtoul(argv[++i], &end, 10);
+      if (!end || *end != '\0' || r < 1 || r > 1000) {
+        std::cerr << "crew-bench: --rounds wants a number from 1 to 1000\n";
+        return usage();
+      }
+      opt.rounds = r;
+    } else if (a == "--remote-env" && i + 1 < argc)
       remote_env = argv[++i];
     else if (a == "--sections" && i + 1 < argc) {
       opt.sections.clear();
@@ -2093,9 +2764,8 @@ int main(int argc, char** argv) {
   since_start();
   original_mask();
   try {
-    // Python first, alone on the machine: its numbers are not disturbed by ours.
-    json::value peers_doc;
-    const json::value* peers = nullptr;
+    // Python's pools: one peers.py --serve for the run, answering a command per round.
+    std::unique_ptr<python_peer> py;
     std::string python_note;
     const bool wants_python = opt.has("trivial") || opt.has("latency") || opt.has("payload") ||
                               opt.has("longcomp") || opt.has("map");
@@ -2103,17 +2773,18 @@ int main(int argc, char** argv) {
       python_note = "skipped (--skip-python)";
     else if (!wants_python)
       python_note = "not needed by the sections asked for";
-    else if (const auto py = find_on_path("python3"); !py)
+    else if (const auto python = find_on_path("python3"); !python)
       python_note = "skipped: python3 not found on PATH";
     else if (const auto script = find_peers(); !script)
       python_note = "skipped: peers.py not found (set $CREW_PEERS)";
     else {
-      peers_doc = run_peers(*py, *script, opt.quick);
-      peers = &peers_doc;
-      python_note = "peers.py: " + *script;
+      progress("Python peers: " + *python + " " + *script + " --serve --workers " +
+               std::to_string(map_workers));
+      py = std::make_unique<python_peer>(*python, *script, map_workers);
+      python_note = "peers.py --serve: " + *script;
     }
     json::object doc;
-    doc["machine"] = machine_info(peers);
+    doc["machine"] = machine_info(py.get());
     doc["quick"] = opt.quick;
     doc["python_peers"] = python_note;
     if (!opt.as_json) {
@@ -2127,11 +2798,16 @@ int main(int argc, char** argv) {
           m.at("python").is_string() ? m.at("python").as_string().c_str() : "-", loadavg().c_str(),
           python_note.c_str());
     }
-    bench b(opt, peers);
+    bench b(opt, py.get(), python_note);
     b.run();
     for (auto& [k, v] : b.doc)
       doc[k] = v;
-    if (peers) doc["python"] = *peers;
+    if (py) {
+      json::object p = py->hello();
+      p.erase("ready");
+      doc["python"] = std::move(p);
+      py->finish();
+    }
     doc["wall_s"] = since_start();
     doc["loadavg_end"] = loadavg();
     if (!opt.svg.empty()) {

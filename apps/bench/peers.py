@@ -2,6 +2,7 @@
 """Python's own pools on this machine, as a yardstick for crew's benchmarks.
 
     python3 apps/bench/peers.py [--quick] [--json] [--workers 2]
+    python3 apps/bench/peers.py --serve [--workers 2]
 
 Measures multiprocessing.Pool, concurrent.futures.ProcessPoolExecutor and
 ThreadPoolExecutor: trivial-task throughput, the latency of one call, the cost
@@ -10,6 +11,26 @@ of moving payloads, and the notebook's CPU-bound function (long_comp).
 --json prints exactly one JSON document on stdout (rates per second, times in
 seconds, sizes in bytes); progress always goes to stderr. --quick divides every
 task count and repetition by QUICK_DIVISOR (used by a smoke test).
+
+--serve is how crew-bench runs it, so that its rounds can interleave with
+crew's (crew round, Python round, crew round, ...): one warm
+multiprocessing.Pool(workers) (and, once asked for, warm executors) kept for
+the whole session; one JSON command per line on stdin, one JSON line per
+command on stdout (the first line, before any command: {"ready": true,
+"python", "start_method", "workers"}). Commands ({"cmd": NAME, ...}):
+  apply_async_many {n}      n apply_async(ident), then get() each
+  apply_async_one {n}       apply_async(ident, (i,)).get(), n in sequence
+  map {n, chunksize}        Pool.map(ident, range(n), chunksize) (null: default)
+  ppe_submit_many {n}       ProcessPoolExecutor.submit(ident) n times, then result()
+  tpe_submit_many {n}       the same on a ThreadPoolExecutor
+      -> {"tasks", "seconds", "per_s"}
+  latency {samples}         pool.apply(ident, (1,)) in sequence
+      -> {"samples", "median_us", "p99_us"}
+  payload {size, mode, reps}  pool.apply(echo or length, (bytes,)); mode "echo" or
+                            "in_small_out" -> {"reps", "median_s", "min_s", "max_s"}
+  long_comp {quick}         as the one-shot mode's long_comp (pool: the warm pool)
+  quit                      close the pools and exit (so does the end of stdin)
+Every result is checked; a wrong one, or a bad command, answers {"error": TEXT}.
 Standard library only.
 """
 
@@ -113,48 +134,110 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+class WrongResult(Exception):
+    """A pool returned something else than the job computes."""
+
+
 def check(ok, what):
     if not ok:
-        raise SystemExit(f"peers.py: wrong result in {what}")
+        raise WrongResult(f"peers.py: wrong result in {what}")
 
 
-# --- measurements ---
+# --- one measurement on a warm pool (both modes) ---
+
+def apply_async_many(pool, n):
+    """Submit all n with apply_async, then get() them all."""
+    result = []
+    seconds = timed(lambda: result.extend(
+        r.get() for r in [pool.apply_async(ident, (i,)) for i in range(n)]))
+    check(result == list(range(n)), "pool_apply_async_many")
+    return rate(n, seconds)
+
+
+def apply_async_one(pool, n):
+    """One task in flight at a time: apply_async(...).get() in sequence."""
+    result = []
+    seconds = timed(lambda: result.extend(
+        pool.apply_async(ident, (i,)).get() for i in range(n)))
+    check(result == list(range(n)), "pool_apply_async_one_at_a_time")
+    return rate(n, seconds)
+
+
+def pool_map(pool, n, chunksize):
+    """Pool.map(ident, range(n)) with chunksize (None: map's own default)."""
+    result = []
+    seconds = timed(lambda: result.extend(pool.map(ident, range(n), chunksize=chunksize)))
+    check(result == list(range(n)), f"Pool.map, chunksize {chunksize}")
+    return rate(n, seconds)
+
+
+def executor_many(ex, n, name):
+    """concurrent.futures: submit all n, then result() each."""
+    result = []
+    seconds = timed(lambda: result.extend(
+        f.result() for f in [ex.submit(ident, i) for i in range(n)]))
+    check(result == list(range(n)), name)
+    return rate(n, seconds)
+
+
+def apply_latency(pool, samples):
+    """Wall time of each pool.apply(ident, (1,)), one after another."""
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        pool.apply(ident, (1,))
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return {"samples": samples,
+            "median_us": statistics.median(times) * 1e6,
+            "p99_us": percentile(times, 99) * 1e6}
+
+
+PAYLOAD_JOBS = {"in_small_out": length, "echo": echo}
+
+
+def payload_data(size):
+    return bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+
+def apply_payload(pool, data, mode, reps):
+    """pool.apply with a bytes argument, reps times: returning its length (in_small_out) or
+    the bytes themselves (echo)."""
+    job = PAYLOAD_JOBS[mode]
+    expected = len(data) if mode == "in_small_out" else data
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        result = pool.apply(job, (data,))
+        times.append(time.perf_counter() - start)
+        check(result == expected, f"payload {len(data)} {mode}")
+        del result
+    return {"reps": reps, "median_s": statistics.median(times),
+            "min_s": min(times), "max_s": max(times)}
+
+
+# --- the one-shot measurements (a fresh warm pool each) ---
 
 def bench_trivial(ctx, workers, n, n_one):
     out = {}
-    expected = list(range(n))
 
     def pool_case(name, tasks, body):
         progress(f"trivial: {name} ({tasks} tasks)")
         with warm_pool(ctx, workers) as pool:
-            result = []
-            seconds = timed(lambda: result.extend(body(pool, tasks)))
-        check(result == list(range(tasks)), name)
-        out[name] = rate(tasks, seconds)
+            out[name] = body(pool, tasks)
 
-    # Submit all N with apply_async, then get() them all.
-    pool_case("pool_apply_async_many", n, lambda pool, k: [
-        r.get() for r in [pool.apply_async(ident, (i,)) for i in range(k)]])
-    # One task in flight at a time: apply_async(...).get() in sequence.
-    pool_case("pool_apply_async_one_at_a_time", n_one, lambda pool, k: [
-        pool.apply_async(ident, (i,)).get() for i in range(k)])
+    pool_case("pool_apply_async_many", n, apply_async_many)
+    pool_case("pool_apply_async_one_at_a_time", n_one, apply_async_one)
     # Pool.map, one task per message, and with map's own chunking.
-    pool_case("pool_map_chunksize_1", n,
-              lambda pool, k: pool.map(ident, range(k), chunksize=1))
-    pool_case("pool_map_default_chunksize", n,
-              lambda pool, k: pool.map(ident, range(k)))
+    pool_case("pool_map_chunksize_1", n, lambda pool, k: pool_map(pool, k, 1))
+    pool_case("pool_map_default_chunksize", n, lambda pool, k: pool_map(pool, k, None))
 
-    # concurrent.futures: submit all, then result() each.
     for name, make in (("ppe_submit_many",
                         lambda **kw: cf.ProcessPoolExecutor(mp_context=ctx, **kw)),
                        ("tpe_submit_many", cf.ThreadPoolExecutor)):
         progress(f"trivial: {name} ({n} tasks)")
         with warm_executor(make, workers) as ex:
-            result = []
-            seconds = timed(lambda: result.extend(
-                f.result() for f in [ex.submit(ident, i) for i in range(n)]))
-        check(result == expected, name)
-        out[name] = rate(n, seconds)
+            out[name] = executor_many(ex, n, name)
     return out
 
 
@@ -162,50 +245,30 @@ def bench_map_million(ctx, workers, n):
     # Pool.map over n ints with the default chunksize.
     progress(f"map_million: Pool.map over {n} ints")
     with warm_pool(ctx, workers) as pool:
-        result = []
-        seconds = timed(lambda: result.extend(pool.map(ident, range(n))))
-    check(result == list(range(n)), "map_million")
-    return rate(n, seconds)
+        return pool_map(pool, n, None)
 
 
 def bench_latency(ctx, workers, samples):
-    # Wall time of each pool.apply(ident, (1,)), one after another.
     progress(f"latency: {samples} x pool.apply")
     with warm_pool(ctx, workers) as pool:
-        times = []
-        for _ in range(samples):
-            start = time.perf_counter()
-            pool.apply(ident, (1,))
-            times.append(time.perf_counter() - start)
-    times.sort()
-    return {"pool_apply_one_at_a_time": {
-        "samples": samples,
-        "median_us": statistics.median(times) * 1e6,
-        "p99_us": percentile(times, 99) * 1e6}}
+        return {"pool_apply_one_at_a_time": apply_latency(pool, samples)}
 
 
 def bench_payload(ctx, workers, reps_by_size):
-    # pool.apply with a bytes argument: returning its length, or the bytes themselves.
     out = {}
     for size, reps in reps_by_size.items():
-        data = bytes(range(256)) * (size // 256)   # made once, outside the timing
+        data = payload_data(size)   # made once, outside the timing
         entry = {}
-        for name, job, expected in (("in_small_out", length, size), ("echo", echo, data)):
+        for name in ("in_small_out", "echo"):
             progress(f"payload: {size} bytes, {name} x {reps}")
             with warm_pool(ctx, workers) as pool:
-                times = []
-                for _ in range(reps):
-                    start = time.perf_counter()
-                    result = pool.apply(job, (data,))
-                    times.append(time.perf_counter() - start)
-            check(result == expected, f"payload {size} {name}")
-            del result
-            entry[name] = {"reps": reps, "median_s": statistics.median(times)}
+                m = apply_payload(pool, data, name, reps)
+            entry[name] = {"reps": m["reps"], "median_s": m["median_s"]}
         out[str(size)] = entry
     return out
 
 
-def bench_long_comp(ctx, workers, quick):
+def long_comp_on(pool, workers, quick):
     # The notebook's experiment: one call, four in sequence, four on the pool.
     progress("long_comp: one call")
     start = time.perf_counter()
@@ -223,11 +286,75 @@ def bench_long_comp(ctx, workers, quick):
     check(values == [LONG_COMP_VALUE] * 4, "long_comp sequential")
 
     progress(f"long_comp: four calls on Pool({workers}).map")
-    with warm_pool(ctx, workers) as pool:
-        values = []
-        out["pool_4_calls_s"] = timed(lambda: values.extend(pool.map(long_comp, range(4))))
+    values = []
+    out["pool_4_calls_s"] = timed(lambda: values.extend(pool.map(long_comp, range(4))))
     check(values == [LONG_COMP_VALUE] * 4, "long_comp pool")
     return out
+
+
+def bench_long_comp(ctx, workers, quick):
+    if quick:   # one call only: no pool
+        return long_comp_on(None, workers, quick)
+    with warm_pool(ctx, workers) as pool:
+        return long_comp_on(pool, workers, quick)
+
+
+# --- serve mode ---
+
+def serve(ctx, workers):
+    """One warm pool (and warm executors once asked for) for the whole session; one JSON
+    command per stdin line, one JSON answer per stdout line (see the module's doc)."""
+    def answer(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(warm_pool(ctx, workers))
+        executors = {}
+        data = {}   # payload bytes by size, made once, outside the timing
+
+        def executor(name):
+            if name not in executors:
+                make = (cf.ThreadPoolExecutor if name == "tpe" else
+                        lambda **kw: cf.ProcessPoolExecutor(mp_context=ctx, **kw))
+                executors[name] = stack.enter_context(warm_executor(make, workers))
+            return executors[name]
+
+        def payload(c):
+            size = int(c["size"])
+            if size not in data:
+                data.clear()   # one size at a time: a 64 MiB object is enough
+                data[size] = payload_data(size)
+            return apply_payload(pool, data[size], c["mode"], int(c["reps"]))
+
+        commands = {
+            "apply_async_many": lambda c: apply_async_many(pool, int(c["n"])),
+            "apply_async_one": lambda c: apply_async_one(pool, int(c["n"])),
+            "map": lambda c: pool_map(pool, int(c["n"]), c.get("chunksize")),
+            "ppe_submit_many": lambda c: executor_many(executor("ppe"), int(c["n"]),
+                                                       "ppe_submit_many"),
+            "tpe_submit_many": lambda c: executor_many(executor("tpe"), int(c["n"]),
+                                                       "tpe_submit_many"),
+            "latency": lambda c: apply_latency(pool, int(c["samples"])),
+            "payload": payload,
+            "long_comp": lambda c: long_comp_on(pool, workers, bool(c.get("quick"))),
+        }
+        answer({"ready": True, "python": platform.python_version(),
+                "start_method": ctx.get_start_method(), "workers": workers})
+        for line in iter(sys.stdin.readline, ""):
+            if not line.strip():
+                continue
+            try:
+                c = json.loads(line)
+                name = c.get("cmd")
+                if name == "quit":
+                    answer({"bye": True})
+                    break
+                if name not in commands:
+                    raise ValueError(f"unknown command {name!r}")
+                answer(commands[name](c))
+            except (WrongResult, ValueError, KeyError, TypeError) as e:
+                answer({"error": f"{type(e).__name__}: {e}"})
 
 
 # --- output ---
@@ -265,14 +392,28 @@ def main():
                         help=f"divide task counts and repetitions by {QUICK_DIVISOR}")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--serve", action="store_true",
+                        help="answer JSON commands on stdin (how crew-bench runs it)")
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.serve and (args.quick or args.json):
+        parser.error("--serve takes no --quick or --json (the commands give the counts)")
 
+    ctx = mp.get_context()   # the platform default start method, recorded below
+    try:
+        if args.serve:
+            serve(ctx, args.workers)
+        else:
+            one_shot(args, ctx)
+    except WrongResult as e:
+        raise SystemExit(str(e))
+
+
+def one_shot(args, ctx):
     def scale(n):
         return max(1, n // QUICK_DIVISOR) if args.quick else n
 
-    ctx = mp.get_context()   # the platform default start method, recorded below
     result = {
         "python": platform.python_version(),
         "start_method": ctx.get_start_method(),
