@@ -88,12 +88,6 @@ shm_charge::~shm_charge() {
 
 boost::system::error_code shm_segment::read_response(std::size_t offset, std::size_t length,
                                                      std::vector<std::byte>& out) {
-  if (out.capacity() < length) {  // the buffer is reused: huge pages for a large one
-    out.clear();
-    out.shrink_to_fit();
-    out.reserve(length);
-    if (length >= huge_page_fill_min) advise_huge_pages(out.data(), length);
-  }
   out.resize(length);
   std::size_t done = 0;
   while (done < length) {

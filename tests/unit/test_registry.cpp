@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <numeric>
@@ -186,6 +187,127 @@ BOOST_AUTO_TEST_CASE(call_moves_its_arguments_into_the_function) {
   const int* original = big.data();
   BOOST_TEST(reg.call(take(std::move(big))) == 100000u);
   BOOST_TEST(seen == original);  // the buffer travelled by moves, never copied
+}
+
+namespace {
+/// What a call_batch run left: its end, the items of `out` (kind and bytes), and the items
+/// the `failed` hook was told about (with the exception's text).
+struct batch_outcome {
+  crew::registry::batch_end end;
+  std::vector<crew::protocol::batch_item> items;
+  std::vector<std::string> failures;
+  bytes out;
+};
+/// Runs `e.call_batch` over `args` (each an item's encoded arguments), with the frame limit
+/// `limit` and a poll that says stop from the `stop_at`-th poll on.
+batch_outcome run_batch(const crew::registry::entry& e, const std::vector<bytes>& args,
+                        std::size_t limit = 1 << 20, int stop_at = -1) {
+  crew::protocol::batch_builder b;
+  for (const auto& a : args)
+    b.add(a);
+  const bytes batch = b.finish();
+  crew::protocol::batch_reader items(batch);
+  struct hooks {
+    batch_outcome* o;
+    int polls = 0, stop_at;
+  };
+  batch_outcome o;
+  o.out.assign(3, std::byte{7});  // what a reply holds before: left alone
+  hooks h{&o, 0, stop_at};
+  crew::registry::batch_run run{
+      items,
+      o.out,
+      3,
+      limit,
+      [](void* p) {
+        auto* hk = static_cast<hooks*>(p);
+        return hk->stop_at >= 0 && ++hk->polls > hk->stop_at;
+      },
+      [](void* p, std::size_t at, std::exception_ptr ep) {
+        auto* hk = static_cast<hooks*>(p);
+        BOOST_TEST(hk->o->out.size() == at);  // cut back to where the item starts
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& ex) {
+          hk->o->failures.push_back(ex.what());
+        }
+        // The error item the runner would write: kind 4, no bytes.
+        hk->o->out.push_back(std::byte{4});
+        hk->o->out.insert(hk->o->out.end(), 4, std::byte{0});
+      },
+      &h};
+  o.end = e.call_batch(run);
+  BOOST_TEST((o.out[0] == std::byte{7} && o.out[1] == std::byte{7} && o.out[2] == std::byte{7}));
+  // Read the items back as a batch_result reader would (count first).
+  const auto n = static_cast<std::uint32_t>(
+      o.end.why == crew::registry::batch_end::reason::done ? args.size() : 0);
+  bytes payload(4 + o.out.size() - 3);
+  std::memcpy(payload.data(), &n, 4);
+  std::copy(o.out.begin() + 3, o.out.end(), payload.begin() + 4);
+  if (n != 0) {
+    crew::protocol::batch_result_reader r(payload, n);
+    for (std::uint32_t i = 0; i < n; ++i)
+      o.items.push_back(r.next());
+    r.expect_end();
+    o.out = std::move(payload);  // the items view it
+  }
+  return o;
+}
+template <class... T>
+bytes encode(const T&... v) {
+  bytes out;
+  crew::encoder e(out);
+  (e.put(v), ...);
+  return out;
+}
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(a_batch_runs_every_item_and_keeps_each_outcome, fixture) {
+  // Numbers (the fixed-size path), with an item that throws and one that does not decode.
+  const auto* t = reg.find("thrower");
+  auto o = run_batch(*t, {encode(5), encode(-2), bytes{std::byte{1}}, encode(7)});
+  BOOST_TEST((o.end.why == crew::registry::batch_end::reason::done));
+  BOOST_TEST_REQUIRE(o.items.size() == 4u);
+  BOOST_TEST((o.items[0].kind == crew::protocol::frame_type::result));
+  BOOST_TEST(crew::decoder(o.items[0].bytes.data(), o.items[0].bytes.size()).get<int>() == 5);
+  BOOST_TEST((o.items[1].kind == crew::protocol::frame_type::error));
+  BOOST_TEST((o.items[2].kind == crew::protocol::frame_type::error));
+  BOOST_TEST(crew::decoder(o.items[3].bytes.data(), o.items[3].bytes.size()).get<int>() == 7);
+  BOOST_TEST_REQUIRE(o.failures.size() == 2u);
+  BOOST_TEST(o.failures[0] == "negative input -2");
+  // Strings (sized per item) and a void job.
+  o = run_batch(*reg.find("repeat"), {encode(std::string("ab"), 2), encode(std::string("x"), 0)});
+  BOOST_TEST_REQUIRE(o.items.size() == 2u);
+  BOOST_TEST(crew::decoder(o.items[0].bytes.data(), o.items[0].bytes.size()).get<std::string>() ==
+             "abab");
+  BOOST_TEST(crew::decoder(o.items[1].bytes.data(), o.items[1].bytes.size()).get<std::string>() ==
+             "");
+  o = run_batch(*reg.find("record"), {encode(std::string("one")), encode(std::string("two"))});
+  BOOST_TEST_REQUIRE(o.items.size() == 2u);
+  BOOST_TEST(o.items[1].bytes.size() == 0u);
+  BOOST_TEST(recorded == (std::vector<std::string>{"one", "two"}), boost::test_tools::per_element());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_batch_stops_when_cancelled_or_over_the_frame_limit, fixture) {
+  std::vector<bytes> many(600, encode(3));
+  // The poll comes before items 255 and 511; the second one says stop.
+  auto o = run_batch(*reg.find("thrower"), many, 1 << 20, 1);
+  BOOST_TEST((o.end.why == crew::registry::batch_end::reason::cancelled));
+  BOOST_TEST(o.end.at == 511u);
+  // 9 bytes per item: the 12th item takes the results past 100 bytes.
+  o = run_batch(*reg.find("thrower"), many, 100);
+  BOOST_TEST((o.end.why == crew::registry::batch_end::reason::too_large));
+  BOOST_TEST(o.end.at == 11u);
+  // A malformed batch (an item past the end) is the caller's: the reader throws.
+  crew::protocol::batch_builder b;
+  b.add(encode(1));
+  bytes batch = b.finish();
+  batch[4] = std::byte{99};  // the first item's length
+  crew::protocol::batch_reader items(batch);
+  bytes out;
+  crew::registry::batch_run run{items, out, 0, 1 << 20, [](void*) { return false; },
+                                [](void*, std::size_t, std::exception_ptr) {}, nullptr};
+  BOOST_CHECK_THROW(reg.find("thrower")->call_batch(run), crew::decode_error);
 }
 
 BOOST_FIXTURE_TEST_CASE(void_jobs, fixture) {

@@ -209,6 +209,22 @@ template <class T>
 // in 16 bytes on x86-64), so it has no portable wire form.
 constexpr bool is_plain_number =
     std::is_arithmetic_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, long double>;
+/// Internal: whether a job's result `R` encodes as its bytes alone (a number: a batch then
+/// knows every item's size before running it), and that size (0 for any other R).
+template <class R>
+constexpr bool is_plain_number_result = [] {
+  if constexpr (std::is_void_v<R>)
+    return false;
+  else
+    return is_plain_number<R>;
+}();
+template <class R>
+constexpr std::size_t plain_size = [] {
+  if constexpr (is_plain_number_result<R>)
+    return sizeof(R);
+  else
+    return std::size_t{0};
+}();
 }  // namespace detail
 
 namespace detail {
@@ -281,18 +297,6 @@ inline std::size_t take_count(decoder& d, std::size_t unit, const char* what) {
 }
 }  // namespace detail
 
-namespace detail {
-/// Decoded strings and vectors of at least this many bytes are filled through
-/// advise_huge_pages.
-inline constexpr std::size_t huge_page_fill_min = std::size_t{4} << 20;
-/// Asks the kernel to back the whole 2 MiB pages inside `[p, p + n)` with transparent huge
-/// pages (madvise MADV_HUGEPAGE), before they are first written. Only pages wholly inside
-/// the range are touched, so no other allocation's memory; a no-op where the kernel says no
-/// (THP disabled). A fresh 64 MiB buffer then costs 32 page faults instead of 16,384: about
-/// 8 ms to fill instead of 37 on the reference machine (lib/src/memory.cpp).
-void advise_huge_pages(const void* p, std::size_t n) noexcept;
-}  // namespace detail
-
 /// std::string: a u64 byte count, then the bytes (any bytes, no terminator). Named `str`.
 /// Decoding throws decode_error for a count past the end.
 template <>
@@ -307,12 +311,7 @@ struct codec<std::string> {
     const auto n = detail::take_count(d, 1, "string");
     d.claim(n, 1, "string");
     const auto* p = d.take(n);
-    if (n < detail::huge_page_fill_min) return std::string(reinterpret_cast<const char*>(p), n);
-    std::string s;
-    s.reserve(n);  // allocated, not yet written
-    detail::advise_huge_pages(s.data(), n);
-    s.append(reinterpret_cast<const char*>(p), n);
-    return s;
+    return std::string(reinterpret_cast<const char*>(p), n);
   }
 };
 
@@ -341,19 +340,9 @@ struct codec<std::vector<T, A>, std::enable_if_t<encodable<T>>> {
     d.claim(n, sizeof(T), "vector");
     std::vector<T, A> v;
     if constexpr (detail::is_plain_number<T>) {
-      const std::byte* src = d.take(n * sizeof(T));
-      const std::size_t bytes = n * sizeof(T);
-      if (bytes >= detail::huge_page_fill_min) {
-        v.reserve(n);  // allocated, not yet written
-        detail::advise_huge_pages(v.data(), bytes);
-        if (reinterpret_cast<std::uintptr_t>(src) % alignof(T) == 0) {
-          const T* first = reinterpret_cast<const T*>(src);
-          v.insert(v.end(), first, first + n);  // one pass: no zero-filling first
-          return v;
-        }
-      }
       v.resize(n);
-      if (n != 0) std::memcpy(v.data(), src, bytes);  // data() may be null when empty
+      const std::byte* src = d.take(n * sizeof(T));
+      if (n != 0) std::memcpy(v.data(), src, n * sizeof(T));  // data() may be null when empty
     } else {
       v.reserve(n);
       for (std::size_t i = 0; i < n; ++i)

@@ -7,7 +7,6 @@
 
 #include <cstring>
 #include <exception>
-#include <limits>
 #include <span>
 #include <utility>
 
@@ -70,28 +69,32 @@ void task_runner::run_batch(const protocol::frame_view& f, std::vector<std::byte
   const std::uint32_t count = items->count();
   reply.resize(reply.size() + 4);
   std::memcpy(reply.data() + reply.size() - 4, &count, 4);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (i % 256 == 255 && cancel_requested())
-      return fail(errc::cancelled, "cancelled after " + std::to_string(i) + " of " +
-                                       std::to_string(count) + " items");
-    std::span<const std::byte> item;
-    try {
-      item = items->next();
-    } catch (const decode_error& ex) {
-      return fail(errc::decode_error, ex.message());
-    }
-    run_item(e, item);
-    if (reply.size() - frame_at - protocol::header_size > max_payload_)
-      return fail(errc::payload_too_large,
-                  "the results of the first " + std::to_string(i + 1) + " of " +
-                      std::to_string(count) + " items already exceed the frame limit of " +
-                      std::to_string(max_payload_) + " bytes: map with smaller chunks");
-  }
+  batch_entry_ = &e;
+  registry::batch_run run{*items,
+                          reply,
+                          frame_at + protocol::header_size,
+                          max_payload_,
+                          [](void*) { return cancel_requested(); },
+                          [](void* self, std::size_t item_at, std::exception_ptr error) {
+                            static_cast<task_runner*>(self)->item_failed(item_at, error);
+                          },
+                          this};
+  registry::batch_end end;
   try {
+    end = e.call_batch(run);
     items->expect_end();
   } catch (const decode_error& ex) {
     return fail(errc::decode_error, ex.message());
   }
+  using why = registry::batch_end::reason;
+  if (end.why == why::cancelled)
+    return fail(errc::cancelled, "cancelled after " + std::to_string(end.at) + " of " +
+                                     std::to_string(count) + " items");
+  if (end.why == why::too_large)
+    return fail(errc::payload_too_large,
+                "the results of the first " + std::to_string(end.at + 1) + " of " +
+                    std::to_string(count) + " items already exceed the frame limit of " +
+                    std::to_string(max_payload_) + " bytes: map with smaller chunks");
   protocol::finish_frame(reply, frame_at);
 }
 
@@ -116,22 +119,12 @@ bool task_runner::begin(const protocol::frame_view& f, std::vector<std::byte>& r
   return true;
 }
 
-// One item of a batch: its result, or its error, appended to the batch_result frame.
-void task_runner::run_item(const registry::entry& e, std::span<const std::byte> item) {
-  std::vector<std::byte>& reply = *reply_;
-  const std::size_t item_at = reply.size();
-  decoder in(item.data(), item.size());
+// An item of the batch being run failed (`error`): its error item goes at `item_at`.
+void task_runner::item_failed(std::size_t item_at, const std::exception_ptr& error) {
   try {
-    // The item's header (kind, u32 length) is written once its result's size is known.
-    const std::size_t n = e.call_appending(in, reply, 5);
-    if (n > std::numeric_limits<std::uint32_t>::max())
-      throw capacity_exceeded("a batch item of " + std::to_string(n) +
-                              " bytes does not fit a 32-bit length");
-    reply[item_at] = static_cast<std::byte>(protocol::frame_type::result);
-    const auto length = static_cast<std::uint32_t>(n);
-    std::memcpy(reply.data() + item_at + 1, &length, 4);
+    std::rethrow_exception(error);
   } catch (const decode_error& ex) {
-    item_error(item_at, errc::decode_error, e.info.name + ": " + ex.message());
+    item_error(item_at, errc::decode_error, batch_entry_->info.name + ": " + ex.message());
   } catch (const std::exception& ex) {
     item_error(item_at, job_error(), ex.what());
   } catch (...) {

@@ -47,7 +47,7 @@ class task_runner {
  private:
   bool begin(const protocol::frame_view& f, std::vector<std::byte>& reply,
              std::uint32_t& job_index);
-  void run_item(const registry::entry& e, std::span<const std::byte> item);
+  void item_failed(std::size_t item_at, const std::exception_ptr& error);
   void item_error(std::size_t item_at, errc code, const std::string& message);
   encoder sink(std::size_t size);
   void finish_result();
@@ -64,6 +64,7 @@ class task_runner {
   std::optional<std::uint64_t> generation_;  // set when its result may go through the segment
   bool in_shm_ = false;                      // its result went through the segment
   std::size_t size_ = 0;                     // the size of its encoded result
+  const registry::entry* batch_entry_ = nullptr;  // the job of the batch being run
 };
 
 }  // namespace crew::detail
