@@ -1446,7 +1446,9 @@ class bench {
       const std::size_t c_pipe = add("crew pipe (next submit from handler)", pinned, k);
       const std::size_t c_shm = add("crew shm (next submit from handler)", pinned, k);
       const std::size_t r_pp =
-          add("raw pipe ping-pong " + std::to_string(frame_bytes) + " B", pinned, k);
+          add("raw pipe ping-pong " + std::to_string(frame_bytes) + " B" +
+                  (pinned ? std::string() : std::string(" (to cat, blocks alternated)")),
+              pinned, k);
       std::optional<std::size_t> p_py;
       if (!pinned && py_) p_py = add("Python pool.apply(ident)", false, n_.py_latency_samples);
       auto pin = [&](bool on) {
@@ -1456,19 +1458,48 @@ class bench {
             set_affinity(pid, on ? std::optional<int>(1) : std::nullopt);
       };
       paired pair;
+      // Unpinned, where this VM's scheduler puts a waking thread (5 us on the waker's CPU,
+      // tens of us on the other) holds for seconds and decides the round trip more than
+      // either side: within a round, crew and raw alternate in blocks of a few milliseconds
+      // (raw: a `cat` kept running, so no spawn reshuffles the CPUs), so that both see the
+      // same placements; the round's median is over its blocks' samples.
+      std::optional<raw::launched_echo> cat;
+      if (!pinned) {
+        cat.emplace(std::vector<std::string>{"cat"});
+        cat->round_trips(frame_bytes, warm);
+      }
       for (std::size_t r = 0; r < R; ++r) {
         progress(std::string("latency: ") + (pinned ? "pinned, " : "") + round_of(r, R));
-        if (pinned) pin(true);
-        const double c = crew_round(*pipe, paths[c_pipe]);
-        crew_round(*shm, paths[c_shm]);
-        if (pinned) pin(false);
-        pair.add(c, raw_round(paths[r_pp], pinned));
+        if (!pinned) {
+          constexpr std::size_t blocks = 20;
+          const std::size_t per_block = std::max<std::size_t>(1, k / blocks);
+          std::vector<double> crew_s, raw_s;
+          for (std::size_t b = 0; b < blocks; ++b) {
+            const auto c = run_chain(io, *pipe, per_block);
+            crew_s.insert(crew_s.end(), c->seconds.begin(), c->seconds.end());
+            const auto e = cat->round_trips(frame_bytes, per_block);
+            raw_s.insert(raw_s.end(), e.begin(), e.end());
+          }
+          paths[c_pipe].med_us.push_back(median_of(crew_s) * 1e6);
+          paths[c_pipe].p99_us.push_back(percentile(crew_s, 99) * 1e6);
+          paths[r_pp].med_us.push_back(median_of(raw_s) * 1e6);
+          paths[r_pp].p99_us.push_back(percentile(raw_s, 99) * 1e6);
+          crew_round(*shm, paths[c_shm]);
+          pair.add(paths[c_pipe].med_us.back(), paths[r_pp].med_us.back());
+        } else {
+          pin(true);
+          const double c = crew_round(*pipe, paths[c_pipe]);
+          crew_round(*shm, paths[c_shm]);
+          pin(false);
+          pair.add(c, raw_round(paths[r_pp], pinned));
+        }
         if (p_py) {
           const auto a = py_->call({{"cmd", "latency"}, {"samples", n_.py_latency_samples}});
           paths[*p_py].med_us.push_back(num(a, "median_us"));
           paths[*p_py].p99_us.push_back(num(a, "p99_us"));
         }
       }
+      if (cat) cat->finish();
       pairs_[pinned ? "lat_pinned" : "lat_unpinned"] = pair;
     }
     close_pool(pipe);

@@ -1,8 +1,8 @@
 // Heap allocations per task on the coordinator, counted by interposing the malloc family (so
 // that Asio's aligned_alloc counts too, not only operator new): a guard on the per-task cost.
 // Issue 12 brought a trivial async_submit from 10 to 5 (tasks in a devector, one task_body);
-// issue 17 to 1 with many in flight (submissions and completions cross to the strand and
-// back in batches, the strand over the io_context's concrete executor) and 3 one at a time
+// issue 17 to 1 with many in flight (submissions cross to the strand in batches, the strand
+// over the io_context's concrete executor) and 3 one at a time
 // (Asio's per-thread cache of posted functions misses under the nested posts of a chain).
 // Not run under the sanitizers (label bench).
 #include <crew/process_pool.hpp>

@@ -658,12 +658,28 @@ auto process_pool::async_submit(invocation<R, A...> inv, task_options options,
         t.args_size = counter.size();
         // The handler's executor has outstanding work until the task completes, as Asio
         // asks of an operation: its run() does not return under a pending task. Handler,
-        // work guard, executor, arguments and the room for the result share one allocation
-        // (see submit_body for how it completes).
-        using body_type = detail::submit_body<R, decltype(call.args), decltype(handler),
-                                              decltype(slot), executor_type>;
-        t.body = std::make_unique<body_type>(std::move(call.args), std::move(handler), slot,
-                                             executor_);
+        // work guard, executor and arguments share one allocation.
+        detail::handler_work<decltype(handler)> work(handler, executor_);
+        auto complete = [h = std::move(handler), slot, work = std::move(work), ex = executor_](
+                            std::exception_ptr ep, std::span<const std::byte> bytes,
+                            std::size_t result_memory) mutable {
+          if constexpr (std::is_void_v<R>) {
+            detail::post_completion_clearing(slot, std::move(h), ex, ep);
+          } else {
+            R value{};
+            if (!ep) {
+              try {
+                value = detail::decode_result<R>(bytes, result_memory);
+              } catch (...) {
+                ep = detail::result_failure();
+              }
+            }
+            detail::post_completion_clearing(slot, std::move(h), ex, ep, std::move(value));
+          }
+          work.reset();  // the posted completion holds the executor busy from here
+        };
+        t.body = detail::make_task_body([args = std::move(call.args)](encoder& e) { e.put(args); },
+                                        std::move(complete));
         submit_raw(std::move(t));
       },
       token, std::move(inv), std::move(options));

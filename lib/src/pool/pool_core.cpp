@@ -114,8 +114,7 @@ pool_core::pool_core(asio::any_io_executor ex, process_pool_options o)
       gate_(opts_.max_queue, opts_.when_full, ex_, strand_),
       tasks_(opts_, depth_of(opts_), events_, gate_),
       workers_(strand_, opts_, settings_, events_, tasks_, *this),
-      output_(opts_.on_output),
-      finisher_(std::make_shared<completion_queue>(ex_)) {
+      output_(opts_.on_output) {
 }
 
 void pool_core::start() {
@@ -125,7 +124,6 @@ void pool_core::start() {
 // --- taking tasks in --------------------------------------------------------------------
 
 void pool_core::submit(raw_task t) {
-  t.finisher = finisher_.get();
   if (t.body) t.body->result_memory = opts_.max_result_memory;
   if (gate_.closed())
     return tasks_.fail_now(std::move(t), errc::shutting_down, "the pool is closed");

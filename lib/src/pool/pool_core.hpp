@@ -11,7 +11,6 @@
 //   policy      the rules, pure                               policy.hpp
 #pragma once
 
-#include "completion_queue.hpp"
 #include "pool_strand.hpp"
 
 #include "admission.hpp"
@@ -26,6 +25,8 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+
+#include <mutex>
 
 #include <atomic>
 #include <functional>
@@ -130,8 +131,6 @@ class pool_core final : public std::enable_shared_from_this<pool_core>,
   std::vector<submitted> intake_;
   bool intake_posted_ = false;
   std::vector<submitted> taking_;  // take_intake's, on the strand
-  // Completions whose handlers run on the pool's executor, in batches.
-  std::shared_ptr<completion_queue> finisher_;
 };
 
 }  // namespace crew::detail

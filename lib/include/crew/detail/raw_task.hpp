@@ -9,10 +9,7 @@
 #pragma once
 
 #include <crew/codec.hpp>
-#include <crew/detail/completion.hpp>
 #include <crew/runner.hpp>
-
-#include <boost/asio/associated_executor.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -45,25 +42,14 @@ inline std::exception_ptr result_out_of_memory(const std::exception& e) noexcept
 /// Cancels task `id` of `core`, if both still exist; any thread.
 void cancel_task(const std::weak_ptr<pool_core>& core, std::uint64_t id);
 
-/// Where a pool's completions wait to run their handlers on the pool's executor, several in
-/// one posted function (lib/src/pool/completion_queue.hpp).
-class completion_queue;
-
 /// What a task carries of its caller: how to encode its arguments, and how to complete it
 /// (exactly once, with an error or the result bytes). Both live in one object, made in one
-/// allocation (make_task_body, submit_body), with the handler, its work guard and its
-/// executor.
+/// allocation (make_task_body), with the handler, its work guard and its executor.
 class task_body {
  public:
   virtual ~task_body() = default;
   virtual void encode(encoder& e) = 0;
-  /// Completes the task with an error or the result bytes, which are valid only during the
-  /// call. Returns false once the completion is on its way (posted), or true if the body
-  /// kept the outcome: `finish` must then be called on the pool's executor (the pool's
-  /// completion_queue does it, never from within this call's caller).
-  virtual bool complete(std::exception_ptr ep, std::span<const std::byte> result) = 0;
-  /// Runs the handler with the outcome `complete` kept; on the pool's executor, once.
-  virtual void finish() {}
+  virtual void complete(std::exception_ptr ep, std::span<const std::byte> result) = 0;
   /// The most memory the decoded result may take (decoder's memory limit): set by the
   /// pool at submission from process_pool_options::max_result_memory.
   std::size_t result_memory = decoder::unlimited;
@@ -76,13 +62,12 @@ class task_body_of final : public task_body {
  public:
   task_body_of(Encode e, Complete c) : encode_(std::move(e)), complete_(std::move(c)) {}
   void encode(encoder& e) override { encode_(e); }
-  bool complete(std::exception_ptr ep, std::span<const std::byte> result) override {
+  void complete(std::exception_ptr ep, std::span<const std::byte> result) override {
     if constexpr (std::is_invocable_v<Complete&, std::exception_ptr, std::span<const std::byte>,
                                       std::size_t>)
       complete_(std::move(ep), result, result_memory);
     else
       complete_(std::move(ep), result);
-    return false;
   }
 
  private:
@@ -121,76 +106,6 @@ std::unique_ptr<task_body> make_task_body(Encode encode, Complete complete) {
   return std::make_unique<task_body_of<Encode, Complete>>(std::move(encode), std::move(complete));
 }
 
-/// Queues a body whose `complete` kept its outcome, to `finish` on the pool's executor
-/// (lib/src/pool/completion_queue.cpp); with no queue, finishes it at once. Any thread.
-void defer_finish(completion_queue* queue, std::unique_ptr<task_body> body);
-
-/// True when `Handler` has no executor of its own: it then runs on the pool's.
-template <class Handler>
-inline constexpr bool on_fallback_executor_v = [] {
-  struct marker {};
-  return std::is_same_v<boost::asio::associated_executor_t<Handler, marker>, marker>;
-}();
-
-/// The body of a typed task (process_pool::async_submit): its arguments, its handler, the
-/// handler's work guard and cancellation slot, and room for the outcome. A handler without
-/// an executor of its own keeps its outcome here (complete returns true) and runs from the
-/// pool's completion queue, with the other completions of the same moment, in one posted
-/// function: no allocation per task beyond this body. Any other handler is posted to its
-/// executor at once.
-template <class R, class Args, class Handler, class Slot, class Executor>
-class submit_body final : public task_body {
- public:
-  submit_body(Args args, Handler handler, Slot slot, const Executor& pool_executor)
-      : args_(std::move(args)),
-        work_(handler, pool_executor),
-        handler_(std::move(handler)),
-        slot_(slot),
-        executor_(pool_executor) {}
-  void encode(encoder& e) override { e.put(args_); }
-  bool complete(std::exception_ptr ep, std::span<const std::byte> bytes) override {
-    if constexpr (!std::is_void_v<R>) {
-      if (!ep) {
-        try {
-          value_ = decode_result<R>(bytes, result_memory);
-        } catch (...) {
-          ep = result_failure();
-        }
-      }
-    }
-    if constexpr (on_fallback_executor_v<Handler>) {
-      error_ = std::move(ep);
-      return true;
-    } else {
-      if constexpr (std::is_void_v<R>)
-        post_completion_clearing(slot_, std::move(handler_), executor_, std::move(ep));
-      else
-        post_completion_clearing(slot_, std::move(handler_), executor_, std::move(ep),
-                                 std::move(value_));
-      work_.reset();  // the posted completion holds the executor busy from here
-      return false;
-    }
-  }
-  void finish() override {
-    if (slot_.is_connected()) slot_.clear();
-    if constexpr (std::is_void_v<R>)
-      std::move(handler_)(std::move(error_));
-    else
-      std::move(handler_)(std::move(error_), std::move(value_));
-    work_.reset();
-  }
-
- private:
-  Args args_;
-  handler_work<Handler> work_;
-  Handler handler_;
-  Slot slot_;
-  Executor executor_;
-  std::exception_ptr error_;
-  struct nothing {};
-  [[no_unique_address]] std::conditional_t<std::is_void_v<R>, nothing, R> value_{};
-};
-
 /// A task as the pool's core sees it: the job by name, encoded arguments, and a completion
 /// called exactly once with an error or the result bytes. Move-only.
 struct raw_task {
@@ -204,11 +119,9 @@ struct raw_task {
   /// Completes the task; exactly once. `done` gets the result bytes, or a batch_result's
   /// payload for a batch (see batch_items).
   void done(std::exception_ptr ep, std::span<const std::byte> result) {
-    if (body->complete(std::move(ep), result)) defer_finish(finisher, std::move(body));
+    body->complete(std::move(ep), result);
   }
   std::unique_ptr<task_body> body;
-  /// Set by the pool at submission: where a body that kept its outcome is finished.
-  completion_queue* finisher = nullptr;
   /// Non-zero: a batch of this many calls of the job (what `map` sends). The encoded
   /// arguments are then a batch's items (docs/protocol.md §9) and `done` gets the payload of
   /// a batch_result, already checked to hold exactly this many items. The timeout applies
