@@ -85,6 +85,8 @@ void task_runner::run_batch(const protocol::frame_view& f, std::vector<std::byte
     items->expect_end();
   } catch (const decode_error& ex) {
     return fail(errc::decode_error, ex.message());
+  } catch (const std::exception& ex) {  // std::bad_alloc: room for the batch's results
+    return fail(errc::job_failed, e.info.name + ": " + ex.what());
   }
   using why = registry::batch_end::reason;
   if (end.why == why::cancelled)
