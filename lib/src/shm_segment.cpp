@@ -73,19 +73,6 @@ int shm_segment::response_fd() const noexcept {
   return response_.get_mapping_handle().handle;
 }
 
-shm_charge& shm_charge::operator=(shm_charge&& o) noexcept {
-  if (this != &o) {
-    committed_requests.fetch_sub(bytes_);
-    bytes_ = o.bytes_;
-    o.bytes_ = 0;
-  }
-  return *this;
-}
-
-shm_charge::~shm_charge() {
-  committed_requests.fetch_sub(bytes_);
-}
-
 boost::system::error_code shm_segment::read_response(std::size_t offset, std::size_t length,
                                                      std::vector<std::byte>& out) {
   out.resize(length);
@@ -175,7 +162,7 @@ unique_fd make_request_file(std::size_t size, ipc::mapped_region& map, const std
   // live request files of this process count too (their memory is not in /dev/shm).
   struct statvfs vfs {};
   const std::size_t before = committed_requests.fetch_add(size);
-  charge = shm_charge(size);
+  charge = shm_charge(committed_requests, size);
   if (::statvfs("/dev/shm", &vfs) == 0 &&
       before + size > static_cast<std::size_t>(vfs.f_bavail) * vfs.f_frsize)
     throw creation_failure{ENOSPC, "cannot allocate " + where +

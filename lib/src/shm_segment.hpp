@@ -21,18 +21,8 @@ namespace crew::detail {
 std::string random_shm_name();
 
 /// Bytes of request files held against the process's budget of shared memory (see
-/// shm_segment); given back on destruction.
-class shm_charge {
- public:
-  shm_charge() = default;
-  explicit shm_charge(std::size_t bytes) noexcept : bytes_(bytes) {}
-  shm_charge(shm_charge&& o) noexcept : bytes_(o.bytes_) { o.bytes_ = 0; }
-  shm_charge& operator=(shm_charge&& o) noexcept;
-  ~shm_charge();
-
- private:
-  std::size_t bytes_ = 0;
-};
+/// shm_segment).
+using shm_charge = budget_charge;
 
 /// One worker's shared memory, as two files, fully allocated at creation (an area that does
 /// not fit fails here, not later with SIGBUS):

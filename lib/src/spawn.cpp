@@ -48,26 +48,13 @@ namespace {
 std::atomic<std::size_t> enlarged_pipe_bytes{0};
 }  // namespace
 
-pipe_room& pipe_room::operator=(pipe_room&& o) noexcept {
-  if (this != &o) {
-    enlarged_pipe_bytes.fetch_sub(bytes_);
-    bytes_ = o.bytes_;
-    o.bytes_ = 0;
-  }
-  return *this;
-}
-
-pipe_room::~pipe_room() {
-  enlarged_pipe_bytes.fetch_sub(bytes_);
-}
-
 pipe_room enlarge_channel_pipes(int to_worker, int from_worker) noexcept {
   constexpr std::size_t extra = 2 * (channel_pipe_bytes - (std::size_t{64} << 10));
   std::size_t used = enlarged_pipe_bytes.load();
   do {
     if (used + extra > channel_pipe_budget) return {};
   } while (!enlarged_pipe_bytes.compare_exchange_weak(used, used + extra));
-  pipe_room room(extra);
+  pipe_room room(enlarged_pipe_bytes, extra);
   // A refusal (EPERM past the user's soft limit) keeps 64 KiB; the room is held either
   // way until the worker goes, which errs on the side of enlarging fewer pipes.
   ::fcntl(to_worker, F_SETPIPE_SZ, static_cast<int>(channel_pipe_bytes));

@@ -6,9 +6,12 @@
 #include <boost/process/v2/process.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <atomic>
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace crew::detail {
@@ -46,19 +49,37 @@ struct pipe_pair {
 };
 boost::system::error_code make_pipe(pipe_pair& p);
 
-/// Pipe capacity granted beyond Linux's default 64 KiB, counted against this process's
-/// budget and given back on destruction (move-only).
-class pipe_room {
+/// Bytes held against a process-wide budget (an atomic count of the bytes in use), given
+/// back on destruction; move-only. The request files of shm segments and enlarged pipes are
+/// budgeted so.
+class budget_charge {
  public:
-  pipe_room() = default;
-  explicit pipe_room(std::size_t bytes) noexcept : bytes_(bytes) {}
-  pipe_room(pipe_room&& o) noexcept : bytes_(o.bytes_) { o.bytes_ = 0; }
-  pipe_room& operator=(pipe_room&& o) noexcept;
-  ~pipe_room();
+  budget_charge() = default;
+  /// `bytes` already added to `in_use` by the caller.
+  budget_charge(std::atomic<std::size_t>& in_use, std::size_t bytes) noexcept
+      : in_use_(&in_use), bytes_(bytes) {}
+  budget_charge(budget_charge&& o) noexcept
+      : in_use_(o.in_use_), bytes_(std::exchange(o.bytes_, 0)) {}
+  budget_charge& operator=(budget_charge&& o) noexcept {
+    if (this != &o) {
+      release();
+      in_use_ = o.in_use_;
+      bytes_ = std::exchange(o.bytes_, 0);
+    }
+    return *this;
+  }
+  ~budget_charge() { release(); }
 
  private:
+  void release() noexcept {
+    if (bytes_ != 0) in_use_->fetch_sub(bytes_);
+  }
+  std::atomic<std::size_t>* in_use_ = nullptr;
   std::size_t bytes_ = 0;
 };
+
+/// Pipe capacity granted beyond Linux's default 64 KiB, against this process's budget.
+using pipe_room = budget_charge;
 
 /// Bytes each channel pipe of a local worker is enlarged to (F_SETPIPE_SZ): a 1 MiB map
 /// batch then goes in one write instead of sixteen wake-ups of the other side.

@@ -3,8 +3,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <ostream>
@@ -285,7 +285,8 @@ BOOST_FIXTURE_TEST_CASE(a_batch_runs_every_item_and_keeps_each_outcome, fixture)
   o = run_batch(*reg.find("record"), {encode(std::string("one")), encode(std::string("two"))});
   BOOST_TEST_REQUIRE(o.items.size() == 2u);
   BOOST_TEST(o.items[1].bytes.size() == 0u);
-  BOOST_TEST(recorded == (std::vector<std::string>{"one", "two"}), boost::test_tools::per_element());
+  BOOST_TEST(recorded == (std::vector<std::string>{"one", "two"}),
+             boost::test_tools::per_element());
 }
 
 BOOST_FIXTURE_TEST_CASE(a_batch_stops_when_cancelled_or_over_the_frame_limit, fixture) {
@@ -305,8 +306,13 @@ BOOST_FIXTURE_TEST_CASE(a_batch_stops_when_cancelled_or_over_the_frame_limit, fi
   batch[4] = std::byte{99};  // the first item's length
   crew::protocol::batch_reader items(batch);
   bytes out;
-  crew::registry::batch_run run{items, out, 0, 1 << 20, [](void*) { return false; },
-                                [](void*, std::size_t, std::exception_ptr) {}, nullptr};
+  crew::registry::batch_run run{items,
+                                out,
+                                0,
+                                1 << 20,
+                                [](void*) { return false; },
+                                [](void*, std::size_t, std::exception_ptr) {},
+                                nullptr};
   BOOST_CHECK_THROW(reg.find("thrower")->call_batch(run), crew::decode_error);
 }
 

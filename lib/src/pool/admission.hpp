@@ -11,7 +11,6 @@
 #include <crew/process_pool.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
 #include <condition_variable>

@@ -147,12 +147,11 @@ std::shared_ptr<local_channel> local_launcher::launch(const boost::asio::any_io_
     return nullptr;
   }
   registry_->add(proc.id());
-  return std::make_shared<local_channel>(strand, std::move(proc),
-                                         local_fds{std::move(to.write), std::move(from.read),
-                                                   std::move(out.read), std::move(err.read),
-                                                   std::move(room)},
-                                         std::move(seg), registry_,
-                                         process_role{sandboxed, {}, {}});
+  return std::make_shared<local_channel>(
+      strand, std::move(proc),
+      local_fds{std::move(to.write), std::move(from.read), std::move(out.read), std::move(err.read),
+                std::move(room)},
+      std::move(seg), registry_, process_role{sandboxed, {}, {}});
 }
 
 std::shared_ptr<local_channel> local_launcher::launch_remote(

@@ -61,9 +61,9 @@ class task_runner {
   std::vector<std::byte>* reply_ = nullptr;
   std::size_t base_ = 0;  // where its reply frame starts in *reply_
   std::uint64_t id_ = 0;
-  std::optional<std::uint64_t> generation_;  // set when its result may go through the segment
-  bool in_shm_ = false;                      // its result went through the segment
-  std::size_t size_ = 0;                     // the size of its encoded result
+  std::optional<std::uint64_t> generation_;       // set when its result may go through the segment
+  bool in_shm_ = false;                           // its result went through the segment
+  std::size_t size_ = 0;                          // the size of its encoded result
   const registry::entry* batch_entry_ = nullptr;  // the job of the batch being run
 };
 
